@@ -1,0 +1,145 @@
+"""Conformance checks every registered signal must pass (library code, like river's ``checks``).
+
+``yield_checks(signal)`` gives plain functions; ``tests/test_signals.py`` runs each one
+for each signal in the registry, so a new signal gets its tests without a new test file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import pickle
+import random
+from collections.abc import Callable, Iterator
+
+import polars as pl
+
+from distillguard.signals.base import Signal, State
+
+Check = Callable[[Signal], None]
+
+
+def sample_batch(seed: int = 0, n: int = 400) -> pl.DataFrame:
+    """A small seeded exchange batch with the hunt's common columns, for the checks."""
+    from distillguard.hunt.engine import HuntState
+
+    rng = random.Random(seed)
+    t0 = dt.datetime(2026, 4, 22, tzinfo=dt.UTC)
+    words = ["please", "write", "a", "python", "function", "that", "sorts", "list", "step", "by", "step", "explain", "json", "tool", "the", "of", "and"]
+    rows = []
+    for i in range(n):
+        a = rng.randrange(12)
+        rows.append(
+            {
+                "request_id": f"r{seed}-{i}",
+                "ts": t0 + dt.timedelta(seconds=rng.randrange(3 * 86400)),
+                "account_id": f"acct{a:02d}",
+                "ip_prefix": f"198.51.{a % 4}.0/24",
+                "asn": rng.choice([16509, 7922, 3320]),
+                "user_agent": rng.choice(["python-httpx/0.27", "Mozilla/5.0", None]),
+                "device_fp": f"fp{a % 5}",
+                "model": rng.choice(["m-1", "m-2"]),
+                "prompt": " ".join(rng.choices(words, k=rng.randint(2, 30))) if rng.random() > 0.05 else None,
+                "n_messages": rng.randint(1, 12),
+                "has_tools": rng.random() < 0.2,
+                "max_tokens": rng.choice([None, 1024, 4096]),
+                "input_tokens": rng.randint(5, 3000),
+                "output_tokens": rng.randint(1, 4096),
+                "stop_reason": rng.choice(["end_turn", "max_tokens"]),
+            }
+        )
+    df = pl.DataFrame(rows, infer_schema_length=None).sort("ts")
+    return HuntState(signals=[]).prepare(df)
+
+
+def _rows(sig: Signal, df: pl.DataFrame) -> pl.DataFrame:
+    return pl.concat([df, sig.enrich(df)], how="horizontal")
+
+
+def _equal(sig: Signal, a: State, b: State) -> None:
+    for k, spec in sig.tables.items():
+        x, y = a[k].sort(list(spec.keys)), b[k].sort(list(spec.keys))
+        assert x.equals(y), f"{sig.name}: table {k!r} differs\n{x}\n{y}"
+
+
+def check_enrich_pure(sig: Signal) -> None:
+    df = sample_batch(1)
+    before = df.clone()
+    out = sig.enrich(df)
+    assert df.equals(before), "enrich mutated its input"
+    assert out.height == df.height or out.width == 0, "enrich must be row-aligned"
+
+
+def check_merge_is_update_of_union(sig: Signal) -> None:
+    df = sample_batch(2)
+    cut = random.Random(3).randrange(1, df.height - 1)
+    whole = sig.update(sig.empty(), _rows(sig, df))
+    parts = sig.merge(sig.update(sig.empty(), _rows(sig, df[:cut])), sig.update(sig.empty(), _rows(sig, df[cut:])))
+    # Per-batch gap statistics see one gap fewer across the cut; everything else must match.
+    if sig.name == "temporal":
+        whole = {k: v for k, v in whole.items() if k != "gap"}
+        parts = {k: v for k, v in parts.items() if k != "gap"}
+        _equal_subset(sig, whole, parts)
+    else:
+        _equal(sig, whole, parts)
+
+
+def _equal_subset(sig: Signal, a: State, b: State) -> None:
+    for k in a:
+        keys = list(sig.tables[k].keys)
+        assert a[k].sort(keys).equals(b[k].sort(keys)), f"{sig.name}: table {k!r} differs"
+
+
+def check_merge_commutative_with_identity(sig: Signal) -> None:
+    a = sig.update(sig.empty(), _rows(sig, sample_batch(4)))
+    b = sig.update(sig.empty(), _rows(sig, sample_batch(5)))
+    _equal(sig, sig.merge(a, b), sig.merge(b, a))
+    _equal(sig, sig.merge(a, sig.empty()), sig.merge(sig.empty(), a))
+
+
+def check_empty_batch_is_noop(sig: Signal) -> None:
+    df = sample_batch(6)
+    a = sig.update(sig.empty(), _rows(sig, df))
+    b = sig.update(a, _rows(sig, df.head(0)))
+    _equal(sig, sig.merge(a, sig.empty()), b)
+
+
+def check_missing_optional_columns(sig: Signal) -> None:
+    df = sample_batch(7)
+    optional = [c for c in ("prompt", "ip_prefix", "asn", "user_agent", "device_fp", "model", "max_tokens",
+                            "stop_reason", "n_messages", "has_tools") if c in df.columns]  # fmt: skip
+    nulls = df.with_columns(pl.lit(None, dtype=df.schema[c]).alias(c) for c in optional)
+    st = sig.update(sig.empty(), _rows(sig, nulls))
+    sig.finalize(st, 12)
+
+
+def check_bytes_and_pickle_roundtrip(sig: Signal) -> None:
+    a = sig.update(sig.empty(), _rows(sig, sample_batch(8)))
+    _equal(sig, a, sig.from_bytes(sig.to_bytes(a)))
+    _equal(sig, a, pickle.loads(pickle.dumps(a)))
+    assert repr(pickle.loads(pickle.dumps(sig))) == repr(sig)
+
+
+def check_finalize_deterministic(sig: Signal) -> None:
+    a = sig.update(sig.empty(), _rows(sig, sample_batch(9)))
+    f1, f2 = sig.finalize(a, 12), sig.finalize(a, 12)
+    key = ["account"] if "account" in f1.features.columns else []
+    assert f1.features.sort(key).equals(f2.features.sort(key))
+    if f1.explain is not None:
+        for r in f1.features.to_dicts():
+            for line in f1.explain(r):
+                assert isinstance(line, str) and line
+
+
+def yield_checks(sig: Signal) -> Iterator[Check]:
+    yield check_enrich_pure
+    yield check_merge_is_update_of_union
+    yield check_merge_commutative_with_identity
+    yield check_empty_batch_is_noop
+    yield check_missing_optional_columns
+    yield check_bytes_and_pickle_roundtrip
+    yield check_finalize_deterministic
+
+
+def check_signal(sig: Signal) -> None:
+    for check in yield_checks(sig):
+        check(sig)

@@ -1,0 +1,46 @@
+"""The batch hunt: read a log window, run the flow, write verdicts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.progress import Progress
+
+from distillguard.detector import Verdicts
+from distillguard.hunt.detector import HuntDetector
+
+__all__ = ["HuntDetector", "run_hunt"]
+
+
+def run_hunt(
+    logs: Sequence[Path],
+    *,
+    out: Path | None = None,
+    mapping: Path | None = None,
+    strict: bool = False,
+    target_fpr: float = 0.001,
+    progress: bool = True,
+) -> Verdicts:
+    """Hunt over one or more log folders (one window) and write the detector outputs to ``out``."""
+    from distillguard.config import ColumnMapping
+    from distillguard.logio import LogReader
+
+    det = HuntDetector(target_fpr=target_fpr)
+    cmap = ColumnMapping.load(mapping) if mapping else None
+    readers = [LogReader(p, mapping=cmap, strict=strict) for p in logs]
+    for r in readers:
+        det.observe_accounts(r.accounts())
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("hunt: reading days", total=sum(len(r.days()) for r in readers))
+        for r in readers:
+            for batch in r.exchange_batches(columns=det.columns):
+                det.observe(batch)
+                bar.advance(task)
+        bar.add_task("hunt: link, cluster, score", total=None)
+        verdicts = det.verdicts()
+    verdicts.meta["issues"] = sum(len(r.issues) for r in readers)
+    verdicts.meta["logs"] = [str(p) for p in logs]
+    if out is not None:
+        verdicts.write(out)
+    return verdicts

@@ -1,0 +1,62 @@
+"""``HuntDetector``: the hunt's flow behind the :class:`~distillguard.detector.Detector` protocol."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+import polars as pl
+import pyarrow as pa
+
+from distillguard.detector import Detector, Verdicts
+from distillguard.hunt.engine import COLUMNS, HuntState
+from distillguard.hunt.score import ScoreParams, score
+from distillguard.schema import ACCOUNTS
+from distillguard.signals.base import TEXT_SPEC_DTYPES, Finding
+from distillguard.signals.registration import RegistrationSignal
+
+
+class HuntDetector(Detector):
+    """Enrich → aggregate (per batch) and link → cluster → score (per verdict)."""
+
+    name: ClassVar[str] = "hunt"
+    columns: ClassVar[tuple[str, ...] | None] = COLUMNS
+
+    def __init__(self, target_fpr: float = 0.001, min_campaign: int = 5, **state_params: Any) -> None:
+        self.params = ScoreParams(target_fpr=target_fpr, min_campaign=min_campaign)
+        self.state = HuntState(**state_params)
+        self.registration = RegistrationSignal()
+        self.accounts = pl.DataFrame()
+
+    def observe_accounts(self, accounts: pa.Table) -> None:
+        df = pl.from_arrow(accounts)
+        assert isinstance(df, pl.DataFrame)
+        if "account_id" not in df.columns or df.height == 0:
+            return
+        empty = pl.from_arrow(ACCOUNTS.empty_table())
+        assert isinstance(empty, pl.DataFrame)
+        df = df.with_columns(pl.lit(None, dtype=t).alias(c) for c, t in empty.schema.items() if c not in df.columns)
+        self.state.ensure_accounts(df["account_id"])
+        self.accounts = df
+
+    def observe(self, batch: pa.Table) -> None:
+        self.state.observe(batch)
+
+    def verdicts(self, now: dt.datetime | None = None) -> Verdicts:
+        states = self.state.compacted()
+        n = self.state.index.height
+        findings: dict[str, Finding] = {s.name: s.finalize(states[s.name], n) for s in self.state.signals}
+        index = self.state.index
+        if self.accounts.height:
+            acc = self.accounts.join(index, on="account_id", how="inner")
+            if now is not None and "created_at" in acc.columns:
+                acc = acc.filter(pl.col("created_at") <= now)  # no look-ahead in a replay
+            findings["registration"] = self.registration.finalize(acc)
+        found = [f.texts for f in findings.values() if f.texts is not None and f.texts.height]
+        texts = pl.concat(found) if found else pl.DataFrame(schema=TEXT_SPEC_DTYPES)
+        v = score(findings, index, index, texts, self.params, now)
+        v.unused_signals = self.state.unused()
+        if not self.accounts.height:
+            v.unused_signals["registration"] = "the log has no accounts table"
+        v.meta["exchanges"] = self.state.n_exchanges
+        return v

@@ -1,0 +1,131 @@
+"""Enrich and aggregate: the part of the flow every execution mode shares.
+
+``HuntState`` maps account ids to dense u32 indices, enriches each exchange batch once
+(common columns plus every signal's own), and folds it into each signal's mergeable
+state. Batch hunt, time-ordered replay and (later) the gateway all drive this one class;
+increments are buffered and compacted lazily so an hourly replay stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+import pyarrow as pa
+
+from distillguard.schema import EXCHANGES
+from distillguard.signals import SIGNALS, Signal
+from distillguard.signals.base import State
+
+# Exchange columns the hunt reads (everything else, e.g. response text, is skipped).
+COLUMNS: tuple[str, ...] = (
+    "request_id", "ts", "account_id", "ip", "ip_prefix", "asn", "user_agent", "device_fp", "model",
+    "prompt", "n_messages", "has_tools", "max_tokens", "input_tokens", "output_tokens", "stop_reason",
+)  # fmt: skip
+
+
+_DTYPES: dict[str, pl.DataType] = {
+    c: pl.from_arrow(pa.table({c: pa.array([], EXCHANGES.field(c).type)})).schema[c]  # type: ignore[union-attr]
+    for c in COLUMNS
+}
+
+
+def available(requires: str, present: set[str]) -> bool:
+    """``requires`` is ``a|b|c``: any one of the columns having data is enough."""
+    return any(c in present for c in requires.split("|"))
+
+
+class HuntState:
+    """Per-account mergeable state of every signal, plus the account index."""
+
+    def __init__(self, signals: Sequence[Signal] | None = None, compact_every: int = 24) -> None:
+        self.signals: list[Signal] = list(signals) if signals is not None else [cls() for cls in SIGNALS.values()]
+        self.index = pl.DataFrame(schema={"account_id": pl.String, "account": pl.UInt32})
+        self.states: dict[str, State] = {s.name: s.empty() for s in self.signals}
+        self._pending: dict[str, list[State]] = {s.name: [] for s in self.signals}
+        self.compact_every = compact_every
+        self.nonnull: dict[str, int] = {}
+        self.n_exchanges = 0
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+
+    # -- accounts ----------------------------------------------------------------------------
+    def ensure_accounts(self, ids: pl.Series) -> pl.DataFrame:
+        """Give new account ids the next indices; returns the index."""
+        new = ids.unique().to_frame("account_id").join(self.index, on="account_id", how="anti").sort("account_id")
+        if new.height:
+            start = self.index.height
+            new = new.with_columns(account=pl.int_range(start, start + new.height, dtype=pl.UInt32))
+            self.index = pl.concat([self.index, new])
+        return self.index
+
+    # -- exchanges ---------------------------------------------------------------------------
+    def prepare(self, batch: pa.Table | pl.DataFrame) -> pl.DataFrame:
+        """Common enrichment: account index, epoch seconds, UTC day and hour."""
+        df = batch if isinstance(batch, pl.DataFrame) else pl.from_arrow(batch)
+        assert isinstance(df, pl.DataFrame)
+        missing = [c for c in COLUMNS if c not in df.columns or df.schema[c] == pl.Null]
+        if missing:
+            df = df.with_columns(pl.lit(None, dtype=_DTYPES[c]).alias(c) for c in missing)
+        self.ensure_accounts(df["account_id"])
+        df = df.join(self.index, on="account_id", how="left")
+        epoch = pl.col("ts").dt.epoch("s")
+        return df.with_columns(
+            epoch_s=epoch,
+            day=(epoch // 86400).cast(pl.Int32),
+            hour=((epoch // 3600) % 24).cast(pl.Int8),
+        )
+
+    def observe(self, batch: pa.Table | pl.DataFrame) -> None:
+        if batch.num_rows if isinstance(batch, pa.Table) else batch.height:
+            df = self.prepare(batch)
+        else:
+            return
+        self.n_exchanges += df.height
+        lo, hi = df["epoch_s"].min(), df["epoch_s"].max()
+        assert isinstance(lo, int) and isinstance(hi, int)
+        self.first_ts = lo if self.first_ts is None else min(self.first_ts, lo)
+        self.last_ts = hi if self.last_ts is None else max(self.last_ts, hi)
+        for c in COLUMNS:
+            self.nonnull[c] = self.nonnull.get(c, 0) + df.height - df[c].null_count()
+        enriched = [df] + [s.enrich(df) for s in self.signals]
+        rows = pl.concat(enriched, how="horizontal")
+        for s in self.signals:
+            self._pending[s.name].append(s.update(s.empty(), rows))
+            if len(self._pending[s.name]) >= self.compact_every:
+                self._compact(s)
+
+    def _compact(self, s: Signal) -> None:
+        parts = [self.states[s.name], *self._pending[s.name]]
+        self.states[s.name] = {k: spec.compact([p[k] for p in parts]) for k, spec in s.tables.items()}
+        self._pending[s.name] = []
+
+    def compacted(self) -> dict[str, State]:
+        for s in self.signals:
+            if self._pending[s.name]:
+                self._compact(s)
+        return self.states
+
+    def merge(self, other: HuntState) -> None:
+        """Fold another state (e.g. a partition's) into this one; account ids are re-indexed."""
+        remap = other.index.join(self.ensure_accounts(other.index["account_id"]), on="account_id", suffix="_new")
+        mapping = dict(zip(remap["account"].to_list(), remap["account_new"].to_list(), strict=True))
+        for s in self.signals:
+            theirs = {
+                k: (t.with_columns(pl.col("account").replace_strict(mapping, return_dtype=pl.UInt32)) if "account" in t.columns else t)
+                for k, t in other.compacted()[s.name].items()
+            }
+            self._pending[s.name].append(theirs)
+        for c, v in other.nonnull.items():
+            self.nonnull[c] = self.nonnull.get(c, 0) + v
+        self.n_exchanges += other.n_exchanges
+
+    def unused(self) -> dict[str, str]:
+        """Signals that had no data to work on, with the reason."""
+        present = {c for c, v in self.nonnull.items() if v > 0}
+        out = {}
+        for s in self.signals:
+            missing = [r for r in s.requires if not available(r, present)]
+            if missing:
+                out[s.name] = f"the log has no {' or '.join(missing[0].split('|'))} values"
+        return out

@@ -1,0 +1,232 @@
+"""Score and explain: account behaviour, campaigns, risk in [0, 1], evidence sentences.
+
+*Behaviour* ``b`` is the sum of each signal's tail scores (``ts_*``: how rare a value
+this high is in the population, capped at ``cap``), so it is calibrated on the
+population, not on constants. Campaigns come from :mod:`distillguard.hunt.link`. An
+account is flagged when it belongs to a campaign of at least ``min_campaign`` accounts
+whose shared artifacts pass the population test at the target false-positive rate. A
+lone outlier with no campaign is never flagged (enterprise apps and eval runners are
+lone outliers); its decision is ``throttle`` when it is in the top ``target_fpr`` of
+the population.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from distillguard.detector import Verdicts
+from distillguard.hunt.link import LinkParams, components, test_artifacts
+from distillguard.signals.base import Finding
+
+KIND_LABEL = {
+    "tpl_head": "prompt template (same opening words)",
+    "tpl_tail": "prompt template (same closing words)",
+    "tpl_exact": "identical prompt",
+    "prefix": "IP prefix",
+    "device": "device fingerprint",
+    "ua": "user agent",
+    "email_domain": "email domain",
+    "phone_hash": "phone number",
+    "payment_fp": "payment method",
+    "signup_prefix": "sign-up IP prefix",
+    "signup_burst": "sign-up hour",
+    "model_adopt": "adoption of a newly released model in the same hours",
+}
+
+
+@dataclass(frozen=True)
+class ScoreParams:
+    target_fpr: float = 0.001
+    cap: float = 3.0
+    min_campaign: int = 5
+    min_exchanges: int = 5
+    link: LinkParams = field(default_factory=LinkParams)
+
+
+def _sig(p: float) -> str:
+    return f"1e-{min(int(p), 300)}" if p >= 1 else f"{10 ** -p:.2g}"
+
+
+def score(
+    findings: dict[str, Finding],
+    accounts: pl.DataFrame,
+    index: pl.DataFrame,
+    texts: pl.DataFrame,
+    params: ScoreParams,
+    now: dt.datetime | None = None,
+) -> Verdicts:
+    """Join every finding, compute behaviour, link campaigns and write verdicts."""
+    feats = index
+    for f in findings.values():
+        if f.features.height and "account" in f.features.columns:
+            cols = [c for c in f.features.columns if c == "account" or c not in feats.columns]
+            feats = feats.join(f.features.select(cols), on="account", how="left")
+    ts_cols = [c for c in feats.columns if c.startswith("ts_")]
+    n_col = "n" if "n" in feats.columns else None
+    active = pl.col(n_col).fill_null(0) >= params.min_exchanges if n_col else pl.lit(True)
+    feats = feats.with_columns(
+        b=pl.when(active)
+        .then(pl.sum_horizontal(*(pl.col(c).fill_null(0.0).clip(0.0, params.cap) for c in ts_cols)) if ts_cols else 0.0)
+        .otherwise(0.0)
+    )
+    behaviour = feats.filter(active).select("account", "b")
+    arts = [f.artifacts for f in findings.values() if f.artifacts is not None and f.artifacts.height]
+    artifacts = pl.concat(arts) if arts else pl.DataFrame(schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "share": pl.Float64})
+    tested = test_artifacts(artifacts, behaviour, params.link)
+    comp = components(artifacts, tested, behaviour, params.link)
+    sig = tested.filter(pl.col("significant"))
+    cut = float(sig["cut"][0]) if sig.height else math.inf
+
+    # Campaigns: components with enough accounts; strength = their strongest artifact.
+    members = comp.join(feats.select("account", "account_id", "b"), on="account")
+    sizes = members.group_by("component").agg(size=pl.len())
+    comp_arts = (
+        artifacts.join(sig.select("kind", "value", "k", "m", "neglog_p"), on=["kind", "value"])
+        .join(comp, on="account")
+        .group_by("component", "kind", "value")
+        .agg(pl.col("k").first(), pl.col("m").first(), pl.col("neglog_p").first(), inside=pl.len())
+        .sort("component", "neglog_p", "k", "value", descending=[False, True, True, False])
+    )
+    strength = comp_arts.group_by("component").agg(strength=pl.col("neglog_p").max())
+    camp = (
+        sizes.join(strength, on="component")
+        .filter(pl.col("size") >= params.min_campaign)
+        .join(members.group_by("component").agg(first_id=pl.col("account_id").min()), on="component")
+        .sort(["size", "first_id"], descending=[True, False])
+        .with_row_index("rank", offset=1)
+        .with_columns(
+            campaign=pl.format("C{}", pl.col("rank").cast(pl.String).str.zfill(3)),
+            c_risk=(0.5 + 0.5 * (1 - (-(pl.col("strength") - cut) / 20.0).exp())).clip(0.5, 1.0),
+        )
+    )
+    feats = feats.join(comp, on="account", how="left").join(
+        camp.select("component", "campaign", "c_risk"), on="component", how="left"
+    )
+    q_top = behaviour["b"].quantile(1.0 - params.target_fpr) if behaviour.height else None
+    feats = feats.with_columns(ecdf=(pl.col("b").rank("max") / pl.col("b").count()).fill_null(0.0))
+    feats = feats.with_columns(
+        flagged=pl.col("campaign").is_not_null(),
+        risk=pl.when(pl.col("campaign").is_not_null())
+        .then(0.5 + (pl.col("c_risk") - 0.5) * (0.5 + 0.5 * pl.col("ecdf")))
+        .otherwise(0.49 * pl.col("ecdf")),
+    ).with_columns(
+        decision=pl.when(pl.col("flagged") & (pl.col("risk") >= 0.85))
+        .then(pl.lit("block"))
+        .when(pl.col("flagged"))
+        .then(pl.lit("verify"))
+        .when(pl.lit(q_top is not None) & (pl.col("b") >= (q_top if q_top is not None else math.inf)) & (pl.col("b") > 0))
+        .then(pl.lit("throttle"))
+        .otherwise(pl.lit("allow"))
+    )
+
+    # Evidence: campaign artifacts first, then the account's own strongest signals.
+    explainers: list[Callable[[dict[str, Any]], list[str]]] = [
+        f.explain for f in findings.values() if f.explain is not None
+    ]
+    art_lines = _artifact_lines(comp_arts, camp, texts)
+    camp_info = {r["component"]: r for r in camp.to_dicts()}
+    evidence: list[list[str]] = []
+    interesting = feats.filter(pl.col("flagged") | (pl.col("decision") != "allow"))
+    by_acct: dict[int, list[str]] = {}
+    for r in interesting.to_dicts():
+        lines: list[str] = []
+        c = camp_info.get(r["component"]) if r["component"] is not None else None
+        if c is not None:
+            lines.append(
+                f"member of campaign {c['campaign']}: {c['size']:,} accounts linked by shared artifacts "
+                f"that ordinary accounts do not share (strongest chance p = {_sig(c['strength'])})"
+            )
+            lines.extend(art_lines.get(r["component"], [])[:4])
+        for ex in explainers:
+            lines.extend(ex(r))
+        lines.append(f"behaviour score {r['b']:.1f}, above {r['ecdf']:.1%} of accounts")
+        by_acct[r["account"]] = lines
+    evidence = [by_acct.get(a, []) for a in feats["account"].to_list()]
+    feats = feats.with_columns(evidence=pl.Series(evidence, dtype=pl.List(pl.String)))
+
+    out = feats.select(
+        "account_id",
+        pl.col("risk").fill_null(0.0).clip(0.0, 1.0),
+        pl.col("flagged").fill_null(False),
+        "campaign",
+        "evidence",
+        "decision",
+    ).sort("account_id")
+    campaigns = _campaigns(camp, feats, comp_arts, art_lines, findings)
+    meta = {
+        "generated_at": (now or dt.datetime.now(dt.UTC)).isoformat(),
+        "accounts": feats.height,
+        "artifacts_tested": int((tested["k"] >= params.link.min_carriers).sum()) if tested.height else 0,
+        "artifacts_significant": sig.height,
+        "significance_cut_neglog10_p": None if math.isinf(cut) else cut,
+        "behaviour_quantile_high": float(tested["q_high"][0]) if tested.height else None,
+        "params": {"target_fpr": params.target_fpr, "min_campaign": params.min_campaign, **params.link.__dict__},
+    }
+    return Verdicts(out.to_arrow(), campaigns, meta=meta)
+
+
+def _artifact_lines(comp_arts: pl.DataFrame, camp: pl.DataFrame, texts: pl.DataFrame) -> dict[int, list[str]]:
+    keep = comp_arts.filter(pl.col("component").is_in(camp["component"].implode()))
+    keep = keep.join(texts.unique("value"), on="value", how="left") if texts.height else keep.with_columns(text=pl.lit(None, pl.String))
+    out: dict[int, list[str]] = {}
+    for r in keep.sort("component", "neglog_p", "k", "value", descending=[False, True, True, False]).to_dicts():
+        label = KIND_LABEL.get(r["kind"], r["kind"])
+        txt = r["text"]
+        what = f"{label} \u201c{txt}\u201d" if txt else f"{label} #{r['value'] % 10**8:08d}"
+        out.setdefault(r["component"], []).append(
+            f"shares {what} with {r['k'] - 1:,} other accounts; {r['m']:,} of the {r['k']:,} rank in the "
+            f"population's top 10% for scripted behaviour (chance p = {_sig(r['neglog_p'])})"
+        )
+    return out
+
+
+def _campaigns(
+    camp: pl.DataFrame,
+    feats: pl.DataFrame,
+    comp_arts: pl.DataFrame,
+    art_lines: dict[int, list[str]],
+    findings: dict[str, Finding],
+) -> list[dict[str, Any]]:
+    cap_cols = [c for c in ("coding_share", "agentic_share", "long_horizon_share") if c in feats.columns]
+    out = []
+    for c in camp.to_dicts():
+        m = feats.filter(pl.col("component") == c["component"])
+        first = m["first_day"].min() if "first_day" in m.columns else None
+        last = m["last_day"].max() if "last_day" in m.columns else None
+        caps = {}
+        for col in cap_cols:
+            val = m[col].mean()
+            pop = feats[col].median()
+            if isinstance(val, float) and isinstance(pop, float) and val >= max(0.2, 2 * pop):
+                caps[col.removesuffix("_share")] = round(val, 3)
+        arts = comp_arts.filter(pl.col("component") == c["component"]).head(10)
+        out.append(
+            {
+                "id": c["campaign"],
+                "accounts": sorted(m["account_id"].to_list()),
+                "size": int(c["size"]),
+                "span": [_day(first), _day(last)],
+                "exchanges": int(m["n"].sum()) if "n" in m.columns else None,
+                "capabilities": caps,
+                "shared_artifacts": [
+                    {"kind": a["kind"], "value": f"{a['value']:016x}", "carriers": int(a["k"]),
+                     "unusual_carriers": int(a["m"]), "neglog10_p": round(float(a["neglog_p"]), 1)}
+                    for a in arts.to_dicts()
+                ],
+                "risk": round(float(c["c_risk"]), 4),
+                "evidence": art_lines.get(c["component"], [])[:10],
+            }
+        )
+    return out
+
+
+def _day(d: Any) -> str | None:
+    if d is None:
+        return None
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=int(d))).isoformat()

@@ -1,0 +1,175 @@
+"""The one protocol every signal implements.
+
+A signal owns one piece of evidence end to end (DESIGN.md): it *enriches* an exchange
+batch (vectorised, row-aligned), folds rows into a per-account *state* that merges
+associatively (so batch, replay, Spark partitions and the gateway all share it), and
+*finalizes* the state into per-account features, human-readable evidence and the
+shared artifacts the link step joins accounts on.
+
+State is a dict of small Polars tables. Each table declares its key columns and how
+each value column merges (``sum``, ``min``, ``max``), so merging is concat + group-by:
+associative, commutative, with the empty state as identity.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import polars as pl
+
+from distillguard.errors import DetectorError
+
+Agg = Literal["sum", "min", "max"]
+DType = pl.DataType | type[pl.DataType]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Shape of one state table: its keys and how each value column merges."""
+
+    keys: tuple[str, ...]
+    values: Mapping[str, Agg]
+    dtypes: Mapping[str, DType] = field(default_factory=dict)
+
+    def empty(self) -> pl.DataFrame:
+        cols: dict[str, DType] = {**dict.fromkeys(self.keys, pl.UInt64), **dict.fromkeys(self.values, pl.Int64)}
+        cols.update(self.dtypes)
+        return pl.DataFrame(schema=cols)
+
+    def compact(self, frames: list[pl.DataFrame]) -> pl.DataFrame:
+        frames = [f for f in frames if f.height]
+        if not frames:
+            return self.empty()
+        df = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+        aggs = [getattr(pl.col(c), a)().alias(c) for c, a in self.values.items()]
+        return df.group_by(list(self.keys)).agg(aggs).sort(list(self.keys))
+
+
+State = dict[str, pl.DataFrame]
+
+
+@dataclass
+class Finding:
+    """What a signal finalizes into.
+
+    ``features``: one row per account (``account`` key, u32 index) with numeric columns,
+    larger = more suspicious. ``artifacts``: rows ``(account, kind, value, share)``
+    linking accounts to shared things (templates, prefixes, domains). ``explain`` turns
+    one account's feature row into sentences a reviewer can check against the log.
+    """
+
+    features: pl.DataFrame
+    artifacts: pl.DataFrame | None = None
+    explain: Callable[[dict[str, Any]], list[str]] | None = None
+    texts: pl.DataFrame | None = None  # (value u64, text): readable form of artifact values
+
+
+ARTIFACTS_SCHEMA: dict[str, DType] = {"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "share": pl.Float64}
+TEXT_SPEC_DTYPES: dict[str, DType] = {"value": pl.UInt64, "text": pl.String}
+
+
+def texts_seen(values: pl.Expr, text: pl.Expr, rows: pl.DataFrame, min_count: int = 3) -> pl.DataFrame:
+    """Readable text of artifact values repeated in a batch: enough to quote them as evidence."""
+    return (
+        rows.select(value=values, text=text)
+        .drop_nulls("value")
+        .group_by("value")
+        .agg(pl.col("text").min(), c=pl.len())
+        .filter(pl.col("c") >= min_count)
+        .select(pl.col("value").cast(pl.UInt64), "text")
+    )
+
+
+class Signal(ABC):
+    """Base of every signal. Parameters are ``__init__`` arguments with immutable defaults."""
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    # Exchange columns the signal cannot work without (beyond account_id and ts).
+    requires: ClassVar[tuple[str, ...]] = ()
+    tables: ClassVar[Mapping[str, TableSpec]] = {}
+
+    def enrich(self, batch: pl.DataFrame) -> pl.DataFrame:
+        """New row-aligned columns for ``batch`` (default: none). Never mutates its input."""
+        return batch.select([])
+
+    @abstractmethod
+    def update(self, state: State, rows: pl.DataFrame) -> State:
+        """Fold enriched rows (with an ``account`` u32 column) into ``state``; returns the new state."""
+
+    @abstractmethod
+    def finalize(self, state: State, n_accounts: int) -> Finding:
+        """Per-account features, artifacts and explanations from the merged state."""
+
+    # -- generic state algebra -------------------------------------------------------------
+    def empty(self) -> State:
+        return {k: spec.empty() for k, spec in self.tables.items()}
+
+    def merge(self, a: State, b: State) -> State:
+        self._check(a)
+        self._check(b)
+        return {k: spec.compact([a[k], b[k]]) for k, spec in self.tables.items()}
+
+    def _check(self, state: State) -> None:
+        if set(state) != set(self.tables):
+            raise DetectorError(
+                f"signal {self.name!r} v{self.version}: state has tables {sorted(state)}, "
+                f"expected {sorted(self.tables)}"
+            )
+
+    def to_bytes(self, state: State) -> bytes:
+        """Versioned bytes (header: name, version) for Redis or Spark partial aggregates."""
+        buf = io.BytesIO()
+        head = f"{self.name}:{self.version}".encode()
+        buf.write(struct.pack("<H", len(head)) + head)
+        for key in sorted(self.tables):
+            part = io.BytesIO()
+            state[key].write_ipc(part)
+            raw = part.getvalue()
+            kb = key.encode()
+            buf.write(struct.pack("<H", len(kb)) + kb + struct.pack("<Q", len(raw)) + raw)
+        return buf.getvalue()
+
+    def from_bytes(self, data: bytes) -> State:
+        (n,) = struct.unpack_from("<H", data, 0)
+        head = data[2 : 2 + n].decode()
+        if head != f"{self.name}:{self.version}":
+            raise DetectorError(f"state bytes are for {head!r}, not {self.name}:{self.version}")
+        pos, out = 2 + n, {}
+        while pos < len(data):
+            (kn,) = struct.unpack_from("<H", data, pos)
+            key = data[pos + 2 : pos + 2 + kn].decode()
+            (ln,) = struct.unpack_from("<Q", data, pos + 2 + kn)
+            start = pos + 2 + kn + 8
+            out[key] = pl.read_ipc(io.BytesIO(data[start : start + ln]))
+            pos = start + ln
+        self._check(out)
+        return out
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({params})"
+
+
+def grouped(rows: pl.DataFrame, spec: TableSpec, exprs: Mapping[str, pl.Expr]) -> pl.DataFrame:
+    """Aggregate ``rows`` by ``spec.keys`` with ``exprs`` (value name -> agg expression)."""
+    if rows.height == 0:
+        return spec.empty()
+    out = rows.group_by(list(spec.keys)).agg([e.alias(k) for k, e in exprs.items()])
+    return out.cast({k: spec.empty().schema[k] for k in out.columns})
+
+
+def tail_score(x: pl.Expr) -> pl.Expr:
+    """How rare a value this high is in the population: -log10(share of accounts at or above it).
+
+    Calibrated on the population itself, never on constants: 0 for the typical account,
+    log10(N) for the single most extreme one.
+    """
+    n = x.count()
+    rank = x.rank("max", descending=True)  # accounts with a value >= this one
+    return (-((rank.cast(pl.Float64)) / n).log10()).fill_null(0.0)

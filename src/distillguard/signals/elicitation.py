@@ -1,0 +1,265 @@
+"""Elicitation: how many of an account's prompts are harvesting templates.
+
+Distillation scripts ask for exactly what makes good training data: visible reasoning
+("think step by step"), graded comparisons, batches of generated tasks, and answers in
+a rigid machine-readable format. Ordinary users ask for these too, now and then; a
+harvesting account asks for them in most of its prompts. The signal therefore scores
+each account's *share* of such prompts against the population, never a raw count.
+
+The small helpers at the bottom (dense account frame, shrunk shares, percentages) are
+shared with :mod:`distillguard.signals.capability`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import polars as pl
+
+from distillguard.ruleset import RuleSet, builtin_paths
+from distillguard.signals.base import DType, Finding, Signal, State, TableSpec, grouped, tail_score
+
+__all__ = ["ElicitationSignal", "account_frame", "pct", "shrunk_shares", "with_columns_present"]
+
+# category -> (count column in state, feature prefix, what a matching prompt does)
+_CATEGORIES: dict[str, tuple[str, str, str]] = {
+    "elicitation": (
+        "n_elicit",
+        "elicit",
+        "ask for step-by-step reasoning, rubric grading or generated batches of examples",
+    ),
+    "structure": (
+        "n_struct",
+        "struct",
+        "demand a rigid template or output format, or are data and code rather than prose",
+    ),
+}
+
+
+class ElicitationSignal(Signal):
+    """Share of an account's prompts that match elicitation or structure rules.
+
+    Rules come from ``rules/elicitation.yaml`` (categories ``elicitation`` and
+    ``structure``) plus any ``extra_rules`` files. ``enrich`` adds per-prompt flags;
+    the state counts prompts with text, and matches, per account and per rule.
+
+    Features (one row per account; larger = more suspicious):
+
+    ``elicit_share``, ``struct_share``
+        share of the account's prompts in each category. An account with fewer than
+        ``min_prompts`` prompts has too little evidence for a share to mean much, so
+        its share is pulled toward the population median: with ``w = n / min_prompts``
+        (capped at 1) the feature is ``w * share + (1 - w) * median``. At or above
+        ``min_prompts`` it is the plain share.
+    ``elicit_tail``, ``struct_tail``
+        :func:`~distillguard.signals.base.tail_score` of those shares in the population.
+
+    Parameters
+    ----------
+    extra_rules
+        Paths of rule files loaded on top of the built-in ones; only their
+        ``elicitation`` and ``structure`` rules are used.
+    min_prompts
+        Prompts an account needs before its shares are taken at face value.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> sig = ElicitationSignal()
+    >>> rows = pl.DataFrame({
+    ...     "account": pl.Series([0, 0, 1, 1, 1], dtype=pl.UInt32),
+    ...     "prompt": ["Think step by step: 2+2?", "Explain your reasoning.",
+    ...                "hi", "what is a cat", None],
+    ... })
+    >>> state = sig.update(sig.empty(), rows)
+    >>> state["acct"].rows()
+    [(0, 2, 2, 0), (1, 2, 0, 0)]
+
+    References
+    ----------
+    Wang et al., "Self-Instruct" (2023); Taori et al., "Stanford Alpaca" (2023);
+    Mukherjee et al., "Orca: Progressive Learning from Complex Explanation Traces" (2023);
+    Xu et al., "WizardLM: Evol-Instruct" (2023); Zheng et al., "Judging LLM-as-a-Judge
+    with MT-Bench" (2023) -- the public templates the rules are drawn from.
+    """
+
+    name: ClassVar[str] = "elicitation"
+    version: ClassVar[int] = 1
+    requires: ClassVar[tuple[str, ...]] = ("prompt",)
+    tables: ClassVar[Mapping[str, TableSpec]] = {
+        "acct": TableSpec(
+            keys=("account",),
+            values={"n": "sum", "n_elicit": "sum", "n_struct": "sum"},
+            dtypes={"account": pl.UInt32()},
+        ),
+        "rule": TableSpec(
+            keys=("account", "rule"),
+            values={"n": "sum"},
+            dtypes={"account": pl.UInt32(), "rule": pl.String()},
+        ),
+    }
+
+    def __init__(self, extra_rules: tuple[str, ...] = (), min_prompts: int = 20) -> None:
+        self.extra_rules = extra_rules
+        self.min_prompts = min_prompts
+        rules = RuleSet.load([*builtin_paths(), *extra_rules]) if extra_rules else RuleSet.builtin()
+        self._rules = rules.select(_CATEGORIES)
+        # Compiled once: the expressions are reused for every batch.
+        cats = self._rules.category_exprs()
+        self._exprs = [
+            *(cats.get(c, pl.lit(False)).alias(f"{c}_hit") for c in _CATEGORIES),
+            self._rules.matched_ids("elicitation_rules"),
+        ]
+
+    def enrich(self, batch: pl.DataFrame) -> pl.DataFrame:
+        """``elicitation_hit``, ``structure_hit`` (bool) and ``elicitation_rules`` (ids)."""
+        frame = with_columns_present(
+            batch, dict.fromkeys(["prompt", *self._rules.fields], pl.String)
+        )
+        out = frame.with_columns(self._exprs)
+        return out.select([f"{c}_hit" for c in _CATEGORIES] + ["elicitation_rules"])
+
+    def update(self, state: State, rows: pl.DataFrame) -> State:
+        """Count prompts with text, and matches per category and per rule, by account."""
+        self._check(state)
+        if "elicitation_rules" not in rows.columns:
+            rows = rows.hstack(self.enrich(rows))
+        rows = with_columns_present(rows, {"prompt": pl.String})
+        has_text = pl.col("prompt").is_not_null()
+        spec = self.tables["acct"]
+        acct = grouped(
+            rows,
+            spec,
+            {
+                "n": has_text.sum(),
+                **{col: pl.col(f"{c}_hit").sum() for c, (col, _, _) in _CATEGORIES.items()},
+            },
+        ).sort("account")
+        rspec = self.tables["rule"]
+        exploded = (
+            rows.select("account", pl.col("elicitation_rules").alias("rule"))
+            .explode("rule")
+            .drop_nulls("rule")
+        )
+        per_rule = grouped(exploded, rspec, {"n": pl.len()}).sort(["account", "rule"])
+        return {
+            "acct": spec.compact([state["acct"], acct]),
+            "rule": rspec.compact([state["rule"], per_rule]),
+        }
+
+    def finalize(self, state: State, n_accounts: int) -> Finding:
+        """Shrunk shares, their tail scores, and an explanation with exact counts."""
+        self._check(state)
+        counts = account_frame(state["acct"], n_accounts, ["n", "n_elicit", "n_struct"])
+        hits = {f"{pre}_share": col for col, pre, _ in _CATEGORIES.values()}
+        shares, medians = shrunk_shares(counts, "n", hits, self.min_prompts)
+        features = shares.select(
+            "account",
+            *hits,
+            *(
+                tail_score(pl.col(f"{pre}_share")).alias(f"{pre}_tail")
+                for _, pre, _ in _CATEGORIES.values()
+            ),
+        )
+        tops = self._top_rules(state["rule"])
+        min_prompts = self.min_prompts
+        rules = self._rules
+
+        def explain(row: Mapping[str, Any]) -> list[str]:
+            acc = int(row["account"])
+            if acc >= counts.height:
+                return []
+            c = counts.row(acc, named=True)
+            n = int(c["n"])
+            out: list[str] = []
+            for cat, (col, pre, what) in _CATEGORIES.items():
+                k = int(c[col])
+                if k == 0:
+                    continue
+                sentence = (
+                    f"{k} of {n} prompts ({pct(k / n)}) {what}, against "
+                    f"{pct(medians[f'{pre}_share'])} for the median account"
+                )
+                top = tops.filter((pl.col("account") == acc) & (pl.col("category") == cat))
+                if top.height:
+                    rid, rn = top["rule"][0], int(top["n"][0])
+                    sentence += f"; most often rule {rid} ({rules[rid].title}, {rn} prompts)"
+                out.append(sentence + ".")
+            if 0 < n < min_prompts:
+                out.append(
+                    f"Only {n} prompts with text: shares were pulled toward the population "
+                    f"median (full weight from {min_prompts} prompts)."
+                )
+            return out
+
+        return Finding(features=features, explain=explain)
+
+    def _top_rules(self, per_rule: pl.DataFrame) -> pl.DataFrame:
+        """Per account and category, the rule matched most often (ties: lowest id)."""
+        cats = pl.DataFrame(
+            {
+                "rule": [r.id for r in self._rules.rules],
+                "category": [r.category for r in self._rules.rules],
+            },
+            schema={"rule": pl.String, "category": pl.String},
+        )
+        return (
+            per_rule.join(cats, on="rule", how="inner")
+            .sort(["account", "category", "n", "rule"], descending=[False, False, True, False])
+            .group_by(["account", "category"], maintain_order=True)
+            .first()
+        )
+
+
+# -- helpers shared with the capability signal -----------------------------------------------
+def with_columns_present(
+    frame: pl.DataFrame, columns: Mapping[str, DType]
+) -> pl.DataFrame:
+    """``frame`` with each named column cast to its type; absent ones become nulls.
+
+    The exchange spec says a missing optional column is null; this makes it so, and
+    also fixes all-null columns that arrive typed as ``Null``.
+    """
+    return frame.with_columns(
+        pl.col(c).cast(t) if c in frame.columns else pl.lit(None, dtype=t).alias(c)
+        for c, t in columns.items()
+    )
+
+
+def account_frame(acct: pl.DataFrame, n_accounts: int, values: Sequence[str]) -> pl.DataFrame:
+    """One row per account index ``0..N-1`` (row i = account i), zero counts where unseen."""
+    top = int(acct["account"].max()) + 1 if acct.height else 0  # type: ignore[arg-type]
+    base = pl.DataFrame(
+        {"account": pl.arange(0, max(n_accounts, top), dtype=pl.UInt32, eager=True)}
+    )
+    return base.join(acct.select("account", *values), on="account", how="left").fill_null(0)
+
+
+def shrunk_shares(
+    counts: pl.DataFrame, n: str, hits: Mapping[str, str], min_n: int
+) -> tuple[pl.DataFrame, dict[str, float]]:
+    """Per-account shares ``hits / n``, pulled toward the median below ``min_n``.
+
+    The median is taken over accounts with at least ``min_n`` rows (over all accounts
+    with any row when none has that many; 0 when there are none). Returns the frame
+    with one column per key of ``hits`` and the medians used.
+    """
+    reliable = counts.filter(pl.col(n) >= min_n)
+    if reliable.height == 0:
+        reliable = counts.filter(pl.col(n) > 0)
+    medians: dict[str, float] = {}
+    exprs = []
+    weight = (pl.col(n).cast(pl.Float64) / max(min_n, 1)).clip(upper_bound=1.0)
+    for out, col in hits.items():
+        raw = pl.col(col).cast(pl.Float64) / pl.col(n).cast(pl.Float64)
+        med = reliable.select(raw.median()).item() if reliable.height else None
+        medians[out] = float(med) if med is not None else 0.0
+        exprs.append((weight * raw.fill_nan(0.0) + (1.0 - weight) * medians[out]).alias(out))
+    return counts.with_columns(exprs), medians
+
+
+def pct(x: float) -> str:
+    """A share as a percentage: whole numbers, one decimal for small non-zero shares."""
+    p = 100.0 * x
+    return f"{p:.1f}%" if 0 < p < 1 or 99 < p < 100 else f"{p:.0f}%"

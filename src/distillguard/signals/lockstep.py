@@ -1,0 +1,55 @@
+"""Lockstep: many accounts moving to a newly released model within the same hours.
+
+One disclosed campaign moved most of its traffic to a new model within 24 hours of its
+release; people drift over weeks. For each model, an account's adoption time (its first
+request to that model) becomes an artifact ``(model, adoption window)``; the link step
+then asks whether the accounts adopting in one window are ordinary or scripted. Models
+used from the very start of the log carry no adoption information and are skipped.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import polars as pl
+
+from distillguard.signals.base import ARTIFACTS_SCHEMA, Finding, Signal, State, TableSpec, grouped
+
+
+class LockstepSignal(Signal):
+    name: ClassVar[str] = "lockstep"
+    requires: ClassVar[tuple[str, ...]] = ("model",)
+    tables: ClassVar[dict[str, TableSpec]] = {
+        "model": TableSpec(
+            ("account", "value"), {"n": "sum", "first": "min"}, {"account": pl.UInt32, "value": pl.UInt64}
+        ),
+    }
+
+    def __init__(self, window_hours: int = 6, min_count: int = 5) -> None:
+        self.window_hours = window_hours
+        self.min_count = min_count
+
+    def update(self, state: State, rows: pl.DataFrame) -> State:
+        spec = self.tables["model"]
+        r = rows.filter(pl.col("model").is_not_null()).select("account", "epoch_s", value=pl.col("model").hash(21))
+        return {"model": spec.compact([state["model"], grouped(r, spec, {"n": pl.len(), "first": pl.col("epoch_s").min()})])}
+
+    def finalize(self, state: State, n_accounts: int) -> Finding:
+        m = state["model"]
+        if m.height == 0:
+            return Finding(pl.DataFrame(schema={"account": pl.UInt32}))
+        w = self.window_hours * 3600
+        start = m["first"].min()
+        released = m.with_columns(release=pl.col("first").min().over("value")).filter(
+            pl.col("release") > pl.lit(start) + 86400  # the model appeared after the log's first day
+        )
+        arts = released.filter(pl.col("n") >= self.min_count).select(
+            "account",
+            kind=pl.lit("model_adopt"),
+            value=pl.struct("value", b=(pl.col("first") // w)).hash(22),
+            share=pl.lit(1.0),
+        )
+        feats = released.group_by("account").agg(
+            adopt_lag_h=((pl.col("first") - pl.col("release")) / 3600).min()
+        )
+        return Finding(feats, arts.cast(ARTIFACTS_SCHEMA))  # type: ignore[arg-type]

@@ -1,0 +1,53 @@
+"""Registration: sign-up bursts and reused email domains, phones, payment methods, sign-up IPs.
+
+Read from the accounts table, not from exchanges. Every shared registration attribute is
+an artifact for the link step; a sign-up burst is the artifact "created in the same
+window". Webmail domains and busy sign-up hours are shared by thousands of ordinary
+accounts, so the link step, which weighs each artifact by how its carriers behave,
+gives them no weight without special-casing them here.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import polars as pl
+
+from distillguard.signals.base import ARTIFACTS_SCHEMA, Finding
+
+REG_ARTIFACTS = ("email_domain", "phone_hash", "payment_fp", "signup_prefix")
+
+
+class RegistrationSignal:
+    """Account-level signal: ``finalize(accounts)`` with ``account`` (u32) already joined."""
+
+    name: ClassVar[str] = "registration"
+
+    def __init__(self, burst_minutes: int = 60) -> None:
+        self.burst_minutes = burst_minutes
+
+    def finalize(self, accounts: pl.DataFrame) -> Finding:
+        a = accounts.with_columns(
+            email_domain=pl.coalesce(pl.col("email_domain"), pl.col("email").str.extract(r"@(.+)$", 1)).str.to_lowercase(),
+            signup_prefix=pl.coalesce(
+                pl.col("signup_ip").str.extract(r"^(\d+\.\d+\.\d+)\.\d+$", 1), pl.col("signup_ip")
+            ),
+            burst=(pl.col("created_at").dt.epoch("s") // (self.burst_minutes * 60)),
+        )
+        arts = [
+            a.filter(pl.col(c).is_not_null()).select("account", kind=pl.lit(c), value=pl.col(c).hash(31), share=pl.lit(1.0))
+            for c in REG_ARTIFACTS
+        ]
+        texts = [a.select(value=pl.col(c).hash(31), text=pl.col(c)).drop_nulls("text").unique("value") for c in REG_ARTIFACTS]
+        texts.append(
+            a.drop_nulls("burst")
+            .select(value=pl.col("burst").hash(32), text=(pl.col("created_at").dt.truncate(f"{self.burst_minutes}m")).dt.strftime("%Y-%m-%d %H:%M UTC"))
+            .unique("value")
+        )
+        arts.append(
+            a.filter(pl.col("burst").is_not_null()).select(
+                "account", kind=pl.lit("signup_burst"), value=pl.col("burst").hash(32), share=pl.lit(1.0)
+            )
+        )
+        feats = a.select("account", "created_at", "email_domain", "verified", "org_id")
+        return Finding(feats, pl.concat(arts).cast(ARTIFACTS_SCHEMA), texts=pl.concat(texts))  # type: ignore[arg-type]

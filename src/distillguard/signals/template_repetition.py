@@ -1,0 +1,156 @@
+"""Template repetition: many prompts from few templates, and templates shared across accounts.
+
+Harvesting scripts fill a fixed wrapper ("You are asked to come up with a set of 20
+diverse task instructions ...", "Solve step by step: {task}") with changing content.
+Each prompt is masked (case, digits, punctuation) and fingerprinted three ways, so that
+fill-ins in the middle, at the end or at the start still leave one fingerprint intact:
+
+* ``head``: the first ``k`` masked words, ``tail``: the last ``k`` (prompts of at least
+  ``min_words`` words; shorter prompts are too generic to call a template);
+* ``exact``: the whole masked prompt (near-exact repeats).
+
+Per account the signal measures concentration (share of its prompts on its top
+fingerprint). Across accounts, fingerprints an account leans on become *artifacts*;
+the link step tests whether the accounts sharing one behave like the population or not,
+so a greeting shared by thousands of people is weak evidence and a wrapper shared by
+thousands of scripted accounts is strong.
+
+References: masked-token template mining as in Drain (He et al., ICWS 2017); k-shingle
+prefix/suffix fingerprints as cheap LSH bands (Broder, 1997).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import polars as pl
+
+from distillguard.signals.base import (
+    ARTIFACTS_SCHEMA,
+    DType,
+    Finding,
+    Signal,
+    State,
+    TableSpec,
+    grouped,
+    tail_score,
+    texts_seen,
+)
+
+_U: dict[str, DType] = {"account": pl.UInt32, "value": pl.UInt64}
+KINDS = ("head", "tail", "exact")
+
+
+def mask(prompt: pl.Expr) -> pl.Expr:
+    """Lower-case, digits to 0, punctuation to space, whitespace collapsed."""
+    return (
+        prompt.str.slice(0, 4000)
+        .str.to_lowercase()
+        .str.replace_all(r"[0-9]+", "0")
+        .str.replace_all(r"[^\w ]+|_", " ")
+        .str.replace_all(r"\s+", " ")
+        .str.strip_chars()
+    )
+
+
+class TemplateSignal(Signal):
+    name: ClassVar[str] = "template"
+    requires: ClassVar[tuple[str, ...]] = ("prompt",)
+    tables: ClassVar[dict[str, TableSpec]] = {
+        **{k: TableSpec(("account", "value"), {"n": "sum"}, _U) for k in KINDS},
+        "acct": TableSpec(("account",), {"n": "sum", "n_long": "sum"}, {"account": pl.UInt32}),
+        "text": TableSpec(("value",), {"text": "min"}, {"value": pl.UInt64, "text": pl.String}),
+    }
+
+    def __init__(self, k: int = 6, min_words: int = 8, min_count: int = 5, min_share: float = 0.2) -> None:
+        self.k = k
+        self.min_words = min_words
+        self.min_count = min_count
+        self.min_share = min_share
+
+    def enrich(self, batch: pl.DataFrame) -> pl.DataFrame:
+        # Fingerprint each distinct prompt once: real traffic repeats prompts a lot.
+        p = batch.select(raw=pl.col("prompt").hash())
+        uniq = (
+            batch.select(pl.col("prompt"), raw=pl.col("prompt").hash())
+            .unique("raw")
+            .with_columns(m=mask(pl.col("prompt")))
+            .with_columns(w=pl.col("m").str.split(" "))
+            .with_columns(nw=pl.col("w").list.len())
+            .with_columns(
+                tpl_exact=pl.when(pl.col("prompt").is_not_null()).then(pl.col("m").hash(1)),
+                tpl_head=pl.when(pl.col("nw") >= self.min_words).then(
+                    pl.col("w").list.head(self.k).list.join(" ").hash(2)
+                ),
+                tpl_tail=pl.when(pl.col("nw") >= self.min_words).then(
+                    pl.col("w").list.tail(self.k).list.join(" ").hash(3)
+                ),
+                tpl_head_text=pl.col("w").list.head(self.k).list.join(" "),
+            )
+            .select("raw", "tpl_exact", "tpl_head", "tpl_tail", "tpl_head_text")
+        )
+        return p.join(uniq, on="raw", how="left", maintain_order="left").drop("raw")
+
+    def update(self, state: State, rows: pl.DataFrame) -> State:
+        t = self.tables
+        out: State = {}
+        for k in KINDS:
+            r = rows.select("account", value=pl.col(f"tpl_{k}")).drop_nulls("value")
+            out[k] = t[k].compact([state[k], grouped(r, t[k], {"n": pl.len()})])
+        acct = grouped(
+            rows.filter(pl.col("tpl_exact").is_not_null()),
+            t["acct"],
+            {"n": pl.len(), "n_long": pl.col("tpl_head").is_not_null().sum()},
+        )
+        out["acct"] = t["acct"].compact([state["acct"], acct])
+        # Keep readable text only for heads repeated in this batch: enough to quote templates.
+        txt = texts_seen(pl.col("tpl_head"), pl.col("tpl_head_text"), rows)
+        out["text"] = t["text"].compact([state["text"], txt])
+        return out
+
+    def finalize(self, state: State, n_accounts: int) -> Finding:
+        acct = state["acct"]
+        feats = acct.rename({"n": "n_prompts"})
+        arts = []
+        for k in KINDS:
+            tb = state[k].join(acct.select("account", tot="n"), on="account")
+            top = tb.group_by("account").agg(
+                **{
+                    f"top_{k}": pl.col("n").max(),
+                    f"distinct_{k}": pl.len(),
+                    f"top_{k}_value": pl.col("value").sort_by("n", descending=True).first(),
+                }
+            )
+            feats = feats.join(top, on="account", how="left")
+            arts.append(
+                tb.filter((pl.col("n") >= self.min_count) & (pl.col("n") >= self.min_share * pl.col("tot")))
+                .select("account", kind=pl.lit(f"tpl_{k}"), value="value", share=pl.col("n") / pl.col("tot"))
+            )
+        feats = feats.with_columns(
+            top_share=pl.max_horizontal(*(pl.col(f"top_{k}").fill_null(0) for k in KINDS)).cast(pl.Float64)
+            / pl.col("n_prompts"),
+            top_kind=pl.when(pl.col("top_exact").fill_null(0) >= pl.col("top_head").fill_null(0))
+            .then(pl.lit("exact"))
+            .otherwise(pl.lit("head")),
+        ).with_columns(
+            # Concentration only speaks once an account has sent enough prompts.
+            concentration=pl.when(pl.col("n_prompts") >= 20).then(pl.col("top_share")).otherwise(0.0),
+        )
+        feats = feats.with_columns(ts_concentration=tail_score(pl.col("concentration")))
+        texts = state["text"]
+        feats = feats.join(
+            texts.rename({"value": "top_head_value", "text": "top_head_text"}), on="top_head_value", how="left"
+        )
+        artifacts = pl.concat(arts).cast(ARTIFACTS_SCHEMA) if arts else None  # type: ignore[arg-type]
+        return Finding(feats, artifacts, _explain, texts=texts)
+
+
+def _explain(r: dict[str, Any]) -> list[str]:
+    n = r.get("n_prompts") or 0
+    if (r.get("ts_concentration") or 0) < 1.0 or not n:
+        return []
+    top = max(r.get("top_exact") or 0, r.get("top_head") or 0, r.get("top_tail") or 0)
+    s = f"{top:,} of {int(n):,} prompts ({top / n:.0%}) follow one template"
+    if r.get("top_head_text") and (r.get("top_head") or 0) >= top:
+        s += f" beginning \u201c{r['top_head_text']} \u2026\u201d"
+    return [s]
