@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from distillguard.signals.lockstep import LockstepSignal
+from distillguard.signals.registration import RegistrationSignal
+from tests.signals.helpers import finding
+
+T0 = dt.datetime(2026, 4, 22, tzinfo=dt.UTC)
+
+
+def test_adoption_of_a_new_model_in_the_same_window_is_one_artifact() -> None:
+    rows = []
+    for a in range(6):
+        for k in range(10):
+            rows.append({"request_id": f"o{a}{k}", "ts": T0 + dt.timedelta(hours=k), "account_id": f"a{a}",
+                         "model": "m-1", "input_tokens": 1, "output_tokens": 1})  # fmt: skip
+            rows.append({"request_id": f"n{a}{k}", "ts": T0 + dt.timedelta(days=5, minutes=10 * a + k),
+                         "account_id": f"a{a}", "model": "m-2", "input_tokens": 1, "output_tokens": 1})  # fmt: skip
+    f, _ = finding(LockstepSignal(), rows)
+    assert f.artifacts is not None
+    assert f.artifacts["value"].n_unique() == 1 and f.artifacts.height == 6  # m-1 is not "released"
+
+
+def test_registration_artifacts_and_burst_text() -> None:
+    acc = pl.DataFrame(
+        {
+            "account": pl.Series([0, 1, 2], dtype=pl.UInt32),
+            "account_id": ["a", "b", "c"],
+            "created_at": [T0, T0 + dt.timedelta(minutes=5), T0 + dt.timedelta(days=3)],
+            "email": ["x@Acme.io", "y@acme.io", "z@gmail.com"],
+            "email_domain": [None, None, None],
+            "phone_hash": ["p1", "p1", None],
+            "payment_fp": [None, None, None],
+            "signup_ip": ["203.0.113.5", "203.0.113.9", None],
+            "verified": [False, False, True],
+            "org_id": [None, None, None],
+        },
+        schema_overrides={"email_domain": pl.String, "payment_fp": pl.String, "org_id": pl.String},
+    )
+    f = RegistrationSignal().finalize(acc)
+    assert f.artifacts is not None and f.texts is not None
+    dom = f.artifacts.filter(pl.col("kind") == "email_domain")
+    assert dom.group_by("value").len()["len"].sort().to_list() == [1, 2]
+    assert "acme.io" in f.texts["text"].to_list()
+    assert "2026-04-22 00:00 UTC" in f.texts["text"].to_list()
+    assert f.artifacts.filter(pl.col("kind") == "signup_prefix")["value"].n_unique() == 1

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from distillguard.signals.output_harvesting import OutputHarvestingSignal
+from tests.signals.helpers import by_id, finding
+
+T0 = dt.datetime(2026, 4, 22, tzinfo=dt.UTC)
+
+
+def test_capped_long_outputs_stand_out() -> None:
+    rows = []
+    for k in range(40):
+        rows.append({"request_id": f"h{k}", "ts": T0, "account_id": "harvester", "input_tokens": 200,
+                     "output_tokens": 4096, "max_tokens": 4096, "stop_reason": "max_tokens"})  # fmt: skip
+    for a in range(10):
+        for k in range(25):
+            rows.append({"request_id": f"u{a}-{k}", "ts": T0, "account_id": f"u{a}", "input_tokens": 300,
+                         "output_tokens": 150 + k, "max_tokens": None, "stop_reason": "end_turn"})  # fmt: skip
+    f, idx = finding(OutputHarvestingSignal(), rows)
+    r = by_id(f, idx)
+    assert r["harvester"]["hit_share"] == 1.0 and r["u0"]["hit_share"] == 0.0
+    assert r["harvester"]["ts_hit_share"] > 1.0 and r["u0"]["ts_hit_share"] == 0.0
+    assert r["harvester"]["mt_top"] == 4096
+    assert f.explain is not None
+    lines = f.explain(r["harvester"])
+    assert any(line.startswith("40 of 40 replies (100%) stopped at max_tokens") for line in lines)

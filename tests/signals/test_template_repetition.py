@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from distillguard.signals.template_repetition import TemplateSignal, mask
+from tests.signals.helpers import by_id, finding
+
+T0 = dt.datetime(2026, 4, 22, tzinfo=dt.UTC)
+
+
+def _row(aid: str, k: int, prompt: str) -> dict[str, object]:
+    return {"request_id": f"{aid}{k}", "ts": T0 + dt.timedelta(minutes=k), "account_id": aid, "prompt": prompt,
+            "input_tokens": 1, "output_tokens": 1}  # fmt: skip
+
+
+def test_mask_normalises_case_digits_punctuation() -> None:
+    out = pl.select(mask(pl.lit("Task #12: Sort   THESE 3 numbers!"))).item()
+    assert out == "task 0 sort these 0 numbers"
+
+
+def test_fill_ins_keep_the_template_and_accounts_share_it() -> None:
+    rows = []
+    for a in range(3):
+        for k in range(30):  # wrapper with a changing task at the end
+            rows.append(_row(f"s{a}", k, f"You are an expert. Solve the following task carefully and completely: task {k} about topic {a}-{k}"))
+    for k in range(30):
+        words = ["why", "does", "my", "cat", "sleep", "so", "much", "during", "the", "day", "and", "night"]
+        rows.append(_row("human", k, " ".join(words[k % 5 :] + words[: k % 5]) + f" {'please' * (k % 3)}"))
+    f, idx = finding(TemplateSignal(), rows)
+    r = by_id(f, idx)
+    assert r["s0"]["concentration"] == 1.0
+    assert r["human"]["concentration"] < 0.5
+    assert r["s0"]["top_head_text"] == "you are an expert solve the"
+    arts = f.artifacts
+    assert arts is not None
+    shared = arts.filter(pl.col("kind") == "tpl_head").group_by("value").len().filter(pl.col("len") > 1)
+    assert shared["len"].to_list() == [3]  # one template shared, by three carriers
+    assert f.explain is not None
+    assert f.explain(r["s0"])[0].startswith("30 of 30 prompts (100%) follow one template")
+
+
+def test_short_prompts_are_not_templates() -> None:
+    rows = [_row(f"u{a}", k, "hello") for a in range(5) for k in range(10)]
+    f, _ = finding(TemplateSignal(), rows)
+    assert f.artifacts is not None
+    assert f.artifacts.filter(pl.col("kind") != "tpl_exact").height == 0
