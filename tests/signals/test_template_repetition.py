@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 
 import polars as pl
 
@@ -28,6 +29,11 @@ def test_fill_ins_keep_the_template_and_accounts_share_it() -> None:
     for k in range(30):
         words = ["why", "does", "my", "cat", "sleep", "so", "much", "during", "the", "day", "and", "night"]
         rows.append(_row("human", k, " ".join(words[k % 5 :] + words[: k % 5]) + f" {'please' * (k % 3)}"))
+    rng = random.Random(0)
+    vocab = "rice peru poem cat taxes sky book lisbon resume garden bike loan".split()
+    for a in range(40):  # a population of varied askers
+        for k in range(20):
+            rows.append(_row(f"p{a}", k, " ".join(rng.choices(vocab, k=10))))
     f, idx = finding(TemplateSignal(), rows)
     r = by_id(f, idx)
     assert r["s0"]["concentration"] == 1.0
