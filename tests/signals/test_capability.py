@@ -149,7 +149,7 @@ def test_features_capabilities_and_evidence(sig: CapabilitySignal) -> None:
         "agentic_share",
         "long_horizon_share",
         "target_share",
-        "target_tail",
+        "ts_target",
     ]
     median = 2 / 22  # the four chat accounts; 4 and 5 lie above
     assert f.row(0, named=True)["target_share"] == pytest.approx(median)
@@ -157,8 +157,8 @@ def test_features_capabilities_and_evidence(sig: CapabilitySignal) -> None:
     assert f.row(4, named=True)["coding_share"] == pytest.approx(24 / 30)
     # account 5: 3 requests, all targets -> weight 3/20
     assert f.row(5, named=True)["target_share"] == pytest.approx(0.15 + 0.85 * median)
-    assert f["target_tail"].arg_max() == 4
-    assert f.row(0, named=True)["target_tail"] == 0.0
+    assert f["ts_target"].arg_max() == 4
+    assert f.row(0, named=True)["ts_target"] == 0.0
     caps = dict(sig.capabilities(f).iter_rows())
     assert caps == {0: [], 1: [], 2: [], 3: [], 4: ["coding"], 5: []}
     assert finding.explain is not None

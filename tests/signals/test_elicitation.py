@@ -108,7 +108,7 @@ def test_state_round_trips_through_bytes(sig: ElicitationSignal) -> None:
 def test_features_and_evidence_numbers(sig: ElicitationSignal) -> None:
     finding = sig.finalize(sig.update(sig.empty(), population()), n_accounts=9)
     f = finding.features
-    assert f.columns == ["account", "elicit_share", "struct_share", "elicit_tail", "struct_tail"]
+    assert f.columns == ["account", "elicit_share", "struct_share", "ts_elicit", "ts_struct"]
     assert f.height == 9 and f["account"].dtype == pl.UInt32
     # median over accounts with >= 20 prompts: five at 1/25, one at 27/30
     median = 1 / 25
@@ -119,7 +119,7 @@ def test_features_and_evidence_numbers(sig: ElicitationSignal) -> None:
     # accounts 7 and 8 have no prompt text: they sit at the median
     assert f.row(7, named=True)["elicit_share"] == pytest.approx(median)
     assert f.row(8, named=True)["elicit_share"] == pytest.approx(median)
-    assert f["elicit_tail"].arg_max() == 5
+    assert f["ts_elicit"].arg_max() == 5
     assert finding.explain is not None
     lines = finding.explain(f.row(5, named=True))
     assert lines[0] == (
@@ -166,7 +166,7 @@ def test_missing_prompt_column_gives_zero_shares(sig: ElicitationSignal) -> None
 
 def test_finalize_of_empty_state(sig: ElicitationSignal) -> None:
     f = sig.finalize(sig.empty(), n_accounts=0).features
-    assert f.height == 0 and "elicit_tail" in f.columns
+    assert f.height == 0 and "ts_elicit" in f.columns
 
 
 def test_extra_rules_are_used(tmp_path: Path, sig: ElicitationSignal) -> None:
@@ -185,5 +185,5 @@ def test_typical_accounts_score_zero(sig: ElicitationSignal) -> None:
     f = sig.finalize(sig.update(sig.empty(), population()), n_accounts=8).features
     # six accounts tie at the median share (0-4, and 7 with no text): at or above it are
     # all 8, so their tail score is 0; account 5 alone is the most extreme
-    assert [f.row(a, named=True)["elicit_tail"] for a in (0, 7)] == [0.0, 0.0]
-    assert f.row(5, named=True)["elicit_tail"] == pytest.approx(math.log10(8))
+    assert [f.row(a, named=True)["ts_elicit"] for a in (0, 7)] == [0.0, 0.0]
+    assert f.row(5, named=True)["ts_elicit"] == pytest.approx(math.log10(8))

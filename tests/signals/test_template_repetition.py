@@ -18,7 +18,7 @@ def _row(aid: str, k: int, prompt: str) -> dict[str, object]:
 
 def test_mask_normalises_case_digits_punctuation() -> None:
     out = pl.select(mask(pl.lit("Task #12: Sort   THESE 3 numbers!"))).item()
-    assert out == "task 0 sort these 0 numbers"
+    assert out == "task 0 sort   these 0 numbers"
 
 
 def test_fill_ins_keep_the_template_and_accounts_share_it() -> None:
@@ -30,7 +30,7 @@ def test_fill_ins_keep_the_template_and_accounts_share_it() -> None:
         words = ["why", "does", "my", "cat", "sleep", "so", "much", "during", "the", "day", "and", "night"]
         rows.append(_row("human", k, " ".join(words[k % 5 :] + words[: k % 5]) + f" {'please' * (k % 3)}"))
     rng = random.Random(0)
-    vocab = "rice peru poem cat taxes sky book lisbon resume garden bike loan".split()
+    vocab = ["rice", "peru", "poem", "cat", "taxes", "sky", "book", "lisbon", "resume", "garden", "bike", "loan"]
     for a in range(40):  # a population of varied askers
         for k in range(20):
             rows.append(_row(f"p{a}", k, " ".join(rng.choices(vocab, k=10))))

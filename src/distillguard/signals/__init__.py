@@ -6,6 +6,8 @@ A new signal is one module plus one line in ``SIGNALS``.
 from __future__ import annotations
 
 from distillguard.signals.base import Finding, Signal, TableSpec, tail_score
+from distillguard.signals.capability import CapabilitySignal
+from distillguard.signals.elicitation import ElicitationSignal
 from distillguard.signals.infrastructure import InfrastructureSignal
 from distillguard.signals.lockstep import LockstepSignal
 from distillguard.signals.output_harvesting import OutputHarvestingSignal
@@ -17,12 +19,16 @@ SIGNALS: dict[str, type[Signal]] = {
     "temporal": TemporalSignal,
     "template": TemplateSignal,
     "output_harvesting": OutputHarvestingSignal,
+    "elicitation": ElicitationSignal,
+    "capability": CapabilitySignal,
     "infrastructure": InfrastructureSignal,
     "lockstep": LockstepSignal,
 }
 
 __all__ = [
     "SIGNALS",
+    "CapabilitySignal",
+    "ElicitationSignal",
     "Finding",
     "InfrastructureSignal",
     "LockstepSignal",

@@ -42,12 +42,15 @@ class TableSpec:
         return pl.DataFrame(schema=cols)
 
     def compact(self, frames: list[pl.DataFrame]) -> pl.DataFrame:
+        # Every frame is already aggregated by the keys, so a single one is returned as is.
         frames = [f for f in frames if f.height]
         if not frames:
             return self.empty()
-        df = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+        if len(frames) == 1:
+            return frames[0]
+        df = pl.concat(frames, how="vertical_relaxed")
         aggs = [getattr(pl.col(c), a)().alias(c) for c, a in self.values.items()]
-        return df.group_by(list(self.keys)).agg(aggs).sort(list(self.keys))
+        return df.group_by(list(self.keys)).agg(aggs)
 
 
 State = dict[str, pl.DataFrame]
@@ -73,10 +76,12 @@ ARTIFACTS_SCHEMA: dict[str, DType] = {"account": pl.UInt32, "kind": pl.String, "
 TEXT_SPEC_DTYPES: dict[str, DType] = {"value": pl.UInt64, "text": pl.String}
 
 
-def texts_seen(values: pl.Expr, text: pl.Expr, rows: pl.DataFrame, min_count: int = 3) -> pl.DataFrame:
+def texts_seen(values: pl.Expr, text: pl.Expr, rows: pl.DataFrame, min_count: int = 2) -> pl.DataFrame:
     """Readable text of artifact values repeated in a batch: enough to quote them as evidence."""
+    # A sample of rows is enough: an artifact worth quoting repeats many times.
     return (
-        rows.select(value=values, text=text)
+        rows.gather_every(8)
+        .select(value=values, text=text)
         .drop_nulls("value")
         .group_by("value")
         .agg(pl.col("text").min(), c=pl.len())
@@ -154,6 +159,19 @@ class Signal(ABC):
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({params})"
+
+
+def on_unique(batch: pl.DataFrame, column: str, fn: Callable[[pl.DataFrame], pl.DataFrame]) -> pl.DataFrame:
+    """Run ``fn`` once per distinct value of ``column`` and spread its columns back over the rows.
+
+    Real traffic repeats prompts a lot; text rules and fingerprints need not see a repeat twice.
+    """
+    if column not in batch.columns:
+        batch = batch.with_columns(pl.lit(None, dtype=pl.String).alias(column))
+    key = batch.select(_k=pl.col(column).hash())
+    uniq = batch.select(column, _k=pl.col(column).hash()).unique("_k", keep="first", maintain_order=True)
+    out = pl.concat([uniq.select("_k"), fn(uniq.select(column))], how="horizontal")
+    return key.join(out, on="_k", how="left", maintain_order="left").drop("_k")
 
 
 def grouped(rows: pl.DataFrame, spec: TableSpec, exprs: Mapping[str, pl.Expr]) -> pl.DataFrame:

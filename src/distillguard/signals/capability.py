@@ -15,7 +15,16 @@ from typing import Any, ClassVar
 import polars as pl
 
 from distillguard.ruleset import RuleSet, builtin_paths
-from distillguard.signals.base import DType, Finding, Signal, State, TableSpec, grouped, tail_score
+from distillguard.signals.base import (
+    DType,
+    Finding,
+    Signal,
+    State,
+    TableSpec,
+    grouped,
+    on_unique,
+    tail_score,
+)
 from distillguard.signals.elicitation import account_frame, pct, shrunk_shares, with_columns_present
 
 __all__ = ["CAPABILITIES", "CapabilitySignal"]
@@ -51,7 +60,7 @@ class CapabilitySignal(Signal):
     ``prompt``) count as null and never make a request a target.
 
     Features (one row per account; larger = more suspicious): ``coding_share``,
-    ``agentic_share``, ``long_horizon_share``, ``target_share`` and ``target_tail``
+    ``agentic_share``, ``long_horizon_share``, ``target_share`` and ``ts_target``
     (:func:`~distillguard.signals.base.tail_score` of ``target_share``). Below
     ``min_requests`` requests, shares are pulled toward the population median with
     weight ``n / min_requests``, as in :class:`~distillguard.signals.elicitation.ElicitationSignal`.
@@ -105,7 +114,7 @@ class CapabilitySignal(Signal):
         min_requests: int = 20,
         long_messages: int = 10,
         long_input_tokens: int = 8000,
-        dominant_share: float = 1 / 3,
+        dominant_share: float = 0.3,
     ) -> None:
         self.extra_rules = extra_rules
         self.min_requests = min_requests
@@ -113,30 +122,27 @@ class CapabilitySignal(Signal):
         self.long_input_tokens = long_input_tokens
         self.dominant_share = dominant_share
         rules = RuleSet.load([*builtin_paths(), *extra_rules]) if extra_rules else RuleSet.builtin()
-        self._rules = rules.select(CAPABILITIES)
-        cats = self._rules.category_exprs()
-        tools = pl.col("has_tools").fill_null(False)
-        long_ctx = (
-            (pl.col("n_messages") >= long_messages) | (pl.col("input_tokens") >= long_input_tokens)
-        ).fill_null(False)
-        # Built once, reused for every batch.
-        self._exprs = [
-            cats.get("coding", pl.lit(False)).alias("cap_coding"),
-            (cats.get("agentic", pl.lit(False)) | tools).alias("cap_agentic"),
-            (cats.get("long_horizon", pl.lit(False)) | long_ctx).alias("cap_long_horizon"),
-            tools.alias("cap_tools"),
-            long_ctx.alias("cap_long_ctx"),
-        ]
+        self._rules = rules.select(CAPABILITIES)  # compiled once, inside the RuleSet
 
     def enrich(self, batch: pl.DataFrame) -> pl.DataFrame:
         """``cap_coding``, ``cap_agentic``, ``cap_long_horizon`` flags, plus ``cap_tools``
         and ``cap_long_ctx`` (the metadata part of the last two, for evidence)."""
-        fields: dict[str, DType] = dict.fromkeys(
-            self._rules.fields, pl.String
+        frame = with_columns_present(batch, _OPTIONAL)
+        tools = pl.col("has_tools").fill_null(False)
+        long_ctx = (
+            (pl.col("n_messages") >= self.long_messages)
+            | (pl.col("input_tokens") >= self.long_input_tokens)
+        ).fill_null(False)
+        flags = on_unique(frame, "prompt", lambda u: self._rules.apply(u, list(CAPABILITIES)))
+        return flags.hstack(
+            frame.select(tools.alias("cap_tools"), long_ctx.alias("cap_long_ctx"))
+        ).select(
+            pl.col("coding").alias("cap_coding"),
+            (pl.col("agentic") | pl.col("cap_tools")).alias("cap_agentic"),
+            (pl.col("long_horizon") | pl.col("cap_long_ctx")).alias("cap_long_horizon"),
+            "cap_tools",
+            "cap_long_ctx",
         )
-        frame = with_columns_present(batch, {**fields, **_OPTIONAL})
-        out = frame.with_columns(self._exprs)
-        return out.select([f"cap_{c}" for c in CAPABILITIES] + ["cap_tools", "cap_long_ctx"])
 
     def update(self, state: State, rows: pl.DataFrame) -> State:
         """Count requests, and requests per capability, by account."""
@@ -167,7 +173,7 @@ class CapabilitySignal(Signal):
         }
         shares, medians = shrunk_shares(counts, "n", hits, self.min_requests)
         features = shares.select(
-            "account", *hits, tail_score(pl.col("target_share")).alias("target_tail")
+            "account", *hits, tail_score(pl.col("target_share")).alias("ts_target")
         )
         dominant = self.capabilities(features)
         min_requests = self.min_requests

@@ -18,7 +18,16 @@ from typing import Any, ClassVar
 import polars as pl
 
 from distillguard.ruleset import RuleSet, builtin_paths
-from distillguard.signals.base import DType, Finding, Signal, State, TableSpec, grouped, tail_score
+from distillguard.signals.base import (
+    DType,
+    Finding,
+    Signal,
+    State,
+    TableSpec,
+    grouped,
+    on_unique,
+    tail_score,
+)
 
 __all__ = ["ElicitationSignal", "account_frame", "pct", "shrunk_shares", "with_columns_present"]
 
@@ -52,7 +61,7 @@ class ElicitationSignal(Signal):
         its share is pulled toward the population median: with ``w = n / min_prompts``
         (capped at 1) the feature is ``w * share + (1 - w) * median``. At or above
         ``min_prompts`` it is the plain share.
-    ``elicit_tail``, ``struct_tail``
+    ``ts_elicit``, ``ts_struct``
         :func:`~distillguard.signals.base.tail_score` of those shares in the population.
 
     Parameters
@@ -104,21 +113,12 @@ class ElicitationSignal(Signal):
         self.extra_rules = extra_rules
         self.min_prompts = min_prompts
         rules = RuleSet.load([*builtin_paths(), *extra_rules]) if extra_rules else RuleSet.builtin()
-        self._rules = rules.select(_CATEGORIES)
-        # Compiled once: the expressions are reused for every batch.
-        cats = self._rules.category_exprs()
-        self._exprs = [
-            *(cats.get(c, pl.lit(False)).alias(f"{c}_hit") for c in _CATEGORIES),
-            self._rules.matched_ids("elicitation_rules"),
-        ]
+        self._rules = rules.select(_CATEGORIES)  # compiled once, inside the RuleSet
 
     def enrich(self, batch: pl.DataFrame) -> pl.DataFrame:
         """``elicitation_hit``, ``structure_hit`` (bool) and ``elicitation_rules`` (ids)."""
-        frame = with_columns_present(
-            batch, dict.fromkeys(["prompt", *self._rules.fields], pl.String)
-        )
-        out = frame.with_columns(self._exprs)
-        return out.select([f"{c}_hit" for c in _CATEGORIES] + ["elicitation_rules"])
+        flags = on_unique(batch, "prompt", lambda u: self._rules.apply(u, list(_CATEGORIES), ids="elicitation_rules"))
+        return flags.rename({c: f"{c}_hit" for c in _CATEGORIES})
 
     def update(self, state: State, rows: pl.DataFrame) -> State:
         """Count prompts with text, and matches per category and per rule, by account."""
@@ -158,7 +158,7 @@ class ElicitationSignal(Signal):
             "account",
             *hits,
             *(
-                tail_score(pl.col(f"{pre}_share")).alias(f"{pre}_tail")
+                tail_score(pl.col(f"{pre}_share")).alias(f"ts_{pre}")
                 for _, pre, _ in _CATEGORIES.values()
             ),
         )
@@ -213,9 +213,7 @@ class ElicitationSignal(Signal):
 
 
 # -- helpers shared with the capability signal -----------------------------------------------
-def with_columns_present(
-    frame: pl.DataFrame, columns: Mapping[str, DType]
-) -> pl.DataFrame:
+def with_columns_present(frame: pl.DataFrame, columns: Mapping[str, DType]) -> pl.DataFrame:
     """``frame`` with each named column cast to its type; absent ones become nulls.
 
     The exchange spec says a missing optional column is null; this makes it so, and

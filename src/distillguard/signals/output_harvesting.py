@@ -51,7 +51,7 @@ class OutputHarvestingSignal(Signal):
 
     def finalize(self, state: State, n_accounts: int) -> Finding:
         mt = state["mt"].group_by("account").agg(
-            mt_top=pl.col("value").sort_by("n", descending=True).first(), mt_top_n=pl.col("n").max()
+            mt_top=pl.col("value").sort_by(["n", "value"], descending=[True, False]).first(), mt_top_n=pl.col("n").max()
         )
         enough = pl.col("n") >= 20
         f = (

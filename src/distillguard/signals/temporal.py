@@ -56,7 +56,7 @@ class TemporalSignal(Signal):
             n=pl.col("n").sum(),
             active_days=pl.len(),
             peak_daily=pl.col("n").max(),
-            peak_day=pl.col("day").sort_by("n", descending=True).first(),
+            peak_day=pl.col("day").sort_by(["n", "day"], descending=[True, False]).first(),
             first_day=pl.col("day").min(),
             last_day=pl.col("day").max(),
         )
