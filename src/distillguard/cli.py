@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -17,7 +17,7 @@ console = Console(stderr=True)
 
 LogArg = Annotated[Path, typer.Argument(help="A log folder: exchanges/, accounts/ (and labels/ for bench).")]
 MappingOpt = Annotated[
-    Optional[Path], typer.Option("--mapping", help="Column-mapping YAML for logs whose column names differ.")
+    Path | None, typer.Option("--mapping", help="Column-mapping YAML for logs whose column names differ.")
 ]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Stop at the first bad row instead of reporting it.")]
 
@@ -36,7 +36,7 @@ def simulate(
     scale: Annotated[float, typer.Option(help="Shrink (or grow) every population proportionally.")] = 1.0,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same log.")] = 0,
     out: Annotated[Path, typer.Option(help="Output log folder.")] = Path("sim-out"),
-    data: Annotated[Optional[Path], typer.Option(help="Corpora folder (default: $DISTILLGUARD_DATA, ../shared/datasets, ~/.cache/distillguard).")] = None,
+    data: Annotated[Path | None, typer.Option(help="Corpora folder (default: $DISTILLGUARD_DATA, ../shared/datasets, ~/.cache/distillguard).")] = None,
     no_responses: Annotated[bool, typer.Option("--no-responses", help="Leave response text out (token counts stay).")] = False,
     fmt: Annotated[str, typer.Option("--format", help="parquet, jsonl or csv.")] = "parquet",
 ) -> None:
@@ -51,7 +51,7 @@ def simulate(
 def bench(
     log: LogArg,
     detector: Annotated[str, typer.Option(help="Registered detector name (baseline, hunt).")] = "hunt",
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the result JSON here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the result JSON here.")] = None,
     replay_every: Annotated[float, typer.Option(help="Re-score every this many simulated hours in the replay.")] = 1.0,
     mapping: MappingOpt = None,
 ) -> None:
@@ -105,7 +105,7 @@ def demo(
 
 
 @data_app.command("where")
-def data_where(data: Annotated[Optional[Path], typer.Option()] = None) -> None:
+def data_where(data: Annotated[Path | None, typer.Option()] = None) -> None:
     """Say which corpora folder the simulator would use, and what it finds there."""
     from distillguard.corpora import describe
 
@@ -114,8 +114,8 @@ def data_where(data: Annotated[Optional[Path], typer.Option()] = None) -> None:
 
 @data_app.command("fetch")
 def data_fetch(
-    dest: Annotated[Optional[Path], typer.Option(help="Destination (default ~/.cache/distillguard).")] = None,
-    base_url: Annotated[Optional[str], typer.Option(help="Mirror to fetch from instead of the original locations.")] = None,
+    dest: Annotated[Path | None, typer.Option(help="Destination (default ~/.cache/distillguard).")] = None,
+    base_url: Annotated[str | None, typer.Option(help="Mirror to fetch from instead of the original locations.")] = None,
 ) -> None:
     """Download the public corpora from their original locations, checking sha256."""
     from distillguard.corpora import fetch

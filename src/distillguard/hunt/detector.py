@@ -47,6 +47,7 @@ class HuntDetector(Detector):
         n = self.state.index.height
         findings: dict[str, Finding] = {s.name: s.finalize(states[s.name], n) for s in self.state.signals}
         index = self.state.index
+        acc = index
         if self.accounts.height:
             acc = self.accounts.join(index, on="account_id", how="inner")
             if now is not None and "created_at" in acc.columns:
@@ -54,7 +55,7 @@ class HuntDetector(Detector):
             findings["registration"] = self.registration.finalize(acc)
         found = [f.texts for f in findings.values() if f.texts is not None and f.texts.height]
         texts = pl.concat(found) if found else pl.DataFrame(schema=TEXT_SPEC_DTYPES)
-        v = score(findings, index, index, texts, self.params, now)
+        v = score(findings, index.join(acc.select("account", *(["org_id"] if "org_id" in acc.columns else [])), on="account", how="left"), index, texts, self.params, now)
         v.unused_signals = self.state.unused()
         if not self.accounts.height:
             v.unused_signals["registration"] = "the log has no accounts table"

@@ -11,7 +11,10 @@ unusual. A university NAT (ordinary people) or a popular SDK fingerprint fails t
 test however many accounts share it; a proxy pool or a harvesting template passes it.
 
 Campaigns are the connected components of the bipartite graph accounts–significant
-artifacts, over carriers that are themselves above the population median.
+artifacts, over carriers that are themselves above the population median. Artifacts that
+unrelated actors share by nature (user agents, model-launch windows, sign-up hours)
+support a campaign's evidence but never link accounts, so two campaigns that both jump
+on a new model the day it launches stay two campaigns.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
-from scipy.stats import binom
+from scipy.stats import binom, norm
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,15 @@ class LinkParams:
     min_carriers: int = 3
     min_high_share: float = 0.5
     alpha: float = 0.01
+    # Artifacts that many unrelated actors share by nature (an SDK's user agent, the day a
+    # model launched, a busy sign-up hour): evidence for a campaign, never a link.
+    supporting: tuple[str, ...] = ("ua", "model_adopt", "signup_burst")
+    # Identity artifacts: things one person or one operator holds. A web of accounts sharing
+    # them (outside a declared organisation) is tested as a whole, see ``identity_components``.
+    identity: tuple[str, ...] = ("device", "phone_hash", "payment_fp", "email_domain")
+    identity_max_share: float = 0.01
+    identity_min_ties: int = 2
+    min_campaign: int = 5
 
 
 def test_artifacts(artifacts: pl.DataFrame, behaviour: pl.DataFrame, p: LinkParams) -> pl.DataFrame:
@@ -65,22 +77,111 @@ def test_artifacts(artifacts: pl.DataFrame, behaviour: pl.DataFrame, p: LinkPara
 
 
 def components(
-    artifacts: pl.DataFrame, tested: pl.DataFrame, behaviour: pl.DataFrame, p: LinkParams
+    artifacts: pl.DataFrame,
+    tested: pl.DataFrame,
+    behaviour: pl.DataFrame,
+    p: LinkParams,
+    extra: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """``account -> component`` over carriers of significant artifacts above the link quantile."""
+    """``account -> component`` over carriers of significant linking artifacts above the link
+    quantile, plus ``extra`` groups (``account, web``: significant identity webs)."""
     q_link = behaviour["b"].quantile(p.link_quantile)
-    sig = tested.filter(pl.col("significant")).select("kind", "value").with_row_index("node")
-    edges = artifacts.join(sig, on=["kind", "value"]).join(
-        behaviour.filter(pl.col("b") >= q_link).select("account"), on="account"
+    sig = (
+        tested.filter(pl.col("significant") & ~pl.col("kind").is_in(list(p.supporting)))
+        .select("kind", "value")
+        .with_row_index("node")
     )
+    edges = (
+        artifacts.join(sig, on=["kind", "value"])
+        .join(behaviour.filter(pl.col("b") >= q_link).select("account"), on="account")
+        .select("account", pl.col("node").cast(pl.Int64))
+    )
+    if extra is not None and extra.height:
+        edges = pl.concat([edges, extra.select("account", node=pl.col("web") + sig.height)])
     if edges.height == 0:
         return pl.DataFrame(schema={"account": pl.UInt32, "component": pl.Int64})
     accts = edges["account"].unique().sort()
     local = pl.DataFrame({"account": accts, "i": np.arange(accts.len())})
     e = edges.join(local, on="account")
-    n_a, n_n = accts.len(), sig.height
-    rows = e["i"].to_numpy()
-    cols = e["node"].to_numpy().astype(np.int64) + n_a
-    adj = sparse.coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n_a + n_n, n_a + n_n))
+    n_a = accts.len()
+    size = n_a + int(e["node"].to_numpy().max()) + 1
+    adj = sparse.coo_matrix(
+        (np.ones(e.height, dtype=np.int8), (e["i"].to_numpy(), e["node"].to_numpy() + n_a)), shape=(size, size)
+    )
     _, labels = connected_components(adj, directed=False)
     return local.with_columns(component=pl.Series(labels[:n_a]).cast(pl.Int64)).select("account", "component")
+
+
+def identity_components(
+    artifacts: pl.DataFrame, behaviour: pl.DataFrame, orgs: pl.DataFrame, p: LinkParams
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Webs of accounts that share identity artifacts, kept when their members behave unusually.
+
+    Stealthy campaigns keep each account under every per-account threshold, but an operator
+    reuses phones, cards, devices and domains across its accounts. Accounts are joined
+    through identity artifacts held by at most ``identity_max_share`` of the population (so
+    a webmail domain or an SDK fingerprint joins nothing) and not explained by a declared
+    organisation (``orgs``: ``account, org_id``). Each web of at least ``min_campaign``
+    accounts is then tested as a whole: under the null its members' behaviour ranks are
+    uniform, so the mean rank ``U`` of ``n`` members gives ``z = (U - 1/2) sqrt(12 n)``,
+    Bonferroni-corrected over the webs tested.
+
+    Returns ``(account, web)`` for accounts in significant webs, one row per web tested
+    (``n, u, z, neglog_p, cut, significant``), and the web's ties ``(account, kind, value, web)``.
+    """
+    empty = pl.DataFrame(schema={"account": pl.UInt32, "web": pl.Int64})
+    stats_empty = pl.DataFrame(
+        schema={"web": pl.Int64, "n": pl.UInt32, "u": pl.Float64, "z": pl.Float64, "neglog_p": pl.Float64,
+                "cut": pl.Float64, "significant": pl.Boolean}
+    )  # fmt: skip
+    ties_empty = pl.DataFrame(schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "web": pl.Int64})
+    n_pop = behaviour.height
+    if artifacts.height == 0 or n_pop == 0:
+        return empty, stats_empty, ties_empty
+    kmax = max(p.min_campaign * 2, int(p.identity_max_share * n_pop))
+    ident = artifacts.filter(pl.col("kind").is_in(list(p.identity))).join(orgs, on="account", how="left")
+    per = ident.group_by("kind", "value").agg(
+        k=pl.len(), orgs=pl.col("org_id").n_unique(), org_null=pl.col("org_id").null_count()
+    )
+    # An artifact all of whose carriers sit in one declared organisation is that organisation's.
+    keep = per.filter((pl.col("k") >= 2) & (pl.col("k") <= kmax) & ~((pl.col("orgs") == 1) & (pl.col("org_null") == 0)))
+    edges = ident.join(keep.select("kind", "value"), on=["kind", "value"]).select("account", "kind", "value")
+    # Keep accounts tied by at least two shared artifacts: one coincidence (a popular
+    # regional mail domain, a recycled phone number) is not common control.
+    for _ in range(10):
+        before = edges.height
+        edges = edges.filter(pl.len().over("account") >= p.identity_min_ties)
+        edges = edges.filter(pl.len().over("kind", "value") >= 2)
+        if edges.height == before:
+            break
+    if edges.height == 0:
+        return empty, stats_empty, ties_empty
+    nodes = edges.select("kind", "value").unique(maintain_order=True).with_row_index("node")
+    accts = edges["account"].unique().sort()
+    local = pl.DataFrame({"account": accts, "i": np.arange(accts.len())})
+    e = edges.join(nodes, on=["kind", "value"]).join(local, on="account")
+    n_a = accts.len()
+    size = n_a + nodes.height
+    adj = sparse.coo_matrix(
+        (np.ones(e.height, dtype=np.int8), (e["i"].to_numpy(), e["node"].to_numpy().astype(np.int64) + n_a)),
+        shape=(size, size),
+    )
+    _, labels = connected_components(adj, directed=False)
+    webs = local.with_columns(web=pl.Series(labels[:n_a]).cast(pl.Int64)).select("account", "web")
+    ranks = behaviour.select("account", u=(pl.col("b").rank("average") - 0.5) / pl.col("b").count())
+    stats = (
+        webs.join(ranks, on="account", how="left")
+        .with_columns(pl.col("u").fill_null(0.5))
+        .group_by("web")
+        .agg(n=pl.len().cast(pl.UInt32), u=pl.col("u").mean())
+        .with_columns(z=(pl.col("u") - 0.5) * (12.0 * pl.col("n").cast(pl.Float64)).sqrt())
+    )
+    n_tested = max(stats.filter(pl.col("n") >= p.min_campaign).height, 1)
+    cut = float(-np.log10(p.alpha / n_tested))
+    neglog_p = np.minimum(-norm.logsf(stats["z"].to_numpy()) / np.log(10.0), 300.0)
+    stats = stats.with_columns(neglog_p=pl.Series(neglog_p), cut=pl.lit(cut)).with_columns(
+        significant=(pl.col("n") >= p.min_campaign) & (pl.col("neglog_p") >= cut)
+    )
+    sig = stats.filter("significant").select("web")
+    ties = edges.join(webs, on="account").join(sig, on="web")
+    return webs.join(sig, on="web"), stats, ties

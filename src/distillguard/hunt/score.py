@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 
 from distillguard.detector import Verdicts
-from distillguard.hunt.link import LinkParams, components, test_artifacts
+from distillguard.hunt.link import LinkParams, components, identity_components, test_artifacts
 from distillguard.signals.base import Finding
 
 KIND_LABEL = {
@@ -47,6 +47,11 @@ class ScoreParams:
     min_campaign: int = 5
     min_exchanges: int = 5
     link: LinkParams = field(default_factory=LinkParams)
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _sig(p: float) -> str:
@@ -79,9 +84,10 @@ def score(
     arts = [f.artifacts for f in findings.values() if f.artifacts is not None and f.artifacts.height]
     artifacts = pl.concat(arts) if arts else pl.DataFrame(schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "share": pl.Float64})
     tested = test_artifacts(artifacts, behaviour, params.link)
-    comp = components(artifacts, tested, behaviour, params.link)
+    orgs = accounts.select("account", "org_id") if "org_id" in accounts.columns else accounts.select("account", org_id=pl.lit(None, pl.String))
+    webs, web_stats, ties = identity_components(artifacts, behaviour, orgs, params.link)
+    comp = components(artifacts, tested, behaviour, params.link, extra=webs)
     sig = tested.filter(pl.col("significant"))
-    cut = float(sig["cut"][0]) if sig.height else math.inf
 
     # Campaigns: components with enough accounts; strength = their strongest artifact.
     members = comp.join(feats.select("account", "account_id", "b"), on="account")
@@ -93,7 +99,16 @@ def score(
         .agg(pl.col("k").first(), pl.col("m").first(), pl.col("neglog_p").first(), inside=pl.len())
         .sort("component", "neglog_p", "k", "value", descending=[False, True, True, False])
     )
-    strength = comp_arts.group_by("component").agg(strength=pl.col("neglog_p").max())
+    # Strength: how far the strongest evidence clears its own significance cut (-log10 units).
+    margin_a = sig.select("kind", "value", margin=pl.col("neglog_p") - pl.col("cut"))
+    web_sig = web_stats.filter("significant").select("web", "n", "u", "z", "neglog_p", margin=pl.col("neglog_p") - pl.col("cut"))
+    comp_webs = webs.join(comp, on="account").select("web", "component").unique().join(web_sig, on="web")
+    strength = pl.concat(
+        [
+            comp_arts.join(margin_a, on=["kind", "value"]).select("component", "neglog_p", "margin"),
+            comp_webs.select("component", "neglog_p", "margin"),
+        ]
+    ).group_by("component").agg(strength=pl.col("neglog_p").max(), margin=pl.col("margin").max())
     camp = (
         sizes.join(strength, on="component")
         .filter(pl.col("size") >= params.min_campaign)
@@ -102,7 +117,7 @@ def score(
         .with_row_index("rank", offset=1)
         .with_columns(
             campaign=pl.format("C{}", pl.col("rank").cast(pl.String).str.zfill(3)),
-            c_risk=(0.5 + 0.5 * (1 - (-(pl.col("strength") - cut) / 20.0).exp())).clip(0.5, 1.0),
+            c_risk=(0.5 + 0.5 * (1 - (-pl.col("margin").clip(0.0, None) / 20.0).exp())).clip(0.5, 1.0),
         )
     )
     feats = feats.join(comp, on="account", how="left").join(
@@ -129,7 +144,9 @@ def score(
     explainers: list[Callable[[dict[str, Any]], list[str]]] = [
         f.explain for f in findings.values() if f.explain is not None
     ]
-    art_lines = _artifact_lines(comp_arts, camp, texts)
+    art_lines = _artifact_lines(comp_arts, camp, texts, params.link.high_quantile)
+    for comp_id, web_lines in _web_lines(comp_webs, ties, comp).items():
+        art_lines.setdefault(comp_id, [])[:0] = web_lines
     camp_info = {r["component"]: r for r in camp.to_dicts()}
     evidence: list[list[str]] = []
     interesting = feats.filter(pl.col("flagged") | (pl.col("decision") != "allow"))
@@ -164,24 +181,47 @@ def score(
         "accounts": feats.height,
         "artifacts_tested": int((tested["k"] >= params.link.min_carriers).sum()) if tested.height else 0,
         "artifacts_significant": sig.height,
-        "significance_cut_neglog10_p": None if math.isinf(cut) else cut,
+        "identity_webs_significant": web_sig.height,
         "behaviour_quantile_high": float(tested["q_high"][0]) if tested.height else None,
         "params": {"target_fpr": params.target_fpr, "min_campaign": params.min_campaign, **params.link.__dict__},
     }
     return Verdicts(out.to_arrow(), campaigns, meta=meta)
 
 
-def _artifact_lines(comp_arts: pl.DataFrame, camp: pl.DataFrame, texts: pl.DataFrame) -> dict[int, list[str]]:
+def _web_lines(comp_webs: pl.DataFrame, ties: pl.DataFrame, comp: pl.DataFrame) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for w in comp_webs.to_dicts():
+        t = ties.filter(pl.col("web") == w["web"]).group_by("kind").agg(
+            values=pl.col("value").n_unique(), accounts=pl.col("account").n_unique()
+        )
+        held = ", ".join(
+            f"{r['values']:,} {KIND_LABEL.get(r['kind'], r['kind'])}{'s' if r['values'] > 1 else ''} "
+            f"({r['accounts']:,} accounts)"
+            for r in t.sort("kind").to_dicts()
+        )
+        out.setdefault(w["component"], []).append(
+            f"{w['n']:,} accounts tied to each other by at least two shared identity artifacts each: {held}; "
+            f"their behaviour ranks average the {_ordinal(round(100 * w['u']))} percentile of the population, "
+            f"which ordinary accounts would reach by chance with p = {_sig(w['neglog_p'])} (z = {w['z']:.1f})"
+        )
+    return out
+
+
+def _artifact_lines(
+    comp_arts: pl.DataFrame, camp: pl.DataFrame, texts: pl.DataFrame, high_quantile: float
+) -> dict[int, list[str]]:
     keep = comp_arts.filter(pl.col("component").is_in(camp["component"].implode()))
     keep = keep.join(texts.unique("value"), on="value", how="left") if texts.height else keep.with_columns(text=pl.lit(None, pl.String))
     out: dict[int, list[str]] = {}
-    for r in keep.sort("component", "neglog_p", "k", "value", descending=[False, True, True, False]).to_dicts():
+    keep = keep.with_columns(supporting=pl.col("kind").is_in(list(LinkParams().supporting)))
+    order = ["component", "supporting", "neglog_p", "k", "value"]
+    for r in keep.sort(order, descending=[False, False, True, True, False]).to_dicts():
         label = KIND_LABEL.get(r["kind"], r["kind"])
         txt = r["text"]
         what = f"{label} \u201c{txt}\u201d" if txt else f"{label} #{r['value'] % 10**8:08d}"
         out.setdefault(r["component"], []).append(
             f"shares {what} with {r['k'] - 1:,} other accounts; {r['m']:,} of the {r['k']:,} rank in the "
-            f"population's top 10% for scripted behaviour (chance p = {_sig(r['neglog_p'])})"
+            f"population's top {1 - high_quantile:.0%} for scripted behaviour (chance p = {_sig(r['neglog_p'])})"
         )
     return out
 

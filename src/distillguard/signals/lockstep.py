@@ -13,7 +13,16 @@ from typing import ClassVar
 
 import polars as pl
 
-from distillguard.signals.base import ARTIFACTS_SCHEMA, Finding, Signal, State, TableSpec, grouped
+from distillguard.signals.base import (
+    ARTIFACTS_SCHEMA,
+    TEXT_SPEC_DTYPES,
+    Finding,
+    Signal,
+    State,
+    TableSpec,
+    grouped,
+    texts_seen,
+)
 
 
 class LockstepSignal(Signal):
@@ -23,6 +32,7 @@ class LockstepSignal(Signal):
         "model": TableSpec(
             ("account", "value"), {"n": "sum", "first": "min"}, {"account": pl.UInt32, "value": pl.UInt64}
         ),
+        "text": TableSpec(("value",), {"text": "min"}, TEXT_SPEC_DTYPES),
     }
 
     def __init__(self, window_hours: int = 6, min_count: int = 5) -> None:
@@ -32,7 +42,11 @@ class LockstepSignal(Signal):
     def update(self, state: State, rows: pl.DataFrame) -> State:
         spec = self.tables["model"]
         r = rows.filter(pl.col("model").is_not_null()).select("account", "epoch_s", value=pl.col("model").hash(21))
-        return {"model": spec.compact([state["model"], grouped(r, spec, {"n": pl.len(), "first": pl.col("epoch_s").min()})])}
+        names = texts_seen(pl.col("model").hash(21), pl.col("model"), rows, min_count=1)
+        return {
+            "model": spec.compact([state["model"], grouped(r, spec, {"n": pl.len(), "first": pl.col("epoch_s").min()})]),
+            "text": self.tables["text"].compact([state["text"], names]),
+        }
 
     def finalize(self, state: State, n_accounts: int) -> Finding:
         m = state["model"]
@@ -43,13 +57,25 @@ class LockstepSignal(Signal):
         released = m.with_columns(release=pl.col("first").min().over("value")).filter(
             pl.col("release") > pl.lit(start) + 86400  # the model appeared after the log's first day
         )
-        arts = released.filter(pl.col("n") >= self.min_count).select(
-            "account",
-            kind=pl.lit("model_adopt"),
-            value=pl.struct("value", b=(pl.col("first") // w)).hash(22),
-            share=pl.lit(1.0),
+        adopt = released.filter(pl.col("n") >= self.min_count).with_columns(
+            b=pl.col("first") // w, art=pl.struct("value", b=(pl.col("first") // w)).hash(22)
+        )
+        arts = adopt.select("account", kind=pl.lit("model_adopt"), value="art", share=pl.lit(1.0))
+        texts = (
+            adopt.select("art", "value", "b")
+            .unique("art")
+            .join(state["text"].rename({"value": "value", "text": "model"}), on="value", how="left")
+            .select(
+                value="art",
+                text=pl.format(
+                    "{} within {} h of {}",
+                    pl.col("model"),
+                    pl.lit(self.window_hours),
+                    pl.from_epoch(pl.col("b") * w, time_unit="s").dt.strftime("%Y-%m-%d %H:%M UTC"),
+                ),
+            )
         )
         feats = released.group_by("account").agg(
             adopt_lag_h=((pl.col("first") - pl.col("release")) / 3600).min()
         )
-        return Finding(feats, arts.cast(ARTIFACTS_SCHEMA))  # type: ignore[arg-type]
+        return Finding(feats, arts.cast(ARTIFACTS_SCHEMA), texts=texts)  # type: ignore[arg-type]
