@@ -325,7 +325,8 @@ class _Builder:
                 domains = [g_dom[g] if rng.random() < 0.5 else webmail[i] for i, g in enumerate(grp)]
                 plan = self.plans(n, ("free", "pro", "api"), (0.6, 0.3, 0.1))
                 verified = rng.random(n) < 0.05
-        devs = [self.devs.add(int(k), ua) for k in k_dev]
+        k_dev = np.asarray(k_dev, np.int64)
+        devs = np.split(self.devs.add(int(k_dev.sum()), ua), np.cumsum(k_dev)[:-1])
         keys = self.keys(rng.integers(1, 3, n) if a != "eval_runner" else np.ones(n, np.int64))
         paid = paid & np.array([pl != "free" for pl in plan])
         table = {
