@@ -167,14 +167,31 @@ def _strings(arg: Any, line: int, what: str, problems: _Problems) -> list[str] |
     return list(arg) if ok else None
 
 
+_UNICODE_B = re.compile(r"(?<!\\)\\b")
+_ASCII_B_PY = r"(?:(?<![0-9A-Za-z_])(?=[0-9A-Za-z_])|(?<=[0-9A-Za-z_])(?![0-9A-Za-z_]))"
+
+
+def polars_regex(pattern: str) -> str:
+    """Word boundaries as ASCII ones: Unicode ``\\b`` makes Polars' regex engine ~30x slower.
+
+    Letters outside ASCII next to a keyword therefore count as a boundary; the reference
+    evaluator (:func:`python_regex`) does the same, so the two agree.
+    """
+    return _UNICODE_B.sub(lambda _: "(?-u:\\b)", pattern)
+
+
+def python_regex(pattern: str) -> str:
+    return _UNICODE_B.sub(lambda _: _ASCII_B_PY, pattern)
+
+
 def _check_regex(pattern: str, line: int, problems: _Problems) -> re.Pattern[str] | None:
     try:
-        compiled = re.compile(pattern)
+        compiled = re.compile(python_regex(pattern))
     except re.error as exc:
         problems.add(f"regex {pattern!r} is invalid: {exc}", line)
         return None
     try:  # the vectorised engine is Rust's regex crate: refuse what it cannot run
-        pl.select(pl.lit("").str.contains(pattern))
+        pl.select(pl.lit("").str.contains(polars_regex(pattern)))
     except pl.exceptions.PolarsError:
         problems.add(
             f"regex {pattern!r} is valid Python but not Rust regex syntax "
@@ -187,7 +204,12 @@ def _check_regex(pattern: str, line: int, problems: _Problems) -> re.Pattern[str
 
 @dataclass(frozen=True)
 class Contains(Matcher):
-    """Any of the phrases occurs, ignoring case."""
+    """Any of the phrases occurs, ignoring ASCII case.
+
+    Compiled to one Aho-Corasick scan (``str.contains_any``): several times faster than a
+    case-insensitive regex alternation. Case is folded for ASCII letters only, in both
+    the compiled and the reference evaluator, so they agree on every text.
+    """
 
     name: ClassVar[str] = "contains"
     phrases: tuple[str, ...]
@@ -198,16 +220,22 @@ class Contains(Matcher):
         phrases = _strings(arg, line, "contains", problems)
         if phrases is None:
             return None
-        pats = tuple(re.compile(re.escape(p), re.IGNORECASE) for p in phrases)
+        pats = tuple(re.compile(re.escape(_ascii_lower(p))) for p in phrases)
         return cls(tuple(phrases), pats)
 
     def polars(self, text: pl.Expr) -> pl.Expr:
-        # One alternation per rule: the regex engine scans the text once for all phrases.
-        alternation = "|".join(re.escape(p) for p in self.phrases)
-        return text.str.contains(f"(?i)(?:{alternation})")
+        return text.str.contains_any(list(self.phrases), ascii_case_insensitive=True)
 
     def row(self, text: str) -> bool:
-        return any(p.search(text) for p in self._patterns)
+        low = _ascii_lower(text)
+        return any(p.search(low) for p in self._patterns)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _ascii_lower(text: str) -> str:
+    return text.translate(_ASCII_LOWER)
 
 
 @dataclass(frozen=True)
@@ -230,7 +258,7 @@ class Regex(Matcher):
         return cls(tuple(pats), tuple(c for c in compiled if c is not None))
 
     def polars(self, text: pl.Expr) -> pl.Expr:
-        return text.str.contains("|".join(f"(?:{p})" for p in self.patterns))
+        return text.str.contains("|".join(f"(?:{polars_regex(p)})" for p in self.patterns))
 
     def row(self, text: str) -> bool:
         return any(p.search(text) for p in self._compiled)
@@ -283,7 +311,7 @@ class LineShare(Matcher):
         return None if compiled is None else cls(pat, float(lo), compiled)
 
     def polars(self, text: pl.Expr) -> pl.Expr:
-        hits = pl.element().str.contains(self.pattern).cast(pl.Float64)
+        hits = pl.element().str.contains(polars_regex(self.pattern)).cast(pl.Float64)
         return text.str.split("\n").list.eval(hits).list.mean() >= self.min
 
     def row(self, text: str) -> bool:

@@ -18,7 +18,7 @@ def _row(aid: str, k: int, prompt: str) -> dict[str, object]:
 
 def test_mask_normalises_case_digits_punctuation() -> None:
     out = pl.select(mask(pl.lit("Task #12: Sort   THESE 3 numbers!"))).item()
-    assert out == "task 0 sort   these 0 numbers"
+    assert out == "task 0 sort these 0 numbers"
 
 
 def test_fill_ins_keep_the_template_and_accounts_share_it() -> None:

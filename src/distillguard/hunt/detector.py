@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any, ClassVar
 
 import polars as pl
@@ -43,6 +44,12 @@ class HuntDetector(Detector):
         self.state.observe(batch)
 
     def verdicts(self, now: dt.datetime | None = None) -> Verdicts:
+        t0 = time.perf_counter()
+        v = self._verdicts(now)
+        self.state.timings["link+cluster+score"] = self.state.timings.get("link+cluster+score", 0.0) + time.perf_counter() - t0
+        return v
+
+    def _verdicts(self, now: dt.datetime | None) -> Verdicts:
         states = self.state.compacted()
         n = self.state.index.height
         findings: dict[str, Finding] = {s.name: s.finalize(states[s.name], n) for s in self.state.signals}

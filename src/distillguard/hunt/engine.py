@@ -8,7 +8,11 @@ increments are buffered and compacted lazily so an hourly replay stays cheap.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -16,6 +20,8 @@ import pyarrow as pa
 from distillguard.schema import EXCHANGES
 from distillguard.signals import SIGNALS, Signal
 from distillguard.signals.base import State
+
+T = TypeVar("T")
 
 # Exchange columns the hunt reads (everything else, e.g. response text, is skipped).
 COLUMNS: tuple[str, ...] = (
@@ -44,8 +50,10 @@ class HuntState:
         self.states: dict[str, State] = {s.name: s.empty() for s in self.signals}
         self._pending: dict[str, list[State]] = {s.name: [] for s in self.signals}
         self.compact_every = compact_every
+        self._pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="enrich")
         self.nonnull: dict[str, int] = {}
         self.n_exchanges = 0
+        self.timings: dict[str, float] = {}  # seconds per stage, for profiling
         self.first_ts: int | None = None
         self.last_ts: int | None = None
 
@@ -88,12 +96,19 @@ class HuntState:
         self.last_ts = hi if self.last_ts is None else max(self.last_ts, hi)
         for c in COLUMNS:
             self.nonnull[c] = self.nonnull.get(c, 0) + df.height - df[c].null_count()
-        enriched = [df] + [s.enrich(df) for s in self.signals]
+        # Polars releases the GIL: signals enrich side by side (text rules are single-threaded).
+        enriched = [df, *self._pool.map(lambda s: self._timed(f"enrich.{s.name}", s.enrich, df), self.signals)]
         rows = pl.concat(enriched, how="horizontal")
         for s in self.signals:
-            self._pending[s.name].append(s.update(s.empty(), rows))
+            self._pending[s.name].append(self._timed(f"aggregate.{s.name}", s.update, s.empty(), rows))
             if len(self._pending[s.name]) >= self.compact_every:
-                self._compact(s)
+                self._timed(f"aggregate.{s.name}", self._compact, s)
+
+    def _timed(self, stage: str, fn: Callable[..., T], *args: Any) -> T:
+        t = time.perf_counter()
+        out = fn(*args)
+        self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t
+        return out
 
     def _compact(self, s: Signal) -> None:
         parts = [self.states[s.name], *self._pending[s.name]]

@@ -161,12 +161,19 @@ class Signal(ABC):
         return f"{type(self).__name__}({params})"
 
 
+def clip_text(text: pl.Expr, head: int = 1500, tail: int = 500) -> pl.Expr:
+    """The first ``head`` and last ``tail`` characters: where instructions, wrappers and
+    format demands sit. Keeps text rules at a bounded cost per prompt."""
+    long = text.str.len_chars() > head + tail
+    return pl.when(long).then(text.str.slice(0, head) + "\n" + text.str.slice(-tail)).otherwise(text)
+
+
 def on_unique(batch: pl.DataFrame, column: str, fn: Callable[[pl.DataFrame], pl.DataFrame]) -> pl.DataFrame:
     """Run ``fn`` once per distinct value of ``column`` and spread its columns back over the rows.
 
     Real traffic repeats prompts a lot; text rules and fingerprints need not see a repeat twice.
     """
-    if column not in batch.columns:
+    if column not in batch.columns or batch.schema[column] == pl.Null:
         batch = batch.with_columns(pl.lit(None, dtype=pl.String).alias(column))
     key = batch.select(_k=pl.col(column).hash())
     uniq = batch.select(column, _k=pl.col(column).hash()).unique("_k", keep="first", maintain_order=True)

@@ -21,6 +21,7 @@ from distillguard.signals.base import (
     Signal,
     State,
     TableSpec,
+    clip_text,
     grouped,
     on_unique,
     tail_score,
@@ -133,7 +134,7 @@ class CapabilitySignal(Signal):
             (pl.col("n_messages") >= self.long_messages)
             | (pl.col("input_tokens") >= self.long_input_tokens)
         ).fill_null(False)
-        flags = on_unique(frame, "prompt", lambda u: self._rules.apply(u, list(CAPABILITIES)))
+        flags = on_unique(frame, "prompt", lambda u: self._rules.apply(u.with_columns(clip_text(pl.col("prompt"))), list(CAPABILITIES)))
         return flags.hstack(
             frame.select(tools.alias("cap_tools"), long_ctx.alias("cap_long_ctx"))
         ).select(

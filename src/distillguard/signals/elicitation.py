@@ -24,6 +24,7 @@ from distillguard.signals.base import (
     Signal,
     State,
     TableSpec,
+    clip_text,
     grouped,
     on_unique,
     tail_score,
@@ -117,7 +118,7 @@ class ElicitationSignal(Signal):
 
     def enrich(self, batch: pl.DataFrame) -> pl.DataFrame:
         """``elicitation_hit``, ``structure_hit`` (bool) and ``elicitation_rules`` (ids)."""
-        flags = on_unique(batch, "prompt", lambda u: self._rules.apply(u, list(_CATEGORIES), ids="elicitation_rules"))
+        flags = on_unique(batch, "prompt", lambda u: self._rules.apply(u.with_columns(clip_text(pl.col("prompt"))), list(_CATEGORIES), ids="elicitation_rules"))
         return flags.rename({c: f"{c}_hit" for c in _CATEGORIES})
 
     def update(self, state: State, rows: pl.DataFrame) -> State:

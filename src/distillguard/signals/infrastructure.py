@@ -110,9 +110,9 @@ class InfrastructureSignal(Signal):
 
 def _explain(r: dict[str, Any]) -> list[str]:
     out = []
-    if r.get("ts_datacenter", 0) >= 0.5 and r.get("dc_share", 0) >= 0.5:
+    if (r.get("ts_datacenter") or 0) >= 0.5 and (r.get("dc_share") or 0) >= 0.5:
         out.append(f"{r['dc_share']:.0%} of requests came from hosting-provider networks (datacenter ASNs)")
-    if r.get("ts_rotation", 0) >= 1.0:
+    if (r.get("ts_rotation") or 0) >= 1.0:
         out.append(
             f"{int(r['distinct_device'] or 0):,} distinct device fingerprints over {int(r['n']):,} requests"
         )

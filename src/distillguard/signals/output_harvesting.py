@@ -79,16 +79,16 @@ class OutputHarvestingSignal(Signal):
 
 def _explain(r: dict[str, Any]) -> list[str]:
     out = []
-    if r.get("ts_hit_share", 0) >= 1.0:
+    if (r.get("ts_hit_share") or 0) >= 1.0:
         out.append(
             f"{int(r['hit']):,} of {int(r['n']):,} replies ({r['hit_share']:.0%}) stopped at max_tokens, "
             f"against {r['pop_hit_share']:.0%} for the median account"
         )
-    if r.get("ts_mean_out", 0) >= 1.0:
+    if (r.get("ts_mean_out") or 0) >= 1.0:
         out.append(
             f"mean output {r['mean_out']:,.0f} tokens per reply, {r['out_in']:.1f}\u00d7 its input, "
             f"against a population median of {r['pop_mean_out']:,.0f}"
         )
-    if r.get("ts_pinned", 0) >= 1.0 and r.get("mt_top") is not None:
+    if (r.get("ts_pinned") or 0) >= 1.0 and r.get("mt_top") is not None:
         out.append(f"max_tokens pinned at {int(r['mt_top']):,} on {int(r['mt_top_n']):,} of {int(r['n']):,} requests")
     return out

@@ -93,7 +93,7 @@ class TemporalSignal(Signal):
 
 def _explain(r: dict[str, Any]) -> list[str]:
     out = []
-    if r.get("ts_peak_daily", 0) >= 1.5:
+    if (r.get("ts_peak_daily") or 0) >= 1.5:
         import datetime as _dt
 
         d = _dt.date(1970, 1, 1) + _dt.timedelta(days=int(r["peak_day"]))
@@ -101,12 +101,12 @@ def _explain(r: dict[str, Any]) -> list[str]:
             f"peak daily volume {int(r['peak_daily']):,} requests on {d.isoformat()}, against a population "
             f"median of {r['pop_peak_p50']:,.0f} and 99th percentile of {r['pop_peak_p99']:,.0f}"
         )
-    if r.get("ts_round_clock", 0) >= 1.0 and (r.get("hours") or 0) >= 20:
+    if (r.get("ts_round_clock") or 0) >= 1.0 and (r.get("hours") or 0) >= 20:
         out.append(
             f"active in {int(r['hours'])} of 24 hours of the day with near-uniform spread "
             f"(normalised hour entropy {r['entropy']:.2f})"
         )
-    if r.get("ts_regularity", 0) >= 1.0:
+    if (r.get("ts_regularity") or 0) >= 1.0:
         out.append(
             f"inter-arrival gaps unusually regular: spread of log10 gaps {r['lg_std']:.2f} over "
             f"{int(r['n_gaps']):,} gaps (human sessions are burstier)"
