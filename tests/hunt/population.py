@@ -81,7 +81,7 @@ def population(seed: int = 0, days: int = 3, campaign: int = 30, casual: int = 3
             add(aid, T0 + dt.timedelta(seconds=rng.randrange(days * 86400)),
                 "You are asked to come up with a set of 20 diverse task instructions. Topic: "
                 + " ".join(rng.choices(WORDS, k=4)),
-                ip_prefix=f"45.77.{i % 6}.0/24", asn=20473, device_fp=f"bot-{i % 3}",
+                ip_prefix=f"45.77.{i % 6}.0/24", asn=20473, device_fp=f"bot-{rng.randrange(3)}",
                 max_tokens=4096, output_tokens=4096, stop_reason="max_tokens",
                 user_agent="python-requests/2.31")  # fmt: skip
     exchanges = pl.DataFrame(ex, infer_schema_length=None).sort("ts")

@@ -21,7 +21,13 @@ from typing import Any
 import polars as pl
 
 from distillguard.detector import Verdicts
-from distillguard.hunt.link import LinkParams, components, identity_components, test_artifacts
+from distillguard.hunt.link import (
+    LinkParams,
+    components,
+    find_root,
+    identity_components,
+    test_artifacts,
+)
 from distillguard.signals.base import Finding
 
 KIND_LABEL = {
@@ -46,7 +52,43 @@ class ScoreParams:
     cap: float = 3.0
     min_campaign: int = 5
     min_exchanges: int = 5
+    profile_distance: float = 0.5
     link: LinkParams = field(default_factory=LinkParams)
+
+
+def rejoin_same_profile(comp: pl.DataFrame, feats: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
+    """Put back together the parts of one split component that behave alike.
+
+    One operator runs one script, so its accounts share a behaviour profile (the mean of
+    each ``ts_*`` feature) even when they fall into loosely tied cells; two operators who
+    happen to share a public template or a mail domain do not. Parts whose profiles differ
+    by less than ``profile_distance`` on every feature are merged.
+    """
+    cols = [c for c in feats.columns if c.startswith("ts_")]
+    if not cols or comp.height == 0:
+        return comp.select("account", "component")
+    prof = (
+        comp.join(feats, on="account", how="left")
+        .group_by("whole", "component")
+        .agg([pl.col(c).fill_null(0.0).clip(0.0, params.cap).mean() for c in cols])
+        .sort("whole", "component")
+    )
+    remap: dict[int, int] = {}
+    for (_,), part in prof.group_by(["whole"], maintain_order=True):
+        if part.height < 2:
+            continue
+        ids = part["component"].to_list()
+        m = part.select(cols).to_numpy()
+        parent = list(range(len(ids)))
+        for i in range(len(ids)):
+            for j in range(i + 1, len(ids)):
+                if float(abs(m[i] - m[j]).max()) < params.profile_distance:
+                    parent[find_root(parent, j)] = find_root(parent, i)
+        for i, c in enumerate(ids):
+            remap[c] = ids[find_root(parent, i)]
+    if not remap:
+        return comp.select("account", "component")
+    return comp.with_columns(pl.col("component").replace(remap)).select("account", "component")
 
 
 def _ordinal(n: int) -> str:
@@ -86,7 +128,8 @@ def score(
     tested = test_artifacts(artifacts, behaviour, params.link)
     orgs = accounts.select("account", "org_id") if "org_id" in accounts.columns else accounts.select("account", org_id=pl.lit(None, pl.String))
     webs, web_stats, ties = identity_components(artifacts, behaviour, orgs, params.link)
-    comp = components(artifacts, tested, behaviour, params.link, extra=webs)
+    comp = components(artifacts, tested, behaviour, params.link, ties=ties)
+    comp = rejoin_same_profile(comp, feats.select("account", *ts_cols), params)
     sig = tested.filter(pl.col("significant"))
 
     # Campaigns: components with enough accounts; strength = their strongest artifact.
