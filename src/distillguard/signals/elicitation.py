@@ -163,7 +163,9 @@ class ElicitationSignal(Signal):
                 for _, pre, _ in _CATEGORIES.values()
             ),
         )
-        tops = self._top_rules(state["rule"])
+        tops = {
+            (r["account"], r["category"]): (r["rule"], int(r["n"])) for r in self._top_rules(state["rule"]).to_dicts()
+        }
         min_prompts = self.min_prompts
         rules = self._rules
 
@@ -182,9 +184,9 @@ class ElicitationSignal(Signal):
                     f"{k} of {n} prompts ({pct(k / n)}) {what}, against "
                     f"{pct(medians[f'{pre}_share'])} for the median account"
                 )
-                top = tops.filter((pl.col("account") == acc) & (pl.col("category") == cat))
-                if top.height:
-                    rid, rn = top["rule"][0], int(top["n"][0])
+                top = tops.get((acc, cat))
+                if top is not None:
+                    rid, rn = top
                     sentence += f"; most often rule {rid} ({rules[rid].title}, {rn} prompts)"
                 out.append(sentence + ".")
             if 0 < n < min_prompts:
