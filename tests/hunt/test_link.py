@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from distillguard.hunt.link import LinkParams, components
@@ -51,3 +52,45 @@ def test_empty_inputs() -> None:
     arts = _arts([])
     tested = score_artifacts(arts, behaviour, LinkParams())
     assert tested.height == 0
+
+
+def test_identity_web_of_moderately_unusual_accounts_is_significant_and_a_nat_is_not() -> None:
+    from distillguard.hunt.link import identity_components
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    b = rng.normal(5.0, 1.0, n)
+    b[:60] += 1.5  # a stealth operator: each account only a little above the crowd
+    behaviour = pl.DataFrame({"account": np.arange(n), "b": b}, schema={"account": pl.UInt32, "b": pl.Float64})
+    rows = []
+    for a in range(60):  # cells of three share a phone and a card; devices chain the cells
+        rows += [(a, "phone_hash", 1000 + a // 3), (a, "payment_fp", 2000 + a // 3), (a, "device", 3000 + a % 20)]
+    for a in range(100, 400):  # an organisation's members share its card and domain (declared org)
+        rows += [(a, "payment_fp", 5000), (a, "email_domain", 5001)]
+    for a in range(500, 540):  # forty ordinary people share one office prefix and domain
+        rows += [(a, "email_domain", 6000), (a, "prefix", 6001)]
+    orgs = pl.DataFrame(
+        {"account": np.arange(n), "org_id": [("org-1" if 100 <= a < 400 else None) for a in range(n)]},
+        schema={"account": pl.UInt32, "org_id": pl.String},
+    )
+    webs, stats, ties = identity_components(_arts(rows), behaviour, orgs, LinkParams())
+    assert set(webs["account"].to_list()) == set(range(60))
+    assert stats.filter("significant").height == 1
+    assert set(ties["kind"].unique().to_list()) == {"phone_hash", "payment_fp", "device"}
+
+
+def test_two_operators_sharing_one_public_template_stay_apart() -> None:
+    n = 1000
+    b = [9.0] * 100 + [1.0] * (n - 100)
+    behaviour = pl.DataFrame({"account": list(range(n)), "b": b}, schema={"account": pl.UInt32, "b": pl.Float64})
+    rows = [(a, "tpl_head", 1) for a in range(100)]  # both operators use the same public template
+    for a in range(50):  # operator A: its own prefixes and devices
+        rows += [(a, "prefix", 10 + a % 5), (a, "device", 20 + a % 4), (a, "tpl_tail", 30)]
+    for a in range(50, 100):  # operator B
+        rows += [(a, "prefix", 40 + a % 5), (a, "device", 50 + a % 4), (a, "tpl_tail", 60)]
+    arts = _arts(rows)
+    p = LinkParams()
+    tested = score_artifacts(arts, behaviour, p)
+    comp = components(arts, tested, behaviour, p)
+    groups = comp.group_by("component").agg(pl.col("account").min().alias("lo"), pl.len()).sort("lo")
+    assert groups["len"].to_list() == [50, 50]

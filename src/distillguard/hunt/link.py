@@ -137,9 +137,10 @@ def split_loose(
     Leiden community detection (modularity, weighted; Traag et al., *From Louvain to
     Leiden*, 2019) proposes communities inside each large component; communities are then
     merged back while the weight between two of them is at least ``merge_ratio`` of the
-    smaller one's total weight, and any community smaller than ``min_campaign`` accounts
-    joins the neighbour it is most tied to. So a component is only split along a cut
-    that is thin compared with both sides, and one campaign behind many proxies stays whole.
+    larger one's total weight, or while they share specific artifacts worth ``merge_bridge``
+    (several phones, cards or devices), and any piece smaller than ``min_part`` accounts
+    joins the group it is most tied to. So a component is only split along a cut that is
+    thin compared with both sides, and one campaign behind many proxies stays whole.
     """
     import igraph as ig
 
@@ -204,7 +205,7 @@ def _merge_communities(
                 bridge[a, b] += node_w[node]
                 bridge[b, a] += node_w[node]
     for a, b in zip(*np.nonzero(np.triu(cut + bridge)), strict=True):
-        if cut[a, b] >= p.merge_ratio * min(vol[a], vol[b]) or bridge[a, b] >= p.merge_bridge:
+        if cut[a, b] >= p.merge_ratio * max(vol[a], vol[b]) or bridge[a, b] >= p.merge_bridge:
             parent[find(int(a))] = find(int(b))
     # Only a split into big parts stands: a piece smaller than ``min_part`` joins the group
     # it is most tied to (sparse webs fall apart into many small communities otherwise).
