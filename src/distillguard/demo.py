@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-DEMO_REPLAY_HOURS = 6.0
+DEMO_REPLAY_HOURS = 12.0
 
 
 def run_demo(out: Path, seed: int = 7, console: Console | None = None) -> dict[str, float]:

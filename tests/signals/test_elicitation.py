@@ -56,7 +56,7 @@ def test_enrich_is_row_aligned_and_pure(sig: ElicitationSignal) -> None:
     out = sig.enrich(df)
     assert_frame_equal(df, before)
     assert out.height == df.height
-    assert out.columns == ["elicitation_hit", "structure_hit", "elicitation_rules"]
+    assert out.columns == ["elicitation_hit", "structure_hit", "elicitation_rules", "elicitation_read"]
     assert out["elicitation_hit"].sum() == 5 + 27 + 2
     assert out["structure_hit"].sum() == 3
 
@@ -178,7 +178,7 @@ def test_extra_rules_are_used(tmp_path: Path, sig: ElicitationSignal) -> None:
     df = pl.DataFrame({"prompt": ["say xyzzy"]})
     assert mine.enrich(df)["elicitation_hit"].to_list() == [True]
     assert sig.enrich(df)["elicitation_hit"].to_list() == [False]
-    assert repr(mine) == f"ElicitationSignal(extra_rules={(str(path),)!r}, min_prompts=20)"
+    assert repr(mine) == f"ElicitationSignal(extra_rules={(str(path),)!r}, min_prompts=20, sample=1)"
 
 
 def test_typical_accounts_score_zero(sig: ElicitationSignal) -> None:
@@ -187,3 +187,23 @@ def test_typical_accounts_score_zero(sig: ElicitationSignal) -> None:
     # all 8, so their tail score is 0; account 5 alone is the most extreme
     assert [f.row(a, named=True)["ts_elicit"] for a in (0, 7)] == [0.0, 0.0]
     assert f.row(5, named=True)["ts_elicit"] == pytest.approx(math.log10(8))
+
+
+def test_sampling_reads_a_stable_share_of_prompts_and_says_so() -> None:
+    rows = pl.DataFrame(
+        {
+            "account": pl.Series([0] * 400, dtype=pl.UInt32),
+            "prompt": [f"Explain step by step how to solve task {i}" for i in range(400)],
+        }
+    )
+    sig = ElicitationSignal(sample=4)
+    out = sig.enrich(rows)
+    read = out["elicitation_read"]
+    assert 60 < read.sum() < 140  # about one in four distinct prompts
+    assert out.filter(read)["elicitation_hit"].all()
+    assert sig.enrich(rows).equals(out)  # the same prompts every time
+    state = sig.update(sig.empty(), pl.concat([rows, out], how="horizontal"))
+    finding = sig.finalize(state, 1)
+    assert finding.explain is not None
+    line = finding.explain(finding.features.row(0, named=True))[0]
+    assert f"of {read.sum()} prompts read (a sample of 1 in 4)" in line

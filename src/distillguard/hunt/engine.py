@@ -23,6 +23,9 @@ from distillguard.signals.base import State
 
 T = TypeVar("T")
 
+# The hunt's settings for signals whose library defaults favour exactness over speed.
+HUNT_PARAMS: dict[str, dict[str, Any]] = {"elicitation": {"sample": 4}}
+
 # Exchange columns the hunt reads (everything else, e.g. response text, is skipped).
 COLUMNS: tuple[str, ...] = (
     "request_id", "ts", "account_id", "ip", "ip_prefix", "asn", "user_agent", "device_fp", "model",
@@ -45,7 +48,9 @@ class HuntState:
     """Per-account mergeable state of every signal, plus the account index."""
 
     def __init__(self, signals: Sequence[Signal] | None = None, compact_every: int = 24) -> None:
-        self.signals: list[Signal] = list(signals) if signals is not None else [cls() for cls in SIGNALS.values()]
+        self.signals: list[Signal] = (
+            list(signals) if signals is not None else [cls(**HUNT_PARAMS.get(n, {})) for n, cls in SIGNALS.items()]
+        )
         self.index = pl.DataFrame(schema={"account_id": pl.String, "account": pl.UInt32})
         self.states: dict[str, State] = {s.name: s.empty() for s in self.signals}
         self._pending: dict[str, list[State]] = {s.name: [] for s in self.signals}

@@ -39,6 +39,8 @@ class LinkParams:
     # Artifacts that many unrelated actors share by nature (an SDK's user agent, the day a
     # model launched, a busy sign-up hour): evidence for a campaign, never a link.
     supporting: tuple[str, ...] = ("ua", "model_adopt", "signup_burst")
+    # Artifacts that people who are not part of a campaign can carry by accident.
+    bystander: tuple[str, ...] = ("prefix", "device", "signup_prefix")
     # Identity artifacts: things one person or one operator holds. A web of accounts sharing
     # them (outside a declared organisation) is tested as a whole, see ``identity_components``.
     identity: tuple[str, ...] = ("device", "phone_hash", "payment_fp", "email_domain")
@@ -96,9 +98,15 @@ def components(
     """
     q_link = behaviour["b"].quantile(p.link_quantile)
     sig = tested.filter(pl.col("significant") & ~pl.col("kind").is_in(list(p.supporting))).select("kind", "value")
+    # Shared networks and devices also carry bystanders (people behind the same proxy
+    # exit); there the carrier must itself be above the link quantile. A template an
+    # account leans on, or a phone or card it registered with, is its own doing: it links
+    # from the first requests, which is what keeps leaked exchanges low.
+    usual = behaviour.filter(pl.col("b") >= q_link).select("account", ok=pl.lit(True))
     edges = (
         artifacts.join(sig, on=["kind", "value"])
-        .join(behaviour.filter(pl.col("b") >= q_link).select("account"), on="account")
+        .join(usual, on="account", how="left")
+        .filter(pl.col("ok").fill_null(False) | ~pl.col("kind").is_in(list(p.bystander)))
         .select("account", "kind", "value")
     )
     if ties is not None and ties.height:
