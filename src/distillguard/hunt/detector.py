@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from distillguard.detector import Detector, Verdicts
 from distillguard.hunt.engine import COLUMNS, HuntState
+from distillguard.hunt.link import LinkParams
 from distillguard.hunt.score import ScoreParams, score
 from distillguard.schema import ACCOUNTS
 from distillguard.signals.base import TEXT_SPEC_DTYPES, Finding
@@ -24,7 +25,10 @@ class HuntDetector(Detector):
     columns: ClassVar[tuple[str, ...] | None] = COLUMNS
 
     def __init__(self, target_fpr: float = 0.001, min_campaign: int = 5, **state_params: Any) -> None:
-        self.params = ScoreParams(target_fpr=target_fpr, min_campaign=min_campaign)
+        # The campaign tests' family-wise error is tied to the target: at 0.1 % of benign
+        # accounts, at most a 1 % chance that any artifact or web is called by chance.
+        link = LinkParams(alpha=min(0.05, 10 * target_fpr), min_campaign=min_campaign)
+        self.params = ScoreParams(target_fpr=target_fpr, min_campaign=min_campaign, link=link)
         self.state = HuntState(**state_params)
         self.registration = RegistrationSignal()
         self.accounts = pl.DataFrame()
