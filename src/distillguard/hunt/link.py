@@ -253,7 +253,7 @@ def identity_components(
     """
     empty = pl.DataFrame(schema={"account": pl.UInt32, "web": pl.Int64})
     stats_empty = pl.DataFrame(
-        schema={"web": pl.Int64, "n": pl.UInt32, "u": pl.Float64, "z": pl.Float64, "neglog_p": pl.Float64,
+        schema={"web": pl.Int64, "size": pl.UInt32, "n": pl.UInt32, "u": pl.Float64, "z": pl.Float64, "neglog_p": pl.Float64,
                 "cut": pl.Float64, "significant": pl.Boolean}
     )  # fmt: skip
     ties_empty = pl.DataFrame(schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "web": pl.Int64})
@@ -291,18 +291,23 @@ def identity_components(
     _, labels = connected_components(adj, directed=False)
     webs = local.with_columns(web=pl.Series(labels[:n_a]).cast(pl.Int64)).select("account", "web")
     ranks = behaviour.select("account", u=(pl.col("b").rank("average") - 0.5) / pl.col("b").count())
+    # Only members with enough traffic to be ranked speak; the rest (accounts just
+    # registered with a reused phone and card) ride with the web's verdict.
     stats = (
         webs.join(ranks, on="account", how="left")
-        .with_columns(pl.col("u").fill_null(0.5))
         .group_by("web")
-        .agg(n=pl.len().cast(pl.UInt32), u=pl.col("u").mean())
-        .with_columns(z=(pl.col("u") - 0.5) * (12.0 * pl.col("n").cast(pl.Float64)).sqrt())
+        .agg(size=pl.len().cast(pl.UInt32), n=pl.col("u").count().cast(pl.UInt32), u=pl.col("u").mean())
+        .with_columns(
+            u=pl.col("u").fill_null(0.5),
+            z=((pl.col("u").fill_null(0.5) - 0.5) * (12.0 * pl.col("n").cast(pl.Float64)).sqrt()),
+        )
     )
-    n_tested = max(stats.filter(pl.col("n") >= p.min_campaign).height, 1)
+    testable = (pl.col("size") >= p.min_campaign) & (pl.col("n") >= 2)
+    n_tested = max(stats.filter(testable).height, 1)
     cut = float(-np.log10(p.alpha / n_tested))
     neglog_p = np.minimum(-norm.logsf(stats["z"].to_numpy()) / np.log(10.0), 300.0)
     stats = stats.with_columns(neglog_p=pl.Series(neglog_p), cut=pl.lit(cut)).with_columns(
-        significant=(pl.col("n") >= p.min_campaign) & (pl.col("neglog_p") >= cut)
+        significant=testable & (pl.col("neglog_p") >= cut)
     )
     sig = stats.filter("significant").select("web")
     ties = edges.join(webs, on="account").join(sig, on="web")

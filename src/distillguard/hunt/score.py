@@ -144,7 +144,9 @@ def score(
     )
     # Strength: how far the strongest evidence clears its own significance cut (-log10 units).
     margin_a = sig.select("kind", "value", margin=pl.col("neglog_p") - pl.col("cut"))
-    web_sig = web_stats.filter("significant").select("web", "n", "u", "z", "neglog_p", margin=pl.col("neglog_p") - pl.col("cut"))
+    web_sig = web_stats.filter("significant").select(
+        "web", "size", "n", "u", "z", "neglog_p", margin=pl.col("neglog_p") - pl.col("cut")
+    )
     comp_webs = webs.join(comp, on="account").select("web", "component").unique().join(web_sig, on="web")
     strength = pl.concat(
         [
@@ -243,8 +245,9 @@ def _web_lines(comp_webs: pl.DataFrame, ties: pl.DataFrame, comp: pl.DataFrame) 
             for r in t.sort("kind").to_dicts()
         )
         out.setdefault(w["component"], []).append(
-            f"{w['n']:,} accounts tied to each other by at least two shared identity artifacts each: {held}; "
-            f"their behaviour ranks average the {_ordinal(round(100 * w['u']))} percentile of the population, "
+            f"{w['size']:,} accounts tied to each other by at least two shared identity artifacts each: {held}; "
+            f"the behaviour ranks of the {w['n']:,} with enough traffic to rank average the "
+            f"{_ordinal(round(100 * w['u']))} percentile of the population, "
             f"which ordinary accounts would reach by chance with p = {_sig(w['neglog_p'])} (z = {w['z']:.1f})"
         )
     return out
