@@ -105,6 +105,7 @@ def test_enrich_is_row_aligned_and_pure(sig: CapabilitySignal) -> None:
         "cap_long_horizon",
         "cap_tools",
         "cap_long_ctx",
+        "cap_read",
     ]
 
 
@@ -198,3 +199,18 @@ def test_parameters(sig: CapabilitySignal) -> None:
     assert sig.enrich(df)["cap_long_horizon"].item() is True
     assert strict.enrich(df)["cap_long_horizon"].item() is False
     assert "dominant_share=0.9" in repr(strict)
+
+
+def test_sampling_reads_a_stable_share_of_requests() -> None:
+    rows = pl.DataFrame(
+        {
+            "account": pl.Series([0] * 400, dtype=pl.UInt32),
+            "prompt": [f"Write a python function that sorts list number {i}" for i in range(400)],
+        }
+    )
+    sig = CapabilitySignal(sample=4)
+    out = sig.enrich(rows)
+    read = out["cap_read"]
+    assert 60 < read.sum() < 140 and out.filter(read)["cap_coding"].all()
+    state = sig.update(sig.empty(), pl.concat([rows, out], how="horizontal"))
+    assert state["acct"]["n"].to_list() == [read.sum()]

@@ -24,7 +24,7 @@ from distillguard.signals.base import State
 T = TypeVar("T")
 
 # The hunt's settings for signals whose library defaults favour exactness over speed.
-HUNT_PARAMS: dict[str, dict[str, Any]] = {"elicitation": {"sample": 4}}
+HUNT_PARAMS: dict[str, dict[str, Any]] = {"elicitation": {"sample": 4}, "capability": {"sample": 4}}
 
 # Exchange columns the hunt reads (everything else, e.g. response text, is skipped).
 COLUMNS: tuple[str, ...] = (

@@ -116,8 +116,12 @@ class CapabilitySignal(Signal):
         long_messages: int = 10,
         long_input_tokens: int = 8000,
         dominant_share: float = 0.3,
+        sample: int = 1,
     ) -> None:
         self.extra_rules = extra_rules
+        # Read one request in ``sample`` (by a hash of its prompt; requests without text are
+        # always read): shares stay unbiased and the text rules cost that much less.
+        self.sample = sample
         self.min_requests = min_requests
         self.long_messages = long_messages
         self.long_input_tokens = long_input_tokens
@@ -134,15 +138,26 @@ class CapabilitySignal(Signal):
             (pl.col("n_messages") >= self.long_messages)
             | (pl.col("input_tokens") >= self.long_input_tokens)
         ).fill_null(False)
-        flags = on_unique(frame, "prompt", lambda u: self._rules.apply(u.with_columns(clip_text(pl.col("prompt"))), list(CAPABILITIES)))
+        read = pl.lit(True)
+        if self.sample > 1:
+            read = pl.col("prompt").is_null() | (pl.col("prompt").hash(7) % self.sample == 0)
+        frame = frame.with_columns(cap_read=read).with_columns(
+            prompt=pl.when(pl.col("cap_read")).then(pl.col("prompt"))
+        )
+        flags = on_unique(
+            frame,
+            "prompt",
+            lambda u: self._rules.apply(u.with_columns(clip_text(pl.col("prompt"))), list(CAPABILITIES)),
+        )
         return flags.hstack(
-            frame.select(tools.alias("cap_tools"), long_ctx.alias("cap_long_ctx"))
+            frame.select(tools.alias("cap_tools"), long_ctx.alias("cap_long_ctx"), "cap_read")
         ).select(
             pl.col("coding").alias("cap_coding"),
             (pl.col("agentic") | pl.col("cap_tools")).alias("cap_agentic"),
             (pl.col("long_horizon") | pl.col("cap_long_ctx")).alias("cap_long_horizon"),
             "cap_tools",
             "cap_long_ctx",
+            "cap_read",
         )
 
     def update(self, state: State, rows: pl.DataFrame) -> State:
@@ -151,6 +166,7 @@ class CapabilitySignal(Signal):
         if "cap_coding" not in rows.columns:
             rows = rows.hstack(self.enrich(rows))
         spec = self.tables["acct"]
+        rows = rows.filter(pl.col("cap_read")) if "cap_read" in rows.columns else rows
         flags = [pl.col(f"cap_{c}") for c in CAPABILITIES]
         new = grouped(
             rows,
@@ -179,6 +195,7 @@ class CapabilitySignal(Signal):
         dominant = self.capabilities(features)
         min_requests = self.min_requests
         lm, lt = self.long_messages, self.long_input_tokens
+        of = "requests" if self.sample == 1 else f"requests read (a sample of 1 in {self.sample})"
 
         def explain(row: Mapping[str, Any]) -> list[str]:
             acc = int(row["account"])
@@ -190,7 +207,7 @@ class CapabilitySignal(Signal):
                 return []
             parts = [f"{words} {int(c[col])}" for col, words in CAPABILITIES.values() if c[col]]
             out = [
-                f"{k} of {n} requests ({pct(k / n)}) target coding, agentic or long-horizon "
+                f"{k} of {n} {of} ({pct(k / n)}) target coding, agentic or long-horizon "
                 f"work ({', '.join(parts)}), against {pct(medians['target_share'])} "
                 "for the median account."
             ]
