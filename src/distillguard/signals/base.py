@@ -181,6 +181,28 @@ def on_unique(batch: pl.DataFrame, column: str, fn: Callable[[pl.DataFrame], pl.
     return key.join(out, on="_k", how="left", maintain_order="left").drop("_k")
 
 
+def in_sample(prompt: pl.Expr, sample: int) -> pl.Expr:
+    """One distinct prompt in ``sample``, chosen by a hash of its text (so a prompt is
+    always in or always out): per-account shares estimated on it stay unbiased."""
+    return pl.lit(True) if sample <= 1 else prompt.hash(7) % sample == 0
+
+
+def count_values(state: State, rows: pl.DataFrame, spec: TableSpec, table: str, column: str) -> pl.DataFrame:
+    """Fold ``(account, value)`` counts of one fingerprint column into a state table."""
+    r = rows.select("account", value=pl.col(column)).drop_nulls("value")
+    return spec.compact([state[table], grouped(r, spec, {"n": pl.len()})])
+
+
+def concentrated(counts: pl.DataFrame, totals: pl.DataFrame, kind: str, min_count: int, min_share: float) -> pl.DataFrame:
+    """Artifact rows for the values an account leans on: at least ``min_count`` of its
+    requests and ``min_share`` of them. ``counts``: account, value, n; ``totals``: account, tot."""
+    return (
+        counts.join(totals, on="account")
+        .filter((pl.col("n") >= min_count) & (pl.col("n") >= min_share * pl.col("tot")))
+        .select("account", kind=pl.lit(kind), value="value", share=pl.col("n") / pl.col("tot"))
+    )
+
+
 def grouped(rows: pl.DataFrame, spec: TableSpec, exprs: Mapping[str, pl.Expr]) -> pl.DataFrame:
     """Aggregate ``rows`` by ``spec.keys`` with ``exprs`` (value name -> agg expression)."""
     if rows.height == 0:

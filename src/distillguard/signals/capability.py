@@ -23,6 +23,7 @@ from distillguard.signals.base import (
     TableSpec,
     clip_text,
     grouped,
+    in_sample,
     on_unique,
     tail_score,
 )
@@ -138,9 +139,7 @@ class CapabilitySignal(Signal):
             (pl.col("n_messages") >= self.long_messages)
             | (pl.col("input_tokens") >= self.long_input_tokens)
         ).fill_null(False)
-        read = pl.lit(True)
-        if self.sample > 1:
-            read = pl.col("prompt").is_null() | (pl.col("prompt").hash(7) % self.sample == 0)
+        read = pl.col("prompt").is_null() | in_sample(pl.col("prompt"), self.sample)
         frame = frame.with_columns(cap_read=read).with_columns(
             prompt=pl.when(pl.col("cap_read")).then(pl.col("prompt"))
         )

@@ -26,6 +26,7 @@ from distillguard.signals.base import (
     TableSpec,
     clip_text,
     grouped,
+    in_sample,
     on_unique,
     tail_score,
 )
@@ -125,9 +126,7 @@ class ElicitationSignal(Signal):
         ``elicitation_read`` (the prompt was read: it has text and is in the sample)."""
         text = pl.col("prompt").cast(pl.String) if "prompt" in batch.columns else pl.repeat(None, batch.height, dtype=pl.String)
         frame = batch.select(text.alias("prompt"))
-        read = pl.col("prompt").is_not_null()
-        if self.sample > 1:
-            read = read & (pl.col("prompt").hash(7) % self.sample == 0)
+        read = pl.col("prompt").is_not_null() & in_sample(pl.col("prompt"), self.sample)
         frame = frame.select(pl.when(read).then(pl.col("prompt")).alias("prompt"), read.alias("elicitation_read"))
         flags = on_unique(
             frame,

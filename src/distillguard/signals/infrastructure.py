@@ -24,6 +24,8 @@ from distillguard.signals.base import (
     Signal,
     State,
     TableSpec,
+    concentrated,
+    count_values,
     grouped,
     tail_score,
     texts_seen,
@@ -70,8 +72,7 @@ class InfrastructureSignal(Signal):
         t = self.tables
         out: State = {}
         for k in ARTIFACT_COLUMNS:
-            r = rows.select("account", value=pl.col(f"inf_{k}")).drop_nulls("value")
-            out[k] = t[k].compact([state[k], grouped(r, t[k], {"n": pl.len()})])
+            out[k] = count_values(state, rows, t[k], k, f"inf_{k}")
         acct = grouped(
             rows,
             t["acct"],
@@ -91,14 +92,10 @@ class InfrastructureSignal(Signal):
         feats = acct
         arts = []
         for k in ARTIFACT_COLUMNS:
-            tb = state[k].join(acct.select("account", tot="n"), on="account")
             feats = feats.join(
-                tb.group_by("account").agg(**{f"distinct_{k}": pl.len()}), on="account", how="left"
+                state[k].group_by("account").agg(**{f"distinct_{k}": pl.len()}), on="account", how="left"
             )
-            arts.append(
-                tb.filter((pl.col("n") >= self.min_count) & (pl.col("n") >= self.min_share * pl.col("tot")))
-                .select("account", kind=pl.lit(k), value="value", share=pl.col("n") / pl.col("tot"))
-            )
+            arts.append(concentrated(state[k], acct.select("account", tot="n"), k, self.min_count, self.min_share))
         feats = feats.with_columns(
             dc_share=pl.when(pl.col("n_asn") > 0).then(pl.col("dc") / pl.col("n_asn")).otherwise(0.0),
             rotation=pl.when(pl.col("n") >= 20)

@@ -33,6 +33,8 @@ from distillguard.signals.base import (
     Signal,
     State,
     TableSpec,
+    concentrated,
+    count_values,
     grouped,
     on_unique,
     tail_score,
@@ -103,8 +105,7 @@ class TemplateSignal(Signal):
         t = self.tables
         out: State = {}
         for k in KINDS:
-            r = rows.select("account", value=pl.col(f"tpl_{k}")).drop_nulls("value")
-            out[k] = t[k].compact([state[k], grouped(r, t[k], {"n": pl.len()})])
+            out[k] = count_values(state, rows, t[k], k, f"tpl_{k}")
         acct = grouped(
             rows.filter(pl.col("tpl_exact").is_not_null()),
             t["acct"],
@@ -120,9 +121,9 @@ class TemplateSignal(Signal):
         acct = state["acct"]
         feats = acct.rename({"n": "n_prompts"})
         arts = []
+        totals = acct.select("account", tot="n")
         for k in KINDS:
-            tb = state[k].join(acct.select("account", tot="n"), on="account")
-            top = tb.group_by("account").agg(
+            top = state[k].group_by("account").agg(
                 **{
                     f"top_{k}": pl.col("n").max(),
                     f"distinct_{k}": pl.len(),
@@ -130,10 +131,7 @@ class TemplateSignal(Signal):
                 }
             )
             feats = feats.join(top, on="account", how="left")
-            arts.append(
-                tb.filter((pl.col("n") >= self.min_count) & (pl.col("n") >= self.min_share * pl.col("tot")))
-                .select("account", kind=pl.lit(f"tpl_{k}"), value="value", share=pl.col("n") / pl.col("tot"))
-            )
+            arts.append(concentrated(state[k], totals, f"tpl_{k}", self.min_count, self.min_share))
         feats = feats.with_columns(
             top_share=pl.max_horizontal(*(pl.col(f"top_{k}").fill_null(0) for k in KINDS)).cast(pl.Float64)
             / pl.col("n_prompts"),
