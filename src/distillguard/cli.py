@@ -10,7 +10,11 @@ from rich.console import Console
 
 from distillguard.errors import DistillguardError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="distillguard: find, stop and prove distillation attacks on a model served over an API.",
+)
 data_app = typer.Typer(no_args_is_help=True, help="Locate and fetch the public corpora the simulator uses.")
 app.add_typer(data_app, name="data")
 console = Console(stderr=True)
