@@ -8,9 +8,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from distillguard.signals.base import State
+from distillguard.signals.base import State, pct
 from distillguard.signals.capability import CapabilitySignal
-from distillguard.signals.elicitation import pct
 
 CHAT = ["hi, how are you?", "what is the capital of Peru?", "tell me a joke", "recommend a film"]
 CODE = "Write a function in Python that merges two sorted lists."

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from distillguard.signals.base import State
-from distillguard.signals.elicitation import ElicitationSignal, pct
+from distillguard.signals.base import State, pct
+from distillguard.signals.elicitation import ElicitationSignal
 
 CHAT = ["hi, how are you?", "what is the capital of Peru?", "tell me a joke", "recommend a film"]
 ELICIT = "Solve 17*23. Think step by step and show your reasoning."

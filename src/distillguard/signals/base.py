@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import struct
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -220,3 +220,54 @@ def tail_score(x: pl.Expr) -> pl.Expr:
     n = x.count()
     rank = x.rank("max", descending=True)  # accounts with a value >= this one
     return (-((rank.cast(pl.Float64)) / n).log10()).fill_null(0.0)
+
+
+# -- helpers for count-and-share signals (elicitation, capability) ---------------------------
+def with_columns_present(frame: pl.DataFrame, columns: Mapping[str, DType]) -> pl.DataFrame:
+    """``frame`` with each named column cast to its type; absent ones become nulls.
+
+    The exchange spec says a missing optional column is null; this makes it so, and
+    also fixes all-null columns that arrive typed as ``Null``.
+    """
+    return frame.with_columns(
+        pl.col(c).cast(t) if c in frame.columns else pl.lit(None, dtype=t).alias(c)
+        for c, t in columns.items()
+    )
+
+
+def account_frame(acct: pl.DataFrame, n_accounts: int, values: Sequence[str]) -> pl.DataFrame:
+    """One row per account index ``0..N-1`` (row i = account i), zero counts where unseen."""
+    top = int(acct["account"].max()) + 1 if acct.height else 0  # type: ignore[arg-type]
+    base = pl.DataFrame(
+        {"account": pl.arange(0, max(n_accounts, top), dtype=pl.UInt32, eager=True)}
+    )
+    return base.join(acct.select("account", *values), on="account", how="left").fill_null(0)
+
+
+def shrunk_shares(
+    counts: pl.DataFrame, n: str, hits: Mapping[str, str], min_n: int
+) -> tuple[pl.DataFrame, dict[str, float]]:
+    """Per-account shares ``hits / n``, pulled toward the median below ``min_n``.
+
+    The median is taken over accounts with at least ``min_n`` rows (over all accounts
+    with any row when none has that many; 0 when there are none). Returns the frame
+    with one column per key of ``hits`` and the medians used.
+    """
+    reliable = counts.filter(pl.col(n) >= min_n)
+    if reliable.height == 0:
+        reliable = counts.filter(pl.col(n) > 0)
+    medians: dict[str, float] = {}
+    exprs = []
+    weight = (pl.col(n).cast(pl.Float64) / max(min_n, 1)).clip(upper_bound=1.0)
+    for out, col in hits.items():
+        raw = pl.col(col).cast(pl.Float64) / pl.col(n).cast(pl.Float64)
+        med = reliable.select(raw.median()).item() if reliable.height else None
+        medians[out] = float(med) if med is not None else 0.0
+        exprs.append((weight * raw.fill_nan(0.0) + (1.0 - weight) * medians[out]).alias(out))
+    return counts.with_columns(exprs), medians
+
+
+def pct(x: float) -> str:
+    """A share as a percentage: whole numbers, one decimal for small non-zero shares."""
+    p = 100.0 * x
+    return f"{p:.1f}%" if 0 < p < 1 or 99 < p < 100 else f"{p:.0f}%"

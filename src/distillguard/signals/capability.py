@@ -21,13 +21,16 @@ from distillguard.signals.base import (
     Signal,
     State,
     TableSpec,
+    account_frame,
     clip_text,
     grouped,
     in_sample,
     on_unique,
+    pct,
+    shrunk_shares,
     tail_score,
+    with_columns_present,
 )
-from distillguard.signals.elicitation import account_frame, pct, shrunk_shares, with_columns_present
 
 __all__ = ["CAPABILITIES", "CapabilitySignal"]
 
