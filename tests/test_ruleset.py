@@ -373,3 +373,28 @@ def test_apply_is_row_aligned_and_fills_missing(builtin: RuleSet) -> None:
     assert out["ids"].to_list() == [["elicitation.step_by_step"], [], []]
     none = RuleSet(()).apply(df, ["elicitation"], ids="ids")
     assert none.height == 3 and none["ids"].to_list() == [[], [], []]
+
+
+def test_literal_gate_and_bitmask_agree_with_the_reference(builtin: RuleSet) -> None:
+    # Every gated rule's literals are necessary: gating changes cost, never results.
+    texts = [
+        "Please rate the answer from 1 to 10.",
+        "Generate 20 questions about rivers.",
+        "## Instruction:\nsum two numbers\n### Response:",
+        "Input: 3\nOutput: 9",
+        "def f(x):\n    return x",
+        "$ docker run -it ubuntu",
+        "1. a\n2. b\n3. c\n4. d\n5. e",
+        "write at least 2000 words on tea",
+        "hello there",
+        "",
+    ]
+    df = pl.DataFrame({"prompt": texts})
+    out = builtin.apply(df, builtin.categories, ids="ids", bits="bits")
+    for i, text in enumerate(texts):
+        want = {rid for rid, hit in builtin.evaluate_row({"prompt": text}).items() if hit}
+        assert set(out["ids"][i]) == want, text
+        assert {r.id for k, r in enumerate(builtin.rules) if out["bits"][i] >> k & 1} == want
+    counts = out.select(**builtin.count_bits(pl.col("bits"))).row(0, named=True)
+    assert counts == {r.id: sum(r.id in ids for ids in out["ids"]) for r in builtin.rules}
+    assert all(r.match.literals() is None or r.match.literals() for r in builtin.rules)

@@ -445,7 +445,7 @@ class LogReader:
         """UTC days that hold exchanges, in order: the batches :meth:`exchange_batches` yields."""
         return sorted({d for ch in self._plan() for d in ch.days})
 
-    def exchange_batches(self, columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
+    def exchange_batches(self, columns: Sequence[str] | None = None, ordered: bool = True) -> Iterator[pa.Table]:
         """Exchanges one UTC day at a time, in time order.
 
         Parameters
@@ -454,6 +454,11 @@ class LogReader:
             Spec columns wanted; the required ones are always included. Columns
             absent from the log come as all-null of the spec type. ``None``
             means every spec column plus the extra columns found.
+        ordered
+            Sort each day by ``ts``. A consumer that only aggregates (the batch hunt)
+            passes False and saves the sort, a quarter of the read time. Days still
+            come in order, and a repeated ``request_id`` is dropped after the first
+            one read.
 
         Yields
         ------
@@ -485,7 +490,7 @@ class LogReader:
                     piece = t.filter(pc.equal(tday, pa.scalar(d, pa.date32())))
                     (parts if d <= day else pending[d]).append(piece)
             if parts:
-                batch = self._finish_day(parts, seen)
+                batch = self._finish_day(parts, seen, ordered)
                 if batch.num_rows:
                     yield batch
 
@@ -990,12 +995,13 @@ class LogReader:
             return None
         return self._normalise(raw, f, "exchanges", fields, ch.resolved, keep_extras)
 
-    def _finish_day(self, parts: list[pa.Table], seen: _SeenHashes) -> pa.Table:
+    def _finish_day(self, parts: list[pa.Table], seen: _SeenHashes, ordered: bool = True) -> pa.Table:
         """One day: concatenated, sorted by ts (stable), repeated request_ids reported and dropped."""
         t = _concat(parts)
-        ts = t.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
-        if len(ts) > 1 and not bool(np.all(ts[1:] >= ts[:-1])):
-            t = t.take(pa.array(np.argsort(ts, kind="stable")))
+        if ordered:
+            ts = t.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
+            if len(ts) > 1 and not bool(np.all(ts[1:] >= ts[:-1])):
+                t = t.take(pa.array(np.argsort(ts, kind="stable")))
         dup = seen.add(_hash64(t.column("request_id")))
         if dup.any():
             self._report_duplicates(t, dup, "request_id")

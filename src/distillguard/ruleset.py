@@ -151,6 +151,12 @@ class Matcher(ABC):
     def row(self, text: str) -> bool:
         """Reference evaluation on one non-null text."""
 
+    def literals(self) -> frozenset[str] | None:
+        """Lower-case phrases of which any match must contain one (ASCII case ignored),
+        or None when no such set is known. Lets :meth:`RuleSet.apply` skip the text that
+        contains none of them."""
+        return None
+
 
 def _strings(arg: Any, line: int, what: str, problems: _Problems) -> list[str] | None:
     if isinstance(arg, str):
@@ -229,6 +235,9 @@ class Contains(Matcher):
     def row(self, text: str) -> bool:
         low = _ascii_lower(text)
         return any(p.search(low) for p in self._patterns)
+
+    def literals(self) -> frozenset[str] | None:
+        return frozenset(_ascii_lower(p) for p in self.phrases)
 
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -350,6 +359,10 @@ class AnyOf(_Nested):
     def row(self, text: str) -> bool:
         return any(p.row(text) for p in self.parts)
 
+    def literals(self) -> frozenset[str] | None:
+        sets = [p.literals() for p in self.parts]
+        return None if any(x is None for x in sets) else frozenset().union(*(x for x in sets if x is not None))
+
 
 @dataclass(frozen=True)
 class AllOf(_Nested):
@@ -362,6 +375,11 @@ class AllOf(_Nested):
 
     def row(self, text: str) -> bool:
         return all(p.row(text) for p in self.parts)
+
+    def literals(self) -> frozenset[str] | None:
+        # Every part must hold, so any part's set is necessary: the smallest filters best.
+        sets = [x for x in (p.literals() for p in self.parts) if x is not None]
+        return min(sets, key=lambda x: (len(x), sorted(x))) if sets else None
 
 
 OPERATORS: dict[str, type[Matcher]] = {
@@ -647,9 +665,13 @@ class RuleSet:
         return pl.concat_list(hits).list.drop_nulls().alias(name)
 
     def apply(
-        self, frame: pl.DataFrame, categories: Sequence[str], ids: str | None = None
+        self,
+        frame: pl.DataFrame,
+        categories: Sequence[str],
+        ids: str | None = None,
+        bits: str | None = None,
     ) -> pl.DataFrame:
-        """Row-aligned flags: one boolean column per category, plus the matched ids.
+        """Row-aligned flags: one boolean column per category, plus the matched rules.
 
         Each rule is evaluated once. Text fields absent from ``frame`` count as null, and
         a category without rules gives an all-False column.
@@ -662,19 +684,72 @@ class RuleSet:
             Output columns, one per category name, in this order.
         ids
             Name of a List[String] column of the matching rule ids; None to skip it.
+        bits
+            Name of an Int64 column with bit ``i`` set when ``rules[i]`` matches: the
+            cheap form for counting (see :meth:`count_bits`); at most 63 rules.
         """
         tmp = {r.id: f"__rule__{r.id}" for r in self.rules}
         missing = [pl.lit(None, pl.String).alias(f) for f in self.fields if f not in frame.columns]
-        staged = frame.with_columns(missing).with_columns(
-            self._compiled[rid].alias(col) for rid, col in tmp.items()
-        )
+        staged = self._evaluate(frame.with_columns(missing), tmp)
         cols = {rid: pl.col(col) for rid, col in tmp.items()}
         cats = self.category_exprs(cols)
         exprs = [cats.get(c, pl.lit(False)).alias(c) for c in categories]
-        if ids is not None:
-            exprs.append(self.matched_ids(ids, cols))
-        names = [*categories, *([ids] if ids is not None else [])]
-        return staged.with_columns(exprs).select(names)
+        if bits is not None:
+            if len(self.rules) > 63:
+                raise ConfigError(f"a rule bitmask holds at most 63 rules, this set has {len(self.rules)}")
+            mask = pl.sum_horizontal(c.cast(pl.Int64) * (1 << i) for i, c in enumerate(cols.values()))
+            exprs.append((mask if self.rules else pl.lit(0, pl.Int64)).alias(bits))
+        out = staged.with_columns(exprs)
+        names = [*categories, *([bits] if bits is not None else [])]
+        if ids is None:
+            return out.select(names)
+        if not 0 < len(self.rules) <= 63:
+            return out.with_columns(self.matched_ids(ids, cols)).select(*names, ids)
+        # Few distinct combinations of rules match in practice: build each id list once
+        # and join it on a bitmask (a per-row list built by expressions costs ~5 us/row).
+        key = pl.sum_horizontal(c.cast(pl.Int64) * (1 << i) for i, c in enumerate(cols.values()))
+        out = out.with_columns(key.alias("__bits__"))
+        combos = out.select(pl.col("__bits__").unique()).to_series().to_list()
+        rule_ids = list(cols)
+        lists = pl.DataFrame(
+            {"__bits__": combos, ids: [[r for i, r in enumerate(rule_ids) if b >> i & 1] for b in combos]},
+            schema={"__bits__": pl.Int64, ids: pl.List(pl.String)},
+        )
+        return out.join(lists, on="__bits__", how="left", maintain_order="left").select(*names, ids)
+
+    def count_bits(self, bits: pl.Expr) -> dict[str, pl.Expr]:
+        """Rule id -> aggregation counting the rows whose ``bits`` (from :meth:`apply`) has it."""
+        return {r.id: ((bits & (1 << i)) != 0).sum() for i, r in enumerate(self.rules)}
+
+    def _evaluate(self, frame: pl.DataFrame, names: Mapping[str, str]) -> pl.DataFrame:
+        """``frame`` plus one boolean column per rule (``names``: rule id -> column).
+
+        Rules with a literal set (:meth:`Matcher.literals`) run only on the rows whose text
+        contains one of the literals of their field: one case-insensitive scan for all of
+        them (Rust regex, literal alternation) instead of one per rule. On real prompts
+        about 1 in 8 rows passes, and the rules cost several times less.
+        """
+        gated: dict[str, list[Rule]] = {}
+        open_rules: list[Rule] = []
+        for r in self.rules:
+            (open_rules if r.match.literals() is None else gated.setdefault(r.field, [])).append(r)
+        out = frame.with_columns(self._compiled[r.id].alias(names[r.id]) for r in open_rules)
+        for fld, rules in gated.items():
+            lits = sorted(set().union(*(r.match.literals() or () for r in rules)))
+            gate = pl.col(fld).cast(pl.String).str.contains("(?i)" + "|".join(re.escape(x) for x in lits))
+            idx = pl.int_range(pl.len(), dtype=pl.UInt32).alias("__row__")
+            sub = (
+                frame.select(idx, fld)
+                .filter(gate.fill_null(False))
+                .select("__row__", *(self._compiled[r.id].alias(names[r.id]) for r in rules))
+            )
+            out = (
+                out.with_columns(idx)
+                .join(sub, on="__row__", how="left", maintain_order="left")
+                .drop("__row__")
+                .with_columns(pl.col(names[r.id]).fill_null(False) for r in rules)
+            )
+        return out
 
 
 @functools.cache

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import polars as pl
 import pytest
 
@@ -98,3 +100,23 @@ def test_no_exchanges_and_unknown_accounts() -> None:
     empty.observe_accounts(acc.to_arrow())
     ve = empty.verdicts()
     assert ve.accounts.num_rows == acc.height and not any(ve.accounts["flagged"].to_pylist())
+
+
+def test_prefetch_keeps_order_and_raises_the_producers_error() -> None:
+    from distillguard.hunt.engine import prefetch
+
+    assert list(prefetch(iter(range(50)), depth=2)) == list(range(50))
+
+    def broken() -> Iterator[int]:
+        yield 1
+        raise ValueError("bad day")
+
+    got: list[int] = []
+    with pytest.raises(ValueError, match="bad day"):
+        for x in prefetch(broken()):
+            got.append(x)
+    assert got == [1]
+    # A consumer that stops early does not leave the producer blocked.
+    it = prefetch(iter(range(1000)), depth=1)
+    assert next(it) == 0
+    it.close()

@@ -56,7 +56,7 @@ def test_enrich_is_row_aligned_and_pure(sig: ElicitationSignal) -> None:
     out = sig.enrich(df)
     assert_frame_equal(df, before)
     assert out.height == df.height
-    assert out.columns == ["elicitation_hit", "structure_hit", "elicitation_rules", "elicitation_read"]
+    assert out.columns == ["elicitation_hit", "structure_hit", "elicitation_bits", "elicitation_read"]
     assert out["elicitation_hit"].sum() == 5 + 27 + 2
     assert out["structure_hit"].sum() == 3
 

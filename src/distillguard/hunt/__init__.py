@@ -24,6 +24,7 @@ def run_hunt(
 ) -> Verdicts:
     """Hunt over one or more log folders (one window) and write the detector outputs to ``out``."""
     from distillguard.config import ColumnMapping
+    from distillguard.hunt.engine import prefetch
     from distillguard.logio import LogReader
 
     det = HuntDetector(target_fpr=target_fpr)
@@ -34,7 +35,7 @@ def run_hunt(
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("hunt: reading days", total=sum(len(r.days()) for r in readers))
         for r in readers:
-            for batch in r.exchange_batches(columns=det.columns):
+            for batch in prefetch(r.exchange_batches(columns=det.columns, ordered=False)):
                 det.observe(batch)
                 bar.advance(task)
         bar.add_task("hunt: link, cluster, score", total=None)

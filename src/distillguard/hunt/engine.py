@@ -9,9 +9,11 @@ increments are buffered and compacted lazily so an hourly replay stays cheap.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Generator, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import polars as pl
@@ -19,7 +21,7 @@ import pyarrow as pa
 
 from distillguard.schema import EXCHANGES
 from distillguard.signals import SIGNALS, Signal
-from distillguard.signals.base import State
+from distillguard.signals.base import State, with_distinct_index
 
 T = TypeVar("T")
 
@@ -39,6 +41,45 @@ _DTYPES: dict[str, pl.DataType] = {
 }
 
 
+def prefetch(items: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
+    """Produce ``items`` in a background thread, ``depth`` ahead of the consumer.
+
+    Reading Parquet (decompression, decoding) releases the GIL, so the next day is read
+    while this one is enriched: on two cores the read stage nearly disappears from the
+    wall time. An error in the producer is raised in the consumer, at the item it hit.
+    """
+    q: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                q.put((True, item))
+            q.put((False, None))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            q.put((False, exc))
+
+    worker = threading.Thread(target=produce, name="prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, item = q.get()
+            if not ok:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                worker.join(0.01)
+
+
 def available(requires: str, present: set[str]) -> bool:
     """``requires`` is ``a|b|c``: any one of the columns having data is enough."""
     return any(c in present for c in requires.split("|"))
@@ -55,6 +96,8 @@ class HuntState:
         self.states: dict[str, State] = {s.name: s.empty() for s in self.signals}
         self._pending: dict[str, list[State]] = {s.name: [] for s in self.signals}
         self.compact_every = compact_every
+        self.max_inflight = 1  # batches enriched ahead of the one being folded
+        self._inflight: list[list[Future[State]]] = []
         self._pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="enrich")
         self.nonnull: dict[str, int] = {}
         self.n_exchanges = 0
@@ -83,7 +126,7 @@ class HuntState:
         self.ensure_accounts(df["account_id"])
         df = df.join(self.index, on="account_id", how="left")
         epoch = pl.col("ts").dt.epoch("s")
-        return df.with_columns(
+        return with_distinct_index(df, "prompt").with_columns(
             epoch_s=epoch,
             day=(epoch // 86400).cast(pl.Int32),
             hour=((epoch // 3600) % 24).cast(pl.Int8),
@@ -101,11 +144,20 @@ class HuntState:
         self.last_ts = hi if self.last_ts is None else max(self.last_ts, hi)
         for c in COLUMNS:
             self.nonnull[c] = self.nonnull.get(c, 0) + df.height - df[c].null_count()
-        # Polars releases the GIL: signals enrich side by side (text rules are single-threaded).
-        enriched = [df, *self._pool.map(lambda s: self._timed(f"enrich.{s.name}", s.enrich, df), self.signals)]
-        rows = pl.concat(enriched, how="horizontal")
-        for s in self.signals:
-            self._pending[s.name].append(self._timed(f"aggregate.{s.name}", s.update, s.empty(), rows))
+        # Each signal enriches and folds its own columns in a pool task (Polars releases
+        # the GIL), and the next batch starts before this one is done: no barrier between
+        # stages, so both cores stay busy. Results are folded in batch order.
+        self._inflight.append([self._pool.submit(self._enrich_update, s, df) for s in self.signals])
+        while len(self._inflight) > self.max_inflight:
+            self._drain_one()
+
+    def _enrich_update(self, s: Signal, df: pl.DataFrame) -> State:
+        own = self._timed(f"enrich.{s.name}", s.enrich, df)
+        return self._timed(f"aggregate.{s.name}", s.update, s.empty(), pl.concat([df, own], how="horizontal"))
+
+    def _drain_one(self) -> None:
+        for s, fut in zip(self.signals, self._inflight.pop(0), strict=True):
+            self._pending[s.name].append(fut.result())
             if len(self._pending[s.name]) >= self.compact_every:
                 self._timed(f"aggregate.{s.name}", self._compact, s)
 
@@ -121,6 +173,8 @@ class HuntState:
         self._pending[s.name] = []
 
     def compacted(self) -> dict[str, State]:
+        while self._inflight:
+            self._drain_one()
         for s in self.signals:
             if self._pending[s.name]:
                 self._compact(s)

@@ -142,17 +142,20 @@ class CapabilitySignal(Signal):
             (pl.col("n_messages") >= self.long_messages)
             | (pl.col("input_tokens") >= self.long_input_tokens)
         ).fill_null(False)
-        read = pl.col("prompt").is_null() | in_sample(pl.col("prompt"), self.sample)
-        frame = frame.with_columns(cap_read=read).with_columns(
-            prompt=pl.when(pl.col("cap_read")).then(pl.col("prompt"))
-        )
-        flags = on_unique(
-            frame,
-            "prompt",
-            lambda u: self._rules.apply(u.with_columns(clip_text(pl.col("prompt"))), list(CAPABILITIES)),
-        )
-        return flags.hstack(
-            frame.select(tools.alias("cap_tools"), long_ctx.alias("cap_long_ctx"), "cap_read")
+        sample = self.sample
+
+        def flags(u: pl.DataFrame) -> pl.DataFrame:
+            # Only the sampled distinct prompts are read (and rows without text, whose
+            # metadata still counts); the rest get no hits.
+            read = u.select(pl.col("prompt").is_null() | in_sample(pl.col("prompt"), sample)).to_series()
+            hits = self._rules.apply(u.filter(read).select(clip_text(pl.col("prompt"))), list(CAPABILITIES))
+            at = pl.when(read).then(read.cum_sum() - 1).cast(pl.UInt32)
+            return hits.select(pl.all().gather(u.select(at).to_series()).fill_null(False)).with_columns(
+                read.alias("cap_read")
+            )
+
+        return on_unique(frame, "prompt", flags).hstack(
+            frame.select(tools.alias("cap_tools"), long_ctx.alias("cap_long_ctx"))
         ).select(
             pl.col("coding").alias("cap_coding"),
             (pl.col("agentic") | pl.col("cap_tools")).alias("cap_agentic"),

@@ -31,6 +31,7 @@ from distillguard.signals.base import (
     pct,
     shrunk_shares,
     tail_score,
+    with_columns_present,
 )
 
 __all__ = ["ElicitationSignal"]
@@ -124,25 +125,31 @@ class ElicitationSignal(Signal):
         self._rules = rules.select(_CATEGORIES)  # compiled once, inside the RuleSet
 
     def enrich(self, batch: pl.DataFrame) -> pl.DataFrame:
-        """``elicitation_hit``, ``structure_hit`` (bool), ``elicitation_rules`` (ids) and
+        """``elicitation_hit``, ``structure_hit`` (bool), ``elicitation_bits`` (matched rules,
+        bit i for rule i: see :meth:`RuleSet.apply`) and
         ``elicitation_read`` (the prompt was read: it has text and is in the sample)."""
-        text = pl.col("prompt").cast(pl.String) if "prompt" in batch.columns else pl.repeat(None, batch.height, dtype=pl.String)
-        frame = batch.select(text.alias("prompt"))
-        read = pl.col("prompt").is_not_null() & in_sample(pl.col("prompt"), self.sample)
-        frame = frame.select(pl.when(read).then(pl.col("prompt")).alias("prompt"), read.alias("elicitation_read"))
-        flags = on_unique(
-            frame,
-            "prompt",
-            lambda u: self._rules.apply(
-                u.with_columns(clip_text(pl.col("prompt"))), list(_CATEGORIES), ids="elicitation_rules"
-            ),
-        )
-        return flags.rename({c: f"{c}_hit" for c in _CATEGORIES}).with_columns(frame["elicitation_read"])
+        frame = with_columns_present(batch, {"prompt": pl.String})
+        sample = self.sample
+
+        def flags(u: pl.DataFrame) -> pl.DataFrame:
+            # Only the sampled distinct prompts are read; the rest get no hits.
+            read = u.select(pl.col("prompt").is_not_null() & in_sample(pl.col("prompt"), sample)).to_series()
+            hits = self._rules.apply(
+                u.filter(read).select(clip_text(pl.col("prompt"))), list(_CATEGORIES), bits="elicitation_bits"
+            )
+            at = pl.when(read).then(read.cum_sum() - 1).cast(pl.UInt32)
+            return hits.select(pl.all().gather(u.select(at).to_series())).select(
+                *(pl.col(c).fill_null(False).alias(f"{c}_hit") for c in _CATEGORIES),
+                pl.col("elicitation_bits").fill_null(0),
+                read.alias("elicitation_read"),
+            )
+
+        return on_unique(frame, "prompt", flags)
 
     def update(self, state: State, rows: pl.DataFrame) -> State:
         """Count prompts with text, and matches per category and per rule, by account."""
         self._check(state)
-        if "elicitation_rules" not in rows.columns:
+        if "elicitation_bits" not in rows.columns:
             rows = rows.hstack(self.enrich(rows))
         has_text = pl.col("elicitation_read")
         spec = self.tables["acct"]
@@ -155,12 +162,17 @@ class ElicitationSignal(Signal):
             },
         ).sort("account")
         rspec = self.tables["rule"]
-        exploded = (
-            rows.select("account", pl.col("elicitation_rules").alias("rule"))
-            .explode("rule")
-            .drop_nulls("rule")
+        hit = rows.filter(pl.col("elicitation_bits") != 0)
+        per_rule = (
+            hit.group_by("account")
+            .agg(**self._rules.count_bits(pl.col("elicitation_bits")))
+            .unpivot(index="account", variable_name="rule", value_name="n")
+            .filter(pl.col("n") > 0)
+            .cast({"account": pl.UInt32, "n": pl.Int64})
+            .sort(["account", "rule"])
+            if hit.height and len(self._rules)
+            else rspec.empty()
         )
-        per_rule = grouped(exploded, rspec, {"n": pl.len()}).sort(["account", "rule"])
         return {
             "acct": spec.compact([state["acct"], acct]),
             "rule": rspec.compact([state["rule"], per_rule]),
