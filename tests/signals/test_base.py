@@ -31,3 +31,24 @@ def test_a_stale_index_after_slicing_or_filtering_falls_back_to_the_slow_path() 
         got = on_unique(part, "prompt", lambda u: u.select(upper=pl.col("prompt").str.to_uppercase()))
         want = part.select(upper=pl.col("prompt").str.to_uppercase())
         assert_frame_equal(got, want)
+
+
+def test_heavy_hitter_tables_stay_small_keep_heavy_values_and_merge() -> None:
+    import random
+
+    from distillguard.signals.base import TableSpec
+
+    spec = TableSpec(("account", "value"), {"n": "sum"}, {"account": pl.UInt32, "value": pl.UInt64}, top_k=4)
+    rng = random.Random(1)
+    # Account 0: value 7 is a third of its rows, the rest spread thin; account 1: 3 values.
+    rows = [(0, 7) for _ in range(300)] + [(0, rng.randrange(100, 10_000)) for _ in range(600)]
+    rows += [(1, v) for v in (1, 2, 3) for _ in range(5)]
+    rng.shuffle(rows)
+    frame = pl.DataFrame(rows, schema={"account": pl.UInt32, "value": pl.UInt64}, orient="row")
+    batches = [frame[i : i + 100].group_by("account", "value").agg(n=pl.len()) for i in range(0, frame.height, 100)]
+    merged = spec.compact(batches)
+    assert merged.group_by("account").len().sort("account")["len"].to_list()[0] <= 4
+    top = merged.filter(pl.col("account") == 0).sort("n", descending=True).row(0, named=True)
+    assert top["value"] == 7 and 300 - 900 / 5 <= top["n"] <= 300  # Misra-Gries error bound
+    assert sorted(merged.filter(pl.col("account") == 1).select("value", "n").rows()) == [(1, 5), (2, 5), (3, 5)]
+    assert spec.compact([merged]).equals(merged)  # idempotent

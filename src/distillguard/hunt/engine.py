@@ -97,6 +97,7 @@ class HuntState:
         self._pending: dict[str, list[State]] = {s.name: [] for s in self.signals}
         self.compact_every = compact_every
         self.max_inflight = 1  # batches enriched ahead of the one being folded
+        self.compact_rows = 2_000_000
         self._inflight: list[list[Future[State]]] = []
         self._pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="enrich")
         self.nonnull: dict[str, int] = {}
@@ -157,9 +158,16 @@ class HuntState:
 
     def _drain_one(self) -> None:
         for s, fut in zip(self.signals, self._inflight.pop(0), strict=True):
-            self._pending[s.name].append(fut.result())
-            if len(self._pending[s.name]) >= self.compact_every:
+            pending = self._pending[s.name]
+            pending.append(fut.result())
+            # Fold every ``compact_every`` batches, or sooner once the pending rows outgrow
+            # the state (memory: a day of a large log holds millions of per-account rows).
+            rows = sum(t.height for part in pending for t in part.values())
+            if len(pending) >= self.compact_every or rows > max(self.compact_rows, self._rows(s)):
                 self._timed(f"aggregate.{s.name}", self._compact, s)
+
+    def _rows(self, s: Signal) -> int:
+        return sum(t.height for t in self.states[s.name].values())
 
     def _timed(self, stage: str, fn: Callable[..., T], *args: Any) -> T:
         t = time.perf_counter()

@@ -35,6 +35,12 @@ class TableSpec:
     keys: tuple[str, ...]
     values: Mapping[str, Agg]
     dtypes: Mapping[str, DType] = field(default_factory=dict)
+    # Heavy hitters only: keep at most ``top_k`` values per ``keys[0]`` (the account) as a
+    # Misra-Gries summary on the single ``sum`` column. Summaries merge (Agarwal et al.,
+    # "Mergeable summaries", PODS 2012): any value with more than 1/(top_k+1) of an
+    # account's count survives, undercounted by at most that share. Bounds the memory of
+    # per-(account, fingerprint) tables, which otherwise grow with every distinct prompt.
+    top_k: int | None = None
 
     def empty(self) -> pl.DataFrame:
         cols: dict[str, DType] = {**dict.fromkeys(self.keys, pl.UInt64), **dict.fromkeys(self.values, pl.Int64)}
@@ -46,11 +52,25 @@ class TableSpec:
         frames = [f for f in frames if f.height]
         if not frames:
             return self.empty()
-        if len(frames) == 1:
+        if len(frames) == 1:  # one batch's table: reduced when it is next merged
             return frames[0]
         df = pl.concat(frames, how="vertical_relaxed")
         aggs = [getattr(pl.col(c), a)().alias(c) for c, a in self.values.items()]
-        return df.group_by(list(self.keys)).agg(aggs)
+        return self.heavy(df.group_by(list(self.keys)).agg(aggs))
+
+    def heavy(self, table: pl.DataFrame) -> pl.DataFrame:
+        """The Misra-Gries reduction: where an account holds more than ``top_k`` values,
+        subtract its (top_k+1)-th largest count from all and drop what reaches zero."""
+        k = self.top_k
+        if k is None or table.height <= k:
+            return table
+        (n,) = self.values
+        per = self.keys[0]
+        over = pl.len().over(per) > k
+        cut = pl.when(over).then(pl.col(n).top_k(k + 1).min().over(per)).otherwise(0).cast(pl.Int64)
+        left = pl.col(n).cast(pl.Int64) - cut  # signed: unsigned counts would wrap below zero
+        out = table.with_columns(left.alias("__left__")).filter(pl.col("__left__") > 0)
+        return out.with_columns(pl.col("__left__").cast(table.schema[n]).alias(n)).drop("__left__")
 
 
 State = dict[str, pl.DataFrame]

@@ -43,6 +43,7 @@ from distillguard.signals.base import (
 
 _U: dict[str, DType] = {"account": pl.UInt32, "value": pl.UInt64}
 KINDS = ("head", "tail", "exact")
+TOP_K = 64  # values kept per account: any with over 1/65 of its prompts survives
 
 
 def mask(words: pl.Expr) -> pl.Expr:
@@ -63,7 +64,9 @@ class TemplateSignal(Signal):
     name: ClassVar[str] = "template"
     requires: ClassVar[tuple[str, ...]] = ("prompt",)
     tables: ClassVar[dict[str, TableSpec]] = {
-        **{k: TableSpec(("account", "value"), {"n": "sum"}, _U) for k in KINDS},
+        # Heavy hitters per account: concentration and shared templates only need values
+        # with a large share of an account's prompts, not every distinct prompt it sent.
+        **{k: TableSpec(("account", "value"), {"n": "sum"}, _U, top_k=TOP_K) for k in KINDS},
         "acct": TableSpec(("account",), {"n": "sum", "n_long": "sum"}, {"account": pl.UInt32}),
         "text": TableSpec(("value",), {"text": "min"}, {"value": pl.UInt64, "text": pl.String}),
     }
@@ -131,7 +134,6 @@ class TemplateSignal(Signal):
             top = state[k].group_by("account").agg(
                 **{
                     f"top_{k}": pl.col("n").max(),
-                    f"distinct_{k}": pl.len(),
                     f"top_{k}_value": pl.col("value").sort_by(["n", "value"], descending=[True, False]).first(),
                 }
             )
