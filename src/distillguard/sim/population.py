@@ -140,8 +140,24 @@ class _Builder:
         self.end = _us(sc.end)
         self.human_sigma = float(np.clip(0.5 * pools.volume_sigma, 0.8, 1.4))
         self._ids = 0
+        self.domains_taken: set[str] = set()  # every email domain handed out so far
 
     # ---------------------------------------------------------------- helpers
+    def taken(self, domains: list[str]) -> list[str]:
+        self.domains_taken.update(domains)
+        return domains
+
+    def front_domains(self, rng: np.random.Generator, n: int) -> list[str]:
+        """An operator's own front domains: registered for it, so no other company or
+        operator has them (the syllable generator alone repeats names across draws)."""
+        out: list[str] = []
+        while len(out) < n:
+            fresh = [d for d in infra.company_domains(rng, n - len(out)) if d not in self.domains_taken]
+            fresh = list(dict.fromkeys(fresh))
+            self.domains_taken.update(fresh)
+            out += fresh
+        return out
+
     def keys(self, k: np.ndarray) -> list[np.ndarray]:
         out = []
         for x in k:
@@ -332,7 +348,7 @@ class _Builder:
         table = {
             "created_at": created,
             "email": infra.emails(rng, domains),
-            "email_domain": domains,
+            "email_domain": self.taken(domains),
             "phone_hash": self.phones(n, 0.75),
             "payment_fp": self.payments(n, paid, shared=shared_pay),
             "country": list(country),
@@ -404,7 +420,7 @@ class _Builder:
         keys = self.keys(rng.integers(1, 3, n))
         # --- registration artifacts
         n_dom = max(1, int(n / rng.uniform(*{"stealth": (1.5, 5)}.get(a, (8, 60)))))
-        dom_pool = infra.company_domains(rng, n_dom)
+        dom_pool = self.front_domains(rng, n_dom)
         webmail_share = float(prm.get("webmail_share", rng.uniform(0.05, 0.5)))
         wm = infra.webmail(rng, n)
         domains = [wm[i] if rng.random() < webmail_share else dom_pool[int(rng.integers(0, n_dom))] for i in range(n)]
@@ -445,7 +461,7 @@ class _Builder:
         table = {
             "created_at": created,
             "email": infra.emails(rng, domains),
-            "email_domain": domains,
+            "email_domain": self.taken(domains),
             "phone_hash": self.phones(n, float(rng.uniform(0.6, 0.95)), reuse_phone),
             "payment_fp": self.payments(n, paid, reuse_pay),
             "country": list(country),
