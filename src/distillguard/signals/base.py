@@ -18,11 +18,14 @@ import struct
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import polars as pl
 
 from distillguard.errors import DetectorError
+
+if TYPE_CHECKING:
+    from distillguard.ruleset import RuleSet
 
 Agg = Literal["sum", "min", "max"]
 DType = pl.DataType | type[pl.DataType]
@@ -229,6 +232,19 @@ def on_unique(batch: pl.DataFrame, column: str, fn: Callable[[pl.DataFrame], pl.
     uniq = batch.select(column, _k=pl.col(column).hash()).unique("_k", keep="first", maintain_order=True)
     out = pl.concat([uniq.select("_k"), fn(uniq.select(column))], how="horizontal")
     return key.join(out, on="_k", how="left", maintain_order="left").drop("_k")
+
+
+def rules_on_sample(
+    u: pl.DataFrame, rules: RuleSet, categories: list[str], read: pl.Series, bits: str | None = None
+) -> pl.DataFrame:
+    """``rules.apply`` on the clipped prompts of the rows of ``u`` where ``read`` holds;
+    the other rows get no hits (False, and 0 for ``bits``). Text signals read a hash
+    sample of the distinct prompts: the rules only ever see that sample."""
+    hits = rules.apply(u.filter(read).select(clip_text(pl.col("prompt"))), categories, bits=bits)
+    at = u.select(pl.when(read).then(read.cum_sum() - 1).cast(pl.UInt32)).to_series()
+    return hits.select(pl.all().gather(at)).with_columns(
+        pl.col(pl.Boolean).fill_null(False), pl.col(pl.Int64).fill_null(0)
+    )
 
 
 def in_sample(prompt: pl.Expr, sample: int) -> pl.Expr:

@@ -22,11 +22,11 @@ from distillguard.signals.base import (
     State,
     TableSpec,
     account_frame,
-    clip_text,
     grouped,
     in_sample,
     on_unique,
     pct,
+    rules_on_sample,
     shrunk_shares,
     tail_score,
     with_columns_present,
@@ -145,14 +145,9 @@ class CapabilitySignal(Signal):
         sample = self.sample
 
         def flags(u: pl.DataFrame) -> pl.DataFrame:
-            # Only the sampled distinct prompts are read (and rows without text, whose
-            # metadata still counts); the rest get no hits.
+            # Rows without text are read too: their metadata still counts.
             read = u.select(pl.col("prompt").is_null() | in_sample(pl.col("prompt"), sample)).to_series()
-            hits = self._rules.apply(u.filter(read).select(clip_text(pl.col("prompt"))), list(CAPABILITIES))
-            at = pl.when(read).then(read.cum_sum() - 1).cast(pl.UInt32)
-            return hits.select(pl.all().gather(u.select(at).to_series()).fill_null(False)).with_columns(
-                read.alias("cap_read")
-            )
+            return rules_on_sample(u, self._rules, list(CAPABILITIES), read).with_columns(read.alias("cap_read"))
 
         return on_unique(frame, "prompt", flags).hstack(
             frame.select(tools.alias("cap_tools"), long_ctx.alias("cap_long_ctx"))

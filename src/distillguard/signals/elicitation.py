@@ -24,11 +24,11 @@ from distillguard.signals.base import (
     State,
     TableSpec,
     account_frame,
-    clip_text,
     grouped,
     in_sample,
     on_unique,
     pct,
+    rules_on_sample,
     shrunk_shares,
     tail_score,
     with_columns_present,
@@ -132,16 +132,10 @@ class ElicitationSignal(Signal):
         sample = self.sample
 
         def flags(u: pl.DataFrame) -> pl.DataFrame:
-            # Only the sampled distinct prompts are read; the rest get no hits.
             read = u.select(pl.col("prompt").is_not_null() & in_sample(pl.col("prompt"), sample)).to_series()
-            hits = self._rules.apply(
-                u.filter(read).select(clip_text(pl.col("prompt"))), list(_CATEGORIES), bits="elicitation_bits"
-            )
-            at = pl.when(read).then(read.cum_sum() - 1).cast(pl.UInt32)
-            return hits.select(pl.all().gather(u.select(at).to_series())).select(
-                *(pl.col(c).fill_null(False).alias(f"{c}_hit") for c in _CATEGORIES),
-                pl.col("elicitation_bits").fill_null(0),
-                read.alias("elicitation_read"),
+            hits = rules_on_sample(u, self._rules, list(_CATEGORIES), read, bits="elicitation_bits")
+            return hits.select(
+                *(pl.col(c).alias(f"{c}_hit") for c in _CATEGORIES), "elicitation_bits", read.alias("elicitation_read")
             )
 
         return on_unique(frame, "prompt", flags)
