@@ -79,6 +79,29 @@ def test_identity_web_of_moderately_unusual_accounts_is_significant_and_a_nat_is
     assert set(ties["kind"].unique().to_list()) == {"phone_hash", "payment_fp", "device"}
 
 
+def test_a_webmail_domain_does_not_join_two_operators_identity_webs() -> None:
+    from distillguard.hunt.link import identity_components
+
+    rng = np.random.default_rng(1)
+    n = 20000  # the share cap (1%) lets a 150-account domain through; its carriers must speak
+    b = rng.normal(5.0, 1.0, n)
+    b[:60] += 2.0  # two operators, 30 accounts each
+    behaviour = pl.DataFrame({"account": np.arange(n), "b": b}, schema={"account": pl.UInt32, "b": pl.Float64})
+    rows = []
+    for a in range(60):  # each operator's cells share a phone and a card; its devices chain them
+        rows += [(a, "phone_hash", 1000 + a // 3), (a, "payment_fp", 2000 + a // 3), (a, "device", 3000 + a % 10 + a // 30 * 10)]
+    # a webmail domain: 150 ordinary customers, and one account of each operator
+    rows += [(a, "email_domain", 9000) for a in [*range(1000, 1150), 0, 30]]
+    no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
+    webs, _, ties = identity_components(_arts(rows), behaviour, no_orgs, LinkParams())
+    assert 9000 not in ties["value"].to_list()
+    ops = pl.DataFrame({"account": np.arange(60), "op": np.arange(60) // 30}, schema={"account": pl.UInt32, "op": pl.Int64})
+    op = webs.join(ops, on="account")
+    # the webs never mix the two operators
+    assert op.group_by("web").agg(pl.col("op").n_unique())["op"].to_list() == [1, 1]
+    assert set(webs["account"].to_list()) == set(range(60))
+
+
 def test_two_operators_sharing_one_public_template_stay_apart() -> None:
     n = 1000
     b = [9.0] * 100 + [1.0] * (n - 100)

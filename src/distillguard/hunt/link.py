@@ -46,6 +46,9 @@ class LinkParams:
     identity: tuple[str, ...] = ("device", "phone_hash", "payment_fp", "email_domain")
     identity_max_share: float = 0.01
     identity_min_ties: int = 2
+    # An identity artifact with this many ranked carriers is a sample big enough to test on
+    # its own: a webmail domain's customers rank like everyone else and link nothing.
+    identity_testable: int = 10
     merge_ratio: float = 0.1
     merge_bridge: float = 1.0
     min_part_share: float = 0.05
@@ -267,7 +270,9 @@ def identity_components(
     )
     # An artifact all of whose carriers sit in one declared organisation is that organisation's.
     keep = per.filter((pl.col("k") >= 2) & (pl.col("k") <= kmax) & ~((pl.col("orgs") == 1) & (pl.col("org_null") == 0)))
-    edges = ident.join(keep.select("kind", "value"), on=["kind", "value"]).select("account", "kind", "value")
+    ranks = behaviour.select("account", u=(pl.col("b").rank("average") - 0.5) / pl.col("b").count())
+    keep = _unusual_carriers(ident.join(keep.select("kind", "value"), on=["kind", "value"]), ranks, p)
+    edges = ident.join(keep, on=["kind", "value"]).select("account", "kind", "value")
     # Keep accounts tied by at least two shared artifacts: one coincidence (a popular
     # regional mail domain, a recycled phone number) is not common control.
     for _ in range(10):
@@ -290,7 +295,6 @@ def identity_components(
     )
     _, labels = connected_components(adj, directed=False)
     webs = local.with_columns(web=pl.Series(labels[:n_a]).cast(pl.Int64)).select("account", "web")
-    ranks = behaviour.select("account", u=(pl.col("b").rank("average") - 0.5) / pl.col("b").count())
     # Only members with enough traffic to be ranked speak; the rest (accounts just
     # registered with a reused phone and card) ride with the web's verdict.
     stats = (
@@ -312,3 +316,24 @@ def identity_components(
     sig = stats.filter("significant").select("web")
     ties = edges.join(webs, on="account").join(sig, on="web")
     return webs.join(sig, on="web"), stats, ties
+
+
+def _unusual_carriers(ident: pl.DataFrame, ranks: pl.DataFrame, p: LinkParams) -> pl.DataFrame:
+    """``(kind, value)`` of identity artifacts whose ranked carriers sit above the median.
+
+    Why: the share cap alone lets a mid-sized webmail domain (a few hundred customers, a few
+    of them attackers) through, and one such domain joins every campaign that used it. An
+    artifact with ``identity_testable`` ranked carriers or more must be unusual on its own
+    (mean rank ``z`` past the one-sided ``alpha`` cut); a smaller one (a phone, a card)
+    must only average above the population median. Unranked carriers (accounts with no
+    traffic yet) do not speak; an artifact none of whose carriers is ranked is kept.
+    """
+    cut = float(norm.isf(p.alpha))
+    per = (
+        ident.join(ranks, on="account", how="left")
+        .group_by("kind", "value")
+        .agg(n=pl.col("u").count(), u=pl.col("u").mean())
+        .with_columns(z=(pl.col("u") - 0.5) * (12.0 * pl.col("n").cast(pl.Float64)).sqrt())
+    )
+    ok = (pl.col("n") == 0) | ((pl.col("u") > 0.5) & ((pl.col("n") < p.identity_testable) | (pl.col("z") >= cut)))
+    return per.filter(ok).select("kind", "value")
