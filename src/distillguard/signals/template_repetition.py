@@ -52,10 +52,12 @@ def mask(words: pl.Expr) -> pl.Expr:
     Applied to the few words a fingerprint keeps, never to whole prompts: regex
     replacement over full text costs about a second per million prompts per pass.
     """
+    # ``[\W_]+ -> " "``, written so that the single spaces between words (most of the
+    # runs) do not match: replacing a match costs more than scanning (2.7x on real endings).
     return (
         words.str.to_lowercase()
         .str.replace_all(r"[0-9]+", "0")
-        .str.replace_all(r"[\W_]+", " ")
+        .str.replace_all(r"[\W_]{2,}|[^\w ]|_", " ")
         .str.strip_chars()
     )
 
