@@ -39,7 +39,8 @@ class TemporalSignal(Signal):
         g = (
             rows.select("account", "epoch_s")
             .sort("account", "epoch_s")
-            .with_columns(gap=pl.col("epoch_s").diff().over("account"))
+            # Sorted by account: a diff where the account repeats (a window would group again).
+            .with_columns(gap=pl.when(pl.col("account") == pl.col("account").shift()).then(pl.col("epoch_s").diff()))
             .drop_nulls("gap")
             .with_columns(lg=(pl.col("gap").cast(pl.Float64).clip(1.0, None)).log10())
         )
