@@ -117,3 +117,32 @@ def test_two_operators_sharing_one_public_template_stay_apart() -> None:
     comp = components(arts, tested, behaviour, p)
     groups = comp.group_by("component").agg(pl.col("account").min().alias("lo"), pl.len()).sort("lo")
     assert groups["len"].to_list() == [50, 50]
+
+
+def test_two_operators_behind_one_proxy_provider_stay_apart() -> None:
+    from distillguard.hunt.link import identity_components
+
+    # Both operators rent exits from the same residential proxy pool: besides their own, ten
+    # /24 prefixes carry accounts of both. Shared exits are a thin cut, not a bridge (phones
+    # and cards are): before, ten such prefixes were worth more than ``merge_bridge``.
+    n = 2000
+    b = [9.0] * 200 + [1.0] * (n - 200)
+    behaviour = pl.DataFrame({"account": list(range(n)), "b": b}, schema={"account": pl.UInt32, "b": pl.Float64})
+    rows = []
+    for a in range(200):
+        op = a // 100
+        rows += [(a, "tpl_head", 10 + op)]  # each operator its own wrapper
+        rows += [(a, "prefix", 200 + op * 20 + a % 20)]  # the operator's own exits
+        if a % 100 < 30:
+            rows += [(a, "prefix", 100 + a % 10)]  # ten shared exits, three accounts of each operator
+    for a in range(200):  # each operator's cells share a phone and a card; devices chain its cells
+        rows += [(a, "phone_hash", 1000 + a // 4), (a, "payment_fp", 2000 + a // 4), (a, "device", 3000 + a % 25 + a // 100 * 25)]
+    arts = _arts(rows)
+    p = LinkParams()
+    tested = score_artifacts(arts, behaviour, p)
+    no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
+    _, _, ties = identity_components(arts, behaviour, no_orgs, p)
+    comp = components(arts, tested, behaviour, p, ties=ties)
+    groups = comp.with_columns(op=pl.col("account") // 100).group_by("component").agg(pl.col("op").n_unique(), pl.len())
+    assert groups["op"].to_list() == [1, 1]
+    assert sorted(groups["len"].to_list()) == [100, 100]

@@ -134,14 +134,24 @@ def components(
     dst = e["node"].to_numpy().astype(np.int64) + n_a
     adj = sparse.coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(size, size))
     _, whole = connected_components(adj, directed=False)
-    labels = split_loose(whole, src, dst, e["w"].to_numpy(), n_a, p)
+    # Only identity artifacts bridge two parts: a proxy provider's exit prefixes or a public
+    # template can be shared by two operators that buy from it.
+    bridge = np.zeros(size, dtype=bool)
+    bridge[n_a:] = nodes["kind"].is_in(list(p.identity)).to_numpy()
+    labels = split_loose(whole, src, dst, e["w"].to_numpy(), n_a, p, bridge)
     return local.with_columns(
         component=pl.Series(labels[:n_a]).cast(pl.Int64), whole=pl.Series(whole[:n_a]).cast(pl.Int64)
     ).select("account", "component", "whole")
 
 
 def split_loose(
-    labels: np.ndarray, src: np.ndarray, dst: np.ndarray, w: np.ndarray, n_accounts: int, p: LinkParams
+    labels: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    w: np.ndarray,
+    n_accounts: int,
+    p: LinkParams,
+    bridge: np.ndarray | None = None,
 ) -> np.ndarray:
     """Split components that are several campaigns joined by a few shared artifacts.
 
@@ -149,7 +159,7 @@ def split_loose(
     Leiden*, 2019) proposes communities inside each large component; communities are then
     merged back while the weight between two of them is at least ``merge_ratio`` of the
     larger one's total weight, or while they share specific artifacts worth ``merge_bridge``
-    (several phones, cards or devices), and any piece smaller than ``min_part`` accounts
+    (several phones, cards or devices: the nodes marked in ``bridge``, every node when None), and any piece smaller than ``min_part`` accounts
     joins the group it is most tied to. So a component is only split along a cut that is
     thin compared with both sides, and one campaign behind many proxies stays whole.
     """
@@ -167,7 +177,8 @@ def split_loose(
         g = ig.Graph(n=len(verts), edges=np.stack([inv[: len(s)], inv[len(s) :]], axis=1).tolist())
         ig.set_random_number_generator(random.Random(0))
         comm = np.asarray(g.community_leiden(objective_function="modularity", weights=ww.tolist(), n_iterations=-1).membership)
-        groups = _merge_communities(comm, inv[: len(s)], inv[len(s) :], ww, verts < n_accounts, p)
+        can_bridge = np.ones(len(verts), dtype=bool) if bridge is None else bridge[verts]
+        groups = _merge_communities(comm, inv[: len(s)], inv[len(s) :], ww, verts < n_accounts, p, can_bridge)
         if len(np.unique(groups[verts < n_accounts])) <= 1:
             continue
         for gid in np.unique(groups):
@@ -185,7 +196,13 @@ def find_root(parent: list[int], x: int) -> int:
 
 
 def _merge_communities(
-    comm: np.ndarray, s: np.ndarray, d: np.ndarray, w: np.ndarray, is_account: np.ndarray, p: LinkParams
+    comm: np.ndarray,
+    s: np.ndarray,
+    d: np.ndarray,
+    w: np.ndarray,
+    is_account: np.ndarray,
+    p: LinkParams,
+    can_bridge: np.ndarray,
 ) -> np.ndarray:
     n = int(comm.max()) + 1
     cut = np.zeros((n, n))
@@ -204,6 +221,7 @@ def _merge_communities(
     # are one operator even when the cut is thin; a single public template is not enough.
     node_w = np.zeros(len(comm))
     node_w[d] = w
+    node_w[~can_bridge] = 0.0
     bridge = np.zeros((n, n))
     pairs = np.unique(np.stack([d, comm[s]], axis=1), axis=0)  # (artifact node, community of a carrier)
     by_node: dict[int, list[int]] = {}
