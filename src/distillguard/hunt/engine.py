@@ -99,6 +99,11 @@ class HuntState:
         self.max_inflight = 1  # batches enriched ahead of the one being folded
         self.compact_rows = 2_000_000
         self._inflight: list[list[Future[State]]] = []
+        # A fold of pending batches into a signal's state runs in the pool while the next
+        # batches are enriched; ``_base_rows`` (the state size that went into the last fold)
+        # times the next one, so when to fold never depends on thread timing.
+        self._folds: dict[str, Future[State]] = {}
+        self._base_rows: dict[str, int] = {s.name: 0 for s in self.signals}
         self._pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="enrich")
         self.nonnull: dict[str, int] = {}
         self.n_exchanges = 0
@@ -163,11 +168,15 @@ class HuntState:
             # Fold every ``compact_every`` batches, or sooner once the pending rows outgrow
             # the state (memory: a day of a large log holds millions of per-account rows).
             rows = sum(t.height for part in pending for t in part.values())
-            if len(pending) >= self.compact_every or rows > max(self.compact_rows, self._rows(s)):
-                self._timed(f"aggregate.{s.name}", self._compact, s)
+            if len(pending) >= self.compact_every or rows > max(self.compact_rows, self._base_rows[s.name]):
+                self._compact(s)
 
-    def _rows(self, s: Signal) -> int:
-        return sum(t.height for t in self.states[s.name].values())
+    def _state(self, name: str) -> State:
+        """The signal's state, waiting for a fold in flight."""
+        fold = self._folds.pop(name, None)
+        if fold is not None:
+            self.states[name] = fold.result()
+        return self.states[name]
 
     def _timed(self, stage: str, fn: Callable[..., T], *args: Any) -> T:
         t = time.perf_counter()
@@ -176,9 +185,16 @@ class HuntState:
         return out
 
     def _compact(self, s: Signal) -> None:
-        parts = [self.states[s.name], *self._pending[s.name]]
-        self.states[s.name] = {k: spec.compact([p[k] for p in parts]) for k, spec in s.tables.items()}
+        """Start folding the pending batches into the state (in the pool; see ``_state``)."""
+        base = self._state(s.name)
+        self._base_rows[s.name] = sum(t.height for t in base.values())
+        parts = [base, *self._pending[s.name]]
         self._pending[s.name] = []
+
+        def fold() -> State:
+            return {k: spec.compact([p[k] for p in parts]) for k, spec in s.tables.items()}
+
+        self._folds[s.name] = self._pool.submit(self._timed, f"aggregate.{s.name}", fold)
 
     def compacted(self) -> dict[str, State]:
         while self._inflight:
@@ -186,6 +202,8 @@ class HuntState:
         for s in self.signals:
             if self._pending[s.name]:
                 self._compact(s)
+        for s in self.signals:
+            self._state(s.name)
         return self.states
 
     def merge(self, other: HuntState) -> None:
