@@ -21,16 +21,19 @@ def test_shared_artifact_of_unusual_accounts_links_them_and_ordinary_ones_do_not
     behaviour = pl.DataFrame(
         {"account": list(range(100)), "b": [10.0] * 10 + [1.0] * 90}, schema={"account": pl.UInt32, "b": pl.Float64}
     )
-    rows = [(a, "prefix", 1) for a in range(0, 5)]  # unusual accounts 0-4 share prefix 1
+    rows = [(a, "prefix", 1) for a in [*range(0, 5), 20]]  # unusual accounts 0-4 (and one ordinary) share prefix 1
+    rows += [(a, "signup_prefix", 5) for a in range(0, 5)]  # and signed up from one network
     rows += [(a, "device", 2) for a in range(4, 10)]  # 4-9 share device 2: bridges into one campaign
+    rows += [(a, "prefix", 6) for a in range(5, 10)]  # and a prefix
     rows += [(a, "prefix", 3) for a in range(20, 80)]  # a NAT of 60 ordinary accounts
     rows += [(a, "email_domain", 4) for a in [0, 30, 50, 70]]  # one unusual + 3 ordinary: not significant
     arts = _arts(rows)
     p = LinkParams(alpha=0.01)
     tested = score_artifacts(arts, behaviour, p)
     sig = {(r["kind"], r["value"]) for r in tested.filter(pl.col("significant")).to_dicts()}
-    assert sig == {("prefix", 1), ("device", 2)}
+    assert sig == {("prefix", 1), ("device", 2), ("signup_prefix", 5), ("prefix", 6)}
     comp = components(arts, tested, behaviour, p)
+    # Account 20 shares one network with the campaign and nothing else: a coincidence.
     assert sorted(comp["account"].to_list()) == list(range(10))
     assert comp["component"].n_unique() == 1
 

@@ -46,6 +46,7 @@ class LinkParams:
     identity: tuple[str, ...] = ("device", "phone_hash", "payment_fp", "email_domain")
     identity_max_share: float = 0.01
     identity_min_ties: int = 2
+    bystander_min_ties: int = 2
     # An identity artifact with this many ranked carriers is a sample big enough to test on
     # its own: a webmail domain's customers rank like everyone else and link nothing.
     identity_testable: int = 10
@@ -115,6 +116,10 @@ def components(
     if ties is not None and ties.height:
         edges = pl.concat([edges, ties.select("account", "kind", "value")])
     edges = edges.unique()
+    # An account tied only by one shared network (its home /24 is also a proxy exit) met
+    # the campaign by coincidence; two shared networks, or any tie of its own, link it.
+    byst = pl.col("kind").is_in(list(p.bystander))
+    edges = edges.filter(~byst | (~byst).any().over("account") | (byst.sum().over("account") >= p.bystander_min_ties))
     if edges.height == 0:
         return pl.DataFrame(schema={"account": pl.UInt32, "component": pl.Int64, "whole": pl.Int64})
     nodes = (
