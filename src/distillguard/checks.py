@@ -76,7 +76,6 @@ def check_merge_is_update_of_union(sig: Signal) -> None:
     cut = random.Random(3).randrange(1, df.height - 1)
     whole = sig.update(sig.empty(), _rows(sig, df))
     parts = sig.merge(sig.update(sig.empty(), _rows(sig, df[:cut])), sig.update(sig.empty(), _rows(sig, df[cut:])))
-    # Per-batch gap statistics see one gap fewer across the cut; everything else must match.
     # Heavy-hitter tables (``top_k``) are Misra-Gries summaries: merged and whole may drop
     # different rare values, so each is checked against the exact counts and its error bound.
     heavy = {k for k, spec in sig.tables.items() if spec.top_k is not None}
@@ -88,6 +87,7 @@ def check_merge_is_update_of_union(sig: Signal) -> None:
             spec = sig.tables[k]
             for got in (whole[k], parts[k]):
                 _within_heavy_bound(sig.name, k, exact[k], got, spec.keys[0], next(iter(spec.values)), spec.top_k or 0)
+    # Per-batch gap statistics see one gap fewer across the cut; everything else must match.
     if sig.name == "temporal":
         whole = {k: v for k, v in whole.items() if k != "gap"}
         parts = {k: v for k, v in parts.items() if k != "gap"}

@@ -27,8 +27,8 @@ T = TypeVar("T")
 
 # The hunt's settings for signals whose library defaults favour exactness over speed.
 # Text rules read one distinct prompt in 8 (by a hash of its text): they were 40% of the
-# hunt's CPU at 1 in 4, and on qwen-2026 (0.1 and full scale) 1 in 8 flags the same
-# accounts. A campaign is many accounts: per-account sampling noise averages out there.
+# hunt's CPU at 1 in 4, and on qwen-2026 at scale 0.1 1 in 8 flags the same accounts.
+# A campaign is many accounts: per-account sampling noise averages out there.
 HUNT_PARAMS: dict[str, dict[str, Any]] = {"elicitation": {"sample": 8}, "capability": {"sample": 8}}
 
 # Exchange columns the hunt reads (everything else, e.g. response text, is skipped).

@@ -156,7 +156,7 @@ def split_loose(
     w: np.ndarray,
     n_accounts: int,
     p: LinkParams,
-    bridge: np.ndarray | None = None,
+    bridge: np.ndarray,
 ) -> np.ndarray:
     """Split components that are several campaigns joined by a few shared artifacts.
 
@@ -164,9 +164,10 @@ def split_loose(
     Leiden*, 2019) proposes communities inside each large component; communities are then
     merged back while the weight between two of them is at least ``merge_ratio`` of the
     larger one's total weight, or while they share specific artifacts worth ``merge_bridge``
-    (several phones, cards or devices: the nodes marked in ``bridge``, every node when None), and any piece smaller than ``min_part`` accounts
-    joins the group it is most tied to. So a component is only split along a cut that is
-    thin compared with both sides, and one campaign behind many proxies stays whole.
+    (several phones, cards or devices: the nodes marked in ``bridge``), and any piece
+    smaller than ``min_part`` accounts joins the group it is most tied to. So a component
+    is only split along a cut that is thin compared with both sides, and one campaign
+    behind many proxies stays whole.
     """
     import igraph as ig
 
@@ -182,8 +183,7 @@ def split_loose(
         g = ig.Graph(n=len(verts), edges=np.stack([inv[: len(s)], inv[len(s) :]], axis=1).tolist())
         ig.set_random_number_generator(random.Random(0))
         comm = np.asarray(g.community_leiden(objective_function="modularity", weights=ww.tolist(), n_iterations=-1).membership)
-        can_bridge = np.ones(len(verts), dtype=bool) if bridge is None else bridge[verts]
-        groups = _merge_communities(comm, inv[: len(s)], inv[len(s) :], ww, verts < n_accounts, p, can_bridge)
+        groups = _merge_communities(comm, inv[: len(s)], inv[len(s) :], ww, verts < n_accounts, p, bridge[verts])
         if len(np.unique(groups[verts < n_accounts])) <= 1:
             continue
         for gid in np.unique(groups):
