@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from distillguard.signals.base import on_unique, with_distinct_index
+from distillguard.signals.base import TableSpec, on_unique, with_distinct_index
 
 PROMPTS = ["a", "b", "a", None, "c", "b", None, "a"]
 
@@ -36,7 +36,6 @@ def test_a_stale_index_after_slicing_or_filtering_falls_back_to_the_slow_path() 
 def test_heavy_hitter_tables_stay_small_keep_heavy_values_and_merge() -> None:
     import random
 
-    from distillguard.signals.base import TableSpec
 
     spec = TableSpec(("account", "value"), {"n": "sum"}, {"account": pl.UInt32, "value": pl.UInt64}, top_k=4)
     rng = random.Random(1)
@@ -52,3 +51,42 @@ def test_heavy_hitter_tables_stay_small_keep_heavy_values_and_merge() -> None:
     assert top["value"] == 7 and 300 - 900 / 5 <= top["n"] <= 300  # Misra-Gries error bound
     assert sorted(merged.filter(pl.col("account") == 1).select("value", "n").rows()) == [(1, 5), (2, 5), (3, 5)]
     assert spec.compact([merged]).equals(merged)  # idempotent
+
+
+def _by_hash(spec: TableSpec, frames: list[pl.DataFrame]) -> pl.DataFrame:
+    aggs = [getattr(pl.col(c), a)().alias(c) for c, a in spec.values.items()]
+    return pl.concat(frames).group_by(list(spec.keys)).agg(aggs).sort(list(spec.keys))
+
+
+def test_sorted_folds_match_a_hash_group_by_even_when_values_share_a_merge_key() -> None:
+    import random
+
+    from distillguard.signals.base import grouped
+
+    rng = random.Random(5)
+    u64 = {"account": pl.UInt32, "value": pl.UInt64}
+    spec = TableSpec(("account", "value"), {"n": "sum", "first": "min"}, {**u64, "first": pl.Int64})
+    # Values of one account whose two halves xor to the same 32 bits get one merge key:
+    # the fold must still keep them apart and add up each one.
+    high = [rng.getrandbits(32) << 32 for _ in range(3)]
+    values = [h + (lo ^ (h >> 32)) for h in high for lo in (1, 2, 3)] + [(5 << 32) + 6, (6 << 32) + 5]
+    values += [rng.getrandbits(64) for _ in range(20)]
+    frames = []
+    for _ in range(6):
+        rows = pl.DataFrame(
+            {"account": [rng.randrange(4) for _ in range(300)], "value": [rng.choice(values) for _ in range(300)],
+             "t": [rng.randrange(1000) for _ in range(300)]},
+            schema={**u64, "t": pl.Int64},
+        )
+        frames.append(grouped(rows, spec, {"n": pl.len(), "first": pl.col("t").min()}))
+    folded = spec.compact([spec.compact(frames[:3]), *frames[3:]])
+    assert_frame_equal(folded.sort("account", "value"), _by_hash(spec, frames))
+    assert folded.select(pl.struct("account", "value").is_duplicated().any()).item() is False
+
+
+def test_sorted_folds_take_small_signed_keys_and_unsorted_frames() -> None:
+
+    spec = TableSpec(("account", "day"), {"n": "sum"}, {"account": pl.UInt32, "day": pl.Int32})
+    a = pl.DataFrame({"account": [2, 0, 1, 0], "day": [-3, 5, -3, -1], "n": [1, 2, 3, 4]}, schema=spec.empty().schema)
+    b = pl.DataFrame({"account": [0, 2, 0], "day": [5, -3, 7], "n": [10, 20, 30]}, schema=spec.empty().schema)
+    assert_frame_equal(spec.compact([a, b]).sort("account", "day"), _by_hash(spec, [a, b]))

@@ -197,7 +197,7 @@ class HuntState:
         def fold() -> State:
             return {k: spec.compact([p[k] for p in parts]) for k, spec in s.tables.items()}
 
-        self._folds[s.name] = self._pool.submit(self._timed, f"aggregate.{s.name}", fold)
+        self._folds[s.name] = self._pool.submit(self._timed, f"fold.{s.name}", fold)
 
     def compacted(self) -> dict[str, State]:
         while self._inflight:

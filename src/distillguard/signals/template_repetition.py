@@ -120,7 +120,7 @@ class TemplateSignal(Signal):
         for k in KINDS:
             out[k] = count_values(state, rows, t[k], k, f"tpl_{k}")
         acct = grouped(
-            rows.filter(pl.col("tpl_exact").is_not_null()),
+            rows.select("account", "tpl_exact", "tpl_head").filter(pl.col("tpl_exact").is_not_null()),
             t["acct"],
             {"n": pl.len(), "n_long": pl.col("tpl_head").is_not_null().sum()},
         )
