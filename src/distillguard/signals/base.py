@@ -57,13 +57,17 @@ class TableSpec:
             return self.empty()
         if len(frames) == 1:  # one batch's table: reduced when it is next merged
             return frames[0]
-        aggs = [getattr(pl.col(c), a)().alias(c) for c, a in self.values.items()]
-        if self._merge_key() is not None:
+        aggs = self.merge_aggs()
+        if self.merge_key() is not None:
             return self.heavy(self._merge(frames, aggs))
         df = pl.concat(frames, how="vertical_relaxed")
         return self.heavy(df.group_by(list(self.keys)).agg(aggs))
 
-    def _merge_key(self) -> pl.Expr | None:
+    def merge_aggs(self) -> list[pl.Expr]:
+        """How rows already aggregated by the keys combine."""
+        return [getattr(pl.col(c), a)().alias(c) for c, a in self.values.items()]
+
+    def merge_key(self) -> pl.Expr | None:
         """One u64 per row that sorts per-account tables: the account in the high 32 bits,
         the second key (if any) in the low ones (its two halves xor-ed if it is 64-bit).
 
@@ -87,7 +91,7 @@ class TableSpec:
 
     def _sorted(self, table: pl.DataFrame) -> pl.DataFrame:
         """``table`` with its merge key as ``__k__``, sorted by it (states already are)."""
-        key = self._merge_key()
+        key = self.merge_key()
         assert key is not None
         out = table.with_columns(key.alias("__k__"))
         return out if out["__k__"].is_sorted() else out.sort("__k__")
@@ -109,8 +113,7 @@ class TableSpec:
         k = pl.col("__k__")
         tie = ((k == k.shift(1)) | (k == k.shift(-1))).fill_null(False)
         if out.select(tie.any()).item():
-            merge = [getattr(pl.col(c), a)().alias(c) for c, a in self.values.items()]
-            fixed = out.filter(tie).group_by([*self.keys, "__k__"]).agg(merge).sort("__k__")
+            fixed = out.filter(tie).group_by([*self.keys, "__k__"]).agg(self.merge_aggs()).sort("__k__")
             out = out.filter(~tie).merge_sorted(fixed.select(out.columns), "__k__")
         return out.drop("__k__")
 
@@ -316,7 +319,7 @@ def in_sample(prompt: pl.Expr, sample: int) -> pl.Expr:
 def count_values(state: State, rows: pl.DataFrame, spec: TableSpec, table: str, column: str) -> pl.DataFrame:
     """Fold ``(account, value)`` counts of one fingerprint column into a state table."""
     r = rows.select("account", value=pl.col(column)).drop_nulls("value")
-    if spec._merge_key() is None or r.height == 0:
+    if spec.merge_key() is None or r.height == 0:
         return spec.compact([state[table], grouped(r, spec, {"n": pl.len()})])
     # Mostly distinct values: a sort and a pass over runs beats a hash group-by, and the
     # table comes out sorted, ready to be merged into the state. Heavy-hitter tables are
