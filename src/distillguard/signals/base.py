@@ -7,8 +7,9 @@ associatively (so batch, replay, Spark partitions and the gateway all share it),
 shared artifacts the link step joins accounts on.
 
 State is a dict of small Polars tables. Each table declares its key columns and how
-each value column merges (``sum``, ``min``, ``max``), so merging is concat + group-by:
-associative, commutative, with the empty state as identity.
+each value column merges (``sum``, ``min``, ``max``), so merging is a group-by (for
+per-account tables, a merge of tables sorted by account): associative, commutative,
+with the empty state as identity.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ _U: dict[str, DType] = {"account": pl.UInt32, "value": pl.UInt64}
 KINDS = ("head", "tail", "exact")
 # Values kept per account: any with over 1/33 of its prompts survives, undercounted by at
 # most that share; templates that matter hold 20% or more (``min_share``). At full scale
-# 64 doubled the state that every fold regroups (the hunt's largest cost there).
+# 64 doubled the state that every fold merges (the hunt's largest cost there).
 TOP_K = 32
 
 
