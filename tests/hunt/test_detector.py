@@ -102,6 +102,25 @@ def test_no_exchanges_and_unknown_accounts() -> None:
     assert ve.accounts.num_rows == acc.height and not any(ve.accounts["flagged"].to_pylist())
 
 
+def test_a_new_account_holding_a_campaigns_phone_joins_the_campaign() -> None:
+    ex, acc, arche = population(seed=5, casual=120, campaign=20)
+    attack = sorted(a for a, k in arche.items() if k == "naive_scraper")
+    sleeper = {"account_id": "u-sleeper", "created_at": acc["created_at"].max(), "email_domain": "gmail.com"}
+    acc = pl.concat([acc, pl.DataFrame([sleeper])], how="diagonal_relaxed").with_columns(
+        phone_hash=pl.when(pl.col("account_id").is_in([*attack[:2], "u-sleeper"])).then(pl.lit("ph-1"))
+    )
+    det = HuntDetector()
+    det.observe_accounts(acc.to_arrow())
+    det.observe(ex.to_arrow())
+    out = pl.from_arrow(det.verdicts().accounts)
+    assert isinstance(out, pl.DataFrame)
+    camp = out.filter(pl.col("account_id") == attack[0])["campaign"][0]
+    row = out.filter(pl.col("account_id") == "u-sleeper").row(0, named=True)
+    assert camp is not None and row["flagged"] and row["campaign"] == camp
+    assert any("joined the campaign through a phone number" in line and "held by 3 accounts, 2 of them members" in line
+               for line in row["evidence"])  # fmt: skip
+
+
 def test_prefetch_keeps_order_and_raises_the_producers_error() -> None:
     from distillguard.hunt.engine import prefetch
 

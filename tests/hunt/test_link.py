@@ -149,3 +149,30 @@ def test_two_operators_behind_one_proxy_provider_stay_apart() -> None:
     groups = comp.with_columns(op=pl.col("account") // 100).group_by("component").agg(pl.col("op").n_unique(), pl.len())
     assert groups["op"].to_list() == [1, 1]
     assert sorted(groups["len"].to_list()) == [100, 100]
+
+
+def test_association_joins_accounts_tied_to_a_campaign_by_a_small_identity_artifact() -> None:
+    from distillguard.hunt.link import associates
+
+    n = 1000
+    b = np.linspace(0.0, 10.0, n)  # rank = account / n
+    behaviour = pl.DataFrame({"account": np.arange(n), "b": b}, schema={"account": pl.UInt32, "b": pl.Float64})
+    members = pl.DataFrame({"account": [900, 901, 902, 950], "component": [7, 7, 7, 8]},
+                           schema={"account": pl.UInt32, "component": pl.Int64})  # fmt: skip
+    rows = [(a, "email_domain", 1) for a in (900, 901, 902, 800)]  # front domain: 3 members + 800
+    rows += [(a, "device", 2) for a in (950, 810)]  # a device shared 1:1 with a member of campaign 8
+    rows += [(a, "email_domain", 3) for a in (900, 100)]  # shared with an ordinary account (rank 0.1)
+    rows += [(a, "phone_hash", 4) for a in (901, 820, 821, 822)]  # 1 member of 4 holders: not half
+    rows += [(a, "email_domain", 5) for a in (*range(902, 912), 830)]  # 11 holders: too big to tell
+    rows += [(a, "payment_fp", 6) for a in (902, 840)]  # a card of one declared org
+    rows += [(a, "prefix", 7) for a in (900, 850)]  # a network is not an identity artifact
+    orgs = pl.DataFrame({"account": [902, 840], "org_id": ["acme", "acme"]}, schema={"account": pl.UInt32, "org_id": pl.String})
+    got = associates(_arts(rows), members, behaviour, orgs, LinkParams())
+    assert got.select("account", "component", "kind", "value", "k", "inside").rows() == [
+        (800, 7, "email_domain", 1, 4, 3),
+        (810, 8, "device", 2, 2, 1),
+    ]
+    # An account with no traffic yet (no rank) rides with the tie; one below the median does not.
+    got = associates(_arts([*rows, (2000, "device", 9), (950, "device", 9)]), members, behaviour, orgs, LinkParams())
+    assert 2000 in got["account"].to_list() and 100 not in got["account"].to_list()
+    assert associates(_arts([]), members, behaviour, orgs, LinkParams()).height == 0

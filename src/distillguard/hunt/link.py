@@ -50,6 +50,10 @@ class LinkParams:
     # An identity artifact with this many ranked carriers is a sample big enough to test on
     # its own: a webmail domain's customers rank like everyone else and link nothing.
     identity_testable: int = 10
+    # Association: an account outside every campaign that holds a small identity artifact
+    # (at most ``identity_testable`` carriers) of which at least ``associate_min`` carriers,
+    # and at least half of all, are one campaign's members, joins that campaign.
+    associate_min: int = 1
     merge_ratio: float = 0.1
     merge_bridge: float = 1.0
     min_part_share: float = 0.05
@@ -360,3 +364,66 @@ def _unusual_carriers(ident: pl.DataFrame, ranks: pl.DataFrame, p: LinkParams) -
     )
     ok = (pl.col("n") == 0) | ((pl.col("u") > 0.5) & ((pl.col("n") < p.identity_testable) | (pl.col("z") >= cut)))
     return per.filter(ok).select("kind", "value")
+
+
+def associates(
+    artifacts: pl.DataFrame, members: pl.DataFrame, behaviour: pl.DataFrame, orgs: pl.DataFrame, p: LinkParams
+) -> pl.DataFrame:
+    """Accounts outside every campaign tied to one by a small identity artifact its members hold.
+
+    A stealthy operator gives most accounts their own phone, card and device and hides each
+    one below every per-account threshold, but a front mail domain or a reused card still
+    ties an account that slipped through to siblings already caught. Guilt by association
+    is kept narrow: the artifact has at most ``identity_testable`` carriers (a webmail or
+    company domain links nothing), is not one declared organisation's, and at least
+    ``associate_min`` of its carriers, and at least half of all, are members of the same
+    campaign (``members``: ``account, component``). The account itself must rank at or
+    above the link quantile, or be too new to rank: an ordinary user who shares a recycled
+    phone with a fraud ring stays out.
+
+    Returns ``account, component, kind, value, k, inside``: one row per tie, every tie of an
+    associated account to the campaign it joins (the one it shares most artifacts with).
+    """
+    out_schema = {"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64,
+                  "k": pl.UInt32, "inside": pl.UInt32}  # fmt: skip
+    if artifacts.height == 0 or members.height == 0:
+        return pl.DataFrame(schema=out_schema)
+    ident = artifacts.filter(pl.col("kind").is_in(list(p.identity))).select("account", "kind", "value").unique()
+    per = (
+        ident.join(orgs, on="account", how="left")
+        .group_by("kind", "value")
+        .agg(k=pl.len().cast(pl.UInt32), orgs=pl.col("org_id").n_unique(), org_null=pl.col("org_id").null_count())
+        .filter(
+            (pl.col("k") >= 2)
+            & (pl.col("k") <= p.identity_testable)
+            & ~((pl.col("orgs") == 1) & (pl.col("org_null") == 0))
+        )
+        .select("kind", "value", "k")
+    )
+    carriers = ident.join(per, on=["kind", "value"]).join(members.select("account", "component"), on="account", how="left")
+    inside = (
+        carriers.filter(pl.col("component").is_not_null())
+        .group_by("kind", "value", "component")
+        .agg(inside=pl.len().cast(pl.UInt32))
+    )
+    q_link = behaviour["b"].quantile(p.link_quantile) if behaviour.height else None
+    ranked = behaviour.select("account", ok=pl.col("b") >= (q_link if q_link is not None else 0.0))
+    ties = (
+        carriers.filter(pl.col("component").is_null())
+        .drop("component")
+        .join(inside, on=["kind", "value"])
+        .filter((pl.col("inside") >= p.associate_min) & (2 * pl.col("inside") >= pl.col("k")))
+        .join(ranked, on="account", how="left")
+        .filter(pl.col("ok").fill_null(True))
+        .drop("ok")
+    )
+    best = (
+        ties.group_by("account", "component")
+        .agg(n=pl.len())
+        .sort(["account", "n", "component"], descending=[False, True, False])
+        .unique("account", keep="first")
+        .select("account", "component")
+    )
+    return ties.join(best, on=["account", "component"]).select(list(out_schema)).cast(out_schema).sort(  # type: ignore[arg-type]
+        "account", "kind", "value"
+    )

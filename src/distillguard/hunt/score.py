@@ -23,6 +23,7 @@ import polars as pl
 from distillguard.detector import Verdicts
 from distillguard.hunt.link import (
     LinkParams,
+    associates,
     components,
     find_root,
     identity_components,
@@ -91,6 +92,10 @@ def rejoin_same_profile(comp: pl.DataFrame, feats: pl.DataFrame, params: ScorePa
     return comp.with_columns(pl.col("component").replace(remap)).select("account", "component")
 
 
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
+
+
 def _ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
@@ -154,10 +159,16 @@ def score(
             comp_webs.select("component", "neglog_p", "margin"),
         ]
     ).group_by("component").agg(strength=pl.col("neglog_p").max(), margin=pl.col("margin").max())
+    camp = sizes.join(strength, on="component").filter(pl.col("size") >= params.min_campaign)
+    # Accounts that slipped through join the campaign whose members hold their phone, card,
+    # device or small mail domain (campaigns are fixed first: association never makes one).
+    assoc = associates(artifacts, comp.join(camp.select("component"), on="component"), behaviour, orgs, params.link)
+    if assoc.height:
+        comp = pl.concat([comp.join(assoc, on="account", how="anti"), assoc.select("account", "component").unique()])
+        members = comp.join(feats.select("account", "account_id", "b"), on="account")
+        camp = camp.drop("size").join(members.group_by("component").agg(size=pl.len()), on="component")
     camp = (
-        sizes.join(strength, on="component")
-        .filter(pl.col("size") >= params.min_campaign)
-        .join(members.group_by("component").agg(first_id=pl.col("account_id").min()), on="component")
+        camp.join(members.group_by("component").agg(first_id=pl.col("account_id").min()), on="component")
         .sort(["size", "first_id"], descending=[True, False])
         .with_row_index("rank", offset=1)
         .with_columns(
@@ -190,9 +201,16 @@ def score(
         f.explain for f in findings.values() if f.explain is not None
     ]
     art_lines = _artifact_lines(comp_arts, camp, texts, params.link.high_quantile)
+    for comp_id, n in assoc.group_by("component").agg(n=pl.col("account").n_unique()).iter_rows():
+        art_lines.setdefault(comp_id, []).insert(
+            0,
+            f"{n:,} more accounts joined through a phone, card, device or small mail domain that they "
+            "share with members of this campaign (at least half of its holders are members)",
+        )
     for comp_id, web_lines in _web_lines(comp_webs, ties, comp).items():
         art_lines.setdefault(comp_id, [])[:0] = web_lines
     camp_info = {r["component"]: r for r in camp.to_dicts()}
+    assoc_lines = _association_lines(assoc)
     evidence: list[list[str]] = []
     interesting = feats.filter(pl.col("flagged") | (pl.col("decision") != "allow"))
     by_acct: dict[int, list[str]] = {}
@@ -204,6 +222,7 @@ def score(
                 f"member of campaign {c['campaign']}: {c['size']:,} accounts linked by shared artifacts "
                 f"that ordinary accounts do not share (strongest chance p = {_sig(c['strength'])})"
             )
+            lines.extend(assoc_lines.get(r["account"], []))
             lines.extend(art_lines.get(r["component"], [])[:4])
         for ex in explainers:
             lines.extend(ex(r))
@@ -227,10 +246,21 @@ def score(
         "artifacts_tested": int((tested["k"] >= params.link.min_carriers).sum()) if tested.height else 0,
         "artifacts_significant": sig.height,
         "identity_webs_significant": web_sig.height,
+        "accounts_associated": assoc["account"].n_unique(),
         "behaviour_quantile_high": float(tested["q_high"][0]) if tested.height else None,
         "params": {"target_fpr": params.target_fpr, "min_campaign": params.min_campaign, **params.link.__dict__},
     }
     return Verdicts(out.to_arrow(), campaigns, meta=meta)
+
+
+def _association_lines(assoc: pl.DataFrame) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for r in assoc.to_dicts():
+        out.setdefault(r["account"], []).append(
+            f"joined the campaign through {_a(KIND_LABEL.get(r['kind'], r['kind']))} "
+            f"(#{r['value'] % 10**8:08d}) held by {r['k']:,} accounts, {r['inside']:,} of them members"
+        )
+    return out
 
 
 def _web_lines(comp_webs: pl.DataFrame, ties: pl.DataFrame, comp: pl.DataFrame) -> dict[int, list[str]]:
