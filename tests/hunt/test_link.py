@@ -161,6 +161,7 @@ def test_association_joins_accounts_tied_to_a_campaign_by_a_small_identity_artif
                            schema={"account": pl.UInt32, "component": pl.Int64})  # fmt: skip
     rows = [(a, "email_domain", 1) for a in (900, 901, 902, 800)]  # front domain: 3 members + 800
     rows += [(a, "device", 2) for a in (950, 810)]  # a device shared 1:1 with a member of campaign 8
+    rows += [(a, "phone_hash", 12) for a in (810, 811)]  # and 810's own phone: joins in the next round
     rows += [(a, "email_domain", 3) for a in (900, 100)]  # shared with an ordinary account (rank 0.1)
     rows += [(a, "phone_hash", 4) for a in (901, 820, 821, 822)]  # 1 member of 4 holders: not half
     rows += [(a, "email_domain", 5) for a in (*range(902, 912), 830)]  # 11 holders: too big to tell
@@ -171,7 +172,10 @@ def test_association_joins_accounts_tied_to_a_campaign_by_a_small_identity_artif
     assert got.select("account", "component", "kind", "value", "k", "inside").rows() == [
         (800, 7, "email_domain", 1, 4, 3),
         (810, 8, "device", 2, 2, 1),
+        (811, 8, "phone_hash", 12, 2, 1),
     ]
+    one_round = associates(_arts(rows), members, behaviour, orgs, LinkParams(associate_rounds=1))
+    assert 811 not in one_round["account"].to_list()
     # An account with no traffic yet (no rank) rides with the tie; one below the median does not.
     got = associates(_arts([*rows, (2000, "device", 9), (950, "device", 9)]), members, behaviour, orgs, LinkParams())
     assert 2000 in got["account"].to_list() and 100 not in got["account"].to_list()

@@ -54,6 +54,8 @@ class LinkParams:
     # (at most ``identity_testable`` carriers) of which at least ``associate_min`` carriers,
     # and at least half of all, are one campaign's members, joins that campaign.
     associate_min: int = 1
+    # An associated account can pull in its own siblings, for this many rounds in all.
+    associate_rounds: int = 3
     merge_ratio: float = 0.1
     merge_bridge: float = 1.0
     min_part_share: float = 0.05
@@ -379,7 +381,8 @@ def associates(
     ``associate_min`` of its carriers, and at least half of all, are members of the same
     campaign (``members``: ``account, component``). The account itself must rank at or
     above the link quantile, or be too new to rank: an ordinary user who shares a recycled
-    phone with a fraud ring stays out.
+    phone with a fraud ring stays out. An account that joined can bring in its own
+    siblings in the next round, up to ``associate_rounds`` rounds.
 
     Returns ``account, component, kind, value, k, inside``: one row per tie, every tie of an
     associated account to the campaign it joins (the one it shares most artifacts with).
@@ -400,30 +403,37 @@ def associates(
         )
         .select("kind", "value", "k")
     )
-    carriers = ident.join(per, on=["kind", "value"]).join(members.select("account", "component"), on="account", how="left")
-    inside = (
-        carriers.filter(pl.col("component").is_not_null())
-        .group_by("kind", "value", "component")
-        .agg(inside=pl.len().cast(pl.UInt32))
-    )
     q_link = behaviour["b"].quantile(p.link_quantile) if behaviour.height else None
     ranked = behaviour.select("account", ok=pl.col("b") >= (q_link if q_link is not None else 0.0))
-    ties = (
-        carriers.filter(pl.col("component").is_null())
-        .drop("component")
-        .join(inside, on=["kind", "value"])
-        .filter((pl.col("inside") >= p.associate_min) & (2 * pl.col("inside") >= pl.col("k")))
-        .join(ranked, on="account", how="left")
-        .filter(pl.col("ok").fill_null(True))
-        .drop("ok")
-    )
-    best = (
-        ties.group_by("account", "component")
-        .agg(n=pl.len())
-        .sort(["account", "n", "component"], descending=[False, True, False])
-        .unique("account", keep="first")
-        .select("account", "component")
-    )
-    return ties.join(best, on=["account", "component"]).select(list(out_schema)).cast(out_schema).sort(  # type: ignore[arg-type]
-        "account", "kind", "value"
-    )
+    held = ident.join(per, on=["kind", "value"])
+    found: list[pl.DataFrame] = []
+    for _ in range(p.associate_rounds):
+        carriers = held.join(members.select("account", "component"), on="account", how="left")
+        inside = (
+            carriers.filter(pl.col("component").is_not_null())
+            .group_by("kind", "value", "component")
+            .agg(inside=pl.len().cast(pl.UInt32))
+        )
+        ties = (
+            carriers.filter(pl.col("component").is_null())
+            .drop("component")
+            .join(inside, on=["kind", "value"])
+            .filter((pl.col("inside") >= p.associate_min) & (2 * pl.col("inside") >= pl.col("k")))
+            .join(ranked, on="account", how="left")
+            .filter(pl.col("ok").fill_null(True))
+            .drop("ok")
+        )
+        if ties.height == 0:
+            break
+        best = (
+            ties.group_by("account", "component")
+            .agg(n=pl.len())
+            .sort(["account", "n", "component"], descending=[False, True, False])
+            .unique("account", keep="first")
+            .select("account", "component")
+        )
+        found.append(ties.join(best, on=["account", "component"]))
+        members = pl.concat([members.select("account", "component"), best])
+    if not found:
+        return pl.DataFrame(schema=out_schema)
+    return pl.concat(found).select(list(out_schema)).cast(out_schema).sort("account", "kind", "value")  # type: ignore[arg-type]
