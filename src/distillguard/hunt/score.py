@@ -211,7 +211,6 @@ def score(
         art_lines.setdefault(comp_id, [])[:0] = web_lines
     camp_info = {r["component"]: r for r in camp.to_dicts()}
     assoc_lines = _association_lines(assoc)
-    evidence: list[list[str]] = []
     interesting = feats.filter(pl.col("flagged") | (pl.col("decision") != "allow"))
     by_acct: dict[int, list[str]] = {}
     for r in interesting.to_dicts():
@@ -228,8 +227,16 @@ def score(
             lines.extend(ex(r))
         lines.append(f"behaviour score {r['b']:.1f}, above {r['ecdf']:.1%} of accounts")
         by_acct[r["account"]] = lines
-    evidence = [by_acct.get(a, []) for a in feats["account"].to_list()]
-    feats = feats.with_columns(evidence=pl.Series(evidence, dtype=pl.List(pl.String)))
+    # One flat column grouped back into lists: building a Series from a Python list of
+    # lists costs a Series per account (0.5 s of a 1.2 s verdict at scale 0.1).
+    flat = pl.DataFrame(
+        {"account": [a for a, ls in by_acct.items() for _ in ls], "line": [x for ls in by_acct.values() for x in ls]},
+        schema={"account": feats.schema["account"], "line": pl.String},
+    )
+    ev = flat.group_by("account", maintain_order=True).agg(evidence="line")
+    feats = feats.join(ev, on="account", how="left", maintain_order="left").with_columns(
+        pl.col("evidence").fill_null(pl.lit([], dtype=pl.List(pl.String)))
+    )
 
     out = feats.select(
         "account_id",
