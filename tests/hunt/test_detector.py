@@ -117,7 +117,7 @@ def test_a_new_account_holding_a_campaigns_phone_joins_the_campaign() -> None:
     camp = out.filter(pl.col("account_id") == attack[0])["campaign"][0]
     row = out.filter(pl.col("account_id") == "u-sleeper").row(0, named=True)
     assert camp is not None and row["flagged"] and row["campaign"] == camp
-    assert any("joined the campaign through a phone number" in line and "held by 3 accounts, 2 of them members" in line
+    assert any("joined the campaign through a phone number \u201cph-1\u201d held by 3 accounts, 2 of them members" in line
                for line in row["evidence"])  # fmt: skip
 
 

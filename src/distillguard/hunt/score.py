@@ -210,7 +210,7 @@ def score(
     for comp_id, web_lines in _web_lines(comp_webs, ties, comp).items():
         art_lines.setdefault(comp_id, [])[:0] = web_lines
     camp_info = {r["component"]: r for r in camp.to_dicts()}
-    assoc_lines = _association_lines(assoc)
+    assoc_lines = _association_lines(assoc, texts)
     interesting = feats.filter(pl.col("flagged") | (pl.col("decision") != "allow"))
     by_acct: dict[int, list[str]] = {}
     for r in interesting.to_dicts():
@@ -260,12 +260,15 @@ def score(
     return Verdicts(out.to_arrow(), campaigns, meta=meta)
 
 
-def _association_lines(assoc: pl.DataFrame) -> dict[int, list[str]]:
+def _association_lines(assoc: pl.DataFrame, texts: pl.DataFrame) -> dict[int, list[str]]:
+    if texts.height:
+        assoc = assoc.join(texts.unique("value"), on="value", how="left")
     out: dict[int, list[str]] = {}
     for r in assoc.to_dicts():
+        what = f"\u201c{r['text']}\u201d" if r.get("text") else f"#{r['value'] % 10**8:08d}"
         out.setdefault(r["account"], []).append(
-            f"joined the campaign through {_a(KIND_LABEL.get(r['kind'], r['kind']))} "
-            f"(#{r['value'] % 10**8:08d}) held by {r['k']:,} accounts, {r['inside']:,} of them members"
+            f"joined the campaign through {_a(KIND_LABEL.get(r['kind'], r['kind']))} {what} "
+            f"held by {r['k']:,} accounts, {r['inside']:,} of them members"
         )
     return out
 
