@@ -105,6 +105,11 @@ class Detector(ABC):
     def verdicts(self, now: datetime | None = None) -> Verdicts:
         """Verdicts on everything observed so far (``now``: the replay clock)."""
 
+    def flags(self, now: datetime | None = None) -> pa.Table:
+        """At least ``account_id, flagged, risk`` of :meth:`verdicts`: what a replay records
+        between two full verdicts. Override it where flags cost less than evidence."""
+        return self.verdicts(now).accounts
+
 
 # name -> "module:Class"; imported on first use so heavy detectors cost nothing until asked for.
 DETECTORS: dict[str, str] = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pyarrow as pa
 import pytest
@@ -171,3 +171,18 @@ def test_progress_bar_does_not_break_the_replay() -> None:
 def test_interval_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="positive"):
         replay(ScriptedDetector(), FakeReader(), every=timedelta(0), progress=False)
+
+
+def test_flags_between_chunks_full_verdicts_only_at_the_end() -> None:
+    class Cheap(ScriptedDetector):
+        def flags(self, now: datetime | None = None) -> pa.Table:
+            self.events.append("detector.flags")
+            return super().verdicts(now).accounts
+
+    det = Cheap()
+    res = replay(det, FakeReader(), every=HOUR, progress=False)
+    calls = [e for e in det.events if e in ("detector.flags", "detector.verdicts")]
+    assert calls.count("detector.flags") == res.chunks - 1 == 8
+    assert calls[-1] == "detector.verdicts" and calls.count("detector.verdicts") == 9  # super() inside flags
+    # The same first flags as a detector that only has verdicts.
+    assert res.first_flags.equals(replay(ScriptedDetector(), FakeReader(), every=HOUR, progress=False).first_flags)

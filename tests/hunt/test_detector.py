@@ -139,3 +139,15 @@ def test_prefetch_keeps_order_and_raises_the_producers_error() -> None:
     it = prefetch(iter(range(1000)), depth=1)
     assert next(it) == 0
     it.close()
+
+
+def test_flags_are_the_verdicts_without_evidence() -> None:
+    ex, acc, _ = population(seed=1)
+    det = HuntDetector()
+    det.observe_accounts(acc.to_arrow())
+    det.observe(ex.to_arrow())
+    full = det.verdicts().accounts
+    flags = det.flags()
+    cols = ["account_id", "risk", "flagged", "campaign", "decision"]
+    assert flags.select(cols).equals(full.select(cols)) and any(full["flagged"].to_pylist())
+    assert all(len(e) == 0 for e in flags["evidence"].to_pylist())

@@ -128,8 +128,7 @@ class _FlagRecorder:
         self.first: dict[str, tuple[datetime, float | None]] = {}
         self._known = pa.array([], pa.string())
 
-    def record(self, verdicts: Verdicts, now: datetime) -> None:
-        table = verdicts.accounts
+    def record(self, table: pa.Table, now: datetime) -> None:
         flagged = table.filter(pc.fill_null(table["flagged"], False))
         if flagged.num_rows == 0:
             return
@@ -200,19 +199,29 @@ def replay(
     chunks = 0
     first_chunk: int | None = None
     current: int | None = None
-    final: Verdicts | None = None
 
     def chunk_end(index: int) -> datetime:
         return _EPOCH + timedelta(microseconds=(index + 1) * every_us)
 
-    def score(index: int) -> Verdicts:
+    def tick(index: int) -> None:
+        # Between two chunks only the flags are recorded (``Detector.flags``).
         nonlocal t_verdicts, chunks
         now = chunk_end(index)
         t0 = time.perf_counter()
-        verdicts = detector.verdicts(now=now)
+        flags = detector.flags(now=now)
         t_verdicts += time.perf_counter() - t0
         chunks += 1
-        recorder.record(verdicts, now)
+        recorder.record(flags, now)
+
+    def last(index: int | None) -> Verdicts:
+        nonlocal t_verdicts, chunks
+        now = chunk_end(index) if index is not None else None
+        t0 = time.perf_counter()
+        verdicts = detector.verdicts(now=now)
+        t_verdicts += time.perf_counter() - t0
+        if now is not None:
+            chunks += 1
+            recorder.record(verdicts.accounts, now)
         return verdicts
 
     accounts = reader.accounts()
@@ -252,7 +261,7 @@ def replay(
             for lo, hi in pairwise(bounds):
                 chunk = int(index[lo])
                 if current is not None and chunk != current:
-                    final = score(current)
+                    tick(current)
                 if first_chunk is None:
                     first_chunk = chunk
                 current = chunk
@@ -266,12 +275,7 @@ def replay(
                 exchanges += hi - lo
                 bar.update(task, exchanges=exchanges, description=f"{chunk_end(chunk):%Y-%m-%d %H:%M}")
             bar.advance(task)
-        if current is not None:
-            final = score(current)
-        else:
-            t0 = time.perf_counter()
-            final = detector.verdicts(now=None)
-            t_verdicts += time.perf_counter() - t0
+        final = last(current)
 
     return ReplayResult(
         detector=getattr(detector, "name", type(detector).__name__),
