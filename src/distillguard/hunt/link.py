@@ -293,12 +293,7 @@ def identity_components(
     if artifacts.height == 0 or n_pop == 0:
         return empty, stats_empty, ties_empty
     kmax = max(p.min_campaign * 2, int(p.identity_max_share * n_pop))
-    ident = artifacts.filter(pl.col("kind").is_in(list(p.identity))).join(orgs, on="account", how="left")
-    per = ident.group_by("kind", "value").agg(
-        k=pl.len(), orgs=pl.col("org_id").n_unique(), org_null=pl.col("org_id").null_count()
-    )
-    # An artifact all of whose carriers sit in one declared organisation is that organisation's.
-    keep = per.filter((pl.col("k") >= 2) & (pl.col("k") <= kmax) & ~((pl.col("orgs") == 1) & (pl.col("org_null") == 0)))
+    ident, keep = _shared_identity(artifacts, orgs, p, kmax)
     ranks = behaviour.select("account", u=(pl.col("b").rank("average") - 0.5) / pl.col("b").count())
     keep = _unusual_carriers(ident.join(keep.select("kind", "value"), on=["kind", "value"]), ranks, p)
     edges = ident.join(keep, on=["kind", "value"]).select("account", "kind", "value")
@@ -347,6 +342,20 @@ def identity_components(
     return webs.join(sig, on="web"), stats, ties
 
 
+def _shared_identity(
+    artifacts: pl.DataFrame, orgs: pl.DataFrame, p: LinkParams, kmax: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Identity artifact rows (with the holder's ``org_id``), and the artifacts ``(kind,
+    value, k)`` held by 2 to ``kmax`` accounts and not all by one declared organisation's
+    members (that artifact is the organisation's: its card, its domain)."""
+    ident = artifacts.filter(pl.col("kind").is_in(list(p.identity))).join(orgs, on="account", how="left")
+    per = ident.group_by("kind", "value").agg(
+        k=pl.len().cast(pl.UInt32), orgs=pl.col("org_id").n_unique(), org_null=pl.col("org_id").null_count()
+    )
+    one_org = (pl.col("orgs") == 1) & (pl.col("org_null") == 0)
+    return ident, per.filter((pl.col("k") >= 2) & (pl.col("k") <= kmax) & ~one_org).select("kind", "value", "k")
+
+
 def _unusual_carriers(ident: pl.DataFrame, ranks: pl.DataFrame, p: LinkParams) -> pl.DataFrame:
     """``(kind, value)`` of identity artifacts whose ranked carriers sit above the median.
 
@@ -391,21 +400,10 @@ def associates(
                   "k": pl.UInt32, "inside": pl.UInt32}  # fmt: skip
     if artifacts.height == 0 or members.height == 0:
         return pl.DataFrame(schema=out_schema)
-    ident = artifacts.filter(pl.col("kind").is_in(list(p.identity))).select("account", "kind", "value").unique()
-    per = (
-        ident.join(orgs, on="account", how="left")
-        .group_by("kind", "value")
-        .agg(k=pl.len().cast(pl.UInt32), orgs=pl.col("org_id").n_unique(), org_null=pl.col("org_id").null_count())
-        .filter(
-            (pl.col("k") >= 2)
-            & (pl.col("k") <= p.identity_testable)
-            & ~((pl.col("orgs") == 1) & (pl.col("org_null") == 0))
-        )
-        .select("kind", "value", "k")
-    )
+    ident, per = _shared_identity(artifacts, orgs, p, p.identity_testable)
     q_link = behaviour["b"].quantile(p.link_quantile) if behaviour.height else None
     ranked = behaviour.select("account", ok=pl.col("b") >= (q_link if q_link is not None else 0.0))
-    held = ident.join(per, on=["kind", "value"])
+    held = ident.select("account", "kind", "value").join(per.select("kind", "value", "k"), on=["kind", "value"])
     found: list[pl.DataFrame] = []
     for _ in range(p.associate_rounds):
         carriers = held.join(members.select("account", "component"), on="account", how="left")
