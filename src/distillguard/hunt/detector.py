@@ -48,19 +48,19 @@ class HuntDetector(Detector):
         self.state.observe(batch)
 
     def verdicts(self, now: dt.datetime | None = None) -> Verdicts:
-        t0 = time.perf_counter()
-        v = self._verdicts(now)
-        self.state.timings["link+cluster+score"] = self.state.timings.get("link+cluster+score", 0.0) + time.perf_counter() - t0
-        return v
+        return self._timed(now, explain=True)
 
     def flags(self, now: dt.datetime | None = None) -> pa.Table:
         """The verdicts without evidence or campaign summaries (about 2/3 of the cost)."""
-        t0 = time.perf_counter()
-        v = self._verdicts(now, explain=False)
-        self.state.timings["link+cluster+score"] = self.state.timings.get("link+cluster+score", 0.0) + time.perf_counter() - t0
-        return v.accounts
+        return self._timed(now, explain=False).accounts
 
-    def _verdicts(self, now: dt.datetime | None, explain: bool = True) -> Verdicts:
+    def _timed(self, now: dt.datetime | None, explain: bool) -> Verdicts:
+        t0 = time.perf_counter()
+        v = self._verdicts(now, explain)
+        self.state.timings["link+cluster+score"] = self.state.timings.get("link+cluster+score", 0.0) + time.perf_counter() - t0
+        return v
+
+    def _verdicts(self, now: dt.datetime | None, explain: bool) -> Verdicts:
         states = self.state.compacted()
         n = self.state.index.height
         findings: dict[str, Finding] = {s.name: s.finalize(states[s.name], n) for s in self.state.signals}
