@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from distillguard.hunt.detector import HuntDetector
-from distillguard.hunt.engine import prefetch
+from distillguard.hunt.state import prefetch
 from distillguard.logio import LogReader
 
 HERE = Path(__file__).resolve().parent

@@ -6,7 +6,7 @@
      ├── LogError              a log could not be read at all (missing folder, no table)
      │    └── ValidationError  rows or columns broke the spec (raised only under --strict)
      ├── ConfigError           a scenario, mapping, rule or option is wrong
-     └── DetectorError         a detector was driven wrongly (e.g. asked for labels)
+     └── SignalStateError      a signal's state does not fit: other tables, version or parameters
 
 Every error can carry a :class:`Location` so that its message says where:
 ``... in exchanges/date=2026-04-22/part-0.parquet row 1042 column 'output_tokens'``.
@@ -61,8 +61,8 @@ class ConfigError(DistillguardError):
     """A scenario, column mapping, rule file or option is wrong."""
 
 
-class DetectorError(DistillguardError):
-    """A detector was driven wrongly."""
+class SignalStateError(DistillguardError):
+    """A signal's state cannot be used or merged here: other tables, version or parameters."""
 
 
 @dataclass(frozen=True)

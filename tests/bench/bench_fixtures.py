@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillguard import schema
-from distillguard.detector import Detector, Verdicts
+from distillguard.detectors import Detector
+from distillguard.verdicts import Verdicts
 
 T0 = datetime(2026, 4, 22, tzinfo=UTC)
 

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pytest
 
 from distillguard.bench.replay import replay
-from distillguard.detector import VERDICTS, get_detector
-from distillguard.detectors import VolumeBaseline
+from distillguard.detectors import VolumeBaseline, get_detector
 from distillguard.errors import ConfigError
+from distillguard.verdicts import VERDICTS
 
 DAY1 = datetime(2026, 4, 22, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)

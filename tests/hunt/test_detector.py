@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import polars as pl
 import pytest
 
-from distillguard.detector import Verdicts
 from distillguard.hunt.detector import HuntDetector
+from distillguard.verdicts import Verdicts
 from tests.hunt.population import population
 
 
@@ -122,7 +122,7 @@ def test_a_new_account_holding_a_campaigns_phone_joins_the_campaign() -> None:
 
 
 def test_prefetch_keeps_order_and_raises_the_producers_error() -> None:
-    from distillguard.hunt.engine import prefetch
+    from distillguard.hunt.state import prefetch
 
     assert list(prefetch(iter(range(50)), depth=2)) == list(range(50))
 

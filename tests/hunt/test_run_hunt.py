@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from distillguard.cli import app
-from distillguard.detector import Verdicts
 from distillguard.hunt import run_hunt
 from distillguard.logio import write_log
 from distillguard.schema import EXCHANGES
+from distillguard.verdicts import Verdicts
 from tests.hunt.population import population
 
 

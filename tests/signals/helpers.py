@@ -6,16 +6,16 @@ from typing import Any
 
 import polars as pl
 
-from distillguard.hunt.engine import HuntState
 from distillguard.signals.base import Finding, Signal
+from distillguard.signals.prepare import account_index, prepare
 
 
 def finding(sig: Signal, rows: list[dict[str, Any]]) -> tuple[Finding, pl.DataFrame]:
-    st = HuntState(signals=[])
-    df = st.prepare(pl.DataFrame(rows, infer_schema_length=None).sort("ts"))
+    batch = pl.DataFrame(rows, infer_schema_length=None).sort("ts")
+    index = account_index(batch["account_id"])
+    df = prepare(batch, index)
     state = sig.update(sig.empty(), pl.concat([df, sig.enrich(df)], how="horizontal"))
-    f = sig.finalize(state, st.index.height)
-    return f, st.index
+    return sig.finalize(state, index.height), index
 
 
 def by_id(f: Finding, index: pl.DataFrame) -> dict[str, dict[str, Any]]:

@@ -18,7 +18,7 @@ from distillguard import __version__
 from distillguard.bench import metrics as m
 from distillguard.bench.replay import ExchangeSource, replay
 from distillguard.bench.result import BenchResult
-from distillguard.detector import Detector, get_detector
+from distillguard.detectors.base import Detector, get_detector
 from distillguard.errors import ConfigError, LogError
 
 __all__ = ["LabelledLog", "evaluate", "run_bench"]
@@ -126,7 +126,7 @@ def run_bench(
     log
         A log folder (``exchanges/``, ``accounts/``, ``labels/``; spec/exchange-log.md).
     detector
-        A name in :data:`distillguard.detector.DETECTORS` (``"baseline"``, ``"hunt"``).
+        A name in :data:`distillguard.detectors.DETECTORS` (``"baseline"``, ``"hunt"``).
     replay_every_hours
         Simulated hours between two re-scores; time-to-detect is only as fine as this.
     mapping

@@ -6,7 +6,7 @@ detector been live. The replay feeds the exchanges in time order, cut into chunk
 ``every`` simulated hours, asks the detector for its verdicts at the end of each chunk, and
 records the first replay time each account was flagged. It knows nothing about labels and
 nothing about any particular detector: it drives the three calls of
-:class:`~distillguard.detector.Detector` and times them.
+:class:`~distillguard.detectors.Detector` and times them.
 
 Chunk boundaries are multiples of ``every`` since the Unix epoch (UTC), so hourly chunks
 start on the hour and daily chunks at midnight UTC. A chunk with no exchange is skipped:
@@ -36,9 +36,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from distillguard.detector import Detector, Verdicts
+from distillguard.detectors.base import Detector
 from distillguard.errors import ConfigError
 from distillguard.schema import TS
+from distillguard.verdicts import Verdicts
 
 __all__ = ["FIRST_FLAGS", "ExchangeSource", "ReplayResult", "peak_rss_bytes", "replay"]
 
@@ -169,7 +170,7 @@ def replay(
     Parameters
     ----------
     detector
-        Any :class:`~distillguard.detector.Detector`. It receives the accounts table once,
+        Any :class:`~distillguard.detectors.Detector`. It receives the accounts table once,
         then exchange tables holding only the columns it names in ``detector.columns``
         (all columns when that is ``None``), never labels.
     reader

@@ -22,9 +22,11 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from distillguard.detector import DECISIONS, Detector, Verdicts
+from distillguard.detectors.base import Detector
 from distillguard.errors import ConfigError
+from distillguard.policy import DECISIONS
 from distillguard.schema import TS
+from distillguard.verdicts import Verdicts
 
 __all__ = ["VolumeBaseline"]
 

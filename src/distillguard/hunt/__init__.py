@@ -7,8 +7,8 @@ from pathlib import Path
 
 from rich.progress import Progress
 
-from distillguard.detector import Verdicts
 from distillguard.hunt.detector import HuntDetector
+from distillguard.verdicts import Verdicts
 
 __all__ = ["HuntDetector", "run_hunt"]
 
@@ -24,7 +24,7 @@ def run_hunt(
 ) -> Verdicts:
     """Hunt over one or more log folders (one window) and write the detector outputs to ``out``."""
     from distillguard.config import ColumnMapping
-    from distillguard.hunt.engine import prefetch
+    from distillguard.hunt.state import prefetch
     from distillguard.logio import LogReader
 
     det = HuntDetector(target_fpr=target_fpr)

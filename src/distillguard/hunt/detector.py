@@ -1,4 +1,4 @@
-"""``HuntDetector``: the hunt's flow behind the :class:`~distillguard.detector.Detector` protocol."""
+"""``HuntDetector``: the hunt's flow behind the :class:`~distillguard.detectors.Detector` protocol."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from typing import Any, ClassVar
 import polars as pl
 import pyarrow as pa
 
-from distillguard.detector import Detector, Verdicts
-from distillguard.hunt.engine import COLUMNS, HuntState
+from distillguard.detectors.base import Detector
 from distillguard.hunt.link import LinkParams
 from distillguard.hunt.score import ScoreParams, score
-from distillguard.schema import ACCOUNTS
+from distillguard.hunt.state import HuntState
 from distillguard.signals.base import TEXT_SPEC_DTYPES, Finding
+from distillguard.signals.prepare import ACCOUNT_COLUMNS, COLUMNS, fill_missing
 from distillguard.signals.registration import RegistrationSignal
+from distillguard.verdicts import Verdicts
 
 
 class HuntDetector(Detector):
@@ -38,9 +39,7 @@ class HuntDetector(Detector):
         assert isinstance(df, pl.DataFrame)
         if "account_id" not in df.columns or df.height == 0:
             return
-        empty = pl.from_arrow(ACCOUNTS.empty_table())
-        assert isinstance(empty, pl.DataFrame)
-        df = df.with_columns(pl.lit(None, dtype=t).alias(c) for c, t in empty.schema.items() if c not in df.columns)
+        df = fill_missing(df, ACCOUNT_COLUMNS)
         self.state.ensure_accounts(df["account_id"])
         self.accounts = df
 

@@ -6,7 +6,7 @@ import pyarrow.compute as pc
 from rich.console import Console
 from rich.table import Table
 
-from distillguard.detector import Verdicts
+from distillguard.verdicts import Verdicts
 
 
 def print_verdicts(v: Verdicts, console: Console, top: int = 5) -> None:

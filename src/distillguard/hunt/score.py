@@ -21,7 +21,6 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from distillguard.detector import Verdicts
 from distillguard.hunt.link import (
     LinkParams,
     associates,
@@ -30,7 +29,9 @@ from distillguard.hunt.link import (
     identity_components,
     test_artifacts,
 )
+from distillguard.policy import Policy
 from distillguard.signals.base import Finding
+from distillguard.verdicts import Verdicts
 
 KIND_LABEL = {
     "tpl_head": "prompt template (same opening words)",
@@ -56,6 +57,7 @@ class ScoreParams:
     min_exchanges: int = 5
     profile_distance: float = 0.5
     link: LinkParams = field(default_factory=LinkParams)
+    policy: Policy = field(default_factory=Policy)
 
 
 def rejoin_same_profile(comp: pl.DataFrame, feats: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
@@ -193,15 +195,9 @@ def score(
         risk=pl.when(pl.col("campaign").is_not_null())
         .then(0.5 + (pl.col("c_risk") - 0.5) * (0.5 + 0.5 * pl.col("ecdf")))
         .otherwise(0.49 * pl.col("ecdf")),
-    ).with_columns(
-        decision=pl.when(pl.col("flagged") & (pl.col("risk") >= 0.85))
-        .then(pl.lit("block"))
-        .when(pl.col("flagged"))
-        .then(pl.lit("verify"))
-        .when(pl.lit(q_top is not None) & (pl.col("b") >= (q_top if q_top is not None else math.inf)) & (pl.col("b") > 0))
-        .then(pl.lit("throttle"))
-        .otherwise(pl.lit("allow"))
     )
+    outlier = pl.lit(q_top is not None) & (pl.col("b") >= (q_top if q_top is not None else math.inf)) & (pl.col("b") > 0)
+    feats = feats.with_columns(decision=params.policy.expr(pl.col("flagged"), pl.col("risk"), outlier))
 
     meta = {
         "generated_at": (now or dt.datetime.now(dt.UTC)).isoformat(),

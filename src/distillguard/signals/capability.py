@@ -16,7 +16,6 @@ import polars as pl
 
 from distillguard.ruleset import RuleSet, builtin_paths
 from distillguard.signals.base import (
-    DType,
     Finding,
     Signal,
     State,
@@ -29,8 +28,8 @@ from distillguard.signals.base import (
     rules_on_sample,
     shrunk_shares,
     tail_score,
-    with_columns_present,
 )
+from distillguard.signals.prepare import fill_missing
 
 __all__ = ["CAPABILITIES", "CapabilitySignal"]
 
@@ -39,12 +38,6 @@ CAPABILITIES: dict[str, tuple[str, str]] = {
     "coding": ("n_coding", "coding"),
     "agentic": ("n_agentic", "agentic / tool use"),
     "long_horizon": ("n_long", "long-horizon"),
-}
-_OPTIONAL: dict[str, DType] = {
-    "prompt": pl.String,
-    "has_tools": pl.Boolean,
-    "n_messages": pl.Int64,
-    "input_tokens": pl.Int64,
 }
 
 
@@ -136,7 +129,7 @@ class CapabilitySignal(Signal):
     def enrich(self, batch: pl.DataFrame) -> pl.DataFrame:
         """``cap_coding``, ``cap_agentic``, ``cap_long_horizon`` flags, plus ``cap_tools``
         and ``cap_long_ctx`` (the metadata part of the last two, for evidence)."""
-        frame = with_columns_present(batch, _OPTIONAL)
+        frame = fill_missing(batch)
         tools = pl.col("has_tools").fill_null(False)
         long_ctx = (
             (pl.col("n_messages") >= self.long_messages)

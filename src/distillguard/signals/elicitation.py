@@ -31,8 +31,8 @@ from distillguard.signals.base import (
     rules_on_sample,
     shrunk_shares,
     tail_score,
-    with_columns_present,
 )
+from distillguard.signals.prepare import fill_missing
 
 __all__ = ["ElicitationSignal"]
 
@@ -128,7 +128,7 @@ class ElicitationSignal(Signal):
         """``elicitation_hit``, ``structure_hit`` (bool), ``elicitation_bits`` (matched rules,
         bit i for rule i: see :meth:`RuleSet.apply`) and
         ``elicitation_read`` (the prompt was read: it has text and is in the sample)."""
-        frame = with_columns_present(batch, {"prompt": pl.String})
+        frame = fill_missing(batch)
         sample = self.sample
 
         def flags(u: pl.DataFrame) -> pl.DataFrame:

@@ -20,6 +20,34 @@ from distillguard.signals.base import Finding, Signal, State, TableSpec, grouped
 MIN_GAPS = 20  # fewer gaps than this say nothing about regularity
 
 
+def _log_gap(gap: pl.Expr) -> pl.Expr:
+    return gap.cast(pl.Float64).clip(1.0, None).log10()
+
+
+def fold_gaps(rows: pl.DataFrame) -> pl.DataFrame:
+    """Combine per-segment gap sums of each account into one row, adding the gap that
+    bridges two consecutive segments (the next one's first request minus the last request
+    before it).
+
+    So the gap statistics of a log cut into hourly chunks, days or partitions by time equal
+    those of the whole log: without the bridge, an hourly replay loses every gap between
+    sessions and a human's spread of gaps looks as narrow as a script's. Exact when one
+    account's segments do not overlap in time (chunks, days, splits by time or by account);
+    segments that overlap (two replicas serving one account at once) add no bridge.
+    """
+    s = rows.sort("account", "first_s", "last_s")
+    prev_last = pl.col("last_s").cum_max().shift(1).over("account")
+    bridge = pl.col("first_s") - prev_last
+    s = s.with_columns(bridge=pl.when(bridge >= 0).then(bridge))
+    return s.group_by("account", maintain_order=True).agg(
+        n_gaps=(pl.col("n_gaps").sum() + pl.col("bridge").count()).cast(pl.Int64),
+        s1=pl.col("s1").sum() + _log_gap(pl.col("bridge")).sum(),
+        s2=pl.col("s2").sum() + (_log_gap(pl.col("bridge")) ** 2).sum(),
+        first_s=pl.col("first_s").min(),
+        last_s=pl.col("last_s").max(),
+    )
+
+
 class TemporalSignal(Signal):
     name: ClassVar[str] = "temporal"
     tables: ClassVar[dict[str, TableSpec]] = {
@@ -27,8 +55,9 @@ class TemporalSignal(Signal):
         "hour": TableSpec(("account", "hour"), {"n": "sum"}, {"account": pl.UInt32, "hour": pl.Int8}),
         "gap": TableSpec(
             ("account",),
-            {"n_gaps": "sum", "s1": "sum", "s2": "sum"},
+            {"n_gaps": "sum", "s1": "sum", "s2": "sum", "first_s": "min", "last_s": "max"},
             {"account": pl.UInt32, "s1": pl.Float64, "s2": pl.Float64},
+            fold=fold_gaps,
         ),
     }
 
@@ -42,9 +71,18 @@ class TemporalSignal(Signal):
             # Sorted by account: a diff where the account repeats (a window would group again).
             .with_columns(gap=pl.when(pl.col("account") == pl.col("account").shift()).then(pl.col("epoch_s").diff()))
             .drop_nulls("gap")
-            .with_columns(lg=(pl.col("gap").cast(pl.Float64).clip(1.0, None)).log10())
+            .with_columns(lg=_log_gap(pl.col("gap")))
         )
-        gap = grouped(g, t["gap"], {"n_gaps": pl.len(), "s1": pl.col("lg").sum(), "s2": (pl.col("lg") ** 2).sum()})
+        span = grouped(rows, t["gap"], {"first_s": pl.col("epoch_s").min(), "last_s": pl.col("epoch_s").max()})
+        sums = grouped(g, t["gap"], {"n_gaps": pl.len(), "s1": pl.col("lg").sum(), "s2": (pl.col("lg") ** 2).sum()})
+        gap = span.join(sums, on="account", how="left").select(
+            "account",
+            pl.col("n_gaps").fill_null(0),
+            pl.col("s1").fill_null(0.0),
+            pl.col("s2").fill_null(0.0),
+            "first_s",
+            "last_s",
+        )
         return {
             "day": t["day"].compact([state["day"], day]),
             "hour": t["hour"].compact([state["hour"], hour]),

@@ -1,9 +1,10 @@
-"""Enrich and aggregate: the part of the flow every execution mode shares.
+"""The hunt's state: every signal's mergeable per-account state, and the account index.
 
-``HuntState`` maps account ids to dense u32 indices, enriches each exchange batch once
-(common columns plus every signal's own), and folds it into each signal's mergeable
-state. Batch hunt, time-ordered replay and (later) the gateway all drive this one class;
-increments are buffered and compacted lazily so an hourly replay stays cheap.
+``HuntState`` maps account ids to dense u32 indices, prepares each exchange batch once
+(:func:`~distillguard.signals.prepare.prepare`), lets every signal enrich and fold it into
+its state, and merges with another state by account id. Engines fill it (batch hunt,
+time-ordered replay, Spark partitions, the gateway); increments are buffered and
+compacted lazily so an hourly replay stays cheap.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from typing import Any, TypeVar
 import polars as pl
 import pyarrow as pa
 
-from distillguard.schema import EXCHANGES
 from distillguard.signals import SIGNALS, Signal
-from distillguard.signals.base import State, with_distinct_index
+from distillguard.signals.base import State
+from distillguard.signals.prepare import COLUMNS, account_index, prepare
 
 T = TypeVar("T")
 
@@ -31,17 +32,6 @@ T = TypeVar("T")
 # A campaign is many accounts: per-account sampling noise averages out there.
 HUNT_PARAMS: dict[str, dict[str, Any]] = {"elicitation": {"sample": 8}, "capability": {"sample": 8}}
 
-# Exchange columns the hunt reads (everything else, e.g. response text, is skipped).
-COLUMNS: tuple[str, ...] = (
-    "request_id", "ts", "account_id", "ip", "ip_prefix", "asn", "user_agent", "device_fp", "model",
-    "prompt", "n_messages", "has_tools", "max_tokens", "input_tokens", "output_tokens", "stop_reason",
-)  # fmt: skip
-
-
-_DTYPES: dict[str, pl.DataType] = {
-    c: pl.from_arrow(pa.table({c: pa.array([], EXCHANGES.field(c).type)})).schema[c]  # type: ignore[union-attr]
-    for c in COLUMNS
-}
 
 
 def prefetch(items: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
@@ -117,29 +107,17 @@ class HuntState:
     # -- accounts ----------------------------------------------------------------------------
     def ensure_accounts(self, ids: pl.Series) -> pl.DataFrame:
         """Give new account ids the next indices; returns the index."""
-        new = ids.unique().to_frame("account_id").join(self.index, on="account_id", how="anti").sort("account_id")
+        new = ids.unique().to_frame("account_id").join(self.index, on="account_id", how="anti")
         if new.height:
-            start = self.index.height
-            new = new.with_columns(account=pl.int_range(start, start + new.height, dtype=pl.UInt32))
-            self.index = pl.concat([self.index, new])
+            self.index = pl.concat([self.index, account_index(new["account_id"], start=self.index.height)])
         return self.index
 
     # -- exchanges ---------------------------------------------------------------------------
     def prepare(self, batch: pa.Table | pl.DataFrame) -> pl.DataFrame:
-        """Common enrichment: account index, epoch seconds, UTC day and hour."""
+        """:func:`~distillguard.signals.prepare.prepare` on this state's account index."""
         df = batch if isinstance(batch, pl.DataFrame) else pl.from_arrow(batch)
         assert isinstance(df, pl.DataFrame)
-        missing = [c for c in COLUMNS if c not in df.columns or df.schema[c] == pl.Null]
-        if missing:
-            df = df.with_columns(pl.lit(None, dtype=_DTYPES[c]).alias(c) for c in missing)
-        self.ensure_accounts(df["account_id"])
-        df = df.join(self.index, on="account_id", how="left")
-        epoch = pl.col("ts").dt.epoch("s")
-        return with_distinct_index(df, "prompt").with_columns(
-            epoch_s=epoch,
-            day=(epoch // 86400).cast(pl.Int32),
-            hour=((epoch // 3600) % 24).cast(pl.Int8),
-        )
+        return prepare(df, self.ensure_accounts(df["account_id"]))
 
     def observe(self, batch: pa.Table | pl.DataFrame) -> None:
         if batch.num_rows if isinstance(batch, pa.Table) else batch.height:
