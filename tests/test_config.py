@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from distillguard.config import ColumnMapping, Thresholds
+from distillguard.config import ColumnMapping
 from distillguard.errors import ConfigError
 
 GOOD = """\
@@ -67,12 +67,3 @@ def test_mapping_missing_file_and_bad_objects(tmp_path: Path) -> None:
         ColumnMapping.from_dict(["a"])
     with pytest.raises(ConfigError, match="not a column"):
         ColumnMapping(accounts={"nope": "x"})
-
-
-def test_thresholds_validate_and_load() -> None:
-    assert Thresholds().target_fpr == 0.001
-    assert Thresholds.from_dict({"target_fpr": 0.01}).target_fpr == 0.01
-    with pytest.raises(ConfigError, match="target_fpr has value 2"):
-        Thresholds(target_fpr=2)
-    with pytest.raises(ConfigError, match="unknown threshold 'fpr'"):
-        Thresholds.from_dict({"fpr": 0.1})

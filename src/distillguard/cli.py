@@ -74,12 +74,18 @@ def hunt(
     out: Annotated[Path, typer.Option(help="Output folder for accounts.parquet, campaigns.json, decisions.json.")] = Path("hunt-out"),
     mapping: MappingOpt = None,
     strict: StrictOpt = False,
-    target_fpr: Annotated[float, typer.Option(help="Benign false-positive rate the thresholds aim at.")] = 0.001,
+    target_fpr: Annotated[
+        float | None, typer.Option(help="Benign false-positive rate the thresholds aim at (default 0.001, or the config's).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Hunt config YAML: thresholds, link, score, policy, signal settings.")
+    ] = None,
 ) -> None:
     """Find campaigns in a log window, cluster their accounts and explain why."""
-    from distillguard.hunt import run_hunt
+    from distillguard.hunt import HuntConfig, run_hunt
 
-    verdicts = run_hunt(logs, out=out, mapping=mapping, strict=strict, target_fpr=target_fpr)
+    cfg = HuntConfig.load(config) if config is not None else None
+    verdicts = run_hunt(logs, out=out, mapping=mapping, strict=strict, target_fpr=target_fpr, config=cfg)
     from distillguard.hunt.render import print_verdicts
 
     print_verdicts(verdicts, Console())

@@ -1,15 +1,14 @@
-"""Configuration value objects: how a provider's columns map to the spec, and thresholds.
+"""How a provider's log columns map to the spec (:class:`ColumnMapping`).
 
-Config lives in small frozen objects, never in code: a provider maps its log
-columns once in YAML (:class:`ColumnMapping`), and detection thresholds are
-derived from a target false-positive rate (:class:`Thresholds`). Errors name the
-file, the key and the value, with the YAML line where it is known.
+A provider maps its log columns once in YAML, never by editing code. Errors name the
+file, the key and the value, with the YAML line where it is known. The hunt's thresholds
+live in :class:`distillguard.hunt.config.HuntConfig`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -19,7 +18,7 @@ import yaml
 from distillguard import schema
 from distillguard.errors import ConfigError, Location
 
-__all__ = ["TS_UNITS", "ColumnMapping", "Thresholds"]
+__all__ = ["TS_UNITS", "ColumnMapping"]
 
 TS_UNITS = ("s", "ms", "us", "ns")
 """Units accepted for timestamps stored as epoch numbers."""
@@ -225,49 +224,3 @@ def _key_lines(node: yaml.Node | None) -> dict[tuple[str, ...], int]:
                 if isinstance(k2, yaml.ScalarNode):
                     out[(str(k.value), str(k2.value))] = k2.start_mark.line + 1
     return out
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Detection thresholds, derived from a target rate rather than hand-set.
-
-    Parameters
-    ----------
-    target_fpr
-        Share of benign accounts the calibrated flag threshold may flag.
-    min_exchanges
-        Accounts with fewer exchanges in the window are not scored alone
-        (too little evidence); they can still be flagged through a campaign.
-    min_campaign_size
-        Fewest linked accounts that make a campaign.
-    """
-
-    target_fpr: float = 0.001
-    min_exchanges: int = 20
-    min_campaign_size: int = 3
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.target_fpr < 1.0:
-            raise ConfigError(
-                f"target_fpr has value {self.target_fpr!r}; expected a rate in (0, 1)"
-            )
-        if self.min_exchanges < 1:
-            raise ConfigError(
-                f"min_exchanges has value {self.min_exchanges!r}; expected at least 1"
-            )
-        if self.min_campaign_size < 2:
-            raise ConfigError(
-                f"min_campaign_size has value {self.min_campaign_size!r}; expected at least 2"
-            )
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> Thresholds:
-        """Build from a config mapping; unknown keys are an error naming the key."""
-        names = {f.name for f in fields(cls)}
-        for key in data:
-            if key not in names:
-                raise ConfigError(
-                    f"unknown threshold {key!r}; expected one of {', '.join(sorted(names))}",
-                    Location(source) if source else None,
-                )
-        return cls(**dict(data))

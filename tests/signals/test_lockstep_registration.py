@@ -40,7 +40,7 @@ def test_registration_artifacts_and_burst_text() -> None:
         },
         schema_overrides={"email_domain": pl.String, "payment_fp": pl.String, "org_id": pl.String},
     )
-    f = RegistrationSignal().finalize(acc)
+    f = RegistrationSignal().finalize_accounts(acc)
     assert f.artifacts is not None and f.texts is not None
     dom = f.artifacts.filter(pl.col("kind") == "email_domain")
     assert dom.group_by("value").len()["len"].sort().to_list() == [1, 2]

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from rich.progress import Progress
 
+from distillguard.hunt.config import HuntConfig
 from distillguard.hunt.detector import HuntDetector
 from distillguard.verdicts import Verdicts
 
-__all__ = ["HuntDetector", "run_hunt"]
+__all__ = ["HuntConfig", "HuntDetector", "run_hunt"]
 
 
 def run_hunt(
@@ -19,15 +20,22 @@ def run_hunt(
     out: Path | None = None,
     mapping: Path | None = None,
     strict: bool = False,
-    target_fpr: float = 0.001,
+    target_fpr: float | None = None,
+    config: HuntConfig | Path | None = None,
     progress: bool = True,
 ) -> Verdicts:
-    """Hunt over one or more log folders (one window) and write the detector outputs to ``out``."""
+    """Hunt over one or more log folders (one window) and write the detector outputs to ``out``.
+
+    ``config``: a :class:`HuntConfig` or its YAML file (default: every default);
+    ``target_fpr`` overrides the config's.
+    """
     from distillguard.config import ColumnMapping
     from distillguard.hunt.state import prefetch
     from distillguard.logio import LogReader
 
-    det = HuntDetector(target_fpr=target_fpr)
+    if isinstance(config, Path):
+        config = HuntConfig.load(config)
+    det = HuntDetector(config, target_fpr=target_fpr)
     cmap = ColumnMapping.load(mapping) if mapping else None
     readers = [LogReader(p, mapping=cmap, strict=strict) for p in logs]
     for r in readers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from typing import Any, ClassVar
@@ -10,12 +11,11 @@ import polars as pl
 import pyarrow as pa
 
 from distillguard.detectors.base import Detector
-from distillguard.hunt.link import LinkParams
-from distillguard.hunt.score import ScoreParams, score
+from distillguard.hunt.config import HuntConfig
+from distillguard.hunt.score import score
 from distillguard.hunt.state import HuntState
 from distillguard.signals.base import TEXT_SPEC_DTYPES, Finding
 from distillguard.signals.prepare import ACCOUNT_COLUMNS, COLUMNS, fill_missing
-from distillguard.signals.registration import RegistrationSignal
 from distillguard.verdicts import Verdicts
 
 
@@ -25,13 +25,23 @@ class HuntDetector(Detector):
     name: ClassVar[str] = "hunt"
     columns: ClassVar[tuple[str, ...] | None] = COLUMNS
 
-    def __init__(self, target_fpr: float = 0.001, min_campaign: int = 5, **state_params: Any) -> None:
-        # The campaign tests' family-wise error is tied to the target: at 0.1 % of benign
-        # accounts, at most a 1 % chance that any artifact or web is called by chance.
-        link = LinkParams(alpha=min(0.05, 10 * target_fpr), min_campaign=min_campaign)
-        self.params = ScoreParams(target_fpr=target_fpr, min_campaign=min_campaign, link=link)
+    def __init__(
+        self,
+        config: HuntConfig | None = None,
+        *,
+        target_fpr: float | None = None,
+        min_campaign: int | None = None,
+        **state_params: Any,
+    ) -> None:
+        """``config`` (default: :class:`HuntConfig`'s defaults); ``target_fpr`` and
+        ``min_campaign`` override it (the bench's ``detector_params``)."""
+        config = config or HuntConfig()
+        overrides: dict[str, Any] = {
+            k: v for k, v in (("target_fpr", target_fpr), ("min_campaign", min_campaign)) if v is not None
+        }
+        self.config = dataclasses.replace(config, **overrides) if overrides else config
+        state_params.setdefault("signals", self.config.build_signals())
         self.state = HuntState(**state_params)
-        self.registration = RegistrationSignal()
         self.accounts = pl.DataFrame()
 
     def observe_accounts(self, accounts: pa.Table) -> None:
@@ -67,12 +77,15 @@ class HuntDetector(Detector):
         acc = index
         if self.accounts.height:
             acc = self.accounts.join(index, on="account_id", how="inner")
-            if now is not None and "created_at" in acc.columns:
+            if now is not None:
                 acc = acc.filter(pl.col("created_at") <= now)  # no look-ahead in a replay
-            findings["registration"] = self.registration.finalize(acc)
+            for s in self.state.signals:
+                found_acc = s.finalize_accounts(acc)
+                if found_acc is not None:
+                    findings[s.name] = found_acc
         found = [f.texts for f in findings.values() if f.texts is not None and f.texts.height]
         texts = pl.concat(found) if found else pl.DataFrame(schema=TEXT_SPEC_DTYPES)
-        v = score(findings, index.join(acc.select("account", *(["org_id"] if "org_id" in acc.columns else [])), on="account", how="left"), index, texts, self.params, now, explain=explain)
+        v = score(findings, index.join(acc.select("account", *(["org_id"] if "org_id" in acc.columns else [])), on="account", how="left"), index, texts, self.config, now, explain=explain)
         v.unused_signals = self.state.unused()
         if not self.accounts.height:
             v.unused_signals["registration"] = "the log has no accounts table"

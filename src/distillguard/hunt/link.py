@@ -20,7 +20,6 @@ on a new model the day it launches stay two campaigns.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -28,38 +27,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.stats import binom, norm
 
-
-@dataclass(frozen=True)
-class LinkParams:
-    high_quantile: float = 0.9
-    link_quantile: float = 0.5
-    min_carriers: int = 3
-    min_high_share: float = 0.5
-    alpha: float = 0.01
-    # Artifacts that many unrelated actors share by nature (an SDK's user agent, the day a
-    # model launched, a busy sign-up hour): evidence for a campaign, never a link.
-    supporting: tuple[str, ...] = ("ua", "model_adopt", "signup_burst")
-    # Artifacts that people who are not part of a campaign can carry by accident.
-    bystander: tuple[str, ...] = ("prefix", "device", "signup_prefix")
-    # Identity artifacts: things one person or one operator holds. A web of accounts sharing
-    # them (outside a declared organisation) is tested as a whole, see ``identity_components``.
-    identity: tuple[str, ...] = ("device", "phone_hash", "payment_fp", "email_domain")
-    identity_max_share: float = 0.01
-    identity_min_ties: int = 2
-    bystander_min_ties: int = 2
-    # An identity artifact with this many ranked carriers is a sample big enough to test on
-    # its own: a webmail domain's customers rank like everyone else and link nothing.
-    identity_testable: int = 10
-    # Association: an account outside every campaign that holds a small identity artifact
-    # (at most ``identity_testable`` carriers) of which at least ``associate_min`` carriers,
-    # and at least half of all, are one campaign's members, joins that campaign.
-    associate_min: int = 1
-    # An associated account can pull in its own siblings, for this many rounds in all.
-    associate_rounds: int = 3
-    merge_ratio: float = 0.1
-    merge_bridge: float = 1.0
-    min_part_share: float = 0.05
-    min_campaign: int = 5
+from distillguard.hunt.config import LinkParams
 
 
 def test_artifacts(artifacts: pl.DataFrame, behaviour: pl.DataFrame, p: LinkParams) -> pl.DataFrame:

@@ -12,52 +12,26 @@ the population.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
 
+from distillguard.hunt.config import HuntConfig, ScoreParams
 from distillguard.hunt.link import (
-    LinkParams,
     associates,
     components,
     find_root,
     identity_components,
     test_artifacts,
 )
-from distillguard.policy import Policy
+from distillguard.signals import artifact_kinds
 from distillguard.signals.base import Finding
 from distillguard.verdicts import Verdicts
-
-KIND_LABEL = {
-    "tpl_head": "prompt template (same opening words)",
-    "tpl_tail": "prompt template (same closing words)",
-    "tpl_exact": "identical prompt",
-    "prefix": "IP prefix",
-    "device": "device fingerprint",
-    "ua": "user agent",
-    "email_domain": "email domain",
-    "phone_hash": "phone number",
-    "payment_fp": "payment method",
-    "signup_prefix": "sign-up IP prefix",
-    "signup_burst": "sign-up hour",
-    "model_adopt": "adoption of a newly released model in the same hours",
-}
-
-
-@dataclass(frozen=True)
-class ScoreParams:
-    target_fpr: float = 0.001
-    cap: float = 3.0
-    min_campaign: int = 5
-    min_exchanges: int = 5
-    profile_distance: float = 0.5
-    link: LinkParams = field(default_factory=LinkParams)
-    policy: Policy = field(default_factory=Policy)
 
 
 def rejoin_same_profile(comp: pl.DataFrame, feats: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
@@ -95,6 +69,12 @@ def rejoin_same_profile(comp: pl.DataFrame, feats: pl.DataFrame, params: ScorePa
     return comp.with_columns(pl.col("component").replace(remap)).select("account", "component")
 
 
+def _label(kind: str, default: str) -> str:
+    """How evidence names an artifact kind: the declaring signal's label."""
+    a = artifact_kinds().get(kind)
+    return a.label if a is not None else default
+
+
 def _a(noun: str) -> str:
     return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
@@ -113,7 +93,7 @@ def score(
     accounts: pl.DataFrame,
     index: pl.DataFrame,
     texts: pl.DataFrame,
-    params: ScoreParams,
+    config: HuntConfig,
     now: dt.datetime | None = None,
     explain: bool = True,
 ) -> Verdicts:
@@ -130,20 +110,20 @@ def score(
             feats = feats.join(f.features.select(cols), on="account", how="left")
     ts_cols = [c for c in feats.columns if c.startswith("ts_")]
     n_col = "n" if "n" in feats.columns else None
-    active = pl.col(n_col).fill_null(0) >= params.min_exchanges if n_col else pl.lit(True)
+    active = pl.col(n_col).fill_null(0) >= config.score.min_exchanges if n_col else pl.lit(True)
     feats = feats.with_columns(
         b=pl.when(active)
-        .then(pl.sum_horizontal(*(pl.col(c).fill_null(0.0).clip(0.0, params.cap) for c in ts_cols)) if ts_cols else 0.0)
+        .then(pl.sum_horizontal(*(pl.col(c).fill_null(0.0).clip(0.0, config.score.cap) for c in ts_cols)) if ts_cols else 0.0)
         .otherwise(0.0)
     )
     behaviour = feats.filter(active).select("account", "b")
     arts = [f.artifacts for f in findings.values() if f.artifacts is not None and f.artifacts.height]
     artifacts = pl.concat(arts) if arts else pl.DataFrame(schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "share": pl.Float64})
-    tested = test_artifacts(artifacts, behaviour, params.link)
+    tested = test_artifacts(artifacts, behaviour, config.link)
     orgs = accounts.select("account", "org_id") if "org_id" in accounts.columns else accounts.select("account", org_id=pl.lit(None, pl.String))
-    webs, web_stats, ties = identity_components(artifacts, behaviour, orgs, params.link)
-    comp = components(artifacts, tested, behaviour, params.link, ties=ties)
-    comp = rejoin_same_profile(comp, feats.select("account", *ts_cols), params)
+    webs, web_stats, ties = identity_components(artifacts, behaviour, orgs, config.link)
+    comp = components(artifacts, tested, behaviour, config.link, ties=ties)
+    comp = rejoin_same_profile(comp, feats.select("account", *ts_cols), config.score)
     sig = tested.filter(pl.col("significant"))
 
     # Campaigns: components with enough accounts; strength = their strongest artifact.
@@ -168,10 +148,10 @@ def score(
             comp_webs.select("component", "neglog_p", "margin"),
         ]
     ).group_by("component").agg(strength=pl.col("neglog_p").max(), margin=pl.col("margin").max())
-    camp = sizes.join(strength, on="component").filter(pl.col("size") >= params.min_campaign)
+    camp = sizes.join(strength, on="component").filter(pl.col("size") >= config.min_campaign)
     # Accounts that slipped through join the campaign whose members hold their phone, card,
     # device or small mail domain (campaigns are fixed first: association never makes one).
-    assoc = associates(artifacts, comp.join(camp.select("component"), on="component"), behaviour, orgs, params.link)
+    assoc = associates(artifacts, comp.join(camp.select("component"), on="component"), behaviour, orgs, config.link)
     if assoc.height:
         comp = pl.concat([comp.join(assoc, on="account", how="anti"), assoc.select("account", "component").unique()])
         members = comp.join(feats.select("account", "account_id", "b"), on="account")
@@ -188,7 +168,7 @@ def score(
     feats = feats.join(comp, on="account", how="left").join(
         camp.select("component", "campaign", "c_risk"), on="component", how="left"
     )
-    q_top = behaviour["b"].quantile(1.0 - params.target_fpr) if behaviour.height else None
+    q_top = behaviour["b"].quantile(1.0 - config.target_fpr) if behaviour.height else None
     feats = feats.with_columns(ecdf=(pl.col("b").rank("max") / pl.col("b").count()).fill_null(0.0))
     feats = feats.with_columns(
         flagged=pl.col("campaign").is_not_null(),
@@ -197,17 +177,23 @@ def score(
         .otherwise(0.49 * pl.col("ecdf")),
     )
     outlier = pl.lit(q_top is not None) & (pl.col("b") >= (q_top if q_top is not None else math.inf)) & (pl.col("b") > 0)
-    feats = feats.with_columns(decision=params.policy.expr(pl.col("flagged"), pl.col("risk"), outlier))
+    feats = feats.with_columns(decision=config.policy.expr(pl.col("flagged"), pl.col("risk"), outlier))
 
     meta = {
         "generated_at": (now or dt.datetime.now(dt.UTC)).isoformat(),
         "accounts": feats.height,
-        "artifacts_tested": int((tested["k"] >= params.link.min_carriers).sum()) if tested.height else 0,
+        "artifacts_tested": int((tested["k"] >= config.link.min_carriers).sum()) if tested.height else 0,
         "artifacts_significant": sig.height,
         "identity_webs_significant": web_sig.height,
         "accounts_associated": assoc["account"].n_unique(),
         "behaviour_quantile_high": float(tested["q_high"][0]) if tested.height else None,
-        "params": {"target_fpr": params.target_fpr, "min_campaign": params.min_campaign, **params.link.__dict__},
+        "params": {
+            "target_fpr": config.target_fpr,
+            "min_campaign": config.min_campaign,
+            **dataclasses.asdict(config.link),
+            "score": dataclasses.asdict(config.score),
+            "policy": dataclasses.asdict(config.policy),
+        },
     }
     if not explain:
         return Verdicts(_accounts_table(feats.with_columns(evidence=pl.lit([], dtype=pl.List(pl.String)))), [], meta=meta)
@@ -216,7 +202,7 @@ def score(
     explainers: list[Callable[[dict[str, Any]], list[str]]] = [
         f.explain for f in findings.values() if f.explain is not None
     ]
-    art_lines = _artifact_lines(comp_arts, camp, texts, params.link.high_quantile)
+    art_lines = _artifact_lines(comp_arts, camp, texts, config.link.high_quantile, config.link.supporting)
     for comp_id, n in assoc.group_by("component").agg(n=pl.col("account").n_unique()).iter_rows():
         art_lines.setdefault(comp_id, []).insert(
             0,
@@ -280,7 +266,7 @@ def _association_lines(assoc: pl.DataFrame, texts: pl.DataFrame) -> dict[int, li
     for r in assoc.to_dicts():
         what = f"\u201c{r['text']}\u201d" if r.get("text") else f"#{r['value'] % 10**8:08d}"
         out.setdefault(r["account"], []).append(
-            f"joined the campaign through {_a(KIND_LABEL.get(r['kind'], r['kind']))} {what} "
+            f"joined the campaign through {_a(_label(r['kind'], r['kind']))} {what} "
             f"held by {r['k']:,} accounts, {r['inside']:,} of them members"
         )
     return out
@@ -293,7 +279,7 @@ def _web_lines(comp_webs: pl.DataFrame, ties: pl.DataFrame, comp: pl.DataFrame) 
             values=pl.col("value").n_unique(), accounts=pl.col("account").n_unique()
         )
         held = ", ".join(
-            f"{r['values']:,} {KIND_LABEL.get(r['kind'], r['kind'])}{'s' if r['values'] > 1 else ''} "
+            f"{r['values']:,} {_label(r['kind'], r['kind'])}{'s' if r['values'] > 1 else ''} "
             f"({r['accounts']:,} accounts)"
             for r in t.sort("kind").to_dicts()
         )
@@ -307,15 +293,15 @@ def _web_lines(comp_webs: pl.DataFrame, ties: pl.DataFrame, comp: pl.DataFrame) 
 
 
 def _artifact_lines(
-    comp_arts: pl.DataFrame, camp: pl.DataFrame, texts: pl.DataFrame, high_quantile: float
+    comp_arts: pl.DataFrame, camp: pl.DataFrame, texts: pl.DataFrame, high_quantile: float, supporting: tuple[str, ...]
 ) -> dict[int, list[str]]:
     keep = comp_arts.filter(pl.col("component").is_in(camp["component"].implode()))
     keep = keep.join(texts.unique("value"), on="value", how="left") if texts.height else keep.with_columns(text=pl.lit(None, pl.String))
     out: dict[int, list[str]] = {}
-    keep = keep.with_columns(supporting=pl.col("kind").is_in(list(LinkParams().supporting)))
+    keep = keep.with_columns(supporting=pl.col("kind").is_in(list(supporting)))
     order = ["component", "supporting", "neglog_p", "k", "value"]
     for r in keep.sort(order, descending=[False, False, True, True, False]).to_dicts():
-        label = KIND_LABEL.get(r["kind"], r["kind"])
+        label = _label(r["kind"], r["kind"])
         txt = r["text"]
         what = f"{label} \u201c{txt}\u201d" if txt else f"{label} #{r['value'] % 10**8:08d}"
         out.setdefault(r["component"], []).append(

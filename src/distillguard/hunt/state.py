@@ -20,17 +20,13 @@ from typing import Any, TypeVar
 import polars as pl
 import pyarrow as pa
 
-from distillguard.signals import SIGNALS, Signal
+from distillguard.hunt.config import HuntConfig
+from distillguard.signals import Signal
 from distillguard.signals.base import State
 from distillguard.signals.prepare import COLUMNS, account_index, prepare
 
 T = TypeVar("T")
 
-# The hunt's settings for signals whose library defaults favour exactness over speed.
-# Text rules read one distinct prompt in 8 (by a hash of its text): they were 40% of the
-# hunt's CPU at 1 in 4, and on qwen-2026 at scale 0.1 1 in 8 flags the same accounts.
-# A campaign is many accounts: per-account sampling noise averages out there.
-HUNT_PARAMS: dict[str, dict[str, Any]] = {"elicitation": {"sample": 8}, "capability": {"sample": 8}}
 
 
 
@@ -83,7 +79,7 @@ class HuntState:
 
     def __init__(self, signals: Sequence[Signal] | None = None, compact_every: int = 24) -> None:
         self.signals: list[Signal] = (
-            list(signals) if signals is not None else [cls(**HUNT_PARAMS.get(n, {})) for n, cls in SIGNALS.items()]
+            list(signals) if signals is not None else HuntConfig().build_signals()
         )
         self.index = pl.DataFrame(schema={"account_id": pl.String, "account": pl.UInt32})
         self.states: dict[str, State] = {s.name: s.empty() for s in self.signals}
@@ -139,6 +135,8 @@ class HuntState:
             self._drain_one()
 
     def _enrich_update(self, s: Signal, df: pl.DataFrame) -> State:
+        if not s.tables:  # keeps no per-exchange state (e.g. reads only the accounts table)
+            return {}
         own = self._timed(f"enrich.{s.name}", s.enrich, df)
         return self._timed(f"aggregate.{s.name}", s.update, s.empty(), pl.concat([df, own], how="horizontal"))
 

@@ -1,11 +1,14 @@
 """Signals: one module per piece of evidence, each implementing :class:`Signal`.
 
-A new signal is one module plus one line in ``SIGNALS``.
+A new signal is one module plus one line in ``SIGNALS`` (or :func:`register` from outside
+the package): its features, artifact kinds and evidence then reach the hunt with no edit
+under ``hunt/``, and ``tests/test_signals.py`` runs the conformance checks on it.
 """
 
 from __future__ import annotations
 
-from distillguard.signals.base import Finding, Signal, TableSpec, tail_score
+from distillguard.errors import ConfigError
+from distillguard.signals.base import ArtifactKind, Finding, Signal, TableSpec, tail_score
 from distillguard.signals.capability import CapabilitySignal
 from distillguard.signals.elicitation import ElicitationSignal
 from distillguard.signals.infrastructure import InfrastructureSignal
@@ -23,10 +26,39 @@ SIGNALS: dict[str, type[Signal]] = {
     "capability": CapabilitySignal,
     "infrastructure": InfrastructureSignal,
     "lockstep": LockstepSignal,
+    "registration": RegistrationSignal,
 }
+
+
+def register(cls: type[Signal]) -> type[Signal]:
+    """Add a signal class to :data:`SIGNALS` under its ``name`` (usable as a decorator).
+
+    Refuses a name already taken by another class, and artifact kinds another signal
+    already declares: two signals emitting the same kind would silently share links.
+    """
+    other = SIGNALS.get(cls.name)
+    if other is not None and other is not cls:
+        raise ConfigError(f"signal name {cls.name!r} is taken by {other.__name__}")
+    taken = {k: s.name for s in SIGNALS.values() if s is not cls for k in s.artifact_kinds}
+    clash = sorted(k for k in cls.artifact_kinds if k in taken)
+    if clash:
+        raise ConfigError(f"signal {cls.name!r} declares artifact kind {clash[0]!r}, already declared by {taken[clash[0]]!r}")
+    SIGNALS[cls.name] = cls
+    return cls
+
+
+def unregister(name: str) -> None:
+    """Remove a signal added with :func:`register` (tests, plug-ins being unloaded)."""
+    SIGNALS.pop(name, None)
+
+
+def artifact_kinds() -> dict[str, ArtifactKind]:
+    """Every artifact kind the registered signals declare, by kind."""
+    return {k: a for cls in SIGNALS.values() for k, a in cls.artifact_kinds.items()}
 
 __all__ = [
     "SIGNALS",
+    "ArtifactKind",
     "CapabilitySignal",
     "ElicitationSignal",
     "Finding",
@@ -38,5 +70,8 @@ __all__ = [
     "TableSpec",
     "TemplateSignal",
     "TemporalSignal",
+    "artifact_kinds",
+    "register",
     "tail_score",
+    "unregister",
 ]

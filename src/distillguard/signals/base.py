@@ -156,6 +156,25 @@ class TableSpec:
 State = dict[str, pl.DataFrame]
 
 
+@dataclass(frozen=True)
+class ArtifactKind:
+    """How the hunt treats one kind of artifact a signal emits.
+
+    ``label`` names it in evidence sentences ("IP prefix"). ``links``: sharing it can tie
+    accounts into one campaign (False for things many unrelated actors share by nature, an
+    SDK's user agent or a model's launch day: evidence only). ``bystander``: people outside
+    a campaign can carry it by accident (a proxy exit that is also a home network), so a
+    carrier must itself behave unusually to be linked. ``identity``: one person or operator
+    holds it (phone, card, device, small mail domain): webs of accounts sharing it are
+    tested as a whole.
+    """
+
+    label: str
+    links: bool = True
+    bystander: bool = False
+    identity: bool = False
+
+
 @dataclass
 class Finding:
     """What a signal finalizes into.
@@ -198,6 +217,8 @@ class Signal(ABC):
     # Exchange columns the signal cannot work without (beyond account_id and ts).
     requires: ClassVar[tuple[str, ...]] = ()
     tables: ClassVar[Mapping[str, TableSpec]] = {}
+    # Every artifact kind the signal's findings emit, with how the hunt treats it.
+    artifact_kinds: ClassVar[Mapping[str, ArtifactKind]] = {}
 
     def enrich(self, batch: pl.DataFrame) -> pl.DataFrame:
         """New row-aligned columns for ``batch`` (default: none). Never mutates its input."""
@@ -210,6 +231,11 @@ class Signal(ABC):
     @abstractmethod
     def finalize(self, state: State, n_accounts: int) -> Finding:
         """Per-account features, artifacts and explanations from the merged state."""
+
+    def finalize_accounts(self, accounts: pl.DataFrame) -> Finding | None:
+        """Features and artifacts from the accounts table (``account`` index joined, every
+        spec column present), for signals that read registration data; default: none."""
+        return None
 
     # -- generic state algebra -------------------------------------------------------------
     def empty(self) -> State:

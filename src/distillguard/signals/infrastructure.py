@@ -19,6 +19,7 @@ import yaml
 from distillguard.signals.base import (
     ARTIFACTS_SCHEMA,
     TEXT_SPEC_DTYPES,
+    ArtifactKind,
     DType,
     Finding,
     Signal,
@@ -48,6 +49,11 @@ class InfrastructureSignal(Signal):
         **{k: TableSpec(("account", "value"), {"n": "sum"}, _U) for k in ARTIFACT_COLUMNS},
         "acct": TableSpec(("account",), {"n": "sum", "dc": "sum", "n_asn": "sum"}, {"account": pl.UInt32}),
         "text": TableSpec(("value",), {"text": "min"}, TEXT_SPEC_DTYPES),
+    }
+    artifact_kinds: ClassVar[dict[str, ArtifactKind]] = {
+        "prefix": ArtifactKind("IP prefix", bystander=True),
+        "device": ArtifactKind("device fingerprint", bystander=True, identity=True),
+        "ua": ArtifactKind("user agent", links=False),
     }
 
     def __init__(self, min_count: int = 3, min_share: float = 0.2) -> None:

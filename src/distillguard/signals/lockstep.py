@@ -16,6 +16,7 @@ import polars as pl
 from distillguard.signals.base import (
     ARTIFACTS_SCHEMA,
     TEXT_SPEC_DTYPES,
+    ArtifactKind,
     Finding,
     Signal,
     State,
@@ -33,6 +34,9 @@ class LockstepSignal(Signal):
             ("account", "value"), {"n": "sum", "first": "min"}, {"account": pl.UInt32, "value": pl.UInt64}
         ),
         "text": TableSpec(("value",), {"text": "min"}, TEXT_SPEC_DTYPES),
+    }
+    artifact_kinds: ClassVar[dict[str, ArtifactKind]] = {
+        "model_adopt": ArtifactKind("adoption of a newly released model in the same hours", links=False),
     }
 
     def __init__(self, window_hours: int = 6, min_count: int = 5) -> None:

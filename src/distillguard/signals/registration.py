@@ -13,20 +13,33 @@ from typing import ClassVar
 
 import polars as pl
 
-from distillguard.signals.base import ARTIFACTS_SCHEMA, Finding
+from distillguard.signals.base import ARTIFACTS_SCHEMA, ArtifactKind, Finding, Signal, State
 
 REG_ARTIFACTS = ("email_domain", "phone_hash", "payment_fp", "signup_prefix")
 
 
-class RegistrationSignal:
-    """Account-level signal: ``finalize(accounts)`` with ``account`` (u32) already joined."""
+class RegistrationSignal(Signal):
+    """Reads the accounts table (:meth:`finalize_accounts`); keeps no per-exchange state."""
 
     name: ClassVar[str] = "registration"
+    artifact_kinds: ClassVar[dict[str, ArtifactKind]] = {
+        "email_domain": ArtifactKind("email domain", identity=True),
+        "phone_hash": ArtifactKind("phone number", identity=True),
+        "payment_fp": ArtifactKind("payment method", identity=True),
+        "signup_prefix": ArtifactKind("sign-up IP prefix", bystander=True),
+        "signup_burst": ArtifactKind("sign-up hour", links=False),
+    }
 
     def __init__(self, burst_minutes: int = 60) -> None:
         self.burst_minutes = burst_minutes
 
-    def finalize(self, accounts: pl.DataFrame) -> Finding:
+    def update(self, state: State, rows: pl.DataFrame) -> State:
+        return state
+
+    def finalize(self, state: State, n_accounts: int) -> Finding:
+        return Finding(pl.DataFrame(schema={"account": pl.UInt32}))
+
+    def finalize_accounts(self, accounts: pl.DataFrame) -> Finding:
         a = accounts.with_columns(
             email_domain=pl.coalesce(pl.col("email_domain"), pl.col("email").str.extract(r"@(.+)$", 1)).str.to_lowercase(),
             signup_prefix=pl.coalesce(

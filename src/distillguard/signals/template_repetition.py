@@ -28,6 +28,7 @@ import polars as pl
 
 from distillguard.signals.base import (
     ARTIFACTS_SCHEMA,
+    ArtifactKind,
     DType,
     Finding,
     Signal,
@@ -74,6 +75,11 @@ class TemplateSignal(Signal):
         **{k: TableSpec(("account", "value"), {"n": "sum"}, _U, top_k=TOP_K) for k in KINDS},
         "acct": TableSpec(("account",), {"n": "sum", "n_long": "sum"}, {"account": pl.UInt32}),
         "text": TableSpec(("value",), {"text": "min"}, {"value": pl.UInt64, "text": pl.String}),
+    }
+    artifact_kinds: ClassVar[dict[str, ArtifactKind]] = {
+        "tpl_head": ArtifactKind("prompt template (same opening words)"),
+        "tpl_tail": ArtifactKind("prompt template (same closing words)"),
+        "tpl_exact": ArtifactKind("identical prompt"),
     }
 
     def __init__(self, k: int = 6, min_words: int = 8, min_count: int = 5, min_share: float = 0.2) -> None:
