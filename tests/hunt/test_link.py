@@ -1,19 +1,15 @@
-"""Link and cluster on a hand-made graph."""
+"""Link: which shared artifacts are significant, identity webs, association, on hand-made graphs."""
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
 
-from distillguard.hunt.link import LinkParams, components
+from distillguard.hunt.cluster import components
+from distillguard.hunt.config import LinkParams
 from distillguard.hunt.link import test_artifacts as score_artifacts
 
-
-def _arts(rows: list[tuple[int, str, int]]) -> pl.DataFrame:
-    return pl.DataFrame(
-        [{"account": a, "kind": k, "value": v, "share": 1.0} for a, k, v in rows],
-        schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "share": pl.Float64},
-    )
+from .graphs import arts as _arts
 
 
 def test_shared_artifact_of_unusual_accounts_links_them_and_ordinary_ones_do_not() -> None:
@@ -36,18 +32,6 @@ def test_shared_artifact_of_unusual_accounts_links_them_and_ordinary_ones_do_not
     # Account 20 shares one network with the campaign and nothing else: a coincidence.
     assert sorted(comp["account"].to_list()) == list(range(10))
     assert comp["component"].n_unique() == 1
-
-
-def test_two_campaigns_stay_apart() -> None:
-    behaviour = pl.DataFrame(
-        {"account": list(range(200)), "b": [9.0] * 20 + [1.0] * 180}, schema={"account": pl.UInt32, "b": pl.Float64}
-    )
-    arts = _arts([(a, "tpl_head", 7) for a in range(10)] + [(a, "tpl_head", 8) for a in range(10, 20)])
-    p = LinkParams()
-    tested = score_artifacts(arts, behaviour, p)
-    comp = components(arts, tested, behaviour, p)
-    assert comp["component"].n_unique() == 2
-    assert comp.group_by("component").len()["len"].to_list() == [10, 10]
 
 
 def test_empty_inputs() -> None:
@@ -103,52 +87,6 @@ def test_a_webmail_domain_does_not_join_two_operators_identity_webs() -> None:
     # the webs never mix the two operators
     assert op.group_by("web").agg(pl.col("op").n_unique())["op"].to_list() == [1, 1]
     assert set(webs["account"].to_list()) == set(range(60))
-
-
-def test_two_operators_sharing_one_public_template_stay_apart() -> None:
-    n = 1000
-    b = [9.0] * 100 + [1.0] * (n - 100)
-    behaviour = pl.DataFrame({"account": list(range(n)), "b": b}, schema={"account": pl.UInt32, "b": pl.Float64})
-    rows = [(a, "tpl_head", 1) for a in range(100)]  # both operators use the same public template
-    for a in range(50):  # operator A: its own prefixes and devices
-        rows += [(a, "prefix", 10 + a % 5), (a, "device", 20 + a % 4), (a, "tpl_tail", 30)]
-    for a in range(50, 100):  # operator B
-        rows += [(a, "prefix", 40 + a % 5), (a, "device", 50 + a % 4), (a, "tpl_tail", 60)]
-    arts = _arts(rows)
-    p = LinkParams()
-    tested = score_artifacts(arts, behaviour, p)
-    comp = components(arts, tested, behaviour, p)
-    groups = comp.group_by("component").agg(pl.col("account").min().alias("lo"), pl.len()).sort("lo")
-    assert groups["len"].to_list() == [50, 50]
-
-
-def test_two_operators_behind_one_proxy_provider_stay_apart() -> None:
-    from distillguard.hunt.link import identity_components
-
-    # Both operators rent exits from the same residential proxy pool: besides their own, ten
-    # /24 prefixes carry accounts of both. Shared exits are a thin cut, not a bridge (phones
-    # and cards are): before, ten such prefixes were worth more than ``merge_bridge``.
-    n = 2000
-    b = [9.0] * 200 + [1.0] * (n - 200)
-    behaviour = pl.DataFrame({"account": list(range(n)), "b": b}, schema={"account": pl.UInt32, "b": pl.Float64})
-    rows = []
-    for a in range(200):
-        op = a // 100
-        rows += [(a, "tpl_head", 10 + op)]  # each operator its own wrapper
-        rows += [(a, "prefix", 200 + op * 20 + a % 20)]  # the operator's own exits
-        if a % 100 < 30:
-            rows += [(a, "prefix", 100 + a % 10)]  # ten shared exits, three accounts of each operator
-    for a in range(200):  # each operator's cells share a phone and a card; devices chain its cells
-        rows += [(a, "phone_hash", 1000 + a // 4), (a, "payment_fp", 2000 + a // 4), (a, "device", 3000 + a % 25 + a // 100 * 25)]
-    arts = _arts(rows)
-    p = LinkParams()
-    tested = score_artifacts(arts, behaviour, p)
-    no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
-    _, _, ties = identity_components(arts, behaviour, no_orgs, p)
-    comp = components(arts, tested, behaviour, p, ties=ties)
-    groups = comp.with_columns(op=pl.col("account") // 100).group_by("component").agg(pl.col("op").n_unique(), pl.len())
-    assert groups["op"].to_list() == [1, 1]
-    assert sorted(groups["len"].to_list()) == [100, 100]
 
 
 def test_association_joins_accounts_tied_to_a_campaign_by_a_small_identity_artifact() -> None:

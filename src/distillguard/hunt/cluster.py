@@ -1,0 +1,229 @@
+"""Cluster: accounts tied by significant shared artifacts into campaigns.
+
+Campaigns are the connected components of the bipartite graph accounts–significant
+artifacts (:mod:`distillguard.hunt.link` decides which artifacts are significant),
+split with Leiden community detection where two parts are only thinly tied, and put
+back together where the parts behave alike (one operator, one script).
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import polars as pl
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+
+from distillguard.hunt.config import LinkParams, ScoreParams
+
+__all__ = ["components", "find_root", "rejoin_same_profile", "split_loose"]
+
+
+def components(
+    artifacts: pl.DataFrame,
+    tested: pl.DataFrame,
+    behaviour: pl.DataFrame,
+    p: LinkParams,
+    ties: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """``account -> component``: campaigns as groups of accounts tied by shared artifacts.
+
+    The graph joins accounts to the significant linking artifacts they carry (carriers above
+    the link quantile) and to the identity artifacts of significant webs (``ties``). Its
+    connected components are then split where they are only loosely joined, see
+    :func:`split_loose`: two operators who both use a public template stay two campaigns.
+    """
+    q_link = behaviour["b"].quantile(p.link_quantile)
+    sig = tested.filter(pl.col("significant") & ~pl.col("kind").is_in(list(p.supporting))).select("kind", "value")
+    # Shared networks and devices also carry bystanders (people behind the same proxy
+    # exit); there the carrier must itself be above the link quantile. A template an
+    # account leans on, or a phone or card it registered with, is its own doing: it links
+    # from the first requests, which is what keeps leaked exchanges low.
+    usual = behaviour.filter(pl.col("b") >= q_link).select("account", ok=pl.lit(True))
+    edges = (
+        artifacts.join(sig, on=["kind", "value"])
+        .join(usual, on="account", how="left")
+        .filter(pl.col("ok").fill_null(False) | ~pl.col("kind").is_in(list(p.bystander)))
+        .select("account", "kind", "value")
+    )
+    if ties is not None and ties.height:
+        edges = pl.concat([edges, ties.select("account", "kind", "value")])
+    edges = edges.unique()
+    # An account tied only by one shared network (its home /24 is also a proxy exit) met
+    # the campaign by coincidence; two shared networks, or any tie of its own, link it.
+    byst = pl.col("kind").is_in(list(p.bystander))
+    edges = edges.filter(~byst | (~byst).any().over("account") | (byst.sum().over("account") >= p.bystander_min_ties))
+    if edges.height == 0:
+        return pl.DataFrame(schema={"account": pl.UInt32, "component": pl.Int64, "whole": pl.Int64})
+    nodes = (
+        edges.group_by("kind", "value")
+        .agg(k=pl.len())
+        .sort("kind", "value")
+        .with_row_index("node")
+        # A thing shared by many accounts ties each of them more loosely than a phone shared by three.
+        .with_columns(w=1.0 / (1.0 + pl.col("k").cast(pl.Float64)).log(2))
+    )
+    accts = edges["account"].unique().sort()
+    local = pl.DataFrame({"account": accts, "i": np.arange(accts.len())})
+    e = edges.join(nodes, on=["kind", "value"]).join(local, on="account").sort("i", "node")
+    n_a = accts.len()
+    size = n_a + nodes.height
+    src = e["i"].to_numpy()
+    dst = e["node"].to_numpy().astype(np.int64) + n_a
+    adj = sparse.coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(size, size))
+    _, whole = connected_components(adj, directed=False)
+    # Only identity artifacts bridge two parts: a proxy provider's exit prefixes or a public
+    # template can be shared by two operators that buy from it.
+    bridge = np.zeros(size, dtype=bool)
+    bridge[n_a:] = nodes["kind"].is_in(list(p.identity)).to_numpy()
+    labels = split_loose(whole, src, dst, e["w"].to_numpy(), n_a, p, bridge)
+    return local.with_columns(
+        component=pl.Series(labels[:n_a]).cast(pl.Int64), whole=pl.Series(whole[:n_a]).cast(pl.Int64)
+    ).select("account", "component", "whole")
+
+
+def split_loose(
+    labels: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    w: np.ndarray,
+    n_accounts: int,
+    p: LinkParams,
+    bridge: np.ndarray,
+) -> np.ndarray:
+    """Split components that are several campaigns joined by a few shared artifacts.
+
+    Leiden community detection (modularity, weighted; Traag et al., *From Louvain to
+    Leiden*, 2019) proposes communities inside each large component; communities are then
+    merged back while the weight between two of them is at least ``merge_ratio`` of the
+    larger one's total weight, or while they share specific artifacts worth ``merge_bridge``
+    (several phones, cards or devices: the nodes marked in ``bridge``), and any piece
+    smaller than ``min_part`` accounts joins the group it is most tied to. So a component
+    is only split along a cut that is thin compared with both sides, and one campaign
+    behind many proxies stays whole.
+    """
+    import igraph as ig
+
+    out = labels.copy()
+    next_label = int(labels.max()) + 1
+    for comp in np.unique(labels[:n_accounts]):
+        members = np.flatnonzero(labels[:n_accounts] == comp)
+        if len(members) < 2 * p.min_campaign:
+            continue
+        mask = labels[src] == comp
+        s, d, ww = src[mask], dst[mask], w[mask]
+        verts, inv = np.unique(np.concatenate([s, d]), return_inverse=True)
+        g = ig.Graph(n=len(verts), edges=np.stack([inv[: len(s)], inv[len(s) :]], axis=1).tolist())
+        ig.set_random_number_generator(random.Random(0))
+        comm = np.asarray(g.community_leiden(objective_function="modularity", weights=ww.tolist(), n_iterations=-1).membership)
+        groups = _merge_communities(comm, inv[: len(s)], inv[len(s) :], ww, verts < n_accounts, p, bridge[verts])
+        if len(np.unique(groups[verts < n_accounts])) <= 1:
+            continue
+        for gid in np.unique(groups):
+            out[verts[groups == gid]] = next_label
+            next_label += 1
+    return out
+
+
+def find_root(parent: list[int], x: int) -> int:
+    """Union-find root with path halving."""
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
+def _merge_communities(
+    comm: np.ndarray,
+    s: np.ndarray,
+    d: np.ndarray,
+    w: np.ndarray,
+    is_account: np.ndarray,
+    p: LinkParams,
+    can_bridge: np.ndarray,
+) -> np.ndarray:
+    n = int(comm.max()) + 1
+    cut = np.zeros((n, n))
+    np.add.at(cut, (comm[s], comm[d]), w)
+    cut = cut + cut.T
+    vol = cut.sum(axis=1)
+    np.fill_diagonal(cut, 0.0)
+    size = np.bincount(comm[is_account], minlength=n)
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        return find_root(parent, x)
+
+    # Bridges: artifact nodes tied to accounts of two communities, each counted once with its
+    # node weight. Two parts that share several specific artifacts (phones, cards, devices)
+    # are one operator even when the cut is thin; a single public template is not enough.
+    node_w = np.zeros(len(comm))
+    node_w[d] = w
+    node_w[~can_bridge] = 0.0
+    bridge = np.zeros((n, n))
+    pairs = np.unique(np.stack([d, comm[s]], axis=1), axis=0)  # (artifact node, community of a carrier)
+    by_node: dict[int, list[int]] = {}
+    for node, c in pairs.tolist():
+        by_node.setdefault(node, []).append(c)
+    for node, cs in by_node.items():
+        cs = sorted(set(cs) | {int(comm[node])})
+        for i, a in enumerate(cs):
+            for b in cs[i + 1 :]:
+                bridge[a, b] += node_w[node]
+                bridge[b, a] += node_w[node]
+    for a, b in zip(*np.nonzero(np.triu(cut + bridge)), strict=True):
+        if cut[a, b] >= p.merge_ratio * max(vol[a], vol[b]) or bridge[a, b] >= p.merge_bridge:
+            parent[find(int(a))] = find(int(b))
+    # Only a split into big parts stands: a piece smaller than ``min_part`` joins the group
+    # it is most tied to (sparse webs fall apart into many small communities otherwise).
+    min_part = max(2 * p.min_campaign, int(p.min_part_share * size.sum()))
+    while True:
+        roots = np.array([find(i) for i in range(n)])
+        gsize = np.bincount(roots, weights=size, minlength=n)
+        small = [r for r in np.unique(roots) if gsize[r] < min_part]
+        if not small or len(np.unique(roots)) == 1:
+            break
+        r = min(small, key=lambda x: (gsize[x], x))
+        gcut = np.zeros(n)
+        np.add.at(gcut, roots, cut[roots == r].sum(axis=0))
+        gcut[r] = 0.0
+        if not gcut.any():
+            break
+        parent[r] = int(np.argmax(gcut))
+    return np.array([find(int(c)) for c in comm])
+
+
+def rejoin_same_profile(comp: pl.DataFrame, feats: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
+    """Put back together the parts of one split component that behave alike.
+
+    One operator runs one script, so its accounts share a behaviour profile (the mean of
+    each tail score in ``feats``, all columns but ``account``) even when they fall into loosely tied cells; two operators who
+    happen to share a public template or a mail domain do not. Parts whose profiles differ
+    by less than ``profile_distance`` on every feature are merged.
+    """
+    cols = [c for c in feats.columns if c != "account"]
+    if not cols or comp.height == 0:
+        return comp.select("account", "component")
+    prof = (
+        comp.join(feats, on="account", how="left")
+        .group_by("whole", "component")
+        .agg([pl.col(c).fill_null(0.0).clip(0.0, params.cap).mean() for c in cols])
+        .sort("whole", "component")
+    )
+    remap: dict[int, int] = {}
+    for (_,), part in prof.group_by(["whole"], maintain_order=True):
+        if part.height < 2:
+            continue
+        ids = part["component"].to_list()
+        m = part.select(cols).to_numpy()
+        parent = list(range(len(ids)))
+        for i in range(len(ids)):
+            for j in range(i + 1, len(ids)):
+                if float(abs(m[i] - m[j]).max()) < params.profile_distance:
+                    parent[find_root(parent, j)] = find_root(parent, i)
+        for i, c in enumerate(ids):
+            remap[c] = ids[find_root(parent, i)]
+    if not remap:
+        return comp.select("account", "component")
+    return comp.with_columns(pl.col("component").replace(remap)).select("account", "component")

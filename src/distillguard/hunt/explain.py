@@ -1,0 +1,205 @@
+"""Explain: the sentences a reviewer can check against the log, for accounts and campaigns.
+
+Campaign lines first (membership, identity webs, shared artifacts with their chance
+p-values), then each signal's own sentences (:attr:`Finding.explain`, given that signal's
+features under their own names), then the account's behaviour rank. Labels of artifact
+kinds are the declaring signals' (:class:`~distillguard.signals.base.ArtifactKind`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import polars as pl
+
+from distillguard.hunt.config import HuntConfig
+from distillguard.hunt.score import VOLUME, Scored
+from distillguard.signals import artifact_kinds
+from distillguard.signals.base import Finding
+
+__all__ = ["explain"]
+
+FIRST_DAY, LAST_DAY = "temporal.first_day", "temporal.last_day"
+CAPABILITY_PREFIX = "capability."
+
+Explainer = Callable[[dict[str, Any]], list[str]]
+
+
+def explain(
+    scored: Scored, findings: dict[str, Finding], texts: pl.DataFrame, config: HuntConfig
+) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    """``(account, evidence)`` for every flagged or acted-on account, and the campaigns' summaries.
+
+    ``texts``: ``(value, text)``, the readable form of artifact values the signals kept.
+    """
+    feats, camp, comp = scored.feats, scored.campaigns, scored.components
+    comp_arts, comp_webs, ties, assoc = (
+        scored.campaign_artifacts, scored.campaign_webs, scored.web_ties, scored.associated
+    )
+    # Evidence: campaign artifacts first, then the account's own strongest signals.
+    explainers = {name: f.explain for name, f in findings.items() if f.explain is not None}
+    art_lines = _artifact_lines(comp_arts, camp, texts, config.link.high_quantile, config.link.supporting)
+    for comp_id, n in assoc.group_by("component").agg(n=pl.col("account").n_unique()).iter_rows():
+        art_lines.setdefault(comp_id, []).insert(
+            0,
+            f"{n:,} more accounts joined through a phone, card, device or small mail domain that they "
+            "share with members of this campaign (at least half of its holders are members)",
+        )
+    for comp_id, web_lines in _web_lines(comp_webs, ties, comp).items():
+        art_lines.setdefault(comp_id, [])[:0] = web_lines
+    camp_info = {r["component"]: r for r in camp.to_dicts()}
+    own = _own_rows(feats.filter(pl.col("flagged") | (pl.col("decision") != "allow")), explainers)
+    assoc_lines = _association_lines(assoc, texts)
+    interesting = feats.filter(pl.col("flagged") | (pl.col("decision") != "allow"))
+    by_acct: dict[int, list[str]] = {}
+    for r in interesting.to_dicts():
+        lines: list[str] = []
+        c = camp_info.get(r["component"]) if r["component"] is not None else None
+        if c is not None:
+            lines.append(
+                f"member of campaign {c['campaign']}: {c['size']:,} accounts linked by shared artifacts "
+                f"that ordinary accounts do not share (strongest chance p = {_sig(c['strength'])})"
+            )
+            lines.extend(assoc_lines.get(r["account"], []))
+            lines.extend(art_lines.get(r["component"], [])[:4])
+        for name, ex in explainers.items():
+            lines.extend(ex(own[name][r["account"]]))
+        lines.append(f"behaviour score {r['b']:.1f}, above {r['ecdf']:.1%} of accounts")
+        by_acct[r["account"]] = lines
+    # One flat column grouped back into lists: building a Series from a Python list of
+    # lists costs a Series per account (0.5 s of a 1.2 s verdict at scale 0.1).
+    flat = pl.DataFrame(
+        {"account": [a for a, ls in by_acct.items() for _ in ls], "line": [x for ls in by_acct.values() for x in ls]},
+        schema={"account": feats.schema["account"], "line": pl.String},
+    )
+    ev = flat.group_by("account", maintain_order=True).agg(evidence="line")
+
+    return ev, _campaigns(camp, feats, comp_arts, art_lines)
+
+def _own_rows(feats: pl.DataFrame, explainers: dict[str, Explainer]) -> dict[str, dict[int, dict[str, Any]]]:
+    """Per signal, per account: that signal's features under their own names, plus ``b`` and ``ecdf``."""
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for name in explainers:
+        pre = f"{name}."
+        cols = [pl.col(c).alias(c.removeprefix(pre)) for c in feats.columns if c.startswith(pre)]
+        rows = feats.select("account", "b", "ecdf", *cols).to_dicts()
+        out[name] = {r["account"]: r for r in rows}
+    return out
+
+
+def _label(kind: str, default: str) -> str:
+    """How evidence names an artifact kind: the declaring signal's label."""
+    a = artifact_kinds().get(kind)
+    return a.label if a is not None else default
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _sig(p: float) -> str:
+    return f"1e-{min(int(p), 300)}" if p >= 1 else f"{10 ** -p:.2g}"
+
+
+def _association_lines(assoc: pl.DataFrame, texts: pl.DataFrame) -> dict[int, list[str]]:
+    if texts.height:
+        assoc = assoc.join(texts.unique("value"), on="value", how="left")
+    out: dict[int, list[str]] = {}
+    for r in assoc.to_dicts():
+        what = f"\u201c{r['text']}\u201d" if r.get("text") else f"#{r['value'] % 10**8:08d}"
+        out.setdefault(r["account"], []).append(
+            f"joined the campaign through {_a(_label(r['kind'], r['kind']))} {what} "
+            f"held by {r['k']:,} accounts, {r['inside']:,} of them members"
+        )
+    return out
+
+
+def _web_lines(comp_webs: pl.DataFrame, ties: pl.DataFrame, comp: pl.DataFrame) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for w in comp_webs.to_dicts():
+        t = ties.filter(pl.col("web") == w["web"]).group_by("kind").agg(
+            values=pl.col("value").n_unique(), accounts=pl.col("account").n_unique()
+        )
+        held = ", ".join(
+            f"{r['values']:,} {_label(r['kind'], r['kind'])}{'s' if r['values'] > 1 else ''} "
+            f"({r['accounts']:,} accounts)"
+            for r in t.sort("kind").to_dicts()
+        )
+        out.setdefault(w["component"], []).append(
+            f"{w['size']:,} accounts tied to each other by at least two shared identity artifacts each: {held}; "
+            f"the behaviour ranks of the {w['n']:,} with enough traffic to rank average the "
+            f"{_ordinal(round(100 * w['u']))} percentile of the population, "
+            f"which ordinary accounts would reach by chance with p = {_sig(w['neglog_p'])} (z = {w['z']:.1f})"
+        )
+    return out
+
+
+def _artifact_lines(
+    comp_arts: pl.DataFrame, camp: pl.DataFrame, texts: pl.DataFrame, high_quantile: float, supporting: tuple[str, ...]
+) -> dict[int, list[str]]:
+    keep = comp_arts.filter(pl.col("component").is_in(camp["component"].implode()))
+    keep = keep.join(texts.unique("value"), on="value", how="left") if texts.height else keep.with_columns(text=pl.lit(None, pl.String))
+    out: dict[int, list[str]] = {}
+    keep = keep.with_columns(supporting=pl.col("kind").is_in(list(supporting)))
+    order = ["component", "supporting", "neglog_p", "k", "value"]
+    for r in keep.sort(order, descending=[False, False, True, True, False]).to_dicts():
+        label = _label(r["kind"], r["kind"])
+        txt = r["text"]
+        what = f"{label} \u201c{txt}\u201d" if txt else f"{label} #{r['value'] % 10**8:08d}"
+        out.setdefault(r["component"], []).append(
+            f"shares {what} with {r['k'] - 1:,} other accounts; {r['m']:,} of the {r['k']:,} rank in the "
+            f"population's top {1 - high_quantile:.0%} for scripted behaviour (chance p = {_sig(r['neglog_p'])})"
+        )
+    return out
+
+
+def _campaigns(
+    camp: pl.DataFrame,
+    feats: pl.DataFrame,
+    comp_arts: pl.DataFrame,
+    art_lines: dict[int, list[str]],
+) -> list[dict[str, Any]]:
+    cap_cols = [c for c in feats.columns if c.startswith(CAPABILITY_PREFIX) and c.endswith("_share")]
+    out = []
+    for c in camp.to_dicts():
+        m = feats.filter(pl.col("component") == c["component"])
+        first = m[FIRST_DAY].min() if FIRST_DAY in m.columns else None
+        last = m[LAST_DAY].max() if LAST_DAY in m.columns else None
+        caps = {}
+        for col in cap_cols:
+            val = m[col].mean()
+            pop = feats[col].median()
+            if isinstance(val, float) and isinstance(pop, float) and val >= max(0.2, 2 * pop):
+                caps[col.removeprefix(CAPABILITY_PREFIX).removesuffix("_share")] = round(val, 3)
+        arts = comp_arts.filter(pl.col("component") == c["component"]).head(10)
+        out.append(
+            {
+                "id": c["campaign"],
+                "accounts": sorted(m["account_id"].to_list()),
+                "size": int(c["size"]),
+                "span": [_day(first), _day(last)],
+                "exchanges": int(m[VOLUME].sum()) if VOLUME in m.columns else None,
+                "capabilities": caps,
+                "shared_artifacts": [
+                    {"kind": a["kind"], "value": f"{a['value']:016x}", "carriers": int(a["k"]),
+                     "unusual_carriers": int(a["m"]), "neglog10_p": round(float(a["neglog_p"]), 1)}
+                    for a in arts.to_dicts()
+                ],
+                "risk": round(float(c["c_risk"]), 4),
+                "evidence": art_lines.get(c["component"], [])[:10],
+            }
+        )
+    return out
+
+
+def _day(d: Any) -> str | None:
+    if d is None:
+        return None
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=int(d))).isoformat()

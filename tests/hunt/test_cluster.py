@@ -1,0 +1,85 @@
+"""Cluster: components, Leiden splits and profile re-joins on hand-made graphs."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from distillguard.hunt.cluster import components, rejoin_same_profile
+from distillguard.hunt.config import LinkParams, ScoreParams
+from distillguard.hunt.link import test_artifacts as score_artifacts
+
+from .graphs import arts as _arts
+
+
+def test_two_campaigns_stay_apart() -> None:
+    behaviour = pl.DataFrame(
+        {"account": list(range(200)), "b": [9.0] * 20 + [1.0] * 180}, schema={"account": pl.UInt32, "b": pl.Float64}
+    )
+    arts = _arts([(a, "tpl_head", 7) for a in range(10)] + [(a, "tpl_head", 8) for a in range(10, 20)])
+    p = LinkParams()
+    tested = score_artifacts(arts, behaviour, p)
+    comp = components(arts, tested, behaviour, p)
+    assert comp["component"].n_unique() == 2
+    assert comp.group_by("component").len()["len"].to_list() == [10, 10]
+
+
+def test_two_operators_sharing_one_public_template_stay_apart() -> None:
+    n = 1000
+    b = [9.0] * 100 + [1.0] * (n - 100)
+    behaviour = pl.DataFrame({"account": list(range(n)), "b": b}, schema={"account": pl.UInt32, "b": pl.Float64})
+    rows = [(a, "tpl_head", 1) for a in range(100)]  # both operators use the same public template
+    for a in range(50):  # operator A: its own prefixes and devices
+        rows += [(a, "prefix", 10 + a % 5), (a, "device", 20 + a % 4), (a, "tpl_tail", 30)]
+    for a in range(50, 100):  # operator B
+        rows += [(a, "prefix", 40 + a % 5), (a, "device", 50 + a % 4), (a, "tpl_tail", 60)]
+    arts = _arts(rows)
+    p = LinkParams()
+    tested = score_artifacts(arts, behaviour, p)
+    comp = components(arts, tested, behaviour, p)
+    groups = comp.group_by("component").agg(pl.col("account").min().alias("lo"), pl.len()).sort("lo")
+    assert groups["len"].to_list() == [50, 50]
+
+
+def test_two_operators_behind_one_proxy_provider_stay_apart() -> None:
+    from distillguard.hunt.link import identity_components
+
+    # Both operators rent exits from the same residential proxy pool: besides their own, ten
+    # /24 prefixes carry accounts of both. Shared exits are a thin cut, not a bridge (phones
+    # and cards are): before, ten such prefixes were worth more than ``merge_bridge``.
+    n = 2000
+    b = [9.0] * 200 + [1.0] * (n - 200)
+    behaviour = pl.DataFrame({"account": list(range(n)), "b": b}, schema={"account": pl.UInt32, "b": pl.Float64})
+    rows = []
+    for a in range(200):
+        op = a // 100
+        rows += [(a, "tpl_head", 10 + op)]  # each operator its own wrapper
+        rows += [(a, "prefix", 200 + op * 20 + a % 20)]  # the operator's own exits
+        if a % 100 < 30:
+            rows += [(a, "prefix", 100 + a % 10)]  # ten shared exits, three accounts of each operator
+    for a in range(200):  # each operator's cells share a phone and a card; devices chain its cells
+        rows += [(a, "phone_hash", 1000 + a // 4), (a, "payment_fp", 2000 + a // 4), (a, "device", 3000 + a % 25 + a // 100 * 25)]
+    arts = _arts(rows)
+    p = LinkParams()
+    tested = score_artifacts(arts, behaviour, p)
+    no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
+    _, _, ties = identity_components(arts, behaviour, no_orgs, p)
+    comp = components(arts, tested, behaviour, p, ties=ties)
+    groups = comp.with_columns(op=pl.col("account") // 100).group_by("component").agg(pl.col("op").n_unique(), pl.len())
+    assert groups["op"].to_list() == [1, 1]
+    assert sorted(groups["len"].to_list()) == [100, 100]
+
+
+def test_parts_that_behave_alike_are_rejoined_and_different_ones_are_not() -> None:
+    comp = pl.DataFrame(
+        {"account": [0, 1, 2, 3, 4, 5], "component": [10, 10, 11, 11, 12, 12], "whole": [1] * 6},
+        schema={"account": pl.UInt32, "component": pl.Int64, "whole": pl.Int64},
+    )
+    feats = pl.DataFrame(
+        {"account": [0, 1, 2, 3, 4, 5], "ts_a": [2.0, 2.1, 2.2, 2.0, 0.1, 0.0], "ts_b": [1.0, 1.0, 1.1, 0.9, 3.0, 3.0]},
+        schema={"account": pl.UInt32, "ts_a": pl.Float64, "ts_b": pl.Float64},
+    )
+    out = rejoin_same_profile(comp, feats, ScoreParams())
+    got = dict(zip(out["account"].to_list(), out["component"].to_list(), strict=True))
+    assert got[0] == got[1] == got[2] == got[3] == 10  # 10 and 11 alike: one campaign
+    assert got[4] == got[5] == 12  # 12 behaves otherwise
+    assert rejoin_same_profile(comp, feats, ScoreParams(profile_distance=0.01))["component"].n_unique() == 3
