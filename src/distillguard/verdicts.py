@@ -42,6 +42,9 @@ class Verdicts:
     campaigns: list[dict[str, Any]] = field(default_factory=list)
     unused_signals: dict[str, str] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    # Every account's features (``account_id``, ``<signal>.<feature>``, ``b``, ``ecdf``):
+    # what the risk was computed from, for reviewers and reports; ``None`` when not kept.
+    features: pa.Table | None = None
 
     def __post_init__(self) -> None:
         self.accounts = self.accounts.select(VERDICTS.names).cast(VERDICTS)
@@ -51,9 +54,12 @@ class Verdicts:
         return set(t["account_id"].to_pylist())
 
     def write(self, out: Path) -> None:
-        """Write ``accounts.parquet``, ``campaigns.json`` and ``decisions.json`` into ``out``."""
+        """Write ``accounts.parquet``, ``campaigns.json``, ``decisions.json`` (and
+        ``features.parquet`` when the features were kept) into ``out``."""
         out.mkdir(parents=True, exist_ok=True)
         pq.write_table(self.accounts, out / "accounts.parquet")
+        if self.features is not None:
+            pq.write_table(self.features, out / "features.parquet")
         doc = {"campaigns": self.campaigns, "unused_signals": self.unused_signals, "meta": self.meta}
         (out / "campaigns.json").write_text(json.dumps(doc, indent=2, default=str))
         acted = self.accounts.filter(pc.not_equal(self.accounts["decision"], "allow"))

@@ -1,0 +1,39 @@
+"""Explain: sentences for flagged and acted-on accounts, and campaign summaries a reviewer can check."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from distillguard.hunt.detector import HuntDetector
+from distillguard.hunt.explain import explain
+from distillguard.hunt.score import score
+from distillguard.signals.base import TEXT_SPEC_DTYPES
+from tests.hunt.population import population
+
+
+def test_evidence_and_campaign_summaries() -> None:
+    ex, acc, arche = population(seed=3)
+    det = HuntDetector()
+    det.observe_accounts(acc.to_arrow())
+    det.observe(ex.to_arrow())
+    findings, orgs = det.findings()
+    scored = score(findings, orgs, det.state.index, det.config)
+    texts = pl.concat([f.texts for f in findings.values() if f.texts is not None and f.texts.height])
+    evidence, campaigns = explain(scored, findings, texts, det.config)
+
+    acted = scored.feats.filter(pl.col("flagged") | (pl.col("decision") != "allow"))
+    assert set(evidence["account"].to_list()) == set(acted["account"].to_list())
+    by_id = dict(zip(scored.feats["account"].to_list(), scored.feats["account_id"].to_list(), strict=True))
+    for acct, lines in evidence.iter_rows():
+        assert lines and all(isinstance(x, str) and x for x in lines)
+        assert lines[-1].startswith("behaviour score ")
+        if arche[by_id[acct]] == "naive_scraper":
+            assert lines[0].startswith("member of campaign C")
+    (camp,) = campaigns
+    assert camp["id"] == "C001" and camp["size"] == len(camp["accounts"])
+    assert camp["span"][0] is not None and camp["exchanges"] > 0
+    # The templated prompt is quoted as the log has it, with the kind's declared label.
+    assert any("prompt template (same opening words) \u201c" in line for line in camp["evidence"])
+    # Without readable texts, values are shown by a short digest instead.
+    _, bare = explain(scored, findings, pl.DataFrame(schema=TEXT_SPEC_DTYPES), det.config)
+    assert any("#" in line for line in bare[0]["evidence"])

@@ -1,0 +1,70 @@
+"""Score: numbers only — behaviour, campaigns, risk, outliers and the policy's decision."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from distillguard.errors import ConfigError
+from distillguard.hunt.config import HuntConfig
+from distillguard.hunt.detector import HuntDetector
+from distillguard.hunt.score import Scored, join_features, score
+from distillguard.policy import Policy
+from distillguard.signals.base import Finding
+from tests.hunt.population import population
+
+
+def _scored(config: HuntConfig | None = None) -> tuple[Scored, dict[str, str]]:
+    ex, acc, arche = population(seed=2)
+    det = HuntDetector(config)
+    det.observe_accounts(acc.to_arrow())
+    det.observe(ex.to_arrow())
+    findings, orgs = det.findings()
+    return score(findings, orgs, det.state.index, det.config), arche
+
+
+@pytest.fixture(scope="module")
+def scored() -> tuple[Scored, dict[str, str]]:
+    return _scored()
+
+
+def test_flag_risk_and_campaign_agree(scored: tuple[Scored, dict[str, str]]) -> None:
+    s, arche = scored
+    f = s.feats
+    assert f.filter(pl.col("flagged") != pl.col("campaign").is_not_null()).height == 0
+    assert f.filter(pl.col("flagged") & (pl.col("risk") < 0.5)).height == 0
+    assert f.filter(~pl.col("flagged") & (pl.col("risk") >= 0.5)).height == 0
+    flagged = set(f.filter("flagged")["account_id"].to_list())
+    assert flagged and all(arche[a] == "naive_scraper" for a in flagged)
+    assert set(s.campaigns["campaign"].to_list()) == set(f["campaign"].drop_nulls().to_list())
+
+
+def test_features_are_namespaced_and_behaviour_sums_tail_scores(scored: tuple[Scored, dict[str, str]]) -> None:
+    s, _ = scored
+    cols = s.feats.columns
+    assert "temporal.ts_peak_daily" in cols and "template.ts_concentration" in cols
+    assert not any(c.startswith("ts_") for c in cols)
+    assert s.feats["b"].min() >= 0.0  # type: ignore[operator]
+
+
+def test_decision_is_the_policy_applied_to_the_numbers(scored: tuple[Scored, dict[str, str]]) -> None:
+    s, _ = scored
+    p = Policy()
+    for r in s.feats.select("flagged", "risk", "outlier", "decision").to_dicts():
+        assert r["decision"] == p.decide(r["flagged"], r["risk"], r["outlier"])
+
+
+def test_policy_from_config_changes_decisions_not_flags() -> None:
+    s, _ = _scored(HuntConfig(policy=Policy(block_risk=0.5, outlier_action="allow")))
+    f = s.feats
+    assert set(f.filter("flagged")["decision"].to_list()) == {"block"}
+    assert "throttle" not in f["decision"].to_list()
+
+
+def test_two_findings_with_one_name_are_refused() -> None:
+    index = pl.DataFrame({"account_id": ["a"], "account": [0]}, schema={"account_id": pl.String, "account": pl.UInt32})
+    f = Finding(pl.DataFrame({"account": [0], "x": [1.0]}, schema={"account": pl.UInt32, "x": pl.Float64}))
+    feats = join_features({"toy": f}, index)
+    assert feats.columns == ["account_id", "account", "toy.x"]
+    with pytest.raises(ConfigError, match=r"feature 'toy\.x' twice"):
+        join_features({"toy": f}, feats)  # a second finding named "toy"
