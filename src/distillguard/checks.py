@@ -16,6 +16,7 @@ from dataclasses import replace
 import polars as pl
 from polars.testing import assert_frame_equal
 
+from distillguard.errors import SignalStateError
 from distillguard.signals.base import Signal, State
 from distillguard.signals.prepare import prepare
 
@@ -108,6 +109,31 @@ def _within_heavy_bound(name: str, table: str, exact: pl.DataFrame, got: pl.Data
     assert extra.height == 0, f"{name}: table {table!r} holds values never seen\n{extra}"
 
 
+def check_merge_of_account_split(sig: Signal) -> None:
+    """Accounts split in two (as Spark partitions by account), each half's state sent as
+    bytes and merged: the state of the whole."""
+    df = sample_batch(10)
+    half = pl.col("account_id").hash(3) % 2 == 0
+    whole = sig.update(sig.empty(), _rows(sig, df))
+    a, b = (sig.update(sig.empty(), _rows(sig, df.filter(m))) for m in (half, ~half))
+    merged = sig.merge(sig.from_bytes(sig.to_bytes(a)), sig.from_bytes(sig.to_bytes(b)))
+    # Heavy-hitter summaries are cut per account, so an account split is exact for them too.
+    _equal(sig, whole, merged)
+
+
+def check_bytes_refuse_other_settings(sig: Signal) -> None:
+    """A state serialised by a signal of another version is refused, naming the setting."""
+    other = copy.copy(sig)
+    other.version = sig.version + 1  # type: ignore[misc]
+    data = other.to_bytes(other.empty())
+    try:
+        sig.from_bytes(data)
+    except SignalStateError as exc:
+        assert f"version={sig.version + 1}" in str(exc) and f"version={sig.version}" in str(exc), exc
+    else:
+        raise AssertionError("from_bytes accepted a state of another version")
+
+
 def check_merge_commutative_with_identity(sig: Signal) -> None:
     a = sig.update(sig.empty(), _rows(sig, sample_batch(4)))
     b = sig.update(sig.empty(), _rows(sig, sample_batch(5)))
@@ -152,6 +178,8 @@ def check_finalize_deterministic(sig: Signal) -> None:
 def yield_checks(sig: Signal) -> Iterator[Check]:
     yield check_enrich_pure
     yield check_merge_is_update_of_union
+    yield check_merge_of_account_split
+    yield check_bytes_refuse_other_settings
     yield check_merge_commutative_with_identity
     yield check_empty_batch_is_noop
     yield check_missing_optional_columns

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -543,6 +544,11 @@ class RuleSet:
     rules: tuple[Rule, ...]
     _by_id: dict[str, Rule] = field(init=False, repr=False, compare=False)
     _compiled: dict[str, pl.Expr] = field(init=False, repr=False, compare=False)
+
+    def digest(self) -> str:
+        """A short hash of what the rules match: states built with other rules do not merge."""
+        text = "\n".join(f"{r.id}|{r.category}|{r.field}|{r.weight}|{r.match!r}" for r in self.rules)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @classmethod
     def builtin(cls) -> RuleSet:

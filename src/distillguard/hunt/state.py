@@ -9,8 +9,11 @@ compacted lazily so an hourly replay stays cheap.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import queue
+import struct
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
@@ -20,12 +23,14 @@ from typing import Any, TypeVar
 import polars as pl
 import pyarrow as pa
 
+from distillguard.errors import SignalStateError
 from distillguard.hunt.config import HuntConfig
 from distillguard.signals import Signal
 from distillguard.signals.base import State
 from distillguard.signals.prepare import COLUMNS, account_index, prepare
 
 T = TypeVar("T")
+_HUNT_MAGIC = b"DGHUNT01"
 
 
 
@@ -186,18 +191,95 @@ class HuntState:
         return self.states
 
     def merge(self, other: HuntState) -> None:
-        """Fold another state (e.g. a partition's) into this one; account ids are re-indexed."""
-        remap = other.index.join(self.ensure_accounts(other.index["account_id"]), on="account_id", suffix="_new")
+        """Fold another state (a partition's, another process's) into this one, by account id.
+
+        Refuses a state whose signals differ in name or settings (:meth:`Signal.check_compatible`).
+        """
+        self._check_same_signals([s.name for s in other.signals], {s.name: s.state_params() for s in other.signals})
+        self._merge_parts(other.index, other.compacted(), other.nonnull, other.n_exchanges, other.first_ts, other.last_ts)
+
+    def _check_same_signals(self, names: list[str], params: dict[str, dict[str, Any]]) -> None:
+        mine = [s.name for s in self.signals]
+        if names != mine:
+            raise SignalStateError(f"the other state holds signals {names}, this one {mine}")
+        for s in self.signals:
+            s.check_compatible(params[s.name])
+
+    def _merge_parts(
+        self,
+        index: pl.DataFrame,
+        states: dict[str, State],
+        nonnull: dict[str, int],
+        n_exchanges: int,
+        first_ts: int | None,
+        last_ts: int | None,
+    ) -> None:
+        remap = index.join(self.ensure_accounts(index["account_id"]), on="account_id", suffix="_new")
         mapping = dict(zip(remap["account"].to_list(), remap["account_new"].to_list(), strict=True))
         for s in self.signals:
             theirs = {
                 k: (t.with_columns(pl.col("account").replace_strict(mapping, return_dtype=pl.UInt32)) if "account" in t.columns else t)
-                for k, t in other.compacted()[s.name].items()
+                for k, t in states[s.name].items()
             }
             self._pending[s.name].append(theirs)
-        for c, v in other.nonnull.items():
+        for c, v in nonnull.items():
             self.nonnull[c] = self.nonnull.get(c, 0) + v
-        self.n_exchanges += other.n_exchanges
+        self.n_exchanges += n_exchanges
+        for ts in (first_ts, last_ts):
+            if ts is not None:
+                self.first_ts = ts if self.first_ts is None else min(self.first_ts, ts)
+                self.last_ts = ts if self.last_ts is None else max(self.last_ts, ts)
+
+    def to_bytes(self, shard: int = 0, shards: int = 1) -> bytes:
+        """The state as bytes keyed by account id (its index travels with it), for a file,
+        a Spark partial aggregate or a store shared by gateway replicas.
+
+        ``shard`` of ``shards``: only the accounts whose id hashes to that shard (a store
+        holds a population in ``shards`` pieces, each read and written on its own); tables
+        not keyed by account (readable texts) go with shard 0. Counters (exchanges, columns
+        seen) go with shard 0 too, so merging every shard counts each once.
+        """
+        if not 0 <= shard < shards:
+            raise SignalStateError(f"shard {shard} is not one of 0..{shards - 1}")
+        states = self.compacted()
+        index = self.index
+        if shards > 1:
+            index = index.filter(pl.col("account_id").hash(5) % shards == shard)
+        keep = index["account"].implode()
+        parts: list[bytes] = []
+        for s in self.signals:
+            st = {
+                k: (t.filter(pl.col("account").is_in(keep)) if "account" in t.columns else t if shard == 0 else t.head(0))
+                for k, t in states[s.name].items()
+            }
+            parts.append(s.to_bytes(st))
+        head = {
+            "signals": [s.name for s in self.signals],
+            "params": {s.name: s.state_params() for s in self.signals},
+            "n_exchanges": self.n_exchanges if shard == 0 else 0,
+            "nonnull": self.nonnull if shard == 0 else {},
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+        }
+        ipc = io.BytesIO()
+        index.write_ipc(ipc)
+        blobs = [json.dumps(head).encode(), ipc.getvalue(), *parts]
+        return _HUNT_MAGIC + b"".join(struct.pack("<Q", len(b)) + b for b in blobs)
+
+    def merge_bytes(self, data: bytes) -> None:
+        """Merge a state written by :meth:`to_bytes` (this process's or another's)."""
+        if not data.startswith(_HUNT_MAGIC):
+            raise SignalStateError("these bytes are not a distillguard hunt state")
+        blobs, pos = [], len(_HUNT_MAGIC)
+        while pos < len(data):
+            (n,) = struct.unpack_from("<Q", data, pos)
+            blobs.append(data[pos + 8 : pos + 8 + n])
+            pos += 8 + n
+        head = json.loads(blobs[0])
+        self._check_same_signals(head["signals"], head["params"])
+        index = pl.read_ipc(io.BytesIO(blobs[1]))
+        states = {s.name: s.from_bytes(b) for s, b in zip(self.signals, blobs[2:], strict=True)}
+        self._merge_parts(index, states, head["nonnull"], head["n_exchanges"], head["first_ts"], head["last_ts"])
 
     def unused(self) -> dict[str, str]:
         """Signals that had no data to work on, with the reason."""

@@ -15,6 +15,7 @@ with the empty state as identity.
 from __future__ import annotations
 
 import io
+import json
 import struct
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -154,6 +155,7 @@ class TableSpec:
 
 
 State = dict[str, pl.DataFrame]
+_MAGIC = b"DGSTATE1"
 
 
 @dataclass(frozen=True)
@@ -253,11 +255,35 @@ class Signal(ABC):
                 f"expected {sorted(self.tables)}"
             )
 
+    def state_params(self) -> dict[str, Any]:
+        """Everything that shapes this signal's state: its version, its ``__init__``
+        parameters and the heavy-hitter sizes of its tables. Two states merge only when
+        these are equal (a state sampled 1 in 8 and one read in full cannot be added)."""
+        out: dict[str, Any] = {"version": self.version}
+        out.update({k: v for k, v in vars(self).items() if not k.startswith("_")})
+        for key, spec in sorted(self.tables.items()):
+            if spec.top_k is not None:
+                out[f"{key}.top_k"], out[f"{key}.slack"] = spec.top_k, spec.slack
+        wire: dict[str, Any] = json.loads(json.dumps(out, default=str))  # the form it takes on the wire
+        return wire
+
+    def check_compatible(self, params: Mapping[str, Any], what: str = "the other state") -> None:
+        """Raise :class:`SignalStateError` naming the first parameter whose value differs."""
+        mine = self.state_params()
+        for key in sorted(set(mine) | set(params)):
+            if mine.get(key) != params.get(key):
+                raise SignalStateError(
+                    f"signal {self.name!r}: {what} was built with {key}={params.get(key)!r}, this one with "
+                    f"{key}={mine.get(key)!r}; states built with different settings cannot be merged"
+                )
+
     def to_bytes(self, state: State) -> bytes:
-        """Versioned bytes (header: name, version) for Redis or Spark partial aggregates."""
+        """Versioned bytes for Redis, Spark partial aggregates or a file: a JSON header
+        (signal, :meth:`state_params`, byte order) and each table as Arrow IPC."""
+        self._check(state)
         buf = io.BytesIO()
-        head = f"{self.name}:{self.version}".encode()
-        buf.write(struct.pack("<H", len(head)) + head)
+        head = json.dumps({"signal": self.name, "params": self.state_params(), "byteorder": "little"}).encode()
+        buf.write(_MAGIC + struct.pack("<I", len(head)) + head)
         for key in sorted(self.tables):
             part = io.BytesIO()
             state[key].write_ipc(part)
@@ -267,11 +293,16 @@ class Signal(ABC):
         return buf.getvalue()
 
     def from_bytes(self, data: bytes) -> State:
-        (n,) = struct.unpack_from("<H", data, 0)
-        head = data[2 : 2 + n].decode()
-        if head != f"{self.name}:{self.version}":
-            raise SignalStateError(f"state bytes are for {head!r}, not {self.name}:{self.version}")
-        pos, out = 2 + n, {}
+        """A state written by :meth:`to_bytes` of a compatible signal; refuses any other."""
+        if not data.startswith(_MAGIC):
+            raise SignalStateError(f"signal {self.name!r}: these bytes are not a distillguard signal state")
+        pos = len(_MAGIC)
+        (n,) = struct.unpack_from("<I", data, pos)
+        head = json.loads(data[pos + 4 : pos + 4 + n])
+        if head.get("signal") != self.name:
+            raise SignalStateError(f"state bytes are for signal {head.get('signal')!r}, not {self.name!r}")
+        self.check_compatible(head.get("params", {}), "the state in these bytes")
+        pos, out = pos + 4 + n, {}
         while pos < len(data):
             (kn,) = struct.unpack_from("<H", data, pos)
             key = data[pos + 2 : pos + 2 + kn].decode()

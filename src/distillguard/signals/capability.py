@@ -126,6 +126,9 @@ class CapabilitySignal(Signal):
         rules = RuleSet.load([*builtin_paths(), *extra_rules]) if extra_rules else RuleSet.builtin()
         self._rules = rules.select(CAPABILITIES)  # compiled once, inside the RuleSet
 
+    def state_params(self) -> dict[str, Any]:
+        return {**super().state_params(), "rules": self._rules.digest()}
+
     def enrich(self, batch: pl.DataFrame) -> pl.DataFrame:
         """``cap_coding``, ``cap_agentic``, ``cap_long_horizon`` flags, plus ``cap_tools``
         and ``cap_long_ctx`` (the metadata part of the last two, for evidence)."""

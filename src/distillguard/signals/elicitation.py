@@ -124,6 +124,9 @@ class ElicitationSignal(Signal):
         rules = RuleSet.load([*builtin_paths(), *extra_rules]) if extra_rules else RuleSet.builtin()
         self._rules = rules.select(_CATEGORIES)  # compiled once, inside the RuleSet
 
+    def state_params(self) -> dict[str, Any]:
+        return {**super().state_params(), "rules": self._rules.digest()}
+
     def enrich(self, batch: pl.DataFrame) -> pl.DataFrame:
         """``elicitation_hit``, ``structure_hit`` (bool), ``elicitation_bits`` (matched rules,
         bit i for rule i: see :meth:`RuleSet.apply`) and

@@ -1,0 +1,109 @@
+"""HuntState: account-keyed, versioned state that merges across processes and shards.
+
+A log split in two (by account, and separately by time) and aggregated in two separate
+processes gives, after merging the serialised states, the verdicts of one process.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+import polars as pl
+import pytest
+
+from distillguard.errors import SignalStateError
+from distillguard.hunt.config import HuntConfig
+from distillguard.hunt.detector import HuntDetector
+from distillguard.hunt.state import HuntState
+from distillguard.verdicts import Verdicts
+from tests.hunt.population import population
+
+
+def aggregate(ipc: bytes) -> bytes:
+    """In a separate process: aggregate one part of the log, return the state's bytes."""
+    part = pl.read_ipc(io.BytesIO(ipc))
+    det = HuntDetector()
+    for _, day in part.with_columns(d=pl.col("ts").dt.date()).group_by("d", maintain_order=True):
+        det.observe(day.drop("d").to_arrow())
+    return det.state.to_bytes()
+
+
+def _ipc(df: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.write_ipc(buf)
+    return buf.getvalue()
+
+
+def _same(a: Verdicts, b: Verdicts) -> None:
+    x = pl.from_arrow(a.accounts).sort("account_id")  # type: ignore[union-attr]
+    y = pl.from_arrow(b.accounts).sort("account_id")  # type: ignore[union-attr]
+    assert x["account_id"].to_list() == y["account_id"].to_list()
+    assert x["flagged"].to_list() == y["flagged"].to_list()
+    assert x["campaign"].to_list() == y["campaign"].to_list()
+    assert x["decision"].to_list() == y["decision"].to_list()
+    assert (x["risk"] - y["risk"]).abs().max() <= 1e-9  # type: ignore[operator]
+
+
+@pytest.fixture(scope="module")
+def log() -> tuple[pl.DataFrame, pl.DataFrame, Verdicts]:
+    ex, acc, _ = population(seed=4, days=4)
+    whole = HuntDetector()
+    whole.observe_accounts(acc.to_arrow())
+    for _, day in ex.with_columns(d=pl.col("ts").dt.date()).group_by("d", maintain_order=True):
+        whole.observe(day.drop("d").to_arrow())
+    return ex, acc, whole.verdicts()
+
+
+@pytest.mark.parametrize("split", ["by_account", "by_time"])
+def test_split_in_two_processes_then_merged_gives_the_same_verdicts(
+    log: tuple[pl.DataFrame, pl.DataFrame, Verdicts], split: str
+) -> None:
+    ex, acc, expected = log
+    if split == "by_account":
+        mask = pl.col("account_id").hash(1) % 2 == 0
+    else:
+        mask = pl.col("ts") < ex["ts"].min() + (ex["ts"].max() - ex["ts"].min()) / 2  # type: ignore[operator]
+    parts = [ex.filter(mask), ex.filter(~mask)]
+    assert all(p.height for p in parts)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        blobs = list(pool.map(aggregate, [_ipc(p) for p in parts]))
+    merged = HuntDetector()
+    merged.observe_accounts(acc.to_arrow())
+    for b in blobs:
+        merged.state.merge_bytes(b)
+    assert merged.state.n_exchanges == ex.height
+    _same(expected, merged.verdicts())
+
+
+def test_shards_written_and_read_apart_make_the_whole(log: tuple[pl.DataFrame, pl.DataFrame, Verdicts]) -> None:
+    ex, acc, expected = log
+    det = HuntDetector()
+    det.observe(ex.to_arrow())
+    shards = [det.state.to_bytes(i, 3) for i in range(3)]
+    back = HuntDetector()
+    back.observe_accounts(acc.to_arrow())
+    for b in reversed(shards):
+        back.state.merge_bytes(b)
+    assert back.state.n_exchanges == ex.height
+    assert sorted(back.state.index["account_id"].to_list()) == sorted(det.state.index["account_id"].to_list())
+    _same(expected, back.verdicts())
+    with pytest.raises(SignalStateError, match=r"shard 3 is not one of 0\.\.2"):
+        det.state.to_bytes(3, 3)
+
+
+def test_states_built_with_other_settings_are_refused() -> None:
+    ex, _, _ = population(seed=5, days=1, casual=20, campaign=5)
+    sampled = HuntState(signals=HuntConfig().build_signals())
+    sampled.observe(ex.to_arrow())
+    exact = HuntState(signals=HuntConfig(signals={"elicitation": {"sample": 1}}).build_signals())
+    with pytest.raises(SignalStateError, match=r"'elicitation'.* built with sample=8, this one with sample=1"):
+        exact.merge_bytes(sampled.to_bytes())
+    with pytest.raises(SignalStateError, match=r"built with sample=8, this one with sample=1"):
+        exact.merge(sampled)
+    fewer = HuntState(signals=HuntConfig().build_signals()[:3])
+    with pytest.raises(SignalStateError, match="holds signals"):
+        fewer.merge_bytes(sampled.to_bytes())
+    with pytest.raises(SignalStateError, match="not a distillguard hunt state"):
+        fewer.merge_bytes(b"garbage")
