@@ -58,6 +58,9 @@ def bench(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result JSON here.")] = None,
     replay_every: Annotated[float, typer.Option(help="Re-score every this many simulated hours in the replay.")] = 1.0,
     mapping: MappingOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the final verdicts here (as `hunt --out` does).")
+    ] = None,
 ) -> None:
     """Replay a labelled log through a detector; report recall, FPR, time to detect, leaked exchanges."""
     from distillguard.bench import run_bench
@@ -65,6 +68,8 @@ def bench(
     result = run_bench(log, detector=detector, replay_every_hours=replay_every, mapping=mapping)
     if json_out is not None:
         result.write_json(json_out)
+    if out is not None and result.replay_result is not None:
+        result.replay_result.final.write(out)
     result.print(Console())
 
 

@@ -313,6 +313,11 @@ class Signal(ABC):
         self._check(out)
         return out
 
+    def _unit_test_skips(self) -> Mapping[str, str]:
+        """Conformance checks (by function name) this signal cannot pass, each with the
+        reason; :func:`distillguard.checks.yield_checks` leaves them out. None by default."""
+        return {}
+
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({params})"
