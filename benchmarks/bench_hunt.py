@@ -19,7 +19,7 @@ from pathlib import Path
 
 from distillguard.hunt.detector import HuntDetector
 from distillguard.hunt.state import prefetch
-from distillguard.logio import LogReader
+from distillguard.io import LogReader
 
 HERE = Path(__file__).resolve().parent
 

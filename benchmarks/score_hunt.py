@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from distillguard.logio import LogReader
+from distillguard.io import LogReader
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from distillguard.errors import ConfigError
-from distillguard.logio import LogReader, write_log
+from distillguard.io import LogReader, write_log
 from distillguard.privacy import (
     ENV_KEY,
     load_key,

@@ -85,12 +85,13 @@ def hunt(
     config: Annotated[
         Path | None, typer.Option("--config", help="Hunt config YAML: thresholds, link, score, policy, signal settings.")
     ] = None,
+    engine: Annotated[str, typer.Option(help="Where enrich and aggregate run: polars (embedded).")] = "polars",
 ) -> None:
     """Find campaigns in a log window, cluster their accounts and explain why."""
     from distillguard.hunt import HuntConfig, run_hunt
 
     cfg = HuntConfig.load(config) if config is not None else None
-    verdicts = run_hunt(logs, out=out, mapping=mapping, strict=strict, target_fpr=target_fpr, config=cfg)
+    verdicts = run_hunt(logs, out=out, mapping=mapping, strict=strict, target_fpr=target_fpr, config=cfg, engine=engine)
     from distillguard.hunt.render import print_verdicts
 
     print_verdicts(verdicts, Console())
@@ -100,7 +101,7 @@ def hunt(
 @app.command()
 def validate(log: LogArg, mapping: MappingOpt = None, strict: StrictOpt = False) -> None:
     """Read a whole log against the spec and report every bad row with file, row and column."""
-    from distillguard.logio import validate_log
+    from distillguard.io import validate_log
 
     report = validate_log(log, mapping=mapping, strict=strict)
     Console().print(report.render())

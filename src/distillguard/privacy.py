@@ -193,7 +193,7 @@ def pseudonymise_log(
     Path
         ``dst``.
     """
-    from distillguard.logio import LogReader, LogWriter
+    from distillguard.io import LogReader, LogWriter
 
     k = load_key(key)
     reader = LogReader(src)

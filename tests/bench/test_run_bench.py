@@ -45,9 +45,9 @@ def test_bad_interval_and_unknown_detector_are_config_errors(tmp_path: Path) -> 
 
 
 def test_run_bench_baseline_end_to_end(tmp_path: Path) -> None:
-    logio = pytest.importorskip("distillguard.logio")
+    logio = pytest.importorskip("distillguard.io")
     if not hasattr(logio, "LogReader"):
-        pytest.skip("distillguard.logio.LogReader is not written yet")
+        pytest.skip("distillguard.io.LogReader is not written yet")
     log = logio.write_log(tmp_path / "log", exchanges_table(), accounts_table(), labels_table())
     res = run_bench(log, detector="baseline", detector_params={"threshold": 3}, progress=False)
     assert isinstance(res, BenchResult)

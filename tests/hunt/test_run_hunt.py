@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from distillguard.cli import app
 from distillguard.hunt import run_hunt
-from distillguard.logio import write_log
+from distillguard.io import write_log
 from distillguard.schema import EXCHANGES
 from distillguard.verdicts import Verdicts
 from tests.hunt.population import population
@@ -50,12 +50,12 @@ def test_cli_hunt_writes_the_detector_outputs(log: Path, tmp_path: Path) -> None
 
 
 def test_hunt_never_reads_labels(log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from distillguard import logio
+    from distillguard.io import LogReader
 
     def refuse(self: object) -> None:
         raise AssertionError("the hunt read labels/")
 
-    monkeypatch.setattr(logio.LogReader, "labels", refuse)
+    monkeypatch.setattr(LogReader, "labels", refuse)
     v = run_hunt([log], out=tmp_path / "o", progress=False)
     assert v.campaigns
 

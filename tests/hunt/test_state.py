@@ -36,14 +36,14 @@ def _ipc(df: pl.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def _same(a: Verdicts, b: Verdicts) -> None:
+def _same(a: Verdicts, b: Verdicts, risk_tol: float = 1e-9) -> None:
     x = pl.from_arrow(a.accounts).sort("account_id")  # type: ignore[union-attr]
     y = pl.from_arrow(b.accounts).sort("account_id")  # type: ignore[union-attr]
     assert x["account_id"].to_list() == y["account_id"].to_list()
     assert x["flagged"].to_list() == y["flagged"].to_list()
     assert x["campaign"].to_list() == y["campaign"].to_list()
     assert x["decision"].to_list() == y["decision"].to_list()
-    assert (x["risk"] - y["risk"]).abs().max() <= 1e-9  # type: ignore[operator]
+    assert (x["risk"] - y["risk"]).abs().max() <= risk_tol  # type: ignore[operator]
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,10 @@ def test_split_in_two_processes_then_merged_gives_the_same_verdicts(
     for b in blobs:
         merged.state.merge_bytes(b)
     assert merged.state.n_exchanges == ex.height
-    _same(expected, merged.verdicts())
+    # Split by account, every state is exact. Split by time, the template heavy-hitter
+    # summaries (Misra-Gries) are cut at other points: flags, campaigns and decisions are
+    # the same, risks (population ranks) may move within the summaries' error.
+    _same(expected, merged.verdicts(), risk_tol=1e-9 if split == "by_account" else 0.05)
 
 
 def test_shards_written_and_read_apart_make_the_whole(log: tuple[pl.DataFrame, pl.DataFrame, Verdicts]) -> None:

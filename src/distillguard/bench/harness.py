@@ -150,7 +150,7 @@ def run_bench(
         raise _no_labels(str(log))
     if not replay_every_hours > 0:
         raise ConfigError(f"replay_every_hours must be positive, got {replay_every_hours}")
-    from distillguard.logio import LogReader
+    from distillguard.io import LogReader
 
     params = dict(detector_params or {})
     try:

@@ -56,7 +56,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class ExchangeSource(Protocol):
-    """What the replay needs from a log reader (``distillguard.logio.LogReader`` has it).
+    """What the replay needs from a log reader (``distillguard.io.LogReader`` has it).
 
     Deliberately without ``labels()``: the replay cannot leak ground truth to a detector
     because it never has it.

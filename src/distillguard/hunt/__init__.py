@@ -22,17 +22,20 @@ def run_hunt(
     strict: bool = False,
     target_fpr: float | None = None,
     config: HuntConfig | Path | None = None,
+    engine: str = "polars",
     progress: bool = True,
 ) -> Verdicts:
     """Hunt over one or more log folders (one window) and write the detector outputs to ``out``.
 
     ``config``: a :class:`HuntConfig` or its YAML file (default: every default);
-    ``target_fpr`` overrides the config's.
+    ``target_fpr`` overrides the config's. ``engine``: where enrich and aggregate run
+    (:data:`distillguard.hunt.engines.ENGINES`); link, cluster and score run here.
     """
     from distillguard.config import ColumnMapping
-    from distillguard.hunt.state import prefetch
-    from distillguard.logio import LogReader
+    from distillguard.hunt.engines import get_engine
+    from distillguard.io import LogReader
 
+    runner = get_engine(engine)
     if isinstance(config, Path):
         config = HuntConfig.load(config)
     det = HuntDetector(config, target_fpr=target_fpr)
@@ -42,14 +45,12 @@ def run_hunt(
         det.observe_accounts(r.accounts())
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("hunt: reading days", total=sum(len(r.days()) for r in readers))
-        for r in readers:
-            for batch in prefetch(r.exchange_batches(columns=det.columns, ordered=False)):
-                det.observe(batch)
-                bar.advance(task)
+        runner.aggregate(readers, det.state, lambda n: bar.advance(task, n))
         bar.add_task("hunt: link, cluster, score", total=None)
         verdicts = det.verdicts()
     verdicts.meta["issues"] = sum(len(r.issues) for r in readers)
     verdicts.meta["logs"] = [str(p) for p in logs]
+    verdicts.meta["engine"] = engine
     if out is not None:
         verdicts.write(out)
     return verdicts

@@ -65,23 +65,19 @@ class TemporalSignal(Signal):
         t = self.tables
         day = grouped(rows, t["day"], {"n": pl.len()})
         hour = grouped(rows, t["hour"], {"n": pl.len()})
-        g = (
-            rows.select("account", "epoch_s")
-            .sort("account", "epoch_s")
-            # Sorted by account: a diff where the account repeats (a window would group again).
-            .with_columns(gap=pl.when(pl.col("account") == pl.col("account").shift()).then(pl.col("epoch_s").diff()))
-            .drop_nulls("gap")
-            .with_columns(lg=_log_gap(pl.col("gap")))
-        )
-        span = grouped(rows, t["gap"], {"first_s": pl.col("epoch_s").min(), "last_s": pl.col("epoch_s").max()})
-        sums = grouped(g, t["gap"], {"n_gaps": pl.len(), "s1": pl.col("lg").sum(), "s2": (pl.col("lg") ** 2).sum()})
-        gap = span.join(sums, on="account", how="left").select(
-            "account",
-            pl.col("n_gaps").fill_null(0),
-            pl.col("s1").fill_null(0.0),
-            pl.col("s2").fill_null(0.0),
-            "first_s",
-            "last_s",
+        # Sorted by account: a diff where the account repeats (a window would group again);
+        # one group-by gives the gaps' sums and the segment's first and last request.
+        lg = _log_gap(pl.when(pl.col("account") == pl.col("account").shift()).then(pl.col("epoch_s").diff()))
+        gap = grouped(
+            rows.select("account", "epoch_s").sort("account", "epoch_s").with_columns(lg=lg),
+            t["gap"],
+            {
+                "n_gaps": pl.col("lg").count(),
+                "s1": pl.col("lg").sum(),
+                "s2": (pl.col("lg") ** 2).sum(),
+                "first_s": pl.col("epoch_s").min(),
+                "last_s": pl.col("epoch_s").max(),
+            },
         )
         return {
             "day": t["day"].compact([state["day"], day]),

@@ -3,7 +3,7 @@
 :func:`simulate` reads a scenario (YAML), draws every account
 (:mod:`~distillguard.sim.population`), then generates exchanges chunk by chunk
 (:mod:`~distillguard.sim.traffic`) and streams them to a log folder through
-:class:`~distillguard.logio.LogWriter`, so memory stays bounded whatever the
+:class:`~distillguard.io.LogWriter`, so memory stays bounded whatever the
 scale. Same scenario, scale and seed give byte-identical tables.
 """
 
@@ -204,7 +204,7 @@ def simulate(
         TimeRemainingColumn,
     )
 
-    from distillguard.logio import LogWriter
+    from distillguard.io import LogWriter
 
     t0 = time.perf_counter()
     sc0 = load_scenario(scenario)

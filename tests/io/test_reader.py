@@ -15,7 +15,8 @@ from rich.console import Console
 from distillguard import schema
 from distillguard.config import ColumnMapping
 from distillguard.errors import LogError, ValidationError
-from distillguard.logio import LogReader, LogWriter, _SeenHashes, validate_log, write_log
+from distillguard.io import LogReader, LogWriter, validate_log, write_log
+from distillguard.io.reader import _SeenHashes
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 4, 22, 10, 0, tzinfo=UTC)
