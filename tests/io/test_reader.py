@@ -261,14 +261,14 @@ def test_csv_wrong_types_drop_required_and_null_optional(tmp_path: Path) -> None
     assert got.column("input_tokens").to_pylist() == [1, 2, 3]
     text = issues_text(r)
     assert (
-        "error: value cannot be read as int64: 'abc'; row dropped in exchanges/x.csv row 1 column 'output_tokens'"
+        "error: value cannot be read as int64: 'abc'; row dropped in exchanges/x.csv:3 row 1 column 'output_tokens'"
         in text
     )
     assert (
-        "warning: value cannot be read as int64: 'notanumber'; set to null in exchanges/x.csv row 2 column 'asn'"
+        "warning: value cannot be read as int64: 'notanumber'; set to null in exchanges/x.csv:4 row 2 column 'asn'"
         in text
     )
-    assert "required value is null; row dropped in exchanges/x.csv row 3 column 'ts'" in text
+    assert "required value is null; row dropped in exchanges/x.csv:5 row 3 column 'ts'" in text
     assert r.issues.n_errors == 2 and r.issues.n_warnings == 2
 
 

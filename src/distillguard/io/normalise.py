@@ -46,6 +46,31 @@ def is_text(t: pa.DataType) -> bool:
     return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
 
 
+def _valid_utf8(col: Any) -> bool:
+    """Whether every value of a string column is valid UTF-8 (JSON Lines and Parquet written by
+    other tools can carry raw bytes; CSV is read as bytes). Invalid values are then treated like
+    any value that cannot be read: nulled, or their row dropped, and reported."""
+    try:
+        col.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def value_at(col: Any, i: int) -> Any:
+    """The ``i``-th value as Python, or its bytes when it is text that is not UTF-8."""
+    try:
+        v = col[i].as_py()
+    except UnicodeDecodeError:
+        v = col.cast(pa.binary())[i].as_py()
+    if isinstance(v, bytes):  # CSV is read as bytes: text that is UTF-8 is shown as text
+        try:
+            return v.decode("utf-8")
+        except UnicodeDecodeError:
+            return v
+    return v
+
+
 def _parse_iso(col: pa.ChunkedArray | pa.Array, to: pa.DataType) -> pa.ChunkedArray | pa.Array:
     from distillguard.io.formats import parse_iso
 
@@ -58,6 +83,10 @@ def _convert(
     """Cast one column to its spec type; raises on any value that cannot be read."""
     if pa.types.is_dictionary(col.type):
         col = pc.cast(col, col.type.value_type)
+    if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
+        col = pc.cast(col, pa.string())  # raises on bytes that are not UTF-8: those values are found one by one
+    elif is_text(col.type) and not _valid_utf8(col):
+        col = pc.cast(col.cast(pa.binary()), pa.string())  # raises the same way, whatever the format
     if col.type == to:
         return col
     if pa.types.is_null(col.type):
@@ -187,12 +216,13 @@ def normalise_rows(
         issues += found
         via = f" ({src!r})" if src != fld.name else ""
         for i in bad:
-            value = raw.column(src)[int(i)].as_py()
+            value = value_at(raw.column(src), int(i))
+            what = "is not valid UTF-8" if isinstance(value, bytes) else f"cannot be read as {fld.type}"
             if fld.nullable:
-                msg = f"value cannot be read as {fld.type}: {value!r}{via}; set to null"
+                msg = f"value {what}: {value!r}{via}; set to null"
                 issues.append(Issue(msg, where(int(rows[i]), fld.name), "warning"))
             else:
-                msg = f"value cannot be read as {fld.type}: {value!r}{via}; row dropped"
+                msg = f"value {what}: {value!r}{via}; row dropped"
                 issues.append(Issue(msg, where(int(rows[i]), fld.name)))
         if not fld.nullable:
             drop[bad] = True
@@ -207,8 +237,14 @@ def normalise_rows(
     out_fields = list(fields)
     if keep_extras:
         for name in extras(raw.column_names, resolved):
-            arrays.append(raw.column(name))
-            out_fields.append(raw.schema.field(name))
+            col, fld = raw.column(name), raw.schema.field(name)
+            if pa.types.is_binary(fld.type):  # CSV is read as bytes; an extra column stays text when it is
+                try:
+                    col, fld = pc.cast(col, pa.string()), pa.field(name, pa.string())
+                except pa.ArrowInvalid:
+                    pass
+            arrays.append(col)
+            out_fields.append(fld)
     arrays.append(raw.column(ROW))
     arrays.append(pa.array(np.full(n, file_index, dtype=np.int32)))
     out_fields += [pa.field(ROW, pa.int64()), pa.field(FILE, pa.int32())]

@@ -274,7 +274,7 @@ class LogReader:
     def _where(self, f: _File, row: int | None = None, column: str | None = None) -> Location:
         """Location of a data row; JSON Lines also get their 1-based line number."""
         line = None
-        if row is not None and f.fmt == "jsonl":
+        if row is not None and f.fmt in ("jsonl", "csv"):
             lines = self._line_map(f)
             line = int(lines[row]) if row < len(lines) else None
         return Location(f.rel, row=row, column=column, line=line)
@@ -284,10 +284,16 @@ class LogReader:
         if f.rel not in self._line_maps:
             with pa.input_stream(str(f.path), compression="detect") as s:
                 raw = s.read()
-            lines = raw.split(b"\n")
-            self._line_maps[f.rel] = np.array(
-                [i + 1 for i, ln in enumerate(lines) if ln.strip()], dtype=np.int64
-            )
+            if f.fmt == "csv":  # the line each record starts on (a quoted value may span lines)
+                rd = csv.reader(io.StringIO(raw.decode("utf-8", errors="replace"), newline=""))
+                starts, prev = [], 0
+                for _ in rd:
+                    starts.append(prev + 1)
+                    prev = rd.line_num
+                self._line_maps[f.rel] = np.array(starts[1:], dtype=np.int64)  # less the header
+            else:
+                lines = raw.split(b"\n")
+                self._line_maps[f.rel] = np.array([i + 1 for i, ln in enumerate(lines) if ln.strip()], dtype=np.int64)
         return self._line_maps[f.rel]
 
     # ------------------------------------------------------------------ files
@@ -430,7 +436,9 @@ class LogReader:
                     invalid_row_handler=on_invalid, newlines_in_values=True
                 ),
                 convert_options=pacsv.ConvertOptions(
-                    column_types={c: pa.string() for c in header},
+                    # As bytes: a value that is not UTF-8 is then reported and nulled on its
+                    # own (as in JSON Lines and Parquet), not the whole file lost.
+                    column_types={c: pa.binary() for c in header},
                     strings_can_be_null=True,
                     quoted_strings_can_be_null=False,
                     include_columns=include,
