@@ -2,36 +2,122 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from distillguard.errors import DistillguardError
+from distillguard.errors import ConfigError, DistillguardError
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    pretty_exceptions_enable=False,  # main() turns errors into one line (--debug: the traceback)
     help="distillguard: find, stop and prove distillation attacks on a model served over an API.",
 )
 data_app = typer.Typer(no_args_is_help=True, help="Locate and fetch the public corpora the simulator uses.")
 app.add_typer(data_app, name="data")
 console = Console(stderr=True)
+_debug = False
 
 LogArg = Annotated[Path, typer.Argument(help="A log folder: exchanges/, accounts/ (and labels/ for bench).")]
 MappingOpt = Annotated[
     Path | None, typer.Option("--mapping", help="Column-mapping YAML for logs whose column names differ.")
 ]
-StrictOpt = Annotated[bool, typer.Option("--strict", help="Stop at the first bad row instead of reporting it.")]
+StrictOpt = Annotated[bool, typer.Option("--strict", metavar="", help="Stop at the first bad row instead of reporting it.")]
+MaxBadOpt = Annotated[
+    float,
+    typer.Option(
+        "--max-bad-rows",
+        min=0.0,
+        max=1.0,
+        help="Exit 1 when more than this share of the input rows could not be read (or any file), after writing the results.",
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from distillguard import __version__
+
+        typer.echo(f"distillguard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", metavar="", help="Show the full traceback of an error.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", metavar="", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    global _debug
+    _debug = debug
 
 
 def main() -> None:
+    """Run the command; an error is one line on stderr: exit 2 for a wrong argument, option or
+    configuration, exit 1 for a failure (a log that cannot be read, a bug)."""
     try:
         app()
+    except ConfigError as exc:
+        _fail(exc, 2)
     except DistillguardError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise SystemExit(2) from None
+        _fail(exc, 1)
+    except KeyboardInterrupt:
+        _fail(None, 130)
+    except Exception as exc:  # a bug: say so in one line, the traceback on request
+        _fail(exc, 1, internal=True)
+
+
+def _fail(exc: BaseException | None, code: int, internal: bool = False) -> None:
+    if exc is not None and (_debug or "--debug" in sys.argv):
+        traceback.print_exception(exc)
+    elif internal:
+        console.print(
+            f"[red]error:[/red] internal error ({type(exc).__name__}: {exc}); "
+            "run again with --debug for the traceback, and please report it",
+            markup=True,
+            soft_wrap=True,
+        )
+    elif exc is not None:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+    raise SystemExit(code)
+
+
+def _check_out(out: Path) -> None:
+    """Refuse, before any work, an output folder that cannot be one."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder")
+    probe = out if out.exists() else next((q for q in out.parents if q.exists()), Path("."))
+    if not os.access(probe, os.W_OK):
+        raise ConfigError(f"--out {out}: {probe} is not writable")
+
+
+def _check_input(summary: dict[str, Any], max_bad_rows: float) -> None:
+    """Say on stderr what input was lost; exit 1 past ``max_bad_rows`` or when a file was."""
+    lost = sum(summary["lost"].values())
+    files = summary["files_skipped"]
+    if not lost and not files:
+        return
+    kept = ", ".join(f"{n:,} {t}" for t, n in summary["kept"].items())
+    what = ", ".join(f"{n:,} {t} rows" for t, n in summary["lost"].items() if n)
+    console.print(
+        f"[yellow]input:[/yellow] kept {kept}; could not read {what or 'no rows'}"
+        f" ({summary['lost_share']:.2%} of rows)"
+        + (f" and {len(files)} file(s): {', '.join(files[:5])}{' …' if len(files) > 5 else ''}" if files else "")
+        + "; `distillguard validate LOG` lists every problem",
+        soft_wrap=True,
+    )
+    if files or summary["lost_share"] > max_bad_rows:
+        limit = f"more than --max-bad-rows {max_bad_rows:g}" if summary["lost_share"] > max_bad_rows else "a whole file"
+        console.print(f"[red]error:[/red] {limit} of the input could not be read; results were written but are incomplete")
+        raise SystemExit(1)
 
 
 @app.command()
@@ -61,16 +147,26 @@ def bench(
     out: Annotated[
         Path | None, typer.Option("--out", help="Also write the final verdicts here (as `hunt --out` does).")
     ] = None,
+    max_bad_rows: MaxBadOpt = 0.001,
 ) -> None:
     """Replay a labelled log through a detector; report recall, FPR, time to detect, leaked exchanges."""
     from distillguard.bench import run_bench
 
+    for path in (out, json_out.parent if json_out is not None else None):
+        if path is not None:
+            _check_out(path)
+    if json_out is not None and json_out.is_dir():
+        raise ConfigError(f"--json {json_out} is a folder, not a file")
+    if not replay_every > 0:
+        raise ConfigError(f"--replay-every has value {replay_every:g}; expected a positive number of hours")
     result = run_bench(log, detector=detector, replay_every_hours=replay_every, mapping=mapping)
     if json_out is not None:
         result.write_json(json_out)
     if out is not None and result.replay_result is not None:
         result.replay_result.final.write(out)
     result.print(Console())
+    if result.input:
+        _check_input(result.input, max_bad_rows)
 
 
 @app.command()
@@ -80,22 +176,33 @@ def hunt(
     mapping: MappingOpt = None,
     strict: StrictOpt = False,
     target_fpr: Annotated[
-        float | None, typer.Option(help="Benign false-positive rate the thresholds aim at (default 0.001, or the config's).")
+        float | None,
+        typer.Option(help="Benign false-positive rate the thresholds aim at, in (0, 1) (default 0.001, or the config's)."),
     ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="Hunt config YAML: thresholds, link, score, policy, signal settings.")
     ] = None,
     engine: Annotated[str, typer.Option(help="Where enrich and aggregate run: polars (embedded).")] = "polars",
+    max_bad_rows: MaxBadOpt = 0.001,
 ) -> None:
     """Find campaigns in a log window, cluster their accounts and explain why."""
     from distillguard.hunt import HuntConfig, run_hunt
+    from distillguard.hunt.engines import get_engine
 
-    cfg = HuntConfig.load(config) if config is not None else None
+    _check_out(out)
+    for log in logs:
+        if not log.is_dir():
+            raise ConfigError(f"log folder {log} does not exist")
+    cfg = HuntConfig.load(config) if config is not None else HuntConfig()
+    if target_fpr is not None and not 0.0 < target_fpr < 1.0:
+        raise ConfigError(f"--target-fpr has value {target_fpr:g}; expected a rate in (0, 1), e.g. 0.001")
+    get_engine(engine)
     verdicts = run_hunt(logs, out=out, mapping=mapping, strict=strict, target_fpr=target_fpr, config=cfg, engine=engine)
     from distillguard.hunt.render import print_verdicts
 
     print_verdicts(verdicts, Console())
-    console.print(f"wrote {out}/accounts.parquet, campaigns.json, decisions.json")
+    console.print(f"wrote {out}/accounts.parquet, features.parquet, campaigns.json, decisions.json")
+    _check_input(verdicts.meta["input"], max_bad_rows)
 
 
 @app.command()

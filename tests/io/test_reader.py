@@ -16,7 +16,7 @@ from distillguard import schema
 from distillguard.config import ColumnMapping
 from distillguard.errors import LogError, ValidationError
 from distillguard.io import LogReader, LogWriter, validate_log, write_log
-from distillguard.io.reader import _SeenHashes
+from distillguard.io.reader import RequestIds
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 4, 22, 10, 0, tzinfo=UTC)
@@ -162,7 +162,7 @@ def test_unpartitioned_file_spanning_days_is_regrouped(tmp_path: Path) -> None:
 
 def test_seen_hashes_matches_a_set() -> None:
     rng = np.random.default_rng(0)
-    seen, ref = _SeenHashes(), set()
+    seen, ref = RequestIds(), set()
     for _ in range(40):
         h = rng.integers(0, 500, size=rng.integers(1, 30)).astype(np.uint64)
         dup = seen.add(h)

@@ -62,6 +62,9 @@ def evaluate(
     truth = m.truth_frame(labels, rep.account_ids, verdicts, rep.first_flags)
     scan = m.scan_attack_exchanges(reader.exchange_batches(columns=["account_id", "ts"]), truth)
     leaked = m.leaked_exchanges(truth, scan)
+    lost = getattr(reader, "lost", None)
+    kept = {"exchanges": rep.exchanges, "accounts": len(rep.account_ids)}
+    input_summary = lost.summary(kept) if lost is not None else {}
     issues = getattr(reader, "issues", None)
     try:
         n_issues = len(issues) if issues is not None else 0
@@ -94,6 +97,7 @@ def evaluate(
         },
         detector_params=dict(detector_params or {}),
         log_issues=n_issues,
+        input=input_summary,
         unused_signals=dict(rep.final.unused_signals),
         version=__version__,
         replay_result=rep,

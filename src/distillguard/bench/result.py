@@ -95,6 +95,8 @@ class BenchResult:
     replay: dict[str, Any] = field(default_factory=dict)
     detector_params: dict[str, Any] = field(default_factory=dict)
     log_issues: int = 0
+    # Rows kept and lost per table, share lost, files skipped (``Loss.summary``).
+    input: dict[str, Any] = field(default_factory=dict)
     unused_signals: dict[str, str] = field(default_factory=dict)
     version: str = ""
     replay_result: ReplayResult | None = field(default=None, repr=False, compare=False)

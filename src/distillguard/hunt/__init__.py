@@ -33,14 +33,15 @@ def run_hunt(
     """
     from distillguard.config import ColumnMapping
     from distillguard.hunt.engines import get_engine
-    from distillguard.io import LogReader
+    from distillguard.io import LogReader, Loss, RequestIds
 
     runner = get_engine(engine)
     if isinstance(config, Path):
         config = HuntConfig.load(config)
     det = HuntDetector(config, target_fpr=target_fpr)
     cmap = ColumnMapping.load(mapping) if mapping else None
-    readers = [LogReader(p, mapping=cmap, strict=strict) for p in logs]
+    ids = RequestIds()  # one set for every log: the same log given twice is seen as duplicates
+    readers = [LogReader(p, mapping=cmap, strict=strict, request_ids=ids) for p in logs]
     for r in readers:
         det.observe_accounts(r.accounts())
     with Progress(disable=not progress, transient=True) as bar:
@@ -49,6 +50,8 @@ def run_hunt(
         bar.add_task("hunt: link, cluster, score", total=None)
         verdicts = det.verdicts()
     verdicts.meta["issues"] = sum(len(r.issues) for r in readers)
+    kept = {"exchanges": det.state.n_exchanges, "accounts": det.accounts.height}
+    verdicts.meta["input"] = Loss.of(readers).summary(kept)
     verdicts.meta["logs"] = [str(p) for p in logs]
     verdicts.meta["engine"] = engine
     if out is not None:

@@ -13,7 +13,7 @@ A log is a folder with ``exchanges/``, ``accounts/`` and (for evaluation only)
 
 from distillguard.io.formats import FORMATS
 from distillguard.io.normalise import normalise
-from distillguard.io.reader import LogReader
+from distillguard.io.reader import LogReader, Loss, RequestIds
 from distillguard.io.validate import ValidationReport, validate_log
 from distillguard.io.writer import AppendingLogWriter, LogWriter, write_log
 
@@ -22,6 +22,8 @@ __all__ = [
     "AppendingLogWriter",
     "LogReader",
     "LogWriter",
+    "Loss",
+    "RequestIds",
     "ValidationReport",
     "normalise",
     "validate_log",

@@ -8,6 +8,7 @@ column, an error), and the issue names the source, the row and the column.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -40,6 +41,26 @@ _SPEC_NAMES = frozenset(n for t in schema.TABLES.values() for n in t.names)
 _CAST_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError)
 
 Where = Callable[[int | None, str | None], Location]
+
+MAX_TOKENS = 10_000_000  # no model takes or gives this many tokens in one request
+RANGES: dict[str, tuple[int, int]] = {
+    "input_tokens": (0, MAX_TOKENS),
+    "output_tokens": (0, MAX_TOKENS),
+    "max_tokens": (0, MAX_TOKENS),
+    "n_messages": (0, 1_000_000),
+    "status": (100, 599),
+    "latency_ms": (0, 86_400_000),
+    "asn": (0, 4_294_967_295),
+}
+"""Values outside these ranges cannot be true: treated like values that cannot be read."""
+
+
+def _out_of_range(col: Any, name: str) -> np.ndarray:
+    if name not in RANGES or not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
+        return np.empty(0, dtype=np.int64)
+    lo, hi = RANGES[name]
+    outside = pc.or_(pc.less(col, lo), pc.greater(col, hi))
+    return np.flatnonzero(pc.fill_null(outside, False).to_numpy(zero_copy_only=False))
 
 
 def is_text(t: pa.DataType) -> bool:
@@ -215,7 +236,19 @@ def normalise_rows(
         col, bad, found = cast_column(raw.column(src), fld, ts_unit, where(None, fld.name))
         issues += found
         via = f" ({src!r})" if src != fld.name else ""
-        for i in bad:
+        out_of_range = _out_of_range(col, fld.name)
+        if out_of_range.size:
+            lo, hi = RANGES[fld.name]
+            col = pc.if_else(pa.array(np.isin(np.arange(n), out_of_range)), pa.scalar(None, fld.type), col)
+            for i in out_of_range:
+                value = value_at(raw.column(src), int(i))
+                fate = "set to null" if fld.nullable else "row dropped"
+                msg = f"value out of range [{lo:,}, {hi:,}]: {value!r}{via}; {fate}"
+                issues.append(Issue(msg, where(int(rows[i]), fld.name), "warning" if fld.nullable else "error"))
+            bad = np.union1d(bad, out_of_range)
+            if not fld.nullable:
+                drop[out_of_range] = True
+        for i in np.setdiff1d(bad, out_of_range):
             value = value_at(raw.column(src), int(i))
             what = "is not valid UTF-8" if isinstance(value, bytes) else f"cannot be read as {fld.type}"
             if fld.nullable:
@@ -239,10 +272,8 @@ def normalise_rows(
         for name in extras(raw.column_names, resolved):
             col, fld = raw.column(name), raw.schema.field(name)
             if pa.types.is_binary(fld.type):  # CSV is read as bytes; an extra column stays text when it is
-                try:
+                with contextlib.suppress(pa.ArrowInvalid):
                     col, fld = pc.cast(col, pa.string()), pa.field(name, pa.string())
-                except pa.ArrowInvalid:
-                    pass
             arrays.append(col)
             out_fields.append(fld)
     arrays.append(raw.column(ROW))

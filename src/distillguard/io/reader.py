@@ -13,7 +13,7 @@ import io
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,41 @@ from distillguard.io.normalise import (
     resolve,
 )
 
-__all__ = ["LogReader"]
+__all__ = ["LogReader", "Loss", "RequestIds"]
+
+
+@dataclass
+class Loss:
+    """What a reader could not keep: rows per table (``exchanges``, ``accounts``, ...) and
+    whole files (their rows unknown)."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+    @classmethod
+    def of(cls, readers: Sequence[LogReader]) -> Loss:
+        """Everything the given readers could not keep, added up."""
+        out = cls()
+        for r in readers:
+            for table, n in r.lost.rows.items():
+                out.rows[table] = out.rows.get(table, 0) + n
+            out.files += r.lost.files
+        return out
+
+    def summary(self, kept: Mapping[str, int]) -> dict[str, Any]:
+        """JSON-able: rows kept and lost per table, the share lost, the files skipped."""
+        tables = sorted(set(kept) | set(self.rows))
+        lost = {t: self.rows.get(t, 0) for t in tables}
+        total = sum(kept.values()) + sum(lost.values())
+        return {
+            "kept": {t: int(kept.get(t, 0)) for t in tables},
+            "lost": lost,
+            "lost_share": (sum(lost.values()) / total) if total else 0.0,
+            "files_skipped": list(self.files),
+        }
 
 
 @dataclass(frozen=True)
@@ -64,7 +98,7 @@ class _Chunk:
     ]  # spec columns holding at least one value here (or not known to be empty)
 
 
-class _SeenHashes:
+class RequestIds:
     """Set of 64-bit hashes kept as a few sorted numpy runs (log-structured merge).
 
     Scales to tens of millions of ids at 8 bytes each, where a Python set of
@@ -148,8 +182,12 @@ class LogReader:
         root: Path | str,
         mapping: ColumnMapping | Path | str | None = None,
         strict: bool = False,
+        request_ids: RequestIds | None = None,
     ) -> None:
         self.root = Path(root)
+        # Shared by the readers of one hunt, so a request seen in another log (the same log
+        # given twice) is a duplicate too; such a reader's exchanges are read once.
+        self._request_ids = request_ids
         if not self.root.is_dir():
             raise LogError("log folder not found", Location(str(self.root)))
         self.mapping = ColumnMapping.coerce(mapping)
@@ -157,6 +195,8 @@ class LogReader:
         self.issues = IssueLog()
         self.tally: Counter[tuple[str, str, str, str]] = Counter()
         """Issue counts by (file, column, problem, severity), for reports."""
+        self.lost = Loss()
+        """Input rows and files that could not be kept, by table."""
         self._reported: set[tuple[str, str, str]] = set()
         self._by_index: list[_File] = []
         self._files: dict[str, list[_File]] = {}
@@ -164,6 +204,7 @@ class LogReader:
         self._plan_cache: list[_Chunk] | None = None
         self._accounts: pa.Table | None = None
         self._labels: pa.Table | None = None
+        self._created: Any = None  # account_id -> created_at, once read (polars)
         self._pf: tuple[Path, pq.ParquetFile] | None = None
         self._quiet = 0
         self._spec_names = frozenset(n for t in schema.TABLES.values() for n in t.names)
@@ -231,7 +272,7 @@ class LogReader:
             else:  # nothing usable; read anyway so that its problems are reported
                 self._read_chunk(ch, fields, keep_extras)
         pending: dict[datetime.date, list[pa.Table]] = defaultdict(list)
-        seen = _SeenHashes()
+        seen = self._request_ids if self._request_ids is not None else RequestIds()
         for day in sorted({d for ch in plan for d in ch.days}):
             parts = pending.pop(day, [])
             for ch in by_day.get(day, []):
@@ -258,13 +299,21 @@ class LogReader:
         return pa.concat_tables(batches, promote_options="permissive")
 
     # ------------------------------------------------------------------ issues
-    def _report(self, message: str, source: Location, severity: Severity = "error") -> None:
+    def _report(self, message: str, source: Location, severity: Severity = "error", rows_lost: int | None = None) -> None:
+        """Record one issue; ``rows_lost`` (by default 1 for a message ending in "row dropped" or
+        "row skipped") counts towards :attr:`lost`, and so does a file a message says was skipped."""
         if self._quiet:
             return
         key = (str(source), message, severity)
         if key in self._reported:
             return
         self._reported.add(key)
+        table = source.path.split("/", 1)[0]
+        if rows_lost is None:
+            rows_lost = 1 if message.endswith(("row dropped", "row skipped")) else 0
+        self.lost.rows[table] = self.lost.rows.get(table, 0) + rows_lost
+        if message.endswith("file skipped"):
+            self.lost.files.append(source.path)
         if self.strict and severity == "error":
             raise ValidationError(message, source)
         self.issues.add(Issue(message, source, severity))
@@ -343,6 +392,7 @@ class LogReader:
             self._report(
                 f"cannot read row group {i} (rows {offset}-{offset + n - 1}): {exc}; rows skipped",
                 Location(f.rel, row=offset),
+                rows_lost=n,
             )
             return None
         return t.append_column(
@@ -465,11 +515,27 @@ class LogReader:
         """Spec column -> file column for one file, or None (reported) when a required one is missing."""
         out, missing = resolve(table, names, self.mapping)
         mapping: Mapping[str, str] = getattr(self.mapping, table)
+        for spec_col, provider in mapping.items():
+            if provider not in names and spec_col not in missing:
+                self._report(
+                    f"the column mapping names {provider!r} for {table}.{spec_col}, but this file has no such "
+                    f"column{_did_you_mean(provider, names)}; {spec_col} is null here",
+                    Location(f.rel, column=spec_col),
+                    "warning",
+                )
+        spec_names = schema.TABLES[table].names
+        for extra in extras(names, out):
+            hint = _did_you_mean(extra, [c for c in spec_names if c not in out])
+            if hint:
+                self._report(
+                    f"column {extra!r} is not in the spec{hint} (kept and ignored; rename it or map it)",
+                    Location(f.rel, column=extra),
+                    "warning",
+                )
         for c in missing:
             via = f" (mapped from {mapping[c]!r})" if c in mapping else ""
-            self._report(
-                f"missing required column: {c!r}{via}; file skipped", Location(f.rel, column=c)
-            )
+            hint = _did_you_mean(c, [n for n in names if n not in out.values()], reverse=True)
+            self._report(f"missing required column: {c!r}{via}{hint}; file skipped", Location(f.rel, column=c))
         return None if missing else out
 
     def _cast(self, col: Any, fld: pa.Field, f: _File) -> tuple[Any, np.ndarray]:
@@ -527,7 +593,7 @@ class LogReader:
         if not parts:
             return pa.Table.from_pylist([], schema=target)
         t = _concat(parts)
-        dup = _SeenHashes().add(_hash64(t.column(key)))
+        dup = RequestIds().add(_hash64(t.column(key)))
         if dup.any():
             self._report_duplicates(t, dup, key)
             t = t.filter(pa.array(~dup))
@@ -641,7 +707,7 @@ class LogReader:
         return self._normalise(raw, f, "exchanges", fields, ch.resolved, keep_extras)
 
     def _finish_day(
-        self, parts: list[pa.Table], seen: _SeenHashes, ordered: bool = True
+        self, parts: list[pa.Table], seen: RequestIds, ordered: bool = True
     ) -> pa.Table:
         """One day: concatenated, sorted by ts (stable), repeated request_ids reported and dropped."""
         t = _concat(parts)
@@ -653,7 +719,65 @@ class LogReader:
         if dup.any():
             self._report_duplicates(t, dup, "request_id")
             t = t.filter(pa.array(~dup))
+        self._check_accounts(t)
         return t.drop_columns(list(HIDDEN))
+
+    def _check_accounts(self, t: pa.Table) -> None:
+        """Warn, once per account, of exchanges whose account is not in ``accounts/`` or that
+        came before the account was created, and of timestamps more than a day in the future.
+        The rows are kept: the spec does not forbid them, but each is worth a look."""
+        import polars as pl
+
+        if self._created is None:
+            acc = self.accounts() if self._table_files("accounts") else None
+            self._created = (
+                pl.DataFrame(schema={"account_id": pl.String, "created_at": pl.Datetime("us", "UTC")})
+                if acc is None or acc.num_rows == 0
+                else pl.from_arrow(acc.select(["account_id", "created_at"]))  # type: ignore[assignment]
+            )
+        if self._created.height == 0 or t.num_rows == 0:
+            return
+        df = pl.from_arrow(t.select(["account_id", "ts", ROW, FILE]))
+        assert isinstance(df, pl.DataFrame)
+        j = df.join(self._created, on="account_id", how="left")
+        when = "%Y-%m-%d %H:%M:%S UTC"  # as text: a timestamp past year 9999 has no Python datetime
+        firsts = [pl.len().alias("n"), pl.col(ROW).first(), pl.col(FILE).first(), pl.col("created_at").first().dt.strftime(when)]
+        for r in j.filter(pl.col("created_at").is_null()).group_by("account_id").agg(*firsts).iter_rows(named=True):
+            self._report(
+                f"account {r['account_id']!r} is not in accounts/ ({r['n']:,} exchanges in this day); "
+                "its registration signals are empty",
+                self._where(self._by_index[r[FILE]], r[ROW], "account_id"),
+                "warning",
+            )
+        early = j.filter(pl.col("ts") < pl.col("created_at")).group_by("account_id").agg(*firsts)
+        for r in early.iter_rows(named=True):
+            self._report(
+                f"{r['n']:,} exchanges of account {r['account_id']!r} in this day come before its created_at "
+                f"({r['created_at']})",
+                self._where(self._by_index[r[FILE]], r[ROW], "ts"),
+                "warning",
+            )
+        horizon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
+        late = df.filter(pl.col("ts") > horizon)
+        if late.height:
+            r = late.head(1).with_columns(pl.col("ts").dt.strftime(when)).row(0, named=True)
+            self._report(
+                f"{late.height:,} exchanges in this day are more than a day in the future (first: {r['ts']})",
+                self._where(self._by_index[r[FILE]], r[ROW], "ts"),
+                "warning",
+            )
+
+
+def _did_you_mean(name: str, candidates: Sequence[str], reverse: bool = False) -> str:
+    """``": did you mean 'prompt'?"`` for a name one typo away from a candidate (``reverse``:
+    the candidate is the file's column, the name the spec's)."""
+    import difflib
+
+    close = difflib.get_close_matches(name.lower(), [c.lower() for c in candidates], n=1, cutoff=0.75)
+    if not close:
+        return ""
+    match = next(c for c in candidates if c.lower() == close[0])
+    return f" (the file has {match!r}: a typo?)" if reverse else f": did you mean {match!r}?"
 
 
 class _Quiet:
