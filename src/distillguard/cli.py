@@ -107,16 +107,20 @@ def _check_input(summary: dict[str, Any], max_bad_rows: float) -> None:
         return
     kept = ", ".join(f"{n:,} {t}" for t, n in summary["kept"].items())
     what = ", ".join(f"{n:,} {t} rows" for t, n in summary["lost"].items() if n)
+    parts = [f"{what} ({summary['lost_share']:.2%} of rows)"] if what else []
+    if files:
+        parts.append(f"{len(files)} file(s): {', '.join(files[:5])}{' …' if len(files) > 5 else ''}")
     console.print(
-        f"[yellow]input:[/yellow] kept {kept}; could not read {what or 'no rows'}"
-        f" ({summary['lost_share']:.2%} of rows)"
-        + (f" and {len(files)} file(s): {', '.join(files[:5])}{' …' if len(files) > 5 else ''}" if files else "")
-        + "; `distillguard validate LOG` lists every problem",
+        f"[yellow]input:[/yellow] kept {kept}; could not read {' and '.join(parts)}; "
+        "`distillguard validate LOG` lists every problem",
         soft_wrap=True,
     )
     if files or summary["lost_share"] > max_bad_rows:
         limit = f"more than --max-bad-rows {max_bad_rows:g}" if summary["lost_share"] > max_bad_rows else "a whole file"
-        console.print(f"[red]error:[/red] {limit} of the input could not be read; results were written but are incomplete")
+        console.print(
+            f"[red]error:[/red] {limit} of the input could not be read; results were written but are incomplete",
+            soft_wrap=True,
+        )
         raise SystemExit(1)
 
 

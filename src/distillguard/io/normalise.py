@@ -259,6 +259,8 @@ def normalise_rows(
                 issues.append(Issue(msg, where(int(rows[i]), fld.name)))
         if not fld.nullable:
             drop[bad] = True
+            if pa.types.is_string(fld.type):  # an empty identifier is a missing one
+                col = pc.if_else(pc.fill_null(pc.equal(col, ""), False), pa.scalar(None, fld.type), col)
             if col.null_count:
                 isnull = pc.is_null(col).to_numpy(zero_copy_only=False)
                 for i in np.flatnonzero(isnull & ~drop):

@@ -11,6 +11,7 @@ import csv
 import datetime
 import io
 import json
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -371,6 +372,9 @@ class LogReader:
     def _parquet(self, f: _File) -> pq.ParquetFile | None:
         if self._pf is not None and self._pf[0] == f.path:
             return self._pf[1]
+        if f.path.stat().st_size == 0:  # as for text formats: nothing lost, nothing to read
+            self._report("empty file", Location(f.rel), "warning")
+            return None
         try:
             pf = pq.ParquetFile(f.path)
         except (pa.ArrowException, OSError) as exc:
@@ -478,6 +482,10 @@ class LogReader:
             return "skip"
 
         include = [c for c in header if columns is None or c in columns]
+        # A malformed row that is not UTF-8 either makes Arrow fail while handing it to
+        # ``on_invalid`` (it is skipped, the failure goes to sys.unraisablehook): catch those.
+        undecodable: list[Any] = []
+        hook, sys.unraisablehook = sys.unraisablehook, undecodable.append
         try:
             t = pacsv.read_csv(
                 f.path,
@@ -497,6 +505,14 @@ class LogReader:
         except (pa.ArrowException, OSError) as exc:
             self._report(f"cannot parse CSV: {exc}; file skipped", Location(f.rel))
             return None
+        finally:
+            sys.unraisablehook = hook
+        if undecodable:
+            self._report(
+                f"{len(undecodable):,} rows are neither valid UTF-8 nor of the header's width; rows skipped",
+                Location(f.rel),
+                rows_lost=len(undecodable),
+            )
         skipped = sorted(r.number - 2 for r in bad if r.number is not None)
         for r in bad:
             row = r.number - 2 if r.number is not None else None
