@@ -133,12 +133,17 @@ def simulate(
     data: Annotated[Path | None, typer.Option(help="Corpora folder (default: $DISTILLGUARD_DATA, ../shared/datasets, ~/.cache/distillguard).")] = None,
     no_responses: Annotated[bool, typer.Option("--no-responses", help="Leave response text out (token counts stay).")] = False,
     fmt: Annotated[str, typer.Option("--format", help="parquet, jsonl or csv.")] = "parquet",
+    force: Annotated[
+        bool, typer.Option("--force", metavar="", help="Replace the tables of an --out folder simulate did not write.")
+    ] = False,
 ) -> None:
     """Simulate benign traffic and distillation campaigns into a log folder."""
     from distillguard.sim import simulate as run
 
-    summary = run(scenario, scale=scale, seed=seed, out=out, data_dir=data, responses=not no_responses, fmt=fmt)
-    console.print(summary.render())
+    if not scale > 0:
+        raise ConfigError(f"--scale has value {scale:g}; expected a positive number")
+    summary = run(scenario, scale=scale, seed=seed, out=out, data_dir=data, responses=not no_responses, fmt=fmt, force=force)
+    Console().print(summary.render())  # the summary is the command's output: stdout
 
 
 @app.command()

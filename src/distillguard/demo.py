@@ -27,7 +27,7 @@ def run_demo(out: Path, seed: int = 7, console: Console | None = None) -> dict[s
 
     t = time.perf_counter()
     console.rule("1. simulate the demo scenario")
-    summary = simulate("demo", scale=1.0, seed=seed, out=log)
+    summary = simulate("demo", scale=1.0, seed=seed, out=log, force=True)  # the demo's own folder
     console.print(summary.render())
     times["simulate"] = time.perf_counter() - t
 

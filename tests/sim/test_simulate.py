@@ -141,3 +141,28 @@ def test_summary_reports_repetition(smoke: Smoke) -> None:
     assert set(d) >= {"exact, all benign", "exact, <64 chars", "exact, >=256"}
     assert all(0.0 <= v <= 1.0 for v in d.values())
     assert isinstance(pa.array([1]), pa.Array)
+
+
+def test_out_holding_a_users_files_is_refused_unless_forced(tmp_path: Path) -> None:
+    from distillguard.errors import ConfigError
+    from distillguard.sim import MARKER
+
+    out = tmp_path / "mine"
+    (out / "exchanges").mkdir(parents=True)
+    (out / "exchanges" / "precious.parquet").write_bytes(b"not yours")
+    with pytest.raises(ConfigError, match=r"holds files distillguard simulate did not write \(e\.g\. exchanges/precious"):
+        simulate("smoke", seed=1, out=out, progress=False)
+    assert (out / "exchanges" / "precious.parquet").exists()
+    simulate("smoke", seed=1, out=out, progress=False, force=True)
+    assert (out / MARKER).exists() and not (out / "exchanges" / "precious.parquet").exists()
+    simulate("smoke", seed=1, out=out, progress=False)  # its own folder: replaced without asking
+
+
+def test_builtin_scenario_name_wins_over_a_same_named_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from distillguard.sim.scenario import load_scenario
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "smoke").mkdir()
+    assert load_scenario("smoke").name == "smoke"
+    (tmp_path / "mine.yaml").write_text((Path(__file__).parents[2] / "src/distillguard/scenarios/smoke.yaml").read_text())
+    assert load_scenario("mine.yaml").name == "smoke"

@@ -40,7 +40,8 @@ def components(
     # exit); there the carrier must itself be above the link quantile. A template an
     # account leans on, or a phone or card it registered with, is its own doing: it links
     # from the first requests, which is what keeps leaked exchanges low.
-    usual = behaviour.filter(pl.col("b") >= q_link).select("account", ok=pl.lit(True))
+    ranked = behaviour if q_link is None else behaviour.filter(pl.col("b") >= q_link)  # None: nobody ranked
+    usual = ranked.select("account", ok=pl.lit(True))
     edges = (
         artifacts.join(sig, on=["kind", "value"])
         .join(usual, on="account", how="left")

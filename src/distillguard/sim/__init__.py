@@ -10,6 +10,7 @@ scale. Same scenario, scale and seed give byte-identical tables.
 from __future__ import annotations
 
 import itertools
+import json
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from distillguard import corpora
+from distillguard.errors import ConfigError
 from distillguard.sim.archetypes import Ctx
 from distillguard.sim.pools import build_pools, fallback_corpora
 from distillguard.sim.population import ARCHETYPES, plan_population
@@ -163,6 +165,24 @@ def _chunks(n_ex: np.ndarray, order: np.ndarray, target: int) -> list[np.ndarray
     return [order[a:b] for a, b in itertools.pairwise(bounds.tolist()) if b > a]
 
 
+MARKER = ".distillguard-simulate"
+"""File ``simulate`` leaves in a log folder it wrote: it may replace that folder's tables."""
+
+
+def check_out(out: Path, force: bool = False) -> None:
+    """Refuse an output folder that holds anything ``simulate`` did not write (unless ``force``)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder")
+    if force or not out.exists() or (out / MARKER).exists():
+        return
+    theirs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    if theirs:
+        raise ConfigError(
+            f"--out {out} holds files distillguard simulate did not write (e.g. {theirs[0]}); "
+            "choose an empty folder, or pass --force to replace its exchanges/, accounts/ and labels/"
+        )
+
+
 def simulate(
     scenario: str | Path,
     *,
@@ -173,6 +193,7 @@ def simulate(
     responses: bool = True,
     fmt: str = "parquet",
     progress: bool = True,
+    force: bool = False,
 ) -> SimSummary:
     """Simulate a scenario into a log folder (``exchanges/``, ``accounts/``, ``labels/``).
 
@@ -185,7 +206,9 @@ def simulate(
     seed
         Same seed, same tables (byte for byte).
     out
-        The log folder; its table folders are replaced.
+        The log folder. Its table folders are replaced when it was written by ``simulate``
+        (it holds the marker file ``.distillguard-simulate``) or when ``force``; a folder
+        holding anything else is refused, so a user's own files are never deleted.
     data_dir
         Corpora folder (see :func:`distillguard.corpora.locate`); empty means the fallback generator.
     responses
@@ -194,7 +217,10 @@ def simulate(
         ``parquet``, ``jsonl`` or ``csv``.
     progress
         Show a rich progress bar.
+    force
+        Replace the table folders of ``out`` even when it was not written by ``simulate``.
     """
+    check_out(Path(out), force)
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -246,6 +272,7 @@ def simulate(
         Progress(TextColumn("simulate {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                  disable=not progress, transient=True) as bar,
     ):
+        (Path(out) / MARKER).write_text(json.dumps({"scenario": str(scenario), "scale": scale, "seed": seed}) + "\n")
         writer.write_accounts(accounts)
         writer.write_labels(labels)
         task = bar.add_task(sc.name, total=total)

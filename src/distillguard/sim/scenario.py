@@ -198,9 +198,14 @@ def parse_scenario(data: Any, src: str = "<scenario>") -> Scenario:
 
 
 def load_scenario(scenario: str | Path) -> Scenario:
-    """A built-in scenario by name, or a YAML file by path."""
+    """A built-in scenario by name, or a YAML file by path.
+
+    A built-in name wins over a same-named folder or file without a YAML suffix in the
+    working directory: ``demo`` is always the built-in demo, ``./demo.yaml`` a file.
+    """
     p = Path(scenario)
-    if p.suffix in (".yaml", ".yml") or p.exists():
+    builtin = str(scenario) in builtin_names() and p.suffix not in (".yaml", ".yml")
+    if not builtin and (p.suffix in (".yaml", ".yml") or p.is_file()):
         if not p.is_file():
             raise ConfigError(f"scenario file {p} does not exist")
         text, src = p.read_text(encoding="utf-8"), str(p)
