@@ -215,12 +215,28 @@ def hunt(
 
 
 @app.command()
-def validate(log: LogArg, mapping: MappingOpt = None, strict: StrictOpt = False) -> None:
+def validate(
+    log: LogArg,
+    mapping: MappingOpt = None,
+    strict: StrictOpt = False,
+    all_issues: Annotated[bool, typer.Option("--all", metavar="", help="List every issue, not the first 20.")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON (every issue) here.")] = None,
+) -> None:
     """Read a whole log against the spec and report every bad row with file, row and column."""
+    import json
+
     from distillguard.io import validate_log
 
-    report = validate_log(log, mapping=mapping, strict=strict)
-    Console().print(report.render())
+    if not log.is_dir():
+        raise ConfigError(f"log folder {log} does not exist")
+    if json_out is not None and json_out.is_dir():
+        raise ConfigError(f"--json {json_out} is a folder, not a file")
+    keep = 10**9 if all_issues or json_out is not None else 200
+    report = validate_log(log, mapping=mapping, strict=strict, keep=keep)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+    Console(soft_wrap=True).print(report.render(max_issues=-1 if all_issues else 20))
     if report.n_errors:
         raise typer.Exit(1)
 

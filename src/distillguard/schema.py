@@ -1,4 +1,4 @@
-"""The three tables of ``spec/exchange-log.md`` as Arrow schemas.
+"""The three tables of ``docs/exchange-log.md`` as Arrow schemas.
 
 Readers normalise whatever they read to these schemas (missing optional columns
 become nulls, unknown extra columns are kept at the end); writers write them.

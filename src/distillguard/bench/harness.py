@@ -33,7 +33,7 @@ class LabelledLog(ExchangeSource, Protocol):
 def _no_labels(log: str) -> LogError:
     return LogError(
         f"the log {log} has no labels/ table; the bench needs ground truth "
-        "(labels/ with account_id, campaign_id, archetype; see spec/exchange-log.md). "
+        "(labels/ with account_id, campaign_id, archetype; see docs/exchange-log.md). "
         "Simulated logs have it; for an unlabelled log use `distillguard hunt`"
     )
 
@@ -128,7 +128,7 @@ def run_bench(
     Parameters
     ----------
     log
-        A log folder (``exchanges/``, ``accounts/``, ``labels/``; spec/exchange-log.md).
+        A log folder (``exchanges/``, ``accounts/``, ``labels/``; docs/exchange-log.md).
     detector
         A name in :data:`distillguard.detectors.DETECTORS` (``"baseline"``, ``"hunt"``).
     replay_every_hours

@@ -1,4 +1,4 @@
-"""Exchange logs in and out (``docs``: the spec, ``../shared/spec/exchange-log.md``).
+"""Exchange logs in and out (the spec: ``docs/exchange-log.md``).
 
 A log is a folder with ``exchanges/``, ``accounts/`` and (for evaluation only)
 ``labels/``, each holding Parquet, JSON Lines or CSV files.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.compute as pc
 
@@ -39,8 +39,26 @@ class ValidationReport:
         """Warnings found (values set to null, inferred units, empty files)."""
         return self.issues.n_warnings
 
+    def to_dict(self) -> dict[str, Any]:
+        """For machines: counts, and every issue kept with its file, line, row and column."""
+        return {
+            "root": str(self.root),
+            "valid": self.n_errors == 0,
+            "rows_kept": dict(self.n_rows),
+            "files": dict(self.n_files),
+            "errors": self.n_errors,
+            "warnings": self.n_warnings,
+            "issues": [
+                {"severity": i.severity, "message": i.message, "file": i.source.path, "line": i.source.line,
+                 "row": i.source.row, "column": i.source.column}
+                for i in self.issues.issues
+            ],
+            "issues_not_listed": len(self.issues) - len(self.issues.issues),
+        }
+
     def render(self, max_issues: int = 20, max_groups: int = 40) -> RenderableType:
-        """A rich renderable: rows per table, issue counts by file/column/problem, the first issues."""
+        """A rich renderable: rows per table, issue counts by file/column/problem, the first
+        ``max_issues`` issues (all with a negative number)."""
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
@@ -61,9 +79,13 @@ class ValidationReport:
                 style = "red" if sev == "error" else "yellow"
                 groups.add_row(path, column, problem, Text(sev, style=style), f"{n:,}")
             parts.append(groups)
-            first = Text("first issues:\n", style="bold")
-            for issue in self.issues.issues[:max_issues]:
+            shown = self.issues.issues if max_issues < 0 else self.issues.issues[:max_issues]
+            first = Text("issues:\n" if max_issues < 0 else "first issues:\n", style="bold")
+            for issue in shown:
                 first.append(f"  {issue}\n", style="red" if issue.severity == "error" else "yellow")
+            more = len(self.issues) - len(shown)
+            if more > 0:
+                first.append(f"  … and {more:,} more (`distillguard validate --all` or `--json FILE` lists them)\n")
             parts.append(first)
         verdict = (
             Text(f"{self.n_errors:,} errors, {self.n_warnings:,} warnings", style="bold red")
@@ -75,7 +97,7 @@ class ValidationReport:
 
 
 def validate_log(
-    root: Path | str, mapping: ColumnMapping | Path | str | None = None, strict: bool = False
+    root: Path | str, mapping: ColumnMapping | Path | str | None = None, strict: bool = False, keep: int = 200
 ) -> ValidationReport:
     """Read a whole log once against the spec and collect every problem.
 
@@ -87,6 +109,8 @@ def validate_log(
         Column mapping (object or YAML path) for logs whose names differ.
     strict
         Raise :class:`~distillguard.errors.ValidationError` at the first error.
+    keep
+        How many issues to keep with their details (all are counted).
 
     Returns
     -------
@@ -94,6 +118,7 @@ def validate_log(
         Rows kept per table, and every issue with file, row and column.
     """
     reader = LogReader(root, mapping=mapping, strict=strict)
+    reader.issues.keep = keep  # issues listed in full; every one is counted either way
     accounts = reader.accounts()
     labels = reader.labels()
     n_ex = 0
