@@ -64,6 +64,7 @@ def test_campaign_best_cluster(result: BenchResult) -> None:
     assert c["C3"] == {
         "accounts": 1,
         "flagged": 0,
+        "flagged_then_cleared": 0,
         "flag_rate": 0.0,
         "best_cluster": None,
         "cluster_size": None,

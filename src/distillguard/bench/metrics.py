@@ -189,7 +189,9 @@ def campaign_metrics(truth: pl.DataFrame, verdicts: pa.Table) -> dict[str, dict[
     )
     attack = truth.filter(pl.col("attack"))
     counts = attack.group_by("campaign_id").agg(
-        pl.len().alias("accounts"), pl.col("flagged").sum().alias("flagged")
+        pl.len().alias("accounts"),
+        pl.col("flagged").sum().alias("flagged"),
+        (pl.col("first_flagged_at").is_not_null() & ~pl.col("flagged")).sum().alias("cleared"),
     )
     hits = (
         attack.filter(pl.col("cluster").is_not_null())
@@ -201,10 +203,12 @@ def campaign_metrics(truth: pl.DataFrame, verdicts: pa.Table) -> dict[str, dict[
         by_campaign.setdefault(cid, []).append((cluster, int(n)))
 
     out: dict[str, dict[str, Any]] = {}
-    for cid, n_accounts, n_flagged in sorted(counts.iter_rows()):
+    for cid, n_accounts, n_flagged, n_cleared in sorted(counts.iter_rows()):
         entry: dict[str, Any] = {
             "accounts": int(n_accounts),
             "flagged": int(n_flagged),
+            # Flagged at some point of the replay, not in the final verdicts.
+            "flagged_then_cleared": int(n_cleared),
             "flag_rate": ratio(n_flagged, n_accounts),
             "best_cluster": None,
             "cluster_size": None,

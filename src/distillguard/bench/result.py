@@ -190,7 +190,8 @@ class BenchResult:
         t = Table(
             title="campaigns",
             caption=(
-                "flagged: accounts flagged / accounts. cluster: the detector's campaign holding most "
+                "flagged: accounts flagged in the final verdicts / accounts (+n: flagged during the "
+                "replay, then cleared). cluster: the detector's campaign holding most "
                 "of its accounts; prec, recall: of that cluster. first, 90%: time from the campaign's "
                 "first exchange until its first / 90% of its accounts were flagged. leaked: share of "
                 "its exchanges served before their account was flagged "
@@ -208,7 +209,8 @@ class BenchResult:
             ttd = self.time_to_detect_hours.get(cid, {})
             t.add_row(
                 cid,
-                f"{c['flagged']:,}/{c['accounts']:,}",
+                f"{c['flagged']:,}/{c['accounts']:,}"
+                + (f" (+{c['flagged_then_cleared']:,})" if c.get("flagged_then_cleared") else ""),
                 DASH if c.get("best_cluster") is None else str(c["best_cluster"]),
                 fmt_pct(c.get("precision")),
                 fmt_pct(c.get("recall")),

@@ -76,7 +76,7 @@ def explain(
     )
     ev = flat.group_by("account", maintain_order=True).agg(evidence="line")
 
-    return ev, _campaigns(camp, feats, comp_arts, art_lines)
+    return ev, _campaigns(camp, feats, comp_arts, art_lines, texts)
 
 def _own_rows(feats: pl.DataFrame, explainers: dict[str, Explainer]) -> dict[str, dict[int, dict[str, Any]]]:
     """Per signal, per account: that signal's features under their own names, plus ``b`` and ``ecdf``."""
@@ -165,6 +165,7 @@ def _campaigns(
     feats: pl.DataFrame,
     comp_arts: pl.DataFrame,
     art_lines: dict[int, list[str]],
+    texts: pl.DataFrame,
 ) -> list[dict[str, Any]]:
     cap_cols = [c for c in feats.columns if c.startswith(CAPABILITY_PREFIX) and c.endswith("_share")]
     out = []
@@ -172,13 +173,19 @@ def _campaigns(
         m = feats.filter(pl.col("component") == c["component"])
         first = m[FIRST_DAY].min() if FIRST_DAY in m.columns else None
         last = m[LAST_DAY].max() if LAST_DAY in m.columns else None
-        caps = {}
+        caps: dict[str, dict[str, Any]] = {}
         for col in cap_cols:
-            val = m[col].mean()
-            pop = feats[col].median()
-            if isinstance(val, float) and isinstance(pop, float) and val >= max(0.2, 2 * pop):
-                caps[col.removeprefix(CAPABILITY_PREFIX).removesuffix("_share")] = round(val, 3)
+            val, pop = m[col].mean(), feats[col].median()
+            if isinstance(val, float) and isinstance(pop, float):
+                name = col.removeprefix(CAPABILITY_PREFIX).removesuffix("_share")
+                # Targeted: a share of the campaign's requests well above the typical account's.
+                caps[name] = {"share": round(val, 3), "population_median": round(pop, 3),
+                              "targeted": val >= max(0.2, 1.5 * pop)}  # fmt: skip
         arts = comp_arts.filter(pl.col("component") == c["component"]).head(10)
+        if texts.height:
+            arts = arts.join(texts.unique("value"), on="value", how="left", maintain_order="left")
+        else:
+            arts = arts.with_columns(text=pl.lit(None, pl.String))
         out.append(
             {
                 "id": c["campaign"],
@@ -187,8 +194,11 @@ def _campaigns(
                 "span": [_day(first), _day(last)],
                 "exchanges": int(m[VOLUME].sum()) if VOLUME in m.columns else None,
                 "capabilities": caps,
+                # ``value`` as the log has it (hashed only where the log is); ``id`` the hunt's key.
                 "shared_artifacts": [
-                    {"kind": a["kind"], "value": f"{a['value']:016x}", "carriers": int(a["k"]),
+                    {"kind": a["kind"], "label": _label(a["kind"], a["kind"]),
+                     "value": a["text"] if a["text"] is not None else f"#{a['value']:016x}",
+                     "id": f"{a['value']:016x}", "carriers": int(a["k"]),
                      "unusual_carriers": int(a["m"]), "neglog10_p": round(float(a["neglog_p"]), 1)}
                     for a in arts.to_dicts()
                 ],

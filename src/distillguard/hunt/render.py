@@ -1,4 +1,9 @@
-"""Readable terminal output of verdicts: campaigns first, then the riskiest accounts."""
+"""Readable terminal output of verdicts: campaigns first, then the riskiest accounts.
+
+Fits the console (80 columns when piped): ids and numbers are never cut (a reviewer copies
+them); the evidence column gets what is left, one line per row, cut with "…" (the whole
+lists are in ``accounts.parquet`` and ``campaigns.json``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,20 @@ from rich.table import Table
 from distillguard.verdicts import Verdicts
 
 
+def _table(console: Console, title: str, header: list[str], rows: list[list[str]]) -> Table:
+    """A table whose last column takes the width the others leave, its cells cut to fit."""
+    fixed = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header[:-1])]
+    left = console.width - sum(fixed) - 3 * len(header) - 1
+    last = max(12, left)
+    t = Table(title=title, title_justify="left")
+    for h, w in zip(header[:-1], fixed, strict=True):
+        t.add_column(h, no_wrap=True, min_width=w)
+    t.add_column(header[-1], no_wrap=True, width=last, overflow="ellipsis")
+    for r in rows:
+        t.add_row(*r[:-1], r[-1] if len(r[-1]) <= last else r[-1][: last - 1] + "…")
+    return t
+
+
 def print_verdicts(v: Verdicts, console: Console, top: int = 5) -> None:
     acc = v.accounts
     n_flag = int(pc.sum(acc["flagged"]).as_py() or 0)
@@ -16,27 +35,29 @@ def print_verdicts(v: Verdicts, console: Console, top: int = 5) -> None:
         f"[bold]{len(v.campaigns)} campaign(s)[/bold], {n_flag:,} of {acc.num_rows:,} accounts flagged"
     )
     if v.campaigns:
-        t = Table(title="Campaigns")
-        for col in ("id", "accounts", "exchanges", "span", "capabilities", "risk", "strongest evidence"):
-            t.add_column(col)
-        for c in v.campaigns:
-            t.add_row(
+        rows = [
+            [
                 c["id"],
                 f"{c['size']:,}",
                 f"{c['exchanges']:,}" if c.get("exchanges") is not None else "-",
-                " → ".join(str(x) for x in c["span"]),
-                ", ".join(c["capabilities"]) or "-",
+                str(c["span"][0] or "-"),
                 f"{c['risk']:.2f}",
                 (c["evidence"] or ["-"])[0],
-            )
-        console.print(t)
-    rows = acc.sort_by([("risk", "descending")]).slice(0, top).to_pylist()
-    if rows:
-        t = Table(title=f"Top {len(rows)} accounts by risk")
-        for col in ("account", "risk", "decision", "campaign", "evidence"):
-            t.add_column(col)
-        for r in rows:
-            t.add_row(r["account_id"], f"{r['risk']:.2f}", r["decision"], r["campaign"] or "-", "\n".join((r["evidence"] or [])[:3]))
-        console.print(t)
+            ]
+            for c in v.campaigns
+        ]
+        header = ["id", "accounts", "exchanges", "first day", "risk", "strongest evidence"]
+        console.print(_table(console, "Campaigns", header, rows))
+    top_rows = acc.sort_by([("risk", "descending")]).slice(0, top).to_pylist()
+    if top_rows:
+        rows = [
+            [r["account_id"], f"{r['risk']:.2f}", r["decision"], r["campaign"] or "-", (r["evidence"] or ["-"])[0]]
+            for r in top_rows
+        ]
+        header = ["account", "risk", "decision", "campaign", "top evidence"]
+        console.print(_table(console, f"Top {len(rows)} accounts by risk", header, rows))
     if v.unused_signals:
-        console.print("[yellow]signals not used:[/yellow] " + "; ".join(f"{k}: {m}" for k, m in v.unused_signals.items()))
+        console.print(
+            "[yellow]signals not used:[/yellow] " + "; ".join(f"{k}: {m}" for k, m in v.unused_signals.items()),
+            soft_wrap=True,
+        )
