@@ -11,23 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from distillguard.cli import app, main
-from distillguard.io import write_log
-from tests.hunt.population import population
+from tests.hunt.population import labelled_log
 
 
 @pytest.fixture(scope="module")
 def log(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    ex, acc, arche = population(seed=6, casual=120, campaign=15)
-    labels = pl.DataFrame(
-        {
-            "account_id": list(arche),
-            "campaign_id": [("c1" if k == "naive_scraper" else None) for k in arche.values()],
-            "archetype": list(arche.values()),
-        }
-    )
-    root = tmp_path_factory.mktemp("cli-log")
-    write_log(root, ex.to_arrow(), acc.to_arrow(), labels.to_arrow())
-    return root
+    return labelled_log(tmp_path_factory.mktemp("cli-log"), seed=6, casual=120, campaign=15)
 
 
 def test_hunt_with_config_engine_and_features(log: Path, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -87,3 +88,18 @@ def population(seed: int = 0, days: int = 3, campaign: int = 30, casual: int = 3
     exchanges = pl.DataFrame(ex, infer_schema_length=None).sort("ts")
     accounts = pl.DataFrame(acc, infer_schema_length=None)
     return exchanges, accounts, arche
+
+
+def labelled_log(root: Path, seed: int, casual: int, campaign: int) -> Path:
+    """The population written as a log folder, labels included (for the CLI and bench tests)."""
+    from distillguard.io import write_log
+
+    ex, acc, arche = population(seed=seed, casual=casual, campaign=campaign)
+    labels = pl.DataFrame(
+        {
+            "account_id": list(arche),
+            "campaign_id": [("c1" if k == "naive_scraper" else None) for k in arche.values()],
+            "archetype": list(arche.values()),
+        }
+    )
+    return write_log(root, ex.to_arrow(), acc.to_arrow(), labels.to_arrow())

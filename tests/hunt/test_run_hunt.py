@@ -15,22 +15,12 @@ from distillguard.hunt import run_hunt
 from distillguard.io import write_log
 from distillguard.schema import EXCHANGES
 from distillguard.verdicts import Verdicts
-from tests.hunt.population import population
+from tests.hunt.population import labelled_log, population
 
 
 @pytest.fixture(scope="module")
 def log(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    ex, acc, arche = population(seed=5, casual=150, campaign=20)
-    labels = pl.DataFrame(
-        {
-            "account_id": list(arche),
-            "campaign_id": [("c1" if k == "naive_scraper" else None) for k in arche.values()],
-            "archetype": list(arche.values()),
-        }
-    )
-    root = tmp_path_factory.mktemp("log")
-    write_log(root, ex.to_arrow(), acc.to_arrow(), labels.to_arrow())
-    return root
+    return labelled_log(tmp_path_factory.mktemp("log"), seed=5, casual=150, campaign=20)
 
 
 def test_cli_hunt_writes_the_detector_outputs(log: Path, tmp_path: Path) -> None:

@@ -3,13 +3,16 @@ long-running producer such as the gateway's exchange sink (:class:`AppendingLogW
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,10 +23,32 @@ from distillguard import schema
 from distillguard.errors import LogError
 from distillguard.io.formats import FORMATS, TABLE_DIRS, conform_for_write, iso_strings, write_jsonl
 
-__all__ = ["AppendingLogWriter", "LogWriter", "write_log"]
+__all__ = ["AppendingLogWriter", "LogWriter", "by_day", "write_log"]
 
 
-class LogWriter:
+class _Closing:
+    """``with writer:`` closes it."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def by_day(t: pa.Table) -> Iterator[tuple[datetime.date, pa.Table]]:
+    """The rows of each UTC day of ``ts``: how exchanges are partitioned on disk."""
+    if t.num_rows == 0:
+        return
+    day = pc.cast(t.column("ts"), pa.date32())
+    for d in pc.unique(day).to_pylist():
+        yield d, t.filter(pc.equal(day, pa.scalar(d, pa.date32())))
+
+
+class LogWriter(_Closing):
     """Write a log folder, one part file per call, so producers can stream.
 
     Parameters
@@ -76,11 +101,7 @@ class LogWriter:
         if self.fmt != "parquet":
             self._write(t, self.root / "exchanges")
             return
-        if t.num_rows == 0:
-            return
-        day = pc.cast(t.column("ts"), pa.date32())
-        for d in pc.unique(day).to_pylist():
-            part = t.filter(pc.equal(day, pa.scalar(d, pa.date32())))
+        for d, part in by_day(t):
             self._write(part, self.root / "exchanges" / f"date={d.isoformat()}")
 
     def write_accounts(self, table: pa.Table) -> None:
@@ -94,17 +115,6 @@ class LogWriter:
     def close(self) -> None:
         """Finish writing. Every part is complete when its call returns; this only forbids more."""
         self._closed = True
-
-    def __enter__(self) -> LogWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- internals
     def _next_path(self, folder: Path) -> Path:
@@ -156,7 +166,7 @@ def write_log(
     return w.root
 
 
-class AppendingLogWriter:
+class AppendingLogWriter(_Closing):
     """Append exchanges to a log folder from a long-running producer (the gateway's exchange sink).
 
     Rows are buffered in memory and written as a new Parquet part when the oldest buffered
@@ -236,12 +246,8 @@ class AppendingLogWriter:
             return 0
         t = pa.concat_tables(parts, promote_options="permissive")
         if self.table == "exchanges":
-            day = pc.cast(t.column("ts"), pa.date32())
-            for d in pc.unique(day).to_pylist():
-                self._write(
-                    t.filter(pc.equal(day, pa.scalar(d, pa.date32()))),
-                    self.root / self.table / f"date={d.isoformat()}",
-                )
+            for d, part in by_day(t):
+                self._write(part, self.root / self.table / f"date={d.isoformat()}")
         else:
             self._write(t, self.root / self.table)
         self.rows_written += t.num_rows
@@ -267,17 +273,6 @@ class AppendingLogWriter:
         self.flush()
         with self._lock:
             self._closed = True
-
-    def __enter__(self) -> AppendingLogWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _run(self) -> None:
         while not self._stop.wait(self.roll_seconds / 4):
