@@ -61,7 +61,7 @@ class Loss:
         for r in readers:
             for table, n in r.lost.rows.items():
                 out.rows[table] = out.rows.get(table, 0) + n
-            out.files += r.lost.files
+            out.files += [f"{r.root}/{f}" if len(readers) > 1 else f for f in r.lost.files]
         return out
 
     def summary(self, kept: Mapping[str, int]) -> dict[str, Any]:
@@ -313,7 +313,7 @@ class LogReader:
         if rows_lost is None:
             rows_lost = 1 if message.endswith(("row dropped", "row skipped")) else 0
         self.lost.rows[table] = self.lost.rows.get(table, 0) + rows_lost
-        if message.endswith("file skipped"):
+        if message.endswith("file skipped") and source.path not in self.lost.files:
             self.lost.files.append(source.path)
         if self.strict and severity == "error":
             raise ValidationError(message, source)
@@ -541,7 +541,7 @@ class LogReader:
                 )
         spec_names = schema.TABLES[table].names
         for extra in extras(names, out):
-            hint = _did_you_mean(extra, [c for c in spec_names if c not in out])
+            hint = _did_you_mean(extra, list(spec_names))
             if hint:
                 self._report(
                     f"column {extra!r} is not in the spec{hint} (kept and ignored; rename it or map it)",
