@@ -66,3 +66,39 @@ def test_bad_rows_fail_at_the_producer(tmp_path: Path) -> None:
     with pytest.raises(LogError, match="unknown table"):
         AppendingLogWriter(tmp_path, table="nope")
     assert set(TABLE_DIRS) >= {"exchanges"}
+
+
+APPENDER = """
+import datetime as dt, sys, time
+from distillguard.io import AppendingLogWriter
+root, t0 = sys.argv[1], dt.datetime(2026, 4, 22, tzinfo=dt.UTC)
+w = AppendingLogWriter(root, roll_seconds=0.2).start()
+i = 0
+while True:  # bounded by the test, which kills it
+    w.append([{"request_id": f"r{i}", "ts": t0, "account_id": "a", "input_tokens": 1, "output_tokens": 1}])
+    print(i, time.monotonic(), flush=True)
+    i += 1
+    time.sleep(0.002)
+"""
+
+
+def test_kill_9_loses_at_most_the_last_roll_and_leaves_whole_parts(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", APPENDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    appended: list[tuple[int, float]] = []
+    deadline = time.monotonic() + 20
+    while len(appended) < 400 and time.monotonic() < deadline:
+        i, t = proc.stdout.readline().split()
+        appended.append((int(i), float(t)))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    killed_at = time.monotonic()
+    got = LogReader(tmp_path).read_exchanges()
+    ids = {int(r[1:]) for r in got.column("request_id").to_pylist()}
+    assert ids == set(range(len(ids)))  # whole parts, in order: a prefix of what was appended
+    lost = [t for i, t in appended if i not in ids]
+    assert len(ids) > 0 and (not lost or killed_at - min(lost) <= 1.0)  # at most the last second

@@ -215,7 +215,8 @@ class AppendingLogWriter(_Closing):
         self._buffer: list[pa.Table] = []
         self._buffered = 0
         self._oldest: float | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the buffer
+        self._flushing = threading.Lock()  # one flush at a time
         self._id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -239,7 +240,13 @@ class AppendingLogWriter(_Closing):
             self.flush()
 
     def flush(self) -> int:
-        """Write whatever is buffered as new part files now; returns the rows written."""
+        """Write whatever is buffered as new part files now; returns the rows written.
+
+        One flush at a time, so parts land in the order their rows were appended."""
+        with self._flushing:
+            return self._flush()
+
+    def _flush(self) -> int:
         with self._lock:
             parts, self._buffer, self._buffered, self._oldest = self._buffer, [], 0, None
         if not parts:
