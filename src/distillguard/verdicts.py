@@ -45,6 +45,8 @@ class Verdicts:
     # Every account's features (``account_id``, ``<signal>.<feature>``, ``b``, ``ecdf``):
     # what the risk was computed from, for reviewers and reports; ``None`` when not kept.
     features: pa.Table | None = None
+    # Groups the hunt looked at and did not call a campaign, with why (``campaigns.json``).
+    near_misses: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.accounts = self.accounts.select(VERDICTS.names).cast(VERDICTS)
@@ -60,7 +62,12 @@ class Verdicts:
         pq.write_table(self.accounts, out / "accounts.parquet")
         if self.features is not None:
             pq.write_table(self.features, out / "features.parquet")
-        doc = {"campaigns": self.campaigns, "unused_signals": self.unused_signals, "meta": self.meta}
+        doc = {
+            "campaigns": self.campaigns,
+            "near_misses": self.near_misses,
+            "unused_signals": self.unused_signals,
+            "meta": self.meta,
+        }
         (out / "campaigns.json").write_text(json.dumps(doc, indent=2, default=str))
         acted = self.accounts.filter(pc.not_equal(self.accounts["decision"], "allow"))
         decisions = {
@@ -81,4 +88,5 @@ class Verdicts:
             doc.get("campaigns", []),
             doc.get("unused_signals", {}),
             doc.get("meta", {}),
+            near_misses=doc.get("near_misses", []),
         )

@@ -37,3 +37,20 @@ def test_evidence_and_campaign_summaries() -> None:
     # Without readable texts, values are shown by a short digest instead.
     _, bare = explain(scored, findings, pl.DataFrame(schema=TEXT_SPEC_DTYPES), det.config)
     assert any("#" in line for line in bare[0]["evidence"])
+
+
+def test_near_misses_say_why_they_were_let_through() -> None:
+    ex, acc, arche = population(seed=3)
+    det = HuntDetector()
+    det.observe_accounts(acc.to_arrow())
+    det.observe(ex.to_arrow())
+    v = det.verdicts()
+    t = pl.from_arrow(v.accounts)
+    assert isinstance(t, pl.DataFrame)
+    traps = {a for a, k in arche.items() if k in ("enterprise_app", "eval_runner")}
+    let_through = t.filter(pl.col("account_id").is_in(list(traps)) & ~pl.col("flagged") & (pl.col("evidence").list.len() > 0))
+    assert let_through.height >= 1  # lone outliers in the top 1 %: evidence, and why no campaign
+    for lines in let_through["evidence"].to_list():
+        assert lines[0].startswith("not flagged: ") and lines[-1].startswith("behaviour score ")
+    assert v.near_misses and all(n["why"] for n in v.near_misses)
+    assert {n["group"] for n in v.near_misses} <= {"shared artifact", "identity web", "linked accounts"}

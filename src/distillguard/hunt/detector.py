@@ -13,6 +13,7 @@ import pyarrow as pa
 from distillguard.detectors.base import Detector
 from distillguard.hunt.config import HuntConfig
 from distillguard.hunt.explain import explain as explain_scored
+from distillguard.hunt.explain import near_misses
 from distillguard.hunt.score import accounts_table, score
 from distillguard.hunt.state import HuntState
 from distillguard.signals.base import TEXT_SPEC_DTYPES, Finding
@@ -95,17 +96,19 @@ class HuntDetector(Detector):
         scored = score(findings, orgs, self.state.index, self.config, now)
         feats, kept = scored.feats, None
         campaigns: list[dict[str, Any]] = []
+        near: list[dict[str, Any]] = []
         if explain:
             found = [f.texts for f in findings.values() if f.texts is not None and f.texts.height]
             texts = pl.concat(found) if found else pl.DataFrame(schema=TEXT_SPEC_DTYPES)
             evidence, campaigns = explain_scored(scored, findings, texts, self.config)
+            near = near_misses(scored, texts)
             feats = feats.join(evidence, on="account", how="left", maintain_order="left")
             cols = [c for c in scored.feats.columns if "." in c]
             kept = scored.feats.select("account_id", *cols, "b", "ecdf").sort("account_id").to_arrow()
         else:  # what a replay needs between two full verdicts, at about two thirds of the cost
             feats = feats.with_columns(evidence=pl.lit(None, dtype=pl.List(pl.String)))
         feats = feats.with_columns(pl.col("evidence").fill_null(pl.lit([], dtype=pl.List(pl.String))))
-        v = Verdicts(accounts_table(feats), campaigns, meta=scored.meta, features=kept)
+        v = Verdicts(accounts_table(feats), campaigns, meta=scored.meta, features=kept, near_misses=near)
         v.unused_signals = self.state.unused()
         if not self.accounts.height:
             v.unused_signals["registration"] = "the log has no accounts table"

@@ -19,9 +19,10 @@ from distillguard.hunt.score import VOLUME, Scored
 from distillguard.signals import artifact_kinds
 from distillguard.signals.base import Finding
 
-__all__ = ["explain"]
+__all__ = ["explain", "near_misses"]
 
 FIRST_DAY, LAST_DAY = "temporal.first_day", "temporal.last_day"
+NEAR_MISS_QUANTILE = 0.99  # accounts at or above this quantile of risk or behaviour carry evidence, flagged or not
 CAPABILITY_PREFIX = "capability."
 
 Explainer = Callable[[dict[str, Any]], list[str]]
@@ -50,9 +51,15 @@ def explain(
     for comp_id, web_lines in _web_lines(comp_webs, ties, comp).items():
         art_lines.setdefault(comp_id, [])[:0] = web_lines
     camp_info = {r["component"]: r for r in camp.to_dicts()}
-    own = _own_rows(feats.filter(pl.col("flagged") | (pl.col("decision") != "allow")), explainers)
+    # Near misses too: a reviewer sees why an account in the population's top 1 % of risk
+    # was let through, not only why the flagged ones were flagged.
+    top_risk = feats["risk"].quantile(NEAR_MISS_QUANTILE) if feats.height else None
+    near = (pl.col("risk") >= (top_risk if top_risk is not None else 2.0)) | (pl.col("ecdf") >= NEAR_MISS_QUANTILE)
+    interesting = feats.filter(pl.col("flagged") | (pl.col("decision") != "allow") | (near & (pl.col("b") > 0)))
+    own = _own_rows(interesting, explainers)
     assoc_lines = _association_lines(assoc, texts)
-    interesting = feats.filter(pl.col("flagged") | (pl.col("decision") != "allow"))
+    linked = comp.group_by("component").agg(n=pl.len())
+    linked_n = dict(zip(linked["component"].to_list(), linked["n"].to_list(), strict=True))
     by_acct: dict[int, list[str]] = {}
     for r in interesting.to_dicts():
         lines: list[str] = []
@@ -64,6 +71,16 @@ def explain(
             )
             lines.extend(assoc_lines.get(r["account"], []))
             lines.extend(art_lines.get(r["component"], [])[:4])
+        elif r["component"] is not None:
+            lines.append(
+                f"not flagged: linked by shared artifacts to {linked_n.get(r['component'], 1) - 1:,} other accounts, "
+                f"fewer than the {config.min_campaign} a campaign needs"
+            )
+        else:
+            lines.append(
+                "not flagged: no shared artifact or identity web ties it to accounts that behave alike "
+                "(a lone outlier, such as an enterprise app or a benchmark run, is at most throttled)"
+            )
         for name, ex in explainers.items():
             lines.extend(ex(own[name][r["account"]]))
         lines.append(f"behaviour score {r['b']:.1f}, above {r['ecdf']:.1%} of accounts")
@@ -77,6 +94,24 @@ def explain(
     ev = flat.group_by("account", maintain_order=True).agg(evidence="line")
 
     return ev, _campaigns(camp, feats, comp_arts, art_lines, texts)
+
+def near_misses(scored: Scored, texts: pl.DataFrame) -> list[dict[str, Any]]:
+    """The candidate groups that failed, for ``campaigns.json``: artifact values as the log has them."""
+    near = scored.near_misses
+    if texts.height:
+        near = near.join(texts.unique("value"), on="value", how="left", maintain_order="left")
+    else:
+        near = near.with_columns(text=pl.lit(None, pl.String))
+    out = []
+    for r in near.to_dicts():
+        value = r.pop("value")
+        text = r.pop("text")
+        if r["kind"] is not None:
+            r["label"] = _label(r["kind"], r["kind"])
+            r["value"] = text if text is not None else f"#{value:016x}"
+        out.append({k: v for k, v in r.items() if v is not None})
+    return out
+
 
 def _own_rows(feats: pl.DataFrame, explainers: dict[str, Explainer]) -> dict[str, dict[int, dict[str, Any]]]:
     """Per signal, per account: that signal's features under their own names, plus ``b`` and ``ecdf``."""
