@@ -17,6 +17,7 @@ app = typer.Typer(
 )
 data_app = typer.Typer(no_args_is_help=True, help="Locate and fetch the public corpora the simulator uses.")
 app.add_typer(data_app, name="data")
+app.add_typer(__import__("distillguard.watermark.cli", fromlist=["watermark_app"]).watermark_app, name="watermark")
 console = Console(stderr=True)
 
 LogArg = Annotated[Path, typer.Argument(help="A log folder: exchanges/, accounts/ (and labels/ for bench).")]
