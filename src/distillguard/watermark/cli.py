@@ -56,7 +56,7 @@ def keys_list(store: StoreOpt) -> None:
     ks = KeyStore.load(store)
     for e in ks.epochs:
         state = "signing" if e.retired is None else "retired"
-        out.print(f"e{e.number}\t{state}\tclusters: {', '.join(e.clusters) or '-'}")
+        out.print(f"e{e.number}  {state}  clusters: {', '.join(e.clusters) or '-'}")
 
 
 def _tokenizer(path: Path | None) -> Any:
