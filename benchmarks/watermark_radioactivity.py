@@ -34,13 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--delta", type=float, default=experiment.Params.delta)
     ap.add_argument("--gamma", type=float, default=experiment.Params.gamma)
     ap.add_argument("--data", type=Path, default=None, help="Corpora folder (default: ../shared/datasets).")
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads.")
+    ap.add_argument("--threads", type=int, default=experiment.Params.threads, help="torch CPU threads.")
     args = ap.parse_args(argv)
 
     import torch
 
-    torch.set_num_threads(args.threads)
-    params = experiment.Params(gamma=args.gamma, delta=args.delta, seed=args.seed, device=args.device)
+    params = experiment.Params(gamma=args.gamma, delta=args.delta, seed=args.seed, device=args.device, threads=args.threads)
     result = experiment.run(args.size, params, args.data, log=lambda m: print(m, file=sys.stderr, flush=True))
     result["machine"] = {
         "python": platform.python_version(), "torch": torch.__version__, "threads": args.threads,

@@ -85,12 +85,13 @@ class Params:
     """Watermark parameters of the run (the defaults of the CLI and processor)."""
 
     gamma: float = 0.25
-    delta: float = 2.0
+    delta: float = 1.0
     context_width: int = 1
     alpha: float = 1e-4
     target_p: float = 1e-6
     seed: int = 0
     device: str = "cpu"
+    threads: int = 1  # tiny models on a shared 2-core box: a second thread mostly waits at barriers
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -156,6 +157,7 @@ def run(size: str = "small", params: Params | None = None, data_dir: Path | None
         timings[name] = round(time.perf_counter() - t0, 2)
         log(f"[{time.perf_counter() - t_start:7.1f}s] {name}: {timings[name]} s")
 
+    torch.set_num_threads(p.threads)
     rng = random.Random(p.seed)
     np_rng = np.random.default_rng(p.seed)
     torch.manual_seed(p.seed)
@@ -216,7 +218,7 @@ def run(size: str = "small", params: Params | None = None, data_dir: Path | None
         kept_texts.append(t)
     clean_ids = [e.ids for e in tok.encode_batch(kept_texts)]
     # clean documents: each response, long ones split, so a document has >= 200 unique pairs if possible
-    null_docs = [s for s in clean_ids if len(s) > 210] + _chunks([s for s in clean_ids if len(s) <= 210], 10**9)
+    null_docs = [s for s in clean_ids if len(s) > 210]
     fpr: dict[str, Any] = {}
     all_exact: dict[int, list[float]] = {n: [] for n in LENGTHS}
     rand_200: np.ndarray = np.zeros(0)
@@ -233,7 +235,16 @@ def run(size: str = "small", params: Params | None = None, data_dir: Path | None
         fpr[str(n)] = {"fpr_at_alpha": float((arr < p.alpha).mean()) if len(arr) else None,
                        "fpr_at_1e-3": float((arr < 1e-3).mean()) if len(arr) else None,
                        "samples": len(arr), "keys": sz.fpr_keys}
-    ks = stats.kstest(rand_200, "uniform") if len(rand_200) else None
+    # calibration: the p-value is a probability over keys, so each clean document gets its own key
+    cal = []
+    for i, d in enumerate(null_docs):
+        g_i = GreenList(derive(store.master, 10**6 + i), p.gamma, p.context_width)
+        fp_i, fl_i = scored_pairs(d, g_i)
+        r_i = first_unique(fp_i, fl_i, 200)
+        if r_i is not None:
+            cal.append(randomized_p(r_i[0], 200, p.gamma, float(np_rng.random())))
+    ks = stats.kstest(cal, "uniform") if cal else None
+    ks_fixed = stats.kstest(rand_200, "uniform") if len(rand_200) else None
     lap("text_detection", t0)
 
     # robustness: random substitution of tokens before detection
@@ -262,14 +273,14 @@ def run(size: str = "small", params: Params | None = None, data_dir: Path | None
     t0 = time.perf_counter()
     speed_prompts = quality_prompts[:64]
     times_plain, times_wm = [], []
-    for r in range(3):
+    for r in range(4):
         a = time.perf_counter()
         gen(teacher, speed_prompts, sz.distill_tokens, None, seed=10 + r)
         times_plain.append(time.perf_counter() - a)
         a = time.perf_counter()
         gen(teacher, speed_prompts, sz.distill_tokens, GreenListLogitsProcessor(green, p.delta), seed=10 + r)
         times_wm.append(time.perf_counter() - a)
-    text_blob = kept_texts
+    text_blob = ["\n\n".join(kept_texts[i : i + 20]) for i in range(0, len(kept_texts), 20)]
     a = time.perf_counter()
     for e in tok.encode_batch(text_blob):  # text in, verdict out: tokenizing is part of the cost
         s = Scorer(green)
@@ -280,7 +291,7 @@ def run(size: str = "small", params: Params | None = None, data_dir: Path | None
     speed = {
         "generation_s_plain_min": min(times_plain), "generation_s_watermarked_min": min(times_wm),
         "processor_overhead": min(times_wm) / min(times_plain) - 1.0,
-        "text_detection_mb_per_s": mb / det_s, "text_detection_mb": mb,
+        "text_detection_mb_per_s": mb / det_s, "text_detection_mb": mb, "text_detection_docs": len(text_blob),
     }
     lap("speed", t0)
 
@@ -292,9 +303,12 @@ def run(size: str = "small", params: Params | None = None, data_dir: Path | None
         tinylm.train_lm(m, seqs, sz.student, seed=seed, device=p.device, time_budget_s=sz.student_budget_s)
         return m
 
-    def suspect(model: Any, g: GreenList, max_q: int, target: float = p.target_p) -> dict[str, Any]:
-        outs_iter = _lazy_gen(lambda ps: gen(model, ps, sz.suspect_tokens, None, seed=7), suspect_prompts[:max_q], tok)
-        return suspect_test(outs_iter, g, target, max_q).to_dict()
+    def suspect(model: Any, seed: int, record: list[list[int]]) -> dict[str, Any]:
+        """The test as run on a black box: query lazily, stop once p < target."""
+        outs_iter = _lazy_gen(lambda ps: gen(model, ps, sz.suspect_tokens, None, seed=seed), suspect_prompts, tok, record)
+        rep = suspect_test(outs_iter, green, p.target_p, sz.n_suspect_queries)
+        log(f"  suspect test: p = {rep.p_value:.3g} after {rep.queries} queries, {rep.detection.scored_tokens} scored tokens")
+        return rep.to_dict()
 
     students: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -311,19 +325,19 @@ def run(size: str = "small", params: Params | None = None, data_dir: Path | None
 
     t0 = time.perf_counter()
     results: dict[str, Any] = {}
-    results["watermarked_student"] = suspect(students["watermarked"], green, sz.n_suspect_queries)
-    results["clean_student"] = suspect(students["clean"], green, sz.n_suspect_queries)
-    results["pretrain_model"] = suspect(teacher, green, sz.n_suspect_queries)
+    wm_student_outs: list[list[int]] = []
+    clean_outs: list[list[int]] = []
+    results["watermarked_student"] = suspect(students["watermarked"], 7, wm_student_outs)
+    results["clean_student"] = suspect(students["clean"], 8, clean_outs)
+    results["pretrain_model"] = suspect(teacher, 9, [])
     for frac in sz.mixes:
-        results[f"mix_{int(frac * 100)}pct_student"] = suspect(students[f"mix_{int(frac * 100)}pct"], green, sz.n_suspect_queries)
+        results[f"mix_{int(frac * 100)}pct_student"] = suspect(students[f"mix_{int(frac * 100)}pct"], 10, [])
     lap("suspect_tests", t0)
 
-    # clean student against many keys: one set of outputs, scored per key
+    # the same outputs scored against keys never used: p-values must be uniform
     t0 = time.perf_counter()
-    clean_outs = [e.ids for e in tok.encode_batch([tok.decode(x) for x in gen(students["clean"], suspect_prompts, sz.suspect_tokens, None, seed=8)])]
     null_keys = [GreenList(derive(store.master, 0, f"null-{i}"), p.gamma, p.context_width) for i in range(sz.n_null_keys)]
     null_ps = [suspect_test(clean_outs, g, 0.0, len(clean_outs), check_every=len(clean_outs)).p_value for g in null_keys]
-    wm_student_outs = [e.ids for e in tok.encode_batch([tok.decode(x) for x in gen(students["watermarked"], suspect_prompts, sz.suspect_tokens, None, seed=9)])]
     wrong_key_ps = [suspect_test(wm_student_outs, g, 0.0, len(wm_student_outs), check_every=len(wm_student_outs)).p_value for g in null_keys]
     lap("null_keys", t0)
 
@@ -348,12 +362,17 @@ def run(size: str = "small", params: Params | None = None, data_dir: Path | None
         "fpr_clean": fpr["200"]["fpr_at_alpha"],
         "suspect": results,
         "clean_student_null_keys": {"p_values": null_ps, "ks_uniform_p": float(stats.kstest(null_ps, "uniform").pvalue), "keys": len(null_ps)},
-        "watermarked_student_wrong_keys": {"p_values": wrong_key_ps, "ks_uniform_p": float(stats.kstest(wrong_key_ps, "uniform").pvalue)},
+        "watermarked_student_wrong_keys": {"p_values": wrong_key_ps, "ks_uniform_p": float(stats.kstest(wrong_key_ps, "uniform").pvalue),
+                                           "queries": len(wm_student_outs)},
         "text_detection": {
             "alpha": p.alpha, "tpr_by_scored_tokens": curve, "tpr_by_scored_tokens_at_alpha_1e-3": curve_1e3,
             "fpr_clean_by_scored_tokens": fpr,
             "calibration_ks_uniform_p_at_200": float(ks.pvalue) if ks else None,
-            "calibration_samples": len(rand_200),
+            "calibration_samples": len(cal),
+            "calibration_note": "randomised p-values of clean documents at 200 unique scored tokens, one random key "
+                                "per document (the p-value's probability is over keys); with one fixed key, pairs "
+                                "common to many documents make their p-values correlated",
+            "fixed_key_ks_uniform_p_at_200": float(ks_fixed.pvalue) if ks_fixed else None,
             "published_tpr_at_0.1pct_fpr": PUBLISHED_TPR_AT_0_1PCT_FPR,
         },
         "robustness": {**robust, "published_tpr_after_paraphrase_200": PUBLISHED_TPR_AFTER_PARAPHRASE_200},
@@ -371,11 +390,16 @@ def _green_share(outs: Sequence[Sequence[int]], green: GreenList) -> float:
     return g / n if n else float("nan")
 
 
-def _lazy_gen(gen: Callable[[Sequence[str]], list[list[int]]], prompts: Sequence[str], tok: Any, batch: int = 100) -> Any:
+def _lazy_gen(
+    gen: Callable[[Sequence[str]], list[list[int]]], prompts: Sequence[str], tok: Any, record: list[list[int]],
+    batch: int = 64,
+) -> Any:
     """Query in batches so the suspect test can stop early; outputs re-tokenized from text."""
     for i in range(0, len(prompts), batch):
         for ids in gen(prompts[i : i + batch]):
-            yield tok.encode(tok.decode(ids)).ids
+            out = tok.encode(tok.decode(ids)).ids
+            record.append(out)
+            yield out
 
 
 def _lexical_eval(wm: LexicalWatermark, texts: Sequence[str], rng: random.Random) -> dict[str, Any]:

@@ -127,48 +127,70 @@ def generate(
     """Sample (temperature 1, no top-k) a continuation of each prompt; returns new token ids."""
     torch = require("torch")
     tf = require("transformers")
-    eos, pad = tok.token_to_id(EOS), tok.token_to_id(PAD)
-    n_ctx = model.config.n_positions
+    if max_new_tokens >= model.config.n_positions:
+        raise ValueError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt in a context of {model.config.n_positions}")
     procs = tf.LogitsProcessorList([processor] if processor is not None else [])
     out: list[list[int]] = []
     torch.manual_seed(seed)
     model.to(device).eval()
-    if max_new_tokens >= n_ctx:
-        raise ValueError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt in a context of {n_ctx}")
-    for i in range(0, len(prompts), batch):
-        enc = [e.ids[-(n_ctx - max_new_tokens) :] for e in tok.encode_batch([PROMPT_FMT.format(prompt=p) for p in prompts[i : i + batch]])]
-        width = max(len(e) for e in enc)
-        ids = torch.tensor([[pad] * (width - len(e)) + e for e in enc], dtype=torch.long, device=device)
-        mask = (torch.arange(width, device=device)[None, :] >= torch.tensor([width - len(e) for e in enc], device=device)[:, None]).long()
-        with torch.no_grad():
-            gen = model.generate(
-                input_ids=ids, attention_mask=mask, do_sample=True, top_k=0, top_p=1.0, temperature=1.0,
-                max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens, logits_processor=procs,
-                pad_token_id=pad, eos_token_id=eos,
-            )
-        for row in gen[:, width:].tolist():
-            cut = row.index(eos) if eos in row else len(row)
-            out.append([t for t in row[:cut] if t != pad])
+    threads = torch.get_num_threads()
+    if device == "cpu":
+        # decoding a tiny model is thousands of tiny ops: one thread avoids barrier stalls
+        torch.set_num_threads(1)
+    try:
+        for i in range(0, len(prompts), batch):
+            out += _generate_batch(model, tok, prompts[i : i + batch], max_new_tokens, procs, device, min_new_tokens)
+    finally:
+        torch.set_num_threads(threads)
     return out
 
 
-def perplexity(model: Any, tok: Any, prompts: Sequence[str], continuations: Sequence[Sequence[int]], device: str = "cpu") -> float:
+def _generate_batch(
+    model: Any, tok: Any, prompts: Sequence[str], max_new_tokens: int, procs: Any, device: str, min_new_tokens: int
+) -> list[list[int]]:
+    torch = require("torch")
+    eos, pad = tok.token_to_id(EOS), tok.token_to_id(PAD)
+    keep = model.config.n_positions - max_new_tokens
+    enc = [e.ids[-keep:] for e in tok.encode_batch([PROMPT_FMT.format(prompt=p) for p in prompts])]
+    width = max(len(e) for e in enc)
+    ids = torch.tensor([[pad] * (width - len(e)) + e for e in enc], dtype=torch.long, device=device)
+    starts = torch.tensor([width - len(e) for e in enc], device=device)
+    mask = (torch.arange(width, device=device)[None, :] >= starts[:, None]).long()
+    with torch.no_grad():
+        gen = model.generate(
+            input_ids=ids, attention_mask=mask, do_sample=True, top_k=0, top_p=1.0, temperature=1.0,
+            max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens, logits_processor=procs,
+            pad_token_id=pad, eos_token_id=eos,
+        )
+    out = []
+    for row in gen[:, width:].tolist():
+        cut = row.index(eos) if eos in row else len(row)
+        out.append([t for t in row[:cut] if t != pad])
+    return out
+
+
+def perplexity(
+    model: Any, tok: Any, prompts: Sequence[str], continuations: Sequence[Sequence[int]], device: str = "cpu",
+    batch: int = 32,
+) -> float:
     """Perplexity of ``continuations`` given their prompts under ``model`` (the reference)."""
     torch = require("torch")
-    nll, count = 0.0, 0
     n_ctx = model.config.n_positions
+    rows: list[tuple[list[int], int]] = []
+    for p, c in zip(prompts, continuations, strict=True):
+        if c:
+            ids = (tok.encode(PROMPT_FMT.format(prompt=p)).ids + list(c))[-n_ctx:]
+            rows.append((ids, min(len(c), len(ids) - 1)))
+    nll, count = 0.0, 0
     model.to(device).eval()
     with torch.no_grad():
-        for p, c in zip(prompts, continuations, strict=True):
-            if not c:
-                continue
-            ctx = tok.encode(PROMPT_FMT.format(prompt=p)).ids
-            ids = (ctx + list(c))[-n_ctx:]
-            k = min(len(c), len(ids) - 1)
-            x = torch.tensor([ids], device=device)
-            logp = torch.log_softmax(model(input_ids=x).logits[0, :-1].float(), -1)
-            tgt = x[0, 1:]
-            lp = logp[torch.arange(len(tgt)), tgt][-k:]
-            nll -= float(lp.sum())
-            count += k
+        for i in range(0, len(rows), batch):
+            chunk = rows[i : i + batch]
+            width = max(len(r) for r, _ in chunk)
+            x = torch.tensor([r + [0] * (width - len(r)) for r, _ in chunk], device=device)
+            logp = torch.log_softmax(model(input_ids=x).logits[:, :-1].float(), -1)
+            tok_lp = logp.gather(-1, x[:, 1:, None])[..., 0]
+            for j, (r, k) in enumerate(chunk):
+                nll -= float(tok_lp[j, len(r) - 1 - k : len(r) - 1].sum())
+                count += k
     return math.exp(nll / max(count, 1))
