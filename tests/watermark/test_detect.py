@@ -146,3 +146,13 @@ def test_short_text_has_nothing_to_score():
     d = detect_ids([5], GreenList(KEY))
     assert d.scored_tokens == 0 and d.p_value == 1.0
     assert "too short" in d.verdict()
+
+
+def test_text_detector_tokenizes_then_scores():
+    from distillguard.watermark.detect import TextDetector
+
+    g = GreenList(KEY)
+    ids = watermarked(g, 100, np.random.default_rng(5))
+    text = " ".join(map(str, ids))
+    det = TextDetector(lambda t: [int(x) for x in t.split()], g)
+    assert det(text) == detect_ids(ids, g)

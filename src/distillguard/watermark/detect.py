@@ -188,3 +188,19 @@ def best_of(results: Sequence[Detection]) -> Detection:
         best.key_id, best.scored_tokens, best.green_tokens, best.gamma, best.total_tokens,
         best.z, min(1.0, best.p_value * n), n,
     )
+
+
+class TextDetector:
+    """Text in, :class:`Detection` out: the served model's tokenizer, then the scorer.
+
+    ``tokenizer`` is anything with ``encode(text).ids`` (a ``tokenizers.Tokenizer``) or
+    a plain callable returning ids.
+    """
+
+    def __init__(self, tokenizer: Any, green: GreenList) -> None:
+        self.green = green
+        enc = getattr(tokenizer, "encode", None)
+        self._tokenize: Tokenize = (lambda t: enc(t).ids) if enc is not None else tokenizer
+
+    def __call__(self, text: str) -> Detection:
+        return detect_ids(self._tokenize(text), self.green)

@@ -26,7 +26,7 @@ from scipy import stats
 
 from distillguard.watermark import tinylm
 from distillguard.watermark._deps import require
-from distillguard.watermark.detect import Scorer, first_unique, randomized_p, scored_pairs
+from distillguard.watermark.detect import TextDetector, first_unique, randomized_p, scored_pairs
 from distillguard.watermark.greenlist import GreenList, GreenListLogitsProcessor
 from distillguard.watermark.keys import KeyStore, derive
 from distillguard.watermark.lexical import LexicalWatermark
@@ -70,7 +70,7 @@ SIZES: dict[str, Size] = {
     "small": Size(
         "small", 1024, tinylm.LMConfig(1024, 128, 3, 128, 4, steps=700, batch=24, lr=3e-3),
         tinylm.LMConfig(1024, 128, 2, 128, 4, steps=500, batch=24, lr=3e-3), 150, 70, 1024, 96, 1000, 64, 24, 64,
-        (0.5, 1.0, 2.0, 4.0), fpr_keys=4,
+        (0.5, 1.0, 1.5, 2.0, 4.0), fpr_keys=4,
     ),
     "full": Size(
         "full", 2048, tinylm.LMConfig(2048, 256, 4, 192, 4, steps=4000, batch=32, lr=2e-3),
@@ -281,11 +281,10 @@ def run(size: str = "small", params: Params | None = None, data_dir: Path | None
         gen(teacher, speed_prompts, sz.distill_tokens, GreenListLogitsProcessor(green, p.delta), seed=10 + r)
         times_wm.append(time.perf_counter() - a)
     text_blob = ["\n\n".join(kept_texts[i : i + 20]) for i in range(0, len(kept_texts), 20)]
+    detector = TextDetector(tok, green)
     a = time.perf_counter()
-    for e in tok.encode_batch(text_blob):  # text in, verdict out: tokenizing is part of the cost
-        s = Scorer(green)
-        s.add(e.ids)
-        s.result()
+    for t in text_blob:  # text in, verdict out: tokenizing is part of the cost
+        detector(t)
     det_s = time.perf_counter() - a
     mb = sum(len(t.encode()) for t in text_blob) / 1e6
     speed = {
