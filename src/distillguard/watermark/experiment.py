@@ -47,8 +47,8 @@ class Size:
     vocab: int
     teacher: tinylm.LMConfig
     student: tinylm.LMConfig
-    teacher_budget_s: float
-    student_budget_s: float
+    teacher_budget_s: float | None  # None: train all steps (deterministic, for the test)
+    student_budget_s: float | None
     n_distill: int
     distill_tokens: int
     n_suspect_queries: int
@@ -63,8 +63,8 @@ class Size:
 
 SIZES: dict[str, Size] = {
     "test": Size(
-        "test", 512, tinylm.LMConfig(512, 96, 2, 64, 2, steps=120, batch=16, lr=3e-3),
-        tinylm.LMConfig(512, 96, 2, 64, 2, steps=150, batch=16, lr=3e-3), 25, 25, 160, 48, 160, 32, 20, 16,
+        "test", 512, tinylm.LMConfig(512, 96, 2, 64, 2, steps=300, batch=16, lr=3e-3),
+        tinylm.LMConfig(512, 96, 2, 64, 2, steps=400, batch=16, lr=3e-3), None, None, 400, 48, 400, 32, 20, 16,
         (1.0, 2.0), max_clean_chars=400_000,
     ),
     "small": Size(
