@@ -8,6 +8,7 @@ smaller size.
 Usage::
 
     python benchmarks/watermark_radioactivity.py --size small --json benchmarks/results/watermark-small.json
+    python benchmarks/watermark_radioactivity.py --size small --mixes 0.1 0.5 --json benchmarks/results/watermark-small-mix.json
     python benchmarks/watermark_radioactivity.py --size full --device cuda --json benchmarks/results/watermark-full-cuda.json
 
 Reads the corpora under ``../shared/datasets`` (or ``--data``) at run time.
@@ -34,13 +35,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--delta", type=float, default=experiment.Params.delta)
     ap.add_argument("--gamma", type=float, default=experiment.Params.gamma)
     ap.add_argument("--data", type=Path, default=None, help="Corpora folder (default: ../shared/datasets).")
+    ap.add_argument("--mixes", type=float, nargs="*", default=None,
+                    help="Also train students on these watermarked shares of the distillation set (e.g. 0.1 0.5).")
     ap.add_argument("--threads", type=int, default=experiment.Params.threads, help="torch CPU threads.")
     args = ap.parse_args(argv)
 
     import torch
 
     params = experiment.Params(gamma=args.gamma, delta=args.delta, seed=args.seed, device=args.device, threads=args.threads)
-    result = experiment.run(args.size, params, args.data, log=lambda m: print(m, file=sys.stderr, flush=True))
+    size = experiment.SIZES[args.size]
+    if args.mixes is not None:
+        size = experiment.with_size(args.size, mixes=tuple(args.mixes))
+    result = experiment.run(size, params, args.data, log=lambda m: print(m, file=sys.stderr, flush=True))
     result["machine"] = {
         "python": platform.python_version(), "torch": torch.__version__, "threads": args.threads,
         "cpu_count": os.cpu_count(), "load_average_1min_at_end": os.getloadavg()[0],

@@ -144,12 +144,13 @@ def _substitute(ids: Sequence[int], frac: float, vocab: int, rng: random.Random)
     return [rng.randrange(2, vocab) if rng.random() < frac else t for t in ids]
 
 
-def run(size: str = "small", params: Params | None = None, data_dir: Path | None = None,
+def run(size: str | Size = "small", params: Params | None = None, data_dir: Path | None = None,
         log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run the whole proof at ``size``; returns the result dictionary (the benchmark JSON)."""
+    """Run the whole proof at ``size`` (a name or a :class:`Size`); returns the benchmark JSON."""
     torch = require("torch")
     p = params or Params()
-    sz = SIZES[size]
+    sz = SIZES[size] if isinstance(size, str) else size
+    size = sz.name
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
 
