@@ -93,9 +93,10 @@ def detect(
     ks = KeyStore.load(store)
     keys = ks.all_keys()
     results: list[dict[str, Any]] = []
+    tok = _tokenizer(tokenizer) if scheme == "greenlist" else None
     for name, text in _read(texts):
-        if scheme == "greenlist":
-            ids = _tokenizer(tokenizer).encode(text).ids
+        if tok is not None:
+            ids = tok.encode(text).ids
             d = best_of([detect_ids(ids, GreenList(k, gamma, context_width)) for k in keys])
             verdict, row = d.verdict(alpha), d.to_dict()
         elif scheme == "lexical":
