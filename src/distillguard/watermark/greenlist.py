@@ -123,7 +123,7 @@ class GreenListLogitsProcessor:
     and starts afresh when full.
     """
 
-    def __init__(self, green: GreenList, delta: float = 2.0, cache_bytes: int = 256 * 2**20) -> None:
+    def __init__(self, green: GreenList, delta: float = 1.0, cache_bytes: int = 256 * 2**20) -> None:
         self.green = green
         self.delta = float(delta)
         self.cache_bytes = cache_bytes
@@ -164,7 +164,7 @@ class GreenListLogitsProcessor:
         return scores + self._lookup(seeds, scores.shape[-1], scores)
 
 
-def logits_processor(green: GreenList, delta: float = 2.0) -> Any:
+def logits_processor(green: GreenList, delta: float = 1.0) -> Any:
     """A ``transformers.LogitsProcessor`` subclass instance (for ``LogitsProcessorList``)."""
     tf = require("transformers")
 
