@@ -3,6 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the test venv also carries the `watermark` extra (torch, transformers); `make demo` does not
+WM_STAMP := $(VENV)/.installed-watermark
 
 .PHONY: demo test lint venv clean
 
@@ -12,16 +14,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+$(WM_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,watermark]'
+	touch $(WM_STAMP)
+
 venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/distillguard demo
 
-lint: $(STAMP)
+lint: $(WM_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-test: $(STAMP)
+test: $(WM_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q

@@ -1,8 +1,9 @@
 """Every command the README shows runs as written (placeholders filled in with a small log).
 
 The commands are read from README.md itself, so a command added there without working here
-fails this test. ``data fetch`` needs the network, which tests never use: it runs with
-``--help``; ``make demo`` and ``make test`` are what CI runs.
+fails this test. ``data fetch`` needs the network and ``watermark suspect`` a model behind an
+API, which tests never use here: they run with ``--help`` (``tests/watermark`` drives the
+suspect test against a fake endpoint); ``make demo`` and ``make test`` are what CI runs.
 """
 
 from __future__ import annotations
@@ -61,12 +62,31 @@ def _fill(cmd: str, log: Path, tmp: Path) -> list[str]:
         words.append(w)
     subs = {"NAME": "smoke", "X": "0.5", "N": "3", "DIR": str(tmp / "out"), "LOG": str(log), "LOGS": str(log),
             "OUT": str(tmp / "out.json"), "FILE": str(cfg)}  # fmt: skip
+    if words[0] == "watermark":
+        text = tmp / "reply.txt"
+        text.write_text("the quick answer is that you should sort the list first and then search it\n")
+        subs.update({"FILE": str(text), "FILE...": str(text), "KEYS.json": str(tmp / "keys.json"), "R": "0.9",
+                     "C": "c1", "tokenizer.json": str(_tokenizer(tmp))})  # fmt: skip
+        if words[1:3] != ["keys", "init"]:
+            assert CliRunner().invoke(app, ["watermark", "keys", "init", "--store", str(tmp / "keys.json")]).exit_code == 0
     args = [subs.get(w, w) for w in words]
     if args[0] == "simulate":
         args = [a if a != str(log) else str(tmp / "sim") for a in args]
-    if args[:2] == ["data", "fetch"]:
-        args.append("--help")
+    if args[:2] in (["data", "fetch"], ["watermark", "suspect"]):
+        args = [*args[:2], "--help"]
     return args
+
+
+def _tokenizer(tmp: Path) -> Path:
+    """A small word-level tokenizer file, as ``tokenizers`` writes one."""
+    import tokenizers as tk
+
+    words = ["the", "quick", "answer", "is", "that", "you", "should", "sort", "list", "first", "and", "then", "search", "it"]
+    tok = tk.Tokenizer(tk.models.WordLevel({w: i for i, w in enumerate(["[UNK]", *words])}, unk_token="[UNK]"))
+    tok.pre_tokenizer = tk.pre_tokenizers.Whitespace()
+    path = tmp / "tokenizer.json"
+    tok.save(str(path))
+    return path
 
 
 @pytest.mark.parametrize("cmd", COMMANDS)

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from distillguard.errors import ConfigError, DistillguardError
+from distillguard.watermark.cli import watermark_app
 
 app = typer.Typer(
     add_completion=False,
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 data_app = typer.Typer(no_args_is_help=True, help="Locate and fetch the public corpora the simulator uses.")
 app.add_typer(data_app, name="data")
+app.add_typer(watermark_app, name="watermark")
 console = Console(stderr=True)
 _debug = False
 
