@@ -3,39 +3,42 @@
 The modules named here need only numpy and scipy; the logits processors, SynthID, the
 tiny-model proof and the suspect endpoint import torch, transformers, tokenizers or
 httpx lazily and name ``pip install 'distillguard[watermark]'`` when they are missing.
+Names are imported on first use, so ``distillguard --help`` (which registers the
+``watermark`` sub-command) stays quick.
 """
 
-from distillguard.watermark.detect import (
-    Detection,
-    Scorer,
-    TextDetector,
-    best_of,
-    detect_ids,
-    detect_many,
-)
-from distillguard.watermark.greenlist import GreenList, GreenListLogitsProcessor
-from distillguard.watermark.keys import KeyStore, WatermarkKey, derive
-from distillguard.watermark.lexical import LexicalPolicy, LexicalWatermark
-from distillguard.watermark.perturb import cap_length, strip_reasoning
-from distillguard.watermark.suspect import OpenAIEndpoint, SuspectReport, suspect_test
+from __future__ import annotations
 
-__all__ = [
-    "Detection",
-    "GreenList",
-    "GreenListLogitsProcessor",
-    "KeyStore",
-    "LexicalPolicy",
-    "LexicalWatermark",
-    "OpenAIEndpoint",
-    "Scorer",
-    "SuspectReport",
-    "TextDetector",
-    "WatermarkKey",
-    "best_of",
-    "cap_length",
-    "derive",
-    "detect_ids",
-    "detect_many",
-    "strip_reasoning",
-    "suspect_test",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Detection": "detect",
+    "Scorer": "detect",
+    "TextDetector": "detect",
+    "best_of": "detect",
+    "detect_ids": "detect",
+    "detect_many": "detect",
+    "GreenList": "greenlist",
+    "GreenListLogitsProcessor": "greenlist",
+    "KeyStore": "keys",
+    "WatermarkKey": "keys",
+    "derive": "keys",
+    "LexicalPolicy": "lexical",
+    "LexicalWatermark": "lexical",
+    "cap_length": "perturb",
+    "strip_reasoning": "perturb",
+    "OpenAIEndpoint": "suspect",
+    "SuspectReport": "suspect",
+    "suspect_test": "suspect",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'distillguard.watermark' has no attribute {name!r}") from None
+    return getattr(importlib.import_module(f"distillguard.watermark.{module}"), name)
