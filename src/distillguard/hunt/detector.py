@@ -101,7 +101,7 @@ class HuntDetector(Detector):
             found = [f.texts for f in findings.values() if f.texts is not None and f.texts.height]
             texts = pl.concat(found) if found else pl.DataFrame(schema=TEXT_SPEC_DTYPES)
             evidence, campaigns = explain_scored(scored, findings, texts, self.config)
-            near = near_misses(scored, texts)
+            near = near_misses(scored, texts, self.config)
             feats = feats.join(evidence, on="account", how="left", maintain_order="left")
             cols = [c for c in scored.feats.columns if "." in c]
             kept = scored.feats.select("account_id", *cols, "b", "ecdf").sort("account_id").to_arrow()

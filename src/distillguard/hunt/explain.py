@@ -95,9 +95,12 @@ def explain(
 
     return ev, _campaigns(camp, feats, comp_arts, art_lines, texts)
 
-def near_misses(scored: Scored, texts: pl.DataFrame) -> list[dict[str, Any]]:
-    """The candidate groups that failed, for ``campaigns.json``: artifact values as the log has them."""
-    near = scored.near_misses
+def near_misses(scored: Scored, texts: pl.DataFrame, config: HuntConfig) -> list[dict[str, Any]]:
+    """The candidate groups that failed, for ``campaigns.json``: artifact values as the log has them.
+
+    Only a full verdict writes them, so a replay's flags between two verdicts skip this.
+    """
+    near = _failed_groups(scored.artifacts_tested, scored.webs_tested, scored.components, scored.campaigns, config)
     if texts.height:
         near = near.join(texts.unique("value"), on="value", how="left", maintain_order="left")
     else:
@@ -111,6 +114,38 @@ def near_misses(scored: Scored, texts: pl.DataFrame) -> list[dict[str, Any]]:
             r["value"] = text if text is not None else f"#{value:016x}"
         out.append({k: v for k, v in r.items() if v is not None})
     return out
+
+
+def _failed_groups(
+    tested: pl.DataFrame, web_stats: pl.DataFrame, comp: pl.DataFrame, camp: pl.DataFrame, config: HuntConfig, top: int = 20
+) -> pl.DataFrame:
+    """Candidate groups that were not called a campaign, strongest first, with why: shared
+    artifacts and identity webs that failed the population test, and linked groups too small."""
+    rows: list[dict[str, Any]] = []
+    failed = tested.filter(~pl.col("significant") & (pl.col("k") >= config.link.min_carriers))
+    order = ["neglog_p", "k", "kind", "value"]  # ties broken by value: the same list every run
+    for r in failed.sort(order, descending=[True, True, False, False]).head(top).to_dicts():
+        why = (
+            f"only {r['m']} of {r['k']} carriers behave unusually (half are needed)"
+            if r["m"] < config.link.min_high_share * r["k"]
+            else f"chance p = 10^-{r['neglog_p']:.1f} does not clear the cut 10^-{r['cut']:.1f}"
+        )
+        rows.append({"group": "shared artifact", "kind": r["kind"], "value": r["value"], "accounts": int(r["k"]),
+                     "unusual": int(r["m"]), "neglog10_p": round(float(r["neglog_p"]), 2), "why": why})  # fmt: skip
+    if web_stats.height:
+        failed_webs = web_stats.filter(~pl.col("significant")).sort(["neglog_p", "web"], descending=[True, False])
+        for r in failed_webs.head(top).to_dicts():
+            rows.append({"group": "identity web", "kind": None, "value": None, "accounts": int(r["size"]),
+                         "unusual": None, "neglog10_p": round(float(r["neglog_p"]), 2),
+                         "why": f"mean behaviour rank z = {r['z']:.1f}: chance p = 10^-{r['neglog_p']:.1f} "
+                                f"does not clear the cut 10^-{r['cut']:.1f}"})  # fmt: skip
+    small = comp.join(camp.select("component"), on="component", how="anti").group_by("component").agg(n=pl.len())
+    for r in small.sort("n", "component", descending=[True, False]).head(top).to_dicts():
+        rows.append({"group": "linked accounts", "kind": None, "value": None, "accounts": int(r["n"]), "unusual": None,
+                     "neglog10_p": None, "why": f"{r['n']} accounts, fewer than the {config.min_campaign} a campaign needs"})  # fmt: skip
+    schema = {"group": pl.String, "kind": pl.String, "value": pl.UInt64, "accounts": pl.Int64, "unusual": pl.Int64,
+              "neglog10_p": pl.Float64, "why": pl.String}  # fmt: skip
+    return pl.DataFrame(rows, schema=schema)
 
 
 def _own_rows(feats: pl.DataFrame, explainers: dict[str, Explainer]) -> dict[str, dict[int, dict[str, Any]]]:

@@ -53,7 +53,8 @@ class Scored:
     web_ties: pl.DataFrame
     associated: pl.DataFrame
     meta: dict[str, Any]
-    near_misses: pl.DataFrame  # groups not called a campaign, with why (campaigns.json lists them)
+    artifacts_tested: pl.DataFrame  # every shared artifact's test (k, m, neglog_p, cut, significant)
+    webs_tested: pl.DataFrame  # every identity web's test
 
 
 def join_features(findings: dict[str, Finding], index: pl.DataFrame) -> pl.DataFrame:
@@ -170,38 +171,7 @@ def score(
             "policy": dataclasses.asdict(config.policy),
         },
     }
-    near = _near_misses(tested, web_stats, comp, camp, config)
-    return Scored(feats, camp, comp, comp_arts, comp_webs, ties, assoc, meta, near)
-
-
-def _near_misses(
-    tested: pl.DataFrame, web_stats: pl.DataFrame, comp: pl.DataFrame, camp: pl.DataFrame, config: HuntConfig, top: int = 20
-) -> pl.DataFrame:
-    """Candidate groups that were not called a campaign, strongest first, with why: shared
-    artifacts and identity webs that failed the population test, and linked groups too small."""
-    rows: list[dict[str, Any]] = []
-    failed = tested.filter(~pl.col("significant") & (pl.col("k") >= config.link.min_carriers))
-    for r in failed.sort("neglog_p", descending=True).head(top).to_dicts():
-        why = (
-            f"only {r['m']} of {r['k']} carriers behave unusually (half are needed)"
-            if r["m"] < config.link.min_high_share * r["k"]
-            else f"chance p = 10^-{r['neglog_p']:.1f} does not clear the cut 10^-{r['cut']:.1f}"
-        )
-        rows.append({"group": "shared artifact", "kind": r["kind"], "value": r["value"], "accounts": int(r["k"]),
-                     "unusual": int(r["m"]), "neglog10_p": round(float(r["neglog_p"]), 2), "why": why})  # fmt: skip
-    if web_stats.height:
-        for r in web_stats.filter(~pl.col("significant")).sort("neglog_p", descending=True).head(top).to_dicts():
-            rows.append({"group": "identity web", "kind": None, "value": None, "accounts": int(r["size"]),
-                         "unusual": None, "neglog10_p": round(float(r["neglog_p"]), 2),
-                         "why": f"mean behaviour rank z = {r['z']:.1f}: chance p = 10^-{r['neglog_p']:.1f} "
-                                f"does not clear the cut 10^-{r['cut']:.1f}"})  # fmt: skip
-    small = comp.join(camp.select("component"), on="component", how="anti").group_by("component").agg(n=pl.len())
-    for r in small.sort("n", "component", descending=[True, False]).head(top).to_dicts():
-        rows.append({"group": "linked accounts", "kind": None, "value": None, "accounts": int(r["n"]), "unusual": None,
-                     "neglog10_p": None, "why": f"{r['n']} accounts, fewer than the {config.min_campaign} a campaign needs"})  # fmt: skip
-    schema = {"group": pl.String, "kind": pl.String, "value": pl.UInt64, "accounts": pl.Int64, "unusual": pl.Int64,
-              "neglog10_p": pl.Float64, "why": pl.String}  # fmt: skip
-    return pl.DataFrame(rows, schema=schema)
+    return Scored(feats, camp, comp, comp_arts, comp_webs, ties, assoc, meta, tested, web_stats)
 
 
 def accounts_table(feats: pl.DataFrame) -> pa.Table:
