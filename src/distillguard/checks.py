@@ -18,7 +18,7 @@ from polars.testing import assert_frame_equal
 
 from distillguard.errors import SignalStateError
 from distillguard.signals.base import Signal, State
-from distillguard.signals.prepare import prepare
+from distillguard.signals.prepare import account_index, prepare, prepare_accounts
 
 Check = Callable[[Signal], None]
 
@@ -52,6 +52,24 @@ def sample_batch(seed: int = 0, n: int = 400) -> pl.DataFrame:
         )
     df = pl.DataFrame(rows, infer_schema_length=None).sort("ts")
     return prepare(df)
+
+
+def sample_accounts(batch: pl.DataFrame) -> pl.DataFrame:
+    """The accounts table of :func:`sample_batch`'s accounts, as ``finalize_accounts`` reads it."""
+    ids = batch["account_id"].unique().sort()
+    n = ids.len()
+    t0 = dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
+    acc = pl.DataFrame(
+        {
+            "account_id": ids,
+            "created_at": [t0 + dt.timedelta(hours=7 * i) for i in range(n)],
+            "email_domain": [f"d{i % 3}.example" for i in range(n)],
+            "phone_hash": [f"p{i % 5}" for i in range(n)],
+            "country": [("US", "DE", "JP")[i % 3] for i in range(n)],
+            "verified": [i % 2 == 0 for i in range(n)],
+        }
+    )
+    return prepare_accounts(acc, account_index(ids))
 
 
 def _rows(sig: Signal, df: pl.DataFrame) -> pl.DataFrame:
@@ -175,6 +193,21 @@ def check_finalize_deterministic(sig: Signal) -> None:
                 assert isinstance(line, str) and line
 
 
+def check_features_declared(sig: Signal) -> None:
+    """Findings carry exactly the features the signal declares (``Signal.features``)."""
+    batch = sample_batch(10)
+    got = set(sig.finalize(sig.update(sig.empty(), _rows(sig, batch)), 12).features.columns)
+    found = sig.finalize_accounts(sample_accounts(batch))
+    if found is not None:
+        got |= set(found.features.columns)
+    got.discard("account")
+    declared = set(sig.features)
+    assert got == declared, (
+        f"signal {sig.name!r}: features {sorted(got - declared)} are not declared in {type(sig).__name__}.features"
+        f"; declared but missing: {sorted(declared - got)}"
+    )
+
+
 def _all_checks() -> Iterator[Check]:
     yield check_enrich_pure
     yield check_merge_is_update_of_union
@@ -185,6 +218,7 @@ def _all_checks() -> Iterator[Check]:
     yield check_missing_optional_columns
     yield check_bytes_and_pickle_roundtrip
     yield check_finalize_deterministic
+    yield check_features_declared
 
 
 def yield_checks(sig: Signal) -> Iterator[Check]:

@@ -38,6 +38,7 @@ class ClientHandshakeSignal(Signal):
         "text": TableSpec(("value",), {"text": "min"}, TEXT_SPEC_DTYPES),
     }
     artifact_kinds: ClassVar[dict[str, ArtifactKind]] = {"client_handshake": ArtifactKind("client handshake")}
+    features: ClassVar[tuple[str, ...]] = ("requests", "clients", "ts_one_client")
 
     def update(self, state: State, rows: pl.DataFrame) -> State:
         r = rows.drop_nulls("user_agent").select("account", value=pl.col("user_agent").hash(77))

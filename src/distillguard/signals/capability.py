@@ -94,6 +94,9 @@ class CapabilitySignal(Signal):
     """
 
     name: ClassVar[str] = "capability"
+    features: ClassVar[tuple[str, ...]] = (
+        "coding_share", "agentic_share", "long_horizon_share", "target_share", "ts_target",
+    )
     version: ClassVar[int] = 1
     requires: ClassVar[tuple[str, ...]] = ("prompt",)
     tables: ClassVar[Mapping[str, TableSpec]] = {

@@ -99,6 +99,7 @@ class ElicitationSignal(Signal):
     """
 
     name: ClassVar[str] = "elicitation"
+    features: ClassVar[tuple[str, ...]] = ("elicit_share", "struct_share", "ts_elicit", "ts_struct",)
     version: ClassVar[int] = 1
     requires: ClassVar[tuple[str, ...]] = ("prompt",)
     tables: ClassVar[Mapping[str, TableSpec]] = {

@@ -44,6 +44,10 @@ def hosting_asns() -> frozenset[int]:
 
 class InfrastructureSignal(Signal):
     name: ClassVar[str] = "infrastructure"
+    features: ClassVar[tuple[str, ...]] = (
+        "n", "dc", "n_asn", "distinct_prefix", "distinct_device", "distinct_ua", "dc_share", "rotation",
+        "ts_datacenter", "ts_rotation",
+    )
     requires: ClassVar[tuple[str, ...]] = ("ip_prefix|ip|asn|device_fp|user_agent",)
     tables: ClassVar[dict[str, TableSpec]] = {
         **{k: TableSpec(("account", "value"), {"n": "sum"}, _U) for k in ARTIFACT_COLUMNS},

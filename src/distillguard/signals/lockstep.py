@@ -28,6 +28,7 @@ from distillguard.signals.base import (
 
 class LockstepSignal(Signal):
     name: ClassVar[str] = "lockstep"
+    features: ClassVar[tuple[str, ...]] = ("adopt_lag_h",)
     requires: ClassVar[tuple[str, ...]] = ("model",)
     tables: ClassVar[dict[str, TableSpec]] = {
         "model": TableSpec(

@@ -17,6 +17,10 @@ from distillguard.signals.base import Finding, Signal, State, TableSpec, grouped
 
 class OutputHarvestingSignal(Signal):
     name: ClassVar[str] = "output_harvesting"
+    features: ClassVar[tuple[str, ...]] = (
+        "n", "out", "inp", "hit", "n_mt", "mt_top", "mt_top_n", "mean_out", "hit_share", "out_in", "pinned",
+        "ts_mean_out", "ts_hit_share", "ts_out_in", "ts_pinned", "pop_mean_out", "pop_hit_share",
+    )
     tables: ClassVar[dict[str, TableSpec]] = {
         "acct": TableSpec(
             ("account",),

@@ -22,6 +22,7 @@ class RegistrationSignal(Signal):
     """Reads the accounts table (:meth:`finalize_accounts`); keeps no per-exchange state."""
 
     name: ClassVar[str] = "registration"
+    features: ClassVar[tuple[str, ...]] = ("created_at", "email_domain", "verified", "org_id",)
     artifact_kinds: ClassVar[dict[str, ArtifactKind]] = {
         "email_domain": ArtifactKind("email domain", identity=True),
         "phone_hash": ArtifactKind("phone number", identity=True),

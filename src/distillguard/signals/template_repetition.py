@@ -68,6 +68,10 @@ def mask(words: pl.Expr) -> pl.Expr:
 
 class TemplateSignal(Signal):
     name: ClassVar[str] = "template"
+    features: ClassVar[tuple[str, ...]] = (
+        "n_prompts", "n_long", "top_head", "top_head_value", "top_tail", "top_tail_value", "top_exact",
+        "top_exact_value", "top_share", "top_kind", "concentration", "ts_concentration", "top_head_text",
+    )
     requires: ClassVar[tuple[str, ...]] = ("prompt",)
     tables: ClassVar[dict[str, TableSpec]] = {
         # Heavy hitters per account: concentration and shared templates only need values

@@ -50,6 +50,11 @@ def fold_gaps(rows: pl.DataFrame) -> pl.DataFrame:
 
 class TemporalSignal(Signal):
     name: ClassVar[str] = "temporal"
+    features: ClassVar[tuple[str, ...]] = (
+        "n", "active_days", "peak_daily", "peak_day", "first_day", "last_day", "entropy", "hours", "n_gaps",
+        "lg_std", "lg_mean", "mean_daily", "round_clock", "regularity", "ts_peak_daily", "ts_mean_daily",
+        "ts_round_clock", "ts_regularity", "pop_peak_p50", "pop_peak_p99",
+    )
     tables: ClassVar[dict[str, TableSpec]] = {
         "day": TableSpec(("account", "day"), {"n": "sum"}, {"account": pl.UInt32, "day": pl.Int32}),
         "hour": TableSpec(("account", "hour"), {"n": "sum"}, {"account": pl.UInt32, "hour": pl.Int8}),
