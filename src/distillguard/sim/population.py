@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from distillguard.errors import ConfigError
 from distillguard.sim import infra, tactics
 from distillguard.sim.archetypes import ANSWER_FORMATS, ATTACK_BUILDERS, CampaignStyle, draw_script
-from distillguard.errors import ConfigError
 from distillguard.sim.pools import Pools
 from distillguard.sim.scenario import ATTACK, BENIGN, Campaign, Population, Scenario
 
