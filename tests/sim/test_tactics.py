@@ -84,6 +84,10 @@ def test_identity_rings_of_three_to_eight_never_span_the_fleet(tactics: Tactics)
             k = k.filter(~pl.col(col).is_in(list(infra.WEBMAIL)))
         assert 3 <= k["len"].max() <= 8, col  # type: ignore[operator]
         assert k.height >= 4, col
+    # compartmented cells: the accounts on one phone hold one card between them, never another cell's
+    cells = a.filter(pl.col("phone_hash").is_not_null() & pl.col("payment_fp").is_not_null()).group_by("phone_hash").agg(
+        pl.col("payment_fp").n_unique().alias("cards"))
+    assert (cells["cards"] == 1).all()
 
 
 def test_sign_ups_staggered_over_weeks_and_warm_up_before_harvest(tactics: Tactics) -> None:

@@ -444,7 +444,8 @@ class _Builder:
 
         careful: paraphrased tasks with scripted follow-ups, a few sittings a day in the
         operator's timezone while billing countries vary, residential exits rotated per
-        sitting, rings of 3-8 accounts per card / phone / front domain, sign-ups staggered
+        sitting, cells of 3-8 accounts sharing a card, a phone and a front domain (``rings:
+        independent`` cuts each kind of artifact into rings of its own), sign-ups staggered
         over weeks and a warm-up of ordinary chat. disposable: waves registered within
         hours, each account used hard for one to three days and then dropped. Every knob is
         a ``params`` key (see ``scenarios/tactics-2026.yaml``).
@@ -511,7 +512,10 @@ class _Builder:
         lo_r, hi_r = (int(x) for x in prm.get("ring_size", (3, 8)))
         phones = infra.rand_ids(rng, n, "", 32, hexa=True).to_pylist()
         cards = infra.rand_ids(rng, n, "pm_", 20).to_pylist()
-        p_ring, c_ring, d_ring = (tactics.ring_of(rng, n, lo_r, hi_r) for _ in range(3))
+        if str(prm.get("rings", "cells")) == "cells":  # compartmented: a cell shares its card, phone and domain
+            p_ring = c_ring = d_ring = tactics.ring_of(rng, n, lo_r, hi_r)
+        else:  # independent: each kind of artifact cut into rings of its own (they overlap into a web)
+            p_ring, c_ring, d_ring = (tactics.ring_of(rng, n, lo_r, hi_r) for _ in range(3))
         fronts = self.front_domains(rng, int(d_ring.max()) + 1)
         webmail_share = float(prm.get("webmail_share", rng.uniform(0.3, 0.6) if careful else rng.uniform(0.6, 0.95)))
         wm = infra.webmail(rng, n)
