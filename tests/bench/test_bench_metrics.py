@@ -174,3 +174,29 @@ def test_p90_rounds_the_account_count_up() -> None:
 def test_ratio_is_none_on_zero_denominator() -> None:
     assert m.ratio(3, 0) is None
     assert m.ratio(0, 4) == 0.0
+
+
+def test_harvest_metrics_without_harvest_start_equal_the_whole_campaign(result: BenchResult) -> None:
+    for cid, h in result.harvest.items():
+        assert {k: h[k] for k in ("first", "p90")} == result.time_to_detect_hours[cid]
+        assert (h["leaked"], h["total"]) == (result.leaked_exchanges[cid]["count"], result.leaked_exchanges[cid]["total"])
+
+
+def test_harvest_metrics_count_from_harvest_start() -> None:
+    truth = pl.DataFrame(
+        {
+            "account_id": ["a", "b"],
+            "campaign_id": ["C", "C"],
+            "attack": [True, True],
+            "first_flagged_at": [at(30), None],
+            "harvest_start": [at(24), at(48)],
+        },
+        schema_overrides={"first_flagged_at": pl.Datetime("us", "UTC"), "harvest_start": pl.Datetime("us", "UTC")},
+    )
+    batch = pa.table({"account_id": ["a", "a", "a", "b", "b"], "ts": [at(h) for h in (1, 25, 31, 2, 50)]})
+    scan = m.scan_attack_exchanges([batch], truth)
+    h = m.harvest_metrics(truth, scan)["C"]
+    # warm-up chat at hours 1 and 2 is neither harvest nor counted: harvesting starts at 25
+    assert h["start"] == at(25) and h["first"] == pytest.approx(5.0) and h["p90"] is None
+    assert (h["leaked"], h["total"]) == (2, 3)  # a at 25 (before its flag at 30) and b at 50
+    assert m.time_to_detect(truth, scan)["C"]["first"] == pytest.approx(29.0)  # from the first exchange

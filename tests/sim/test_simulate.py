@@ -36,7 +36,9 @@ def test_smoke_log_matches_schema(smoke: Smoke) -> None:
 
 def test_every_archetype_and_labels_consistent(smoke: Smoke) -> None:
     con = smoke.con
-    assert {r[0] for r in con.execute("select distinct archetype from l").fetchall()} == set(BENIGN + ATTACK)
+    # smoke keeps its bytes from before the careful operator's archetypes; tests/sim/test_tactics.py covers them
+    assert {r[0] for r in con.execute("select distinct archetype from l").fetchall()} == set(BENIGN + ATTACK) - {
+        "careful", "disposable"}
     assert con.execute("select count(*) from a anti join l using (account_id)").fetchone() == (0,)
     assert con.execute("select count(*) from l anti join a using (account_id)").fetchone() == (0,)
     assert con.execute("select count(*) from x anti join a using (account_id)").fetchone() == (0,)
@@ -115,6 +117,16 @@ def test_builtin_scenarios_parse() -> None:
     f = load_scenario("feb-2026")
     assert sorted(c.exchanges for c in f.campaigns) == [150_000, 3_400_000, 13_000_000]
     assert sum(c.accounts for c in f.campaigns) == pytest.approx(24_000, rel=0.01)
+
+
+def test_tactics_scenario_combines_every_tactic_with_its_traps() -> None:
+    t = load_scenario("tactics-2026")
+    assert {c.archetype for c in t.campaigns} == {"careful", "disposable"}
+    fleets = [c for c in t.campaigns if c.archetype == "careful"]
+    assert len(fleets) == 2 and len({c.params["operator"] for c in fleets}) == 1  # one operator, two fleets
+    assert 14 <= t.days <= 21 and 20_000 <= sum(p.accounts for p in t.population) <= 100_000
+    params = {p.archetype: p.params for p in t.population}
+    assert params["nat_shared"]["cgnat"] > 0 and params["eval_runner"]["answer_format"] and params["casual"]["abroad"] > 0
 
 
 def test_user_scenario_file_and_errors(tmp_path: Path) -> None:

@@ -85,6 +85,7 @@ def evaluate(
         time_to_detect_hours=m.time_to_detect(truth, scan),
         leaked_exchanges=leaked,
         leaked_exchanges_all=m.leaked_total(leaked),
+        harvest=m.harvest_metrics(truth, scan),
         flagged_by_decision=m.flagged_by_decision(truth),
         replay={
             "chunks": rep.chunks,

@@ -12,6 +12,9 @@ Conventions
 - An account is *flagged* when the final verdicts flag it; an account missing from the
   verdicts is not flagged.
 - A ratio whose denominator is zero is ``None`` (JSON ``null``), never ``NaN``.
+- *Harvesting* starts at the label's optional ``harvest_start`` (an extra labels column the
+  simulator writes: after a campaign account's warm-up of ordinary chat); an attack account
+  without one harvests from its first exchange.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ __all__ = [
     "account_metrics",
     "campaign_metrics",
     "flagged_by_decision",
+    "harvest_metrics",
     "leaked_exchanges",
     "leaked_total",
     "normalise_labels",
@@ -52,7 +56,8 @@ def ratio(num: float, den: float) -> float | None:
 
 
 def normalise_labels(labels: pa.Table) -> pl.DataFrame:
-    """Labels as ``account_id, campaign_id, archetype`` strings, one row per account (first kept)."""
+    """Labels as ``account_id, campaign_id, archetype`` strings and ``harvest_start`` (UTC, null
+    when the labels have none), one row per account (first kept)."""
     cols = {}
     for name in ("account_id", "campaign_id", "archetype"):
         if name in labels.column_names:
@@ -61,6 +66,13 @@ def normalise_labels(labels: pa.Table) -> pl.DataFrame:
             cols[name] = pa.nulls(labels.num_rows, pa.string())
     df = pl.from_arrow(pa.table(cols))
     assert isinstance(df, pl.DataFrame)
+    if "harvest_start" in labels.column_names:
+        col = pl.Series("harvest_start", labels["harvest_start"].combine_chunks())
+        if col.dtype == pl.String:  # JSON Lines and CSV carry it as ISO text
+            col = col.str.to_datetime(time_zone="UTC", strict=False)
+        df = df.with_columns(col.cast(_TS))
+    else:
+        df = df.with_columns(pl.lit(None, _TS).alias("harvest_start"))
     return df.filter(pl.col("account_id").is_not_null()).unique("account_id", keep="first", maintain_order=True)
 
 
@@ -81,6 +93,7 @@ def truth_frame(
     extra = extra.join(lab.select("account_id"), on="account_id", how="anti").with_columns(
         pl.lit(None, pl.String).alias("campaign_id"), pl.lit(UNLABELLED).alias("archetype")
     )
+    extra = extra.with_columns(pl.lit(None, _TS).alias("harvest_start"))
     universe = pl.concat([lab, extra.select(lab.columns)]).with_columns(
         pl.col("archetype").fill_null(UNLABELLED)
     )
@@ -96,7 +109,8 @@ def truth_frame(
         )
     )
     return out.select(
-        "account_id", "campaign_id", "archetype", "attack", "flagged", "cluster", "decision", "first_flagged_at"
+        "account_id", "campaign_id", "archetype", "attack", "flagged", "cluster", "decision", "first_flagged_at",
+        "harvest_start",
     )
 
 
@@ -246,9 +260,13 @@ def scan_attack_exchanges(batches: Iterable[pa.Table], truth: pl.DataFrame) -> p
     the replay (every exchange of an account never flagged). Memory stays bounded by the
     number of campaigns, whatever the size of the log.
 
-    Returns ``campaign_id, total, leaked, first_ts``.
+    Returns ``campaign_id, total, leaked, first_ts`` and the same from harvest start on:
+    ``harvest_total, harvest_leaked, harvest_ts``.
     """
-    attack = truth.filter(pl.col("attack")).select("account_id", "campaign_id", "first_flagged_at")
+    cols = ["account_id", "campaign_id", "first_flagged_at"]
+    attack = truth.filter(pl.col("attack")).select(cols + (["harvest_start"] if "harvest_start" in truth.columns else []))
+    if "harvest_start" not in attack.columns:
+        attack = attack.with_columns(pl.lit(None, _TS).alias("harvest_start"))
     parts: list[pl.DataFrame] = []
     for batch in batches:
         if batch.num_rows == 0:
@@ -259,25 +277,49 @@ def scan_attack_exchanges(batches: Iterable[pa.Table], truth: pl.DataFrame) -> p
         joined = df.join(attack, on="account_id", how="inner")
         if joined.height == 0:
             continue
+        leaked = pl.col("first_flagged_at").is_null() | (pl.col("ts") < pl.col("first_flagged_at"))
+        harvest = pl.col("harvest_start").is_null() | (pl.col("ts") >= pl.col("harvest_start"))
         parts.append(
             joined.group_by("campaign_id").agg(
                 pl.len().alias("total"),
-                (pl.col("first_flagged_at").is_null() | (pl.col("ts") < pl.col("first_flagged_at")))
-                .sum()
-                .alias("leaked"),
+                leaked.sum().alias("leaked"),
                 pl.col("ts").min().alias("first_ts"),
+                harvest.sum().alias("harvest_total"),
+                (harvest & leaked).sum().alias("harvest_leaked"),
+                pl.col("ts").filter(harvest).min().alias("harvest_ts"),
             )
         )
     schema = pl.Schema(
-        {"campaign_id": pl.String(), "total": pl.Int64(), "leaked": pl.Int64(), "first_ts": _TS}
+        {"campaign_id": pl.String(), "total": pl.Int64(), "leaked": pl.Int64(), "first_ts": _TS,
+         "harvest_total": pl.Int64(), "harvest_leaked": pl.Int64(), "harvest_ts": _TS}
     )
     if not parts:
         return pl.DataFrame(schema=schema)
     return (
         pl.concat([p.cast(schema) for p in parts])
         .group_by("campaign_id")
-        .agg(pl.col("total").sum(), pl.col("leaked").sum(), pl.col("first_ts").min())
+        .agg(pl.col("total").sum(), pl.col("leaked").sum(), pl.col("first_ts").min(),
+             pl.col("harvest_total").sum(), pl.col("harvest_leaked").sum(), pl.col("harvest_ts").min())
     )
+
+
+def harvest_metrics(truth: pl.DataFrame, scan: pl.DataFrame, share: float = 0.9) -> dict[str, dict[str, Any]]:
+    """``campaign -> {start, first, p90, leaked, total, share}`` counted from harvest start.
+
+    A campaign that warms its accounts up with ordinary chat is only harvesting from its
+    first exchange at or after a ``harvest_start``: time to detect counts from there, and
+    ``leaked`` counts only harvesting exchanges served before their account was flagged.
+    """
+    if "harvest_ts" not in scan.columns:
+        return {}
+    ttd = time_to_detect(truth, scan.with_columns(pl.col("harvest_ts").alias("first_ts")), share)
+    got = {cid: (ts, int(t), int(lk)) for cid, ts, t, lk in
+           scan.select("campaign_id", "harvest_ts", "harvest_total", "harvest_leaked").iter_rows()}
+    out: dict[str, dict[str, Any]] = {}
+    for cid, times in ttd.items():
+        ts, total, leaked = got.get(cid, (None, 0, 0))
+        out[cid] = {"start": ts, **times, "leaked": leaked, "total": total, "share": ratio(leaked, total)}
+    return out
 
 
 def time_to_detect(truth: pl.DataFrame, scan: pl.DataFrame, share: float = 0.9) -> dict[str, dict[str, float | None]]:

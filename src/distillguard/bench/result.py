@@ -73,7 +73,9 @@ class BenchResult:
     Attributes mirror the JSON keys (see :meth:`to_dict`). ``accounts`` holds
     ``precision, recall, fpr, f1, tp, fp, fn, tn, flagged, attack_accounts,
     benign_accounts, ever_flagged``; ``campaigns``, ``time_to_detect_hours`` and
-    ``leaked_exchanges`` are keyed by campaign id; ``per_archetype`` by archetype.
+    ``leaked_exchanges`` are keyed by campaign id, and so is ``harvest`` (time to detect and
+    leaked exchanges counted from each campaign's harvest start, after any warm-up);
+    ``per_archetype`` by archetype.
     ``replay_result`` (not serialised) keeps the raw replay, final verdicts included.
     """
 
@@ -92,6 +94,8 @@ class BenchResult:
     leaked_exchanges: dict[str, dict[str, Any]]
     leaked_exchanges_all: dict[str, Any]
     flagged_by_decision: dict[str, dict[str, int]]
+    # Per campaign, from its harvest start (labels' optional ``harvest_start``): start, first, p90, leaked.
+    harvest: dict[str, dict[str, Any]] = field(default_factory=dict)
     replay: dict[str, Any] = field(default_factory=dict)
     detector_params: dict[str, Any] = field(default_factory=dict)
     log_issues: int = 0

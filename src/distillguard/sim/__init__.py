@@ -200,7 +200,7 @@ def simulate(
     Parameters
     ----------
     scenario
-        Built-in name (``smoke``, ``demo``, ``qwen-2026``, ``feb-2026``) or a YAML path.
+        Built-in name (``smoke``, ``demo``, ``qwen-2026``, ``feb-2026``, ``tactics-2026``) or a YAML path.
     scale
         Multiplies account counts; total volumes stay proportional.
     seed

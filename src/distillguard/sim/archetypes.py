@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from distillguard.sim.pools import Pools
 
-__all__ = ["Content", "Rows", "benign_chat", "build_content"]
+__all__ = ["ANSWER_FORMATS", "FOLLOW_UPS", "Content", "Rows", "benign_chat", "build_content", "draw_script", "reword"]
 
 STR = pa.string()
 
@@ -227,8 +227,21 @@ def enterprise(ctx: Ctx, rng: np.random.Generator, rows: Rows, app: np.ndarray) 
     return Content(prompt, _nulls(n), instr, np.zeros(n, bool), np.zeros(n, np.int8))
 
 
-def eval_runner(ctx: Ctx, rng: np.random.Generator, rows: Rows, bench: np.ndarray, pos: np.ndarray) -> Content:
-    """A benchmark run through the API: items in order, verbatim, re-run for each configuration."""
+ANSWER_FORMATS = (
+    "Answer with only the letter of the correct option.",
+    "You are a helpful assistant. Think briefly, then give your final answer on the last line as 'Answer: <answer>'.",
+    "Respond with the final answer only, no explanation.",
+    "Put your final answer within \\boxed{}.",
+    "Answer the question. End your response with 'The answer is X.'",
+    "Return a JSON object {\"answer\": ...} and nothing else.",
+)
+"""System prompts of evaluation harnesses: one fixed answer format per run."""
+
+
+def eval_runner(ctx: Ctx, rng: np.random.Generator, rows: Rows, bench: np.ndarray, pos: np.ndarray,
+                fmt: np.ndarray | None = None) -> Content:
+    """A benchmark run through the API: items in order, verbatim, re-run for each configuration;
+    with ``fmt`` (index into :data:`ANSWER_FORMATS` per account, -1 none) its harness's system prompt."""
     names = sorted(ctx.p.benchmarks)
     b = bench[rows.acct] % len(names)
     out = pa.nulls(len(rows), STR)
@@ -238,7 +251,11 @@ def eval_runner(ctx: Ctx, rng: np.random.Generator, rows: Rows, bench: np.ndarra
         vals = _take(arr, pos[m] % len(arr))
         idx = np.flatnonzero(m)
         out = _scatter(out, idx, vals)
-    return Content(out, _nulls(len(rows)), _nulls(len(rows)), np.zeros(len(rows), bool), np.full(len(rows), 3, np.int8))
+    system = _nulls(len(rows))
+    if fmt is not None and (fmt[rows.acct] >= 0).any():
+        f = fmt[rows.acct]
+        system = pc.if_else(pa.array(f >= 0), _take(pa.array(ANSWER_FORMATS, STR), np.maximum(f, 0)), system)
+    return Content(out, _nulls(len(rows)), system, np.zeros(len(rows), bool), np.full(len(rows), 3, np.int8))
 
 
 def _scatter(dst: pa.Array, idx: np.ndarray, vals: pa.Array) -> pa.Array:
@@ -289,6 +306,9 @@ class CampaignStyle:
     warmup_days: float
     paraphrase_ops: np.ndarray
     vary_p: float  # share of prompts given extra context, so exact-repeat rates differ per campaign
+    tasks: np.ndarray | None = None  # careful operators: the task list, rows of (source, index)
+    script: list[str] = field(default_factory=list)  # careful operators: follow-up script, reworded
+    foreign_p: float = 0.0  # share of reworded requests opened and closed in another language
 
     @staticmethod
     def draw(rng: np.random.Generator, archetype: str, targets: tuple[str, ...], params: dict[str, Any],
@@ -389,6 +409,165 @@ def paraphrased(ctx: Ctx, rng: np.random.Generator, rows: Rows, style: CampaignS
     return Content(prompt, _nonempty(resp), _nulls(n), np.zeros(n, bool), np.where(src == 1, 1, 0).astype(np.int8))
 
 
+# A careful operator's rewording: many openings and closings, synonym swaps, reordered
+# clauses, a few fixed translations, and a short script of follow-up turns.
+_OPEN = (
+    "", "", "", "Hi!", "Hey,", "Hello, quick question.", "Could you help me with something?", "I need some help with this.",
+    "Can you help me out?", "Quick one:", "I'm stuck on this one.", "Here's what I'm trying to do:", "Question for you:",
+    "I was wondering if you could help.", "Help me with this please:", "So,", "Okay, next thing:",
+    "I have a task for a project.", "My manager asked me to do this:", "For a class I'm taking:",
+    "Working on something, could use a hand.", "Not sure how to approach this:", "Could you take a look at this?",
+    "Would you mind helping with the following?", "Need a hand here.", "I'd appreciate your help with this.",
+    "Let me ask you something.", "Here's one I can't figure out:", "Trying to get this done today:", "Hoping you can help:",
+    "Got a question.", "Alright,", "Please help:", "This is for work:", "A friend asked me this:", "Any idea how to do this?",
+    "Another one:", "Next:", "ok so", "hey there",
+)
+_CLOSE = (
+    "", "", "", "Thanks!", "Thank you.", "Thanks in advance.", "Appreciate it!", "Keep it concise please.",
+    "A short answer is fine.", "Please be detailed.", "Explain like I'm new to this.", "Thanks a lot.", "cheers", "ty",
+    "Much appreciated.", "Let me know if anything is unclear.", "No rush.", "Hope that makes sense.", "thx",
+    "Be as thorough as you can.", "Bullet points are fine.",
+)
+_FOREIGN = (  # (opening, closing): fixed translations
+    ("¿Me puedes ayudar con esto?", "Gracias."), ("Tu peux m'aider avec ça ?", "Merci !"),
+    ("Kannst du mir dabei helfen?", "Danke."), ("Pode me ajudar com isso?", "Obrigado!"),
+    ("Puoi aiutarmi con questo?", "Grazie."), ("你能帮我看看这个吗？", "谢谢！"), ("これを手伝ってもらえますか？", "よろしくお願いします。"),
+    ("이것 좀 도와줄 수 있어?", "고마워!"), ("Можешь помочь с этим?", "Спасибо."), ("Bana bu konuda yardım eder misin?", "Teşekkürler."),
+)
+_SYNONYMS = (
+    ("Write", ("Compose", "Draft", "Put together")), ("write", ("compose", "draft", "put together")),
+    ("Generate", ("Produce", "Come up with", "Create")), ("generate", ("produce", "come up with", "create")),
+    ("Create", ("Make", "Build", "Design")), ("create", ("make", "build", "design")),
+    ("Explain", ("Describe", "Clarify", "Tell me")), ("explain", ("describe", "clarify", "walk me through")),
+    ("Describe", ("Explain", "Outline", "Characterize")), ("List", ("Name", "Enumerate", "Give me")),
+    ("Give", ("Provide", "Offer", "Share")), ("give", ("provide", "offer", "share")), ("program", ("script", "piece of code")),
+    ("function", ("method", "routine")), ("following", ("below", "next")), ("short", ("brief", "concise")),
+    ("example", ("instance", "sample")), ("Find", ("Determine", "Identify", "Work out")),
+    ("find", ("determine", "identify", "work out")), ("sentence", ("phrase", "line")), ("improve", ("enhance", "refine")),
+    ("simple", ("basic", "straightforward")), ("different", ("various", "distinct")), ("important", ("key", "significant")),
+    ("use", ("utilize", "employ")), ("Show", ("Demonstrate", "Illustrate")), ("code", ("implementation", "snippet")),
+    ("text", ("passage",)), ("Summarize", ("Condense", "Sum up", "Recap")), ("help", ("assist",)), ("best", ("ideal", "optimal")),
+    ("article", ("piece", "post")), ("describe", ("explain", "outline")), ("Rewrite", ("Rephrase", "Reword")),
+    ("given", ("provided", "supplied")), ("Identify", ("Find", "Spot")), ("Suggest", ("Recommend", "Propose")),
+)
+_INPUT_FIRST = ("Here's the input:", "Context:", "Given this:", "Using the text below,", "Input:", "Take this:")
+_ASK_FORMS = ("Can you ", "Could you ", "Would you ", "Please ", "I'd like you to ", "I need you to ")  # 3 questions
+_IMPERATIVE = (r"^(?:Write|Compose|Draft|Create|Make|Build|Design|Generate|Produce|Explain|Describe|Outline|List|Name|Give|"
+               r"Provide|Find|Determine|Identify|Implement|Summarize|Condense|Rewrite|Rephrase|Translate|Suggest|Recommend|"
+               r"Calculate|Classify|Convert|Compare|Develop|Construct|Edit|Analyze|Analyse|Show|Fix|Debug|Edit|Modify|"
+               r"Come up|Put together|Tell me|Sum up|Recap|Demonstrate|Illustrate|Enumerate|Propose|Offer|Share)\b")
+FOLLOW_UPS = (
+    "Now explain each step.", "Rewrite it in Rust.", "Can you make it shorter?", "Add comments to the code.",
+    "Now write unit tests for it.", "What are the edge cases?", "Give me a more efficient version.", "Explain why this works.",
+    "Rewrite it in TypeScript.", "Now do the same in Go.", "Summarize your answer in three bullet points.",
+    "What would an expert change here?", "Make it more formal.", "Give two alternative approaches.",
+    "What's the time complexity?", "Now explain it to a beginner.", "Double-check your answer and fix any mistakes.",
+    "Expand on the second point.", "Give a concrete example.", "Rewrite it in Python.", "What are the trade-offs?",
+    "Turn this into a step-by-step guide.",
+)
+"""Follow-up turns an operator's script may send (each campaign picks a few and rewords them lightly)."""
+_FOLLOW_PRE = ("", "", "Thanks. ", "Great, ", "OK. ", "Nice. ", "Cool, ", "Perfect. ", "Hmm, ", "Good. ", "ok ")
+_FOLLOW_POST = ("", "", " Please.", " Thanks!", " thx")
+
+
+def draw_script(rng: np.random.Generator, k: int) -> list[str]:
+    """A campaign's follow-up script: ``k`` of :data:`FOLLOW_UPS`, in the order it sends them."""
+    return [FOLLOW_UPS[i] for i in rng.choice(len(FOLLOW_UPS), size=min(k, len(FOLLOW_UPS)), replace=False)]
+
+
+def _reword_follow(rng: np.random.Generator, items: pa.Array) -> pa.Array:
+    """Light rewording of scripted follow-ups: a lead-in, a sign-off, sometimes lower case or no full stop."""
+    n = len(items)
+    pre = rng.integers(0, len(_FOLLOW_PRE), n)
+    lead = _take(pa.array(_FOLLOW_PRE, STR), pre)
+    lower_first = np.array([_FOLLOW_PRE[i].endswith(", ") or _FOLLOW_PRE[i] == "ok " for i in pre])
+    body = pc.if_else(pa.array(lower_first | (rng.random(n) < 0.15)), _lower_first(items), items)
+    body = pc.if_else(pa.array(rng.random(n) < 0.25), pc.replace_substring_regex(body, r"[.?]$", ""), body)
+    post = _take(pa.array(_FOLLOW_POST, STR), rng.integers(0, len(_FOLLOW_POST), n))
+    return pc.binary_join_element_wise(lead, body, post, "")
+
+
+def _task_text(ctx: Ctx, src: np.ndarray, idx: np.ndarray) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """(instruction, input or null, response) of given tasks (source 0 seed, 1 code, 2 role, 3 tool)."""
+    p = ctx.p
+    n = len(src)
+    conds = pc.make_struct(*(pa.array(src == k) for k in range(3)))
+    si, ci = idx % len(p.seed_instr), idx % len(p.code_instr)
+    ri, ti = idx % len(p.role_instr), idx % len(p.tool_instr)
+    instr = pc.case_when(conds, _take(p.seed_instr, si), _take(p.code_instr, ci), _take(p.role_instr, ri), _take(p.tool_instr, ti))
+    inp = pc.case_when(conds, _take(p.seed_input, si), _take(p.code_input, ci), _nulls(n), _take(p.tool_input, ti))
+    resp = pc.case_when(conds, _take(p.seed_out, si), _take(p.code_resp, ci), _take(p.role_resp, ri), _take(p.tool_resp, ti))
+    return instr, _nonempty(pc.if_else(pc.equal(inp, "<noinput>"), "", inp)), resp
+
+
+def reword(rng: np.random.Generator, instr: pa.Array, inp: pa.Array, foreign_p: float = 0.0) -> pa.Array:
+    """One task reworded per request: synonym swaps, reordered clauses and sentences, many
+    openings and closings, some in another language; exact repeats become rare while the
+    task stays recognisable."""
+    n = len(instr)
+    text = instr
+    for word, alts in _SYNONYMS:
+        pick = rng.integers(0, len(alts) + 1, n)  # len(alts): keep the word
+        for j, alt in enumerate(alts):
+            m = pick == j
+            if m.any():
+                text = pc.if_else(pa.array(m), pc.replace_substring_regex(text, rf"\b{word}\b", alt, max_replacements=1), text)
+    form = rng.choice(4, n, p=[0.45, 0.2, 0.25, 0.1])
+    swapped = pc.replace_substring_regex(text, r"^([^.!?\n]{12,}[.!?])\s+([^.!?\n]{12,}[.!?])\s*$", r"\2 \1")
+    # an imperative becomes a question or a polite request ("Write ..." -> "Could you write ...?")
+    ask = rng.integers(0, len(_ASK_FORMS), n)
+    lead = _take(pa.array(_ASK_FORMS, STR), ask)
+    body = pc.if_else(pa.array(ask < 3), pc.replace_substring_regex(text, r"\.\s*$", "?"), text)
+    asked = pc.binary_join_element_wise(lead, _lower_first(body), "")
+    asked = pc.if_else(pc.match_substring_regex(text, _IMPERATIVE), asked, text)
+    lowered = pc.replace_substring_regex(pc.utf8_lower(text), r"[.]$", "")
+    text = pc.case_when(pc.make_struct(*(pa.array(form == k) for k in (1, 2, 3))), swapped, asked, lowered, text)
+    # the input before or after the instruction, with a lead-in when before
+    before = rng.random(n) < 0.3
+    ctx_lead = _take(pa.array(_INPUT_FIRST, STR), rng.integers(0, len(_INPUT_FIRST), n))
+    body = pc.if_else(pa.array(before), _join([_join([ctx_lead, inp], "\n"), text]), _join([text, inp]))
+    body = pc.fill_null(body, text)
+    opening = _take(pa.array(_OPEN, STR), rng.integers(0, len(_OPEN), n))
+    closing = _take(pa.array(_CLOSE, STR), rng.integers(0, len(_CLOSE), n))
+    foreign = rng.random(n) < foreign_p
+    if foreign.any():
+        lang = rng.integers(0, len(_FOREIGN), n)
+        opening = pc.if_else(pa.array(foreign), _take(pa.array([f[0] for f in _FOREIGN], STR), lang), opening)
+        closing = pc.if_else(pa.array(foreign), _take(pa.array([f[1] for f in _FOREIGN], STR), lang), closing)
+    sep = _take(pa.array(["\n\n", " ", "\n"], STR), rng.integers(0, 3, n))
+    out = pc.binary_join_element_wise(_nonempty(opening), body, sep, null_handling="skip")
+    return pc.binary_join_element_wise(out, _nonempty(closing), sep, null_handling="skip")
+
+
+def _lower_first(text: pa.Array) -> pa.Array:
+    """Lower-case each text's first character ('Write a poem' -> 'write a poem')."""
+    return pc.binary_join_element_wise(pc.utf8_lower(pc.utf8_slice_codeunits(text, 0, 1)),
+                                       pc.utf8_slice_codeunits(text, 1), "")
+
+
+def scripted(ctx: Ctx, rng: np.random.Generator, rows: Rows, style: CampaignStyle) -> Content:
+    """Careful operators: a task list reworded per request, then follow-ups from the operator's script.
+
+    Each conversation opens with one task of the campaign's list (so a task comes back,
+    reworded, across accounts); later turns are the script's follow-ups, mostly in order.
+    """
+    n = len(rows)
+    n_conv = int(rows.conv.max()) + 1 if n else 0
+    tasks = style.tasks if style.tasks is not None and len(style.tasks) else np.zeros((1, 2), np.int64)
+    pick = rng.integers(0, len(tasks), n_conv)[rows.conv]
+    src, idx = tasks[pick, 0], tasks[pick, 1]
+    instr, inp, resp = _task_text(ctx, src, idx)
+    first = reword(rng, instr, inp, style.foreign_p)
+    script = style.script or list(FOLLOW_UPS[:4])
+    start = rng.integers(0, len(script), n_conv)[rows.conv]
+    step = np.where(rng.random(n) < 0.7, rows.turn - 1 + start, rng.integers(0, len(script), n)) % len(script)
+    later = _reword_follow(rng, _take(pa.array(script, STR), step))
+    is_first = pa.array(rows.turn == 0)
+    prompt = pc.if_else(is_first, first, later)
+    resp = pc.if_else(is_first, resp, _nulls(n))
+    return Content(prompt, _nonempty(resp), _nulls(n), np.zeros(n, bool), np.where(src == 1, 1, 0).astype(np.int8))
+
+
 def reasoning(ctx: Ctx, rng: np.random.Generator, rows: Rows, style: CampaignStyle) -> Content:
     """Step-by-step elicitation on tasks; second turns ask to grade an answer against a rubric."""
     n = len(rows)
@@ -424,6 +603,8 @@ ATTACK_BUILDERS: dict[str, Builder] = {
     "stealth": paraphrased,
     "reasoning_harvester": reasoning,
     "agentic_harvester": agentic,
+    "careful": scripted,
+    "disposable": templated,
 }
 
 

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from distillguard.sim import infra
-from distillguard.sim.archetypes import CampaignStyle
+from distillguard.errors import ConfigError
+from distillguard.sim import infra, tactics
+from distillguard.sim.archetypes import ANSWER_FORMATS, ATTACK_BUILDERS, CampaignStyle, draw_script
 from distillguard.sim.pools import Pools
 from distillguard.sim.scenario import ATTACK, BENIGN, Campaign, Population, Scenario
 
@@ -54,6 +55,12 @@ class CampaignRun:
     net_skew: float
     dev_skew: float
     error_rate: float
+    pacing: str = "windows"  # windows (a shared schedule) | sessions (human sittings in the account's tz)
+    profile: np.ndarray | None = None  # local-hour weights of the sittings
+    per_day: tuple[int, int] = (1, 4)  # sittings a day
+    minutes: tuple[float, float] = (15, 75)  # length of a sitting
+    proxy_pool: np.ndarray | None = None  # exits rotated per sitting (net indices), shared by the fleet
+    content: str = ""  # builder to use when not the archetype's own
 
 
 @dataclass
@@ -75,6 +82,8 @@ class Plan:
     bench: list[np.ndarray] = field(default_factory=list)
     profile: list[np.ndarray] = field(default_factory=list)
     net_skew: list[np.ndarray] = field(default_factory=list)
+    warm: list[np.ndarray] = field(default_factory=list)  # µs of ordinary chat before harvesting starts
+    fmt: list[np.ndarray] = field(default_factory=list)  # eval runners: answer-format system prompt (-1 none)
     nets: list[np.ndarray] = field(default_factory=list)  # per account
     devs: list[np.ndarray] = field(default_factory=list)
     keys: list[np.ndarray] = field(default_factory=list)
@@ -87,7 +96,7 @@ class Plan:
     def finish(self) -> None:
         """Concatenate the per-block arrays and build CSR indices for nets/devices/keys."""
         for name in ("arch", "camp", "n_ex", "created", "act_start", "act_end", "tz", "maxtok", "endpoint",
-                     "adopt", "app", "bench", "profile", "net_skew"):
+                     "adopt", "app", "bench", "profile", "net_skew", "warm", "fmt"):
             setattr(self, f"a_{name}", np.concatenate(getattr(self, name)))
         for name in ("nets", "devs", "keys"):
             lst = getattr(self, name)
@@ -112,6 +121,8 @@ class Plan:
     a_bench: np.ndarray = field(init=False, repr=False)
     a_profile: np.ndarray = field(init=False, repr=False)
     a_net_skew: np.ndarray = field(init=False, repr=False)
+    a_warm: np.ndarray = field(init=False, repr=False)
+    a_fmt: np.ndarray = field(init=False, repr=False)
     nets_data: np.ndarray = field(init=False, repr=False)
     nets_off: np.ndarray = field(init=False, repr=False)
     nets_len: np.ndarray = field(init=False, repr=False)
@@ -141,6 +152,7 @@ class _Builder:
         self.human_sigma = float(np.clip(0.5 * pools.volume_sigma, 0.8, 1.4))
         self._ids = 0
         self.domains_taken: set[str] = set()  # every email domain handed out so far
+        self.operators: dict[str, dict[str, Any]] = {}  # what fleets of one operator share
 
     # ---------------------------------------------------------------- helpers
     def taken(self, domains: list[str]) -> list[str]:
@@ -176,14 +188,17 @@ class _Builder:
                   devs: list[np.ndarray], keys: list[np.ndarray], table: dict[str, Any],
                   app: np.ndarray | None = None, bench: np.ndarray | None = None,
                   profile: np.ndarray | None = None, net_skew: float | np.ndarray = 2.0,
-                  endpoint: np.ndarray | None = None) -> None:
+                  endpoint: np.ndarray | None = None, warm: np.ndarray | None = None,
+                  fmt: np.ndarray | None = None) -> None:
         n = len(n_ex)
         p = self.plan
+        warm = np.zeros(n, np.int64) if warm is None else np.asarray(warm, np.int64)
         p.arch.append(np.full(n, ARCHETYPES.index(arch), np.int8))
         p.camp.append(np.full(n, camp, np.int32))
         p.n_ex.append(n_ex.astype(np.int64))
         p.created.append(created.astype(np.int64))
-        p.act_start.append(np.maximum(act_start, created + 600 * US).astype(np.int64))
+        act_start = np.maximum(act_start, created + 600 * US).astype(np.int64)
+        p.act_start.append(act_start)
         p.act_end.append(act_end.astype(np.int64))
         p.tz.append(np.asarray(tz, np.float64))
         p.maxtok.append(maxtok.astype(np.int32))
@@ -193,6 +208,10 @@ class _Builder:
         p.bench.append(bench if bench is not None else np.zeros(n, np.int32))
         p.profile.append(profile if profile is not None else np.zeros(n, np.int32))
         p.net_skew.append(np.broadcast_to(np.asarray(net_skew, np.float64), (n,)).copy())
+        p.warm.append(warm)
+        p.fmt.append(np.full(n, -1, np.int32) if fmt is None else fmt.astype(np.int32))
+        # when harvesting starts (after any warm-up), for the bench's time to detect; null for people
+        table["harvest_start"] = [None] * n if camp < 0 else (act_start + warm).tolist()
         p.nets += nets
         p.devs += devs
         p.keys += keys
@@ -234,6 +253,7 @@ class _Builder:
         a = pop.archetype
         country = infra.countries(rng, n)
         tz = infra.tz_of(country, rng)
+        abroad = float(pop.params.get("abroad", 0.0))
         new = rng.random(n) < 0.12
         created = np.where(new, self.start + rng.uniform(0, 0.8, n) * (self.end - self.start),
                            self.start - rng.uniform(1, 900, n) * DAY).astype(np.int64)
@@ -247,6 +267,7 @@ class _Builder:
         bench = np.zeros(n, np.int32)
         profile = np.zeros(n, np.int32)
         n_apps = max(1, len(self.pools.apps))
+        fmt = np.full(n, -1, np.int32)
         groups = max(1, pop.groups) if a in ("nat_shared", "org_member") else 0
         grp = rng.integers(0, groups, n) if groups else np.full(n, -1)
         if groups:
@@ -306,6 +327,8 @@ class _Builder:
             k_dev = np.ones(n, np.int64)
             ua = infra.UA_SCRIPT
             bench = rng.integers(0, max(1, len(self.pools.benchmarks)), n).astype(np.int32)
+            if pop.params.get("answer_format"):  # a lab's harness: one answer-format system prompt per run
+                fmt = rng.integers(0, len(ANSWER_FORMATS), n).astype(np.int32)
             plan = self.plans(n, ("api", "team"), (0.7, 0.3))
             verified = rng.random(n) < 0.6
             maxtok = MAXTOK_VALUES[rng.integers(1, 8, n)]
@@ -322,11 +345,17 @@ class _Builder:
                 else:
                     asn = int(rng.choice(infra.BUSINESS))
                 g_nat.append(self.nets.add(asn, int(rng.integers(1, 4)), same_prefix=True))
+            cgnat = np.zeros(groups, bool)
+            if a == "nat_shared" and float(pop.params.get("cgnat", 0.0)) > 0:
+                cgnat, g_nat = self.cgnat(rng, float(pop.params["cgnat"]), g_country, g_nat)
             country = [g_country[g] for g in grp]
             tz = infra.tz_of(country, rng)
             for i in range(n):
                 own = home_split[i][:1] if rng.random() < (0.3 if a == "nat_shared" else 0.6) else home_split[i][:0]
-                nets.append(np.concatenate([g_nat[grp[i]], own]))
+                shared = g_nat[grp[i]]
+                if cgnat[grp[i]]:  # a carrier hands each phone a few of its shared addresses
+                    shared = rng.choice(shared, size=min(len(shared), int(rng.integers(2, 5))), replace=False)
+                nets.append(np.concatenate([shared, own]))
             k_dev = rng.integers(1, 3, n)
             if a == "org_member":
                 g_org = infra.rand_ids(rng, groups, "org_", 16).to_pylist()
@@ -338,9 +367,13 @@ class _Builder:
                 verified = rng.random(n) < 0.5
                 app = np.where(rng.random(n) < 0.3, rng.integers(0, n_apps, n), -1).astype(np.int32)
             else:
-                domains = [g_dom[g] if rng.random() < 0.5 else webmail[i] for i, g in enumerate(grp)]
+                domains = [g_dom[g] if rng.random() < 0.5 and not cgnat[g] else webmail[i] for i, g in enumerate(grp)]
                 plan = self.plans(n, ("free", "pro", "api"), (0.6, 0.3, 0.1))
                 verified = rng.random(n) < 0.05
+        if abroad > 0 and a in ("casual", "developer", "agent_user", "nat_shared", "org_member"):
+            # travellers and expats: billed in one country, living in another's timezone
+            away = rng.random(n) < abroad
+            tz = np.where(away, infra.tz_of(infra.countries(rng, n), rng), tz)
         k_dev = np.asarray(k_dev, np.int64)
         devs = np.split(self.devs.add(int(k_dev.sum()), ua), np.cumsum(k_dev)[:-1])
         keys = self.keys(rng.integers(1, 3, n) if a != "eval_runner" else np.ones(n, np.int64))
@@ -360,11 +393,199 @@ class _Builder:
         }
         self.add_block(a, -1, n_ex, created, act_start, act_end, tz, maxtok, nets, devs, keys, table,
                        app=app, bench=bench, profile=profile,
-                       net_skew={"enterprise_app": 1.0, "eval_runner": 1.0}.get(a, 2.5))
+                       net_skew={"enterprise_app": 1.0, "eval_runner": 1.0}.get(a, 2.5), fmt=fmt)
+
+    def cgnat(self, rng: np.random.Generator, share: float, g_country: list[str],
+              g_nat: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Turn a ``share`` of NAT groups into a mobile carrier's CGNAT: a few /24s of one mobile
+        ASN whose addresses many unrelated subscribers share and hop between."""
+        is_cg = rng.random(len(g_nat)) < share
+        out = list(g_nat)
+        for g in np.flatnonzero(is_cg):
+            mobile = infra.COUNTRIES[g_country[g]][3]
+            asn = int(rng.choice(mobile))
+            k_pre = int(rng.integers(2, 5))
+            per = int(rng.integers(4, 9))
+            out[g] = self.nets.add_many(np.full(k_pre * per, asn), np.repeat(np.arange(k_pre), per))
+        return is_cg, out
+
+    # ---------------------------------------------------------------- careful operators
+    def operator(self, rng: np.random.Generator, c: Campaign) -> dict[str, Any]:
+        """What fleets of one operator share (``params.operator``): timezone, task list, script, proxy provider."""
+        key = str(c.params.get("operator", c.id))
+        op = self.operators.get(key)
+        if op is None:
+            prm = c.params
+            op = {
+                "op_tz": float(prm.get("op_tz", rng.choice([-8, -5, 0, 1, 3, 5.5, 8, 9]))),
+                "script": draw_script(rng, int(prm.get("script_len", rng.integers(4, 9)))),
+                "profile": tactics.HOURS[str(prm.get("hours", rng.choice(sorted(tactics.HOURS))))],
+                "tasks": [],
+                "proxies": None,
+            }
+            self.operators[key] = op
+        return op
+
+    def task_list(self, rng: np.random.Generator, k: int, w: np.ndarray) -> np.ndarray:
+        """``k`` tasks of the public instruction sets as rows of (source, index)."""
+        p = self.pools
+        src = rng.choice(4, size=k, p=w)
+        size = np.array([len(p.seed_instr), len(p.code_instr), len(p.role_instr), len(p.tool_instr)])
+        out: np.ndarray = np.stack([src, rng.integers(0, size[src])], axis=1).astype(np.int64)
+        return out
+
+    def proxy_pool(self, rng: np.random.Generator, size: int, mobile: float) -> np.ndarray:
+        """Residential and mobile exits of every country, each in its own /24 (a provider's pool)."""
+        asns = self.nets.residential_asns(infra.countries(rng, size), mobile)
+        return self.nets.add_many(asns, np.arange(size))
+
+    def tactical(self, rng: np.random.Generator, c: Campaign, cap: float) -> None:
+        """``careful`` fleets and ``disposable`` waves, built from :mod:`~distillguard.sim.tactics`.
+
+        careful: paraphrased tasks with scripted follow-ups, a few sittings a day in the
+        operator's timezone while billing countries vary, residential exits rotated per
+        sitting, cells of 3-8 accounts sharing a card, a phone and a front domain (``rings:
+        independent`` cuts each kind of artifact into rings of its own), sign-ups staggered
+        over weeks and a warm-up of ordinary chat. disposable: waves registered within
+        hours, each account used hard for one to three days and then dropped. Every knob is
+        a ``params`` key (see ``scenarios/tactics-2026.yaml``).
+        """
+        n, a, prm = c.accounts, c.archetype, c.params
+        careful = a == "careful"
+        start = _us(c.start) if c.start else self.start
+        end = _us(c.end) if c.end else self.end
+        span = max(end - start, DAY // 4)
+        # warm-up is per account here (a range), not the stealth archetype's one number
+        style = CampaignStyle.draw(rng, a, c.targets, {k: v for k, v in prm.items() if k != "warmup_days"},
+                                   len(self.pools.tool_headers))
+        op = self.operator(rng, c)
+        all_c = list(infra.COUNTRIES)
+        k_c = int(prm.get("countries", rng.integers(10, 19) if careful else rng.integers(2, 6)))
+        claim = tuple(str(x) for x in rng.choice(all_c, min(k_c, len(all_c)), replace=False))
+        country = infra.countries(rng, n, claim)
+        # --- sign-ups and activity
+        warm = np.zeros(n, np.int64)
+        if careful:
+            created = tactics.staggered(rng, n, start, span, float(prm.get("signup_weeks", rng.uniform(2, 6))),
+                                        float(prm.get("signup_inside", 0.6)))
+            act_start = np.maximum(created + (rng.uniform(0.05, 1.5, n) * DAY).astype(np.int64), start)
+            act_end = np.full(n, end, np.int64)
+            lo, hi = prm.get("warmup_days", (2, 6)) if not isinstance(prm.get("warmup_days"), int | float) else (
+                prm["warmup_days"], prm["warmup_days"])
+            warm = (rng.uniform(float(lo), float(hi), n) * DAY).astype(np.int64)
+        else:
+            lo_l, hi_l = prm.get("life_days", (1, 3))
+            lo_h, hi_h = prm.get("wave_hours", (1, 4))
+            n_waves = int(prm.get("waves", rng.integers(3, 7)))
+            _, created, act_start, act_end = tactics.waves(rng, n, start, end, n_waves, (float(lo_h), float(hi_h)),
+                                                           (float(lo_l), float(hi_l)))
+        act_start = np.minimum(act_start, act_end - 3600 * US).astype(np.int64)
+        # --- volume: tens of requests a day for a careful fleet, hard use for a wave
+        n_ex = self.volumes(n, c.exchanges, float(prm.get("volume_sigma", 0.4 if careful else 0.3)))
+        if careful:
+            days = np.maximum((act_end - act_start) / DAY, 0.5)
+            n_ex = np.minimum(n_ex, np.maximum(1, np.floor(0.8 * cap * days))).astype(np.int64)
+        # --- infrastructure
+        pool: np.ndarray | None = None
+        if careful or prm.get("proxies") == "rotating":
+            if op["proxies"] is None or not careful:
+                size = max(8, int(n * float(prm.get("proxy_pool_per_account", 30))))
+                op["proxies"] = self.proxy_pool(rng, size, float(prm.get("mobile_share", 0.35)))
+            pool = op["proxies"]
+            nets = [pool[rng.integers(0, len(pool), int(rng.integers(1, 3)))] for _ in range(n)]
+        else:  # each wave: a handful of cheap proxies (a few /24s, hosting or residential)
+            wave_of = np.searchsorted(np.unique(created // (6 * 3600 * US)), created // (6 * 3600 * US))
+            nets = []
+            for w in np.unique(wave_of):
+                m = np.flatnonzero(wave_of == w)
+                k = max(2, len(m) // int(rng.integers(3, 10)))
+                res = rng.random(k) < float(prm.get("residential_share", 0.5))
+                asns = np.where(res, self.nets.residential_asns(infra.countries(rng, k, claim), 0.3),
+                                rng.choice(infra.DATACENTER, k))
+                exits = self.nets.add_many(asns.astype(np.int64), rng.integers(0, max(1, k // 3), k) + 10**6 * res)
+                nets += [np.unique(exits[rng.integers(0, k, int(rng.integers(1, 4)))]) for _ in m]
+        k_dev = rng.integers(1, 3, n)
+        devs = np.split(self.devs.add(int(k_dev.sum()), infra.UA_HUMAN if careful else infra.UA_SCRIPT),
+                        np.cumsum(k_dev)[:-1])
+        keys = self.keys(rng.integers(1, 3, n))
+        # --- identity: small rings per artifact, never one artifact across the fleet
+        lo_r, hi_r = (int(x) for x in prm.get("ring_size", (3, 8)))
+        phones = infra.rand_ids(rng, n, "", 32, hexa=True).to_pylist()
+        cards = infra.rand_ids(rng, n, "pm_", 20).to_pylist()
+        if str(prm.get("rings", "cells")) == "cells":  # compartmented: a cell shares its card, phone and domain
+            p_ring = c_ring = d_ring = tactics.ring_of(rng, n, lo_r, hi_r)
+        else:  # independent: each kind of artifact cut into rings of its own (they overlap into a web)
+            p_ring, c_ring, d_ring = (tactics.ring_of(rng, n, lo_r, hi_r) for _ in range(3))
+        fronts = self.front_domains(rng, int(d_ring.max()) + 1)
+        webmail_share = float(prm.get("webmail_share", rng.uniform(0.3, 0.6) if careful else rng.uniform(0.6, 0.95)))
+        wm = infra.webmail(rng, n)
+        use_wm = rng.random(n) < webmail_share
+        domains = [wm[i] if use_wm[i] else fronts[d_ring[i]] for i in range(n)]
+        plan = self.plans(n, ("free", "pro", "api", "team"), (0.2, 0.5, 0.3, 0.0) if careful else (0.7, 0.1, 0.2, 0.0))
+        paid = np.array([pl != "free" for pl in plan])
+        has_phone = rng.random(n) < float(prm.get("phone_share", 0.9 if careful else 0.7))
+        # --- behaviour
+        content = str(prm.get("content", ""))
+        if content and content not in ATTACK_BUILDERS:
+            raise ConfigError(f"campaign {c.id} params key 'content' has value {content!r}; "
+                              f"expected one of {sorted(ATTACK_BUILDERS)}")
+        if careful or content == "careful":
+            style.warmup_days = 0.0  # per account, in ``warm``
+            style.vary_p = float(prm.get("vary", 0.15))
+            style.foreign_p = float(prm.get("foreign", 0.1))
+            style.script = list(op["script"])
+            # the operator's task list: each task is sent a few times, reworded, by different accounts
+            k_tasks = max(32, int(c.exchanges / float(prm.get("task_reuse", rng.uniform(2.5, 4.0)))))
+            have = sum(len(t) for t in op["tasks"])
+            if have < k_tasks:
+                op["tasks"].append(self.task_list(rng, k_tasks - have, style.task_weights))
+            style.tasks = np.concatenate(op["tasks"])[:k_tasks]
+        tz = np.full(n, op["op_tz"])
+        maxtok = self.maxtok_benign(n) if careful else np.full(n, int(prm.get("max_tokens", rng.choice([4096, 8192, 16000]))))
+        run = CampaignRun(
+            spec=c, style=style, start=start, end=end,
+            mean_turns=float(prm.get("mean_turns", rng.uniform(1.8, 2.6) if careful else rng.uniform(1.0, 1.4))),
+            gap_s=float(rng.uniform(30, 90) if careful else rng.uniform(2, 10)),
+            diurnal=float(prm.get("diurnal", 0.95 if careful else rng.uniform(0.0, 0.3))),
+            op_tz=float(op["op_tz"]),
+            out_median=float(prm.get("output_median", rng.uniform(250, 600) if careful else rng.uniform(700, 2500))),
+            out_sigma=float(rng.uniform(0.4, 0.9)),
+            max_tokens=int(maxtok[0]),
+            pin_share=0.0 if careful else float(rng.uniform(0.6, 1.0)),
+            rate_profile=int(rng.integers(0, max(1, len(self.pools.client_rates)))),
+            net_skew=float(rng.uniform(1.0, 2.5)),
+            dev_skew=2.0,
+            error_rate=float(rng.uniform(0.002, 0.01) if careful else rng.uniform(0.005, 0.03)),
+            pacing="sessions" if careful else "windows",
+            profile=op["profile"],
+            per_day=tuple(int(x) for x in prm.get("sessions_per_day", (1, 4))),  # type: ignore[arg-type]
+            minutes=tuple(float(x) for x in prm.get("session_minutes", (15, 75))),  # type: ignore[arg-type]
+            proxy_pool=pool,
+            content=content,
+        )
+        self.plan.campaigns.append(run)
+        table = {
+            "created_at": created,
+            "email": infra.emails(rng, domains),
+            "email_domain": self.taken(domains),
+            "phone_hash": [phones[p_ring[i]] if has_phone[i] else None for i in range(n)],
+            "payment_fp": [cards[c_ring[i]] if paid[i] else None for i in range(n)],
+            "country": list(country),
+            "org_id": [None] * n,
+            "verified": rng.random(n) < (0.2 if careful else 0.02),
+            "plan": plan,
+            "archetype": [a] * n,
+            "campaign_id": [c.id] * n,
+        }
+        self.add_block(a, len(self.plan.campaigns) - 1, n_ex, created, act_start, act_end, tz, maxtok, nets, devs, keys,
+                       table, profile=np.full(n, run.rate_profile, np.int32), net_skew=run.net_skew, warm=warm)
 
     # ---------------------------------------------------------------- campaigns
     def campaign(self, ci: int, c: Campaign, stealth_cap: float) -> None:
         rng = np.random.default_rng([int(self.rng.integers(0, 2**31)), ci])
+        if c.archetype in ("careful", "disposable"):
+            self.tactical(rng, c, stealth_cap)
+            return
         n, a, prm = c.accounts, c.archetype, c.params
         start = _us(c.start) if c.start else self.start
         end = _us(c.end) if c.end else self.end
@@ -473,7 +694,8 @@ class _Builder:
         }
         self.add_block(a, len(self.plan.campaigns) - 1, n_ex, created, act_start, act_end, tz, maxtok, nets, devs, keys,
                        table, profile=np.full(n, run.rate_profile, np.int32), net_skew=run.net_skew,
-                       endpoint=np.full(n, int(rng.random() < 0.5), np.int8) if a != "stealth" else None)
+                       endpoint=np.full(n, int(rng.random() < 0.5), np.int8) if a != "stealth" else None,
+                       warm=np.full(n, int(style.warmup_days * DAY), np.int64))
 
 
 def plan_population(sc: Scenario, pools: Pools, rng: np.random.Generator) -> tuple[Plan, pa.Table, pa.Table]:
@@ -507,6 +729,7 @@ def plan_population(sc: Scenario, pools: Pools, rng: np.random.Generator) -> tup
         "verified": pa.array(cols["verified"], pa.bool_()), "plan": pa.array(cols["plan"], pa.string()),
     })
     labels = pa.table({"account_id": ids, "campaign_id": pa.array(cols["campaign_id"], pa.string()),
-                       "archetype": pa.array(cols["archetype"], pa.string())})
+                       "archetype": pa.array(cols["archetype"], pa.string()),
+                       "harvest_start": pa.array(cols["harvest_start"], pa.int64()).cast(schema.TS)})
     order = pa.compute.sort_indices(ids)
     return plan, accounts.take(order), labels.take(order)

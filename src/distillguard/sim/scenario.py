@@ -2,7 +2,7 @@
 
 A scenario names a window, model releases, a benign population by archetype and a
 list of campaigns; :func:`load_scenario` accepts a built-in name (``smoke``,
-``demo``, ``qwen-2026``, ``feb-2026``) or a path, and :meth:`Scenario.scaled`
+``demo``, ``qwen-2026``, ``feb-2026``, ``tactics-2026``) or a path, and :meth:`Scenario.scaled`
 shrinks it so that account counts and total volumes stay proportional.
 """
 
@@ -31,8 +31,8 @@ __all__ = [
 
 BENIGN = ("casual", "developer", "agent_user", "enterprise_app", "eval_runner", "nat_shared", "org_member")
 """Benign archetypes, including the traps a naive detector falls into."""
-ATTACK = ("naive_scraper", "hydra", "stealth", "reasoning_harvester", "agentic_harvester")
-"""Attack archetypes."""
+ATTACK = ("naive_scraper", "hydra", "stealth", "reasoning_harvester", "agentic_harvester", "careful", "disposable")
+"""Attack archetypes (``careful`` and ``disposable`` combine the tactics of :mod:`distillguard.sim.tactics`)."""
 TARGETS = ("coding", "agentic", "reasoning", "long_horizon", "tool_use", "roleplay", "general")
 
 
@@ -46,12 +46,19 @@ class ModelRelease:
 
 @dataclass(frozen=True)
 class Population:
-    """One benign archetype: how many accounts, mean exchanges per account, groups (NAT/org)."""
+    """One benign archetype: how many accounts, mean exchanges per account, groups (NAT/org).
+
+    ``params`` are opt-in traps (``abroad``: share living outside their billing country's
+    timezone; ``cgnat``: share of NAT groups that are a mobile carrier's CGNAT;
+    ``answer_format``: eval runners send a fixed answer-format system prompt), so
+    scenarios that do not name them simulate exactly as before.
+    """
 
     archetype: str
     accounts: int
     exchanges_per_account: float
     groups: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -163,9 +170,13 @@ def parse_scenario(data: Any, src: str = "<scenario>") -> Scenario:
             raise ConfigError(f"scenario population has unknown archetype {name!r}; expected one of {BENIGN}",
                               Location(src))
         spec = spec or {}
+        params = spec.get("params") or {}
+        if not isinstance(params, dict):
+            raise ConfigError(f"scenario population.{name} key 'params' has value {params!r}: expected a mapping",
+                              Location(src))
         pops.append(Population(name, int(_num(spec, "accounts", f"population.{name}", src)),
                                _num(spec, "exchanges_per_account", f"population.{name}", src),
-                               int(_num(spec, "groups", f"population.{name}", src, 0))))
+                               int(_num(spec, "groups", f"population.{name}", src, 0)), dict(params)))
     camps = []
     for i, spec in enumerate(data.get("campaigns") or []):
         where = f"campaigns[{i}]"

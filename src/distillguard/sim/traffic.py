@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from distillguard import schema
 from distillguard.sim import archetypes as ab
+from distillguard.sim import tactics
 from distillguard.sim.archetypes import Content, Ctx, Rows
 from distillguard.sim.infra import rand_ids
 from distillguard.sim.pools import Pools
@@ -32,14 +33,10 @@ from distillguard.sim.population import (
     Plan,
 )
 from distillguard.sim.scenario import BENIGN, Scenario
+from distillguard.sim.tactics import CASUAL, WORK
 
 __all__ = ["Traffic"]
 
-# Local-hour activity profiles (relative weights, 00h..23h).
-CASUAL = np.array([1.2, 0.8, 0.5, 0.3, 0.25, 0.3, 0.5, 0.9, 1.4, 1.8, 2.0, 2.1, 2.2, 2.1, 2.0, 2.0, 2.1, 2.2,
-                   2.3, 2.5, 2.7, 2.6, 2.2, 1.7])
-WORK = np.array([0.2, 0.1, 0.1, 0.1, 0.1, 0.2, 0.4, 0.9, 2.0, 3.0, 3.3, 3.1, 2.4, 2.9, 3.2, 3.1, 2.8, 2.2,
-                 1.4, 1.0, 0.9, 0.8, 0.6, 0.4])
 WINDOW = 600 * US  # ServeGen's 10-minute windows
 
 
@@ -270,7 +267,12 @@ class Traffic:
                 starts = self._burst(rng, conv_acct)
             gap_s = beh.gap_s
         else:
-            if arch == "naive_scraper":
+            sitting: np.ndarray | None = None
+            if run.pacing == "sessions":
+                profile = run.profile if run.profile is not None else WORK
+                starts, sitting = tactics.sessions(rng, conv_acct, p.a_act_start[conv_acct], p.a_act_end[conv_acct],
+                                                   p.a_tz[conv_acct], profile, run.per_day, run.minutes)
+            elif arch == "naive_scraper":
                 starts = self._regular(rng, Rows(conv_acct, np.arange(len(conv_acct)), np.zeros(len(conv_acct), np.int64),
                                                  np.ones(len(conv_acct), np.int64)))
             elif arch == "stealth":
@@ -279,6 +281,11 @@ class Traffic:
             else:
                 starts = self._windows(self._campaign_weights(key, run), rng, conv_acct)
             gap_s = run.gap_s
+        # --- residential exits: one per sitting, from the fleet's pool (-1: the account's own networks)
+        net = np.full(n, -1, np.int64)
+        if run is not None and run.proxy_pool is not None and sitting is not None and len(sitting):
+            exits = run.proxy_pool[rng.integers(0, len(run.proxy_pool), int(sitting.max()) + 1)]
+            net = exits[sitting[rows.conv]]
         # --- content
         rows.ts = starts[rows.conv]
         if run is None:
@@ -287,7 +294,9 @@ class Traffic:
             warm = None
             if run.style.warmup_days > 0:
                 warm = rows.ts < p.a_act_start[rows.acct] + int(run.style.warmup_days * DAY)
-            content = ab.build_content(self.ctx, rng, rows, arch, run.style, warm)
+            elif p.a_warm[accts].any():
+                warm = rows.ts < p.a_act_start[rows.acct] + p.a_warm[rows.acct]
+            content = ab.build_content(self.ctx, rng, rows, run.content or arch, run.style, warm)
         # --- lengths
         prompt_tok = np.ceil(pc.utf8_length(content.prompt).to_numpy(zero_copy_only=False) / 4).astype(np.int64)
         sys_len = pc.fill_null(pc.utf8_length(content.system), 0).to_numpy(zero_copy_only=False)
@@ -299,7 +308,7 @@ class Traffic:
                               MAXTOK_VALUES[rng.choice(len(MAXTOK_VALUES), n, p=MAXTOK_BENIGN / MAXTOK_BENIGN.sum())])
             err = beh.error
         else:
-            if arch == "stealth":
+            if arch in ("stealth", "careful"):
                 out = np.where(rng.random(n) < 0.5, self._out_tokens(rng, "conv", rows),
                                rng.lognormal(np.log(run.out_median), run.out_sigma, n))
             else:
@@ -338,9 +347,10 @@ class Traffic:
             rank = np.empty(n, np.int64)
             _, first, counts = np.unique(rows.acct[order], return_index=True, return_counts=True)
             rank[order] = np.arange(n) - np.repeat(first, counts)
-            content = ab.eval_runner(self.ctx, rng, rows, p.a_bench, rank + rows.acct * 7919)
+            content = ab.eval_runner(self.ctx, rng, rows, p.a_bench, rank + rows.acct * 7919, p.a_fmt)
             prompt_tok = np.ceil(pc.utf8_length(content.prompt).to_numpy(zero_copy_only=False) / 4).astype(np.int64)
-            inp = prompt_tok + 8 + np.where(rng.random(n) < 0.5, 120, 0)
+            sys_tok = np.ceil(pc.fill_null(pc.utf8_length(content.system), 0).to_numpy(zero_copy_only=False) / 4)
+            inp = prompt_tok + 8 + np.where(rng.random(n) < 0.5, 120, 0) + sys_tok.astype(np.int64)
         stop = np.where(~ok, 0, np.where(hit, 1, np.where(content.has_tools & (rows.turn < rows.conv_len - 1)
                                                            & (rng.random(n) < 0.9), 2,
                                                            np.where((arch == "eval_runner") & (rng.random(n) < 0.3), 3, 4))))
@@ -352,7 +362,7 @@ class Traffic:
             "max_tokens": maxtok.astype(np.int32), "input_tokens": inp.astype(np.int64),
             "output_tokens": out.astype(np.int64), "stop": stop.astype(np.int8), "status": status,
             "latency_ms": latency.astype(np.int64), "fast_adopt": np.full(n, run is not None),
-            "arch": np.full(n, ARCHETYPES.index(arch), np.int8),
+            "arch": np.full(n, ARCHETYPES.index(arch), np.int8), "net": net,
         }
 
     def _benign_content(self, rng: np.random.Generator, rows: Rows, arch: str) -> Content:
@@ -414,6 +424,8 @@ class Traffic:
         # network, device, key: per-account artifact lists, concentration set per account
         skew = p.a_net_skew[acct]
         ni = p.nets_data[p.nets_off[acct] + np.minimum((p.nets_len[acct] * rng.random(n) ** skew).astype(np.int64), p.nets_len[acct] - 1)]
+        sticky = cat_np("net")[order]
+        ni = np.where(sticky >= 0, sticky, ni)
         di = p.devs_data[p.devs_off[acct] + np.minimum((p.devs_len[acct] * rng.random(n) ** skew).astype(np.int64), p.devs_len[acct] - 1)]
         ki = p.keys_data[p.keys_off[acct] + np.minimum((p.keys_len[acct] * rng.random(n)).astype(np.int64), p.keys_len[acct] - 1)]
         fam = self.family[di]

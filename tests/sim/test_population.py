@@ -1,0 +1,50 @@
+"""Benign traps the tactics face: travellers and expats, mobile CGNAT; and opt-in means unchanged."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from distillguard.sim import infra
+from distillguard.sim.pools import build_pools, fallback_corpora
+from distillguard.sim.population import Plan, plan_population
+from distillguard.sim.scenario import parse_scenario
+
+POOLS = build_pools(fallback_corpora(0), True)
+
+
+def _plan(population: dict[str, object]) -> Plan:
+    sc = parse_scenario({"window": {"start": "2026-05-04", "end": "2026-05-11"}, "population": population})
+    plan, _, _ = plan_population(sc, POOLS, np.random.default_rng(5))
+    return plan
+
+
+def _outside_home_zone(plan: Plan) -> float:
+    """Share of accounts whose timezone is outside their billing country's span (tz_of jitters -2..+1 h)."""
+    base = np.array([infra.COUNTRIES[c][0] for c in plan.rows[0]["country"]])
+    d = plan.a_tz - base
+    return float(((d < -2) | (d > 1)).mean())
+
+
+def test_some_people_live_outside_their_billing_countrys_timezone() -> None:
+    home = _plan({"casual": {"accounts": 3000, "exchanges_per_account": 5}})
+    away = _plan({"casual": {"accounts": 3000, "exchanges_per_account": 5, "params": {"abroad": 0.1}}})
+    assert _outside_home_zone(home) == 0.0
+    assert 0.03 < _outside_home_zone(away) < 0.1
+
+
+def test_mobile_cgnat_shares_a_few_carrier_prefixes_among_strangers() -> None:
+    plan = _plan({"nat_shared": {"accounts": 400, "exchanges_per_account": 5, "groups": 4, "params": {"cgnat": 1.0}}})
+    assert plan.nets_pool is not None
+    prefix, asn = np.array(plan.nets_pool.prefix), np.array(plan.nets_pool.asn)
+    mobile = {a for c in infra.COUNTRIES.values() for a in c[3]}
+    holders: dict[str, set[int]] = {}
+    for i in range(plan.n):
+        nets = plan.nets_data[plan.nets_off[i]: plan.nets_off[i] + plan.nets_len[i]]
+        for k in nets:
+            if int(asn[k]) in mobile:
+                holders.setdefault(str(prefix[k]), set()).add(i)
+    big = {p: h for p, h in holders.items() if len(h) >= 20}
+    assert 4 <= len(big) <= 16  # two to four /24s per carrier group
+    domains = plan.rows[0]["email_domain"]
+    members = set().union(*big.values())
+    assert np.mean([domains[i] in infra.WEBMAIL for i in members]) > 0.9  # strangers, not one organisation
