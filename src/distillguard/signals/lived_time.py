@@ -94,21 +94,44 @@ def circ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def reference(counts: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """Mean local-time profile of ``counts`` (rows weighted alike), local hour = UTC + shift."""
+def reference(counts: np.ndarray, shift: np.ndarray, kinds: int = 2) -> np.ndarray:
+    """Local-time day shapes of ``counts`` (rows weighted alike; local hour = UTC + shift):
+    ``kinds`` curves by k-means (Lloyd, started from a split on the first principal
+    component, so it is deterministic), one row each.
+
+    Why more than one: office hours and evening use peak eight hours apart. One mean curve
+    sits between them and reads office workers an hour east and evening users two west.
+    A kind with fewer than a tenth of the rows is dropped (one curve is then the mean).
+    """
     share = counts / counts.sum(axis=1, keepdims=True)
     idx = (np.arange(HOURS)[None, :] - shift[:, None].astype(np.int64)) % HOURS  # local h <- UTC h - shift
-    r = np.take_along_axis(share, idx, axis=1).mean(axis=0)
-    r = r + 1e-3 / HOURS  # no hour is impossible, however small the population
-    out: np.ndarray = r / r.sum()
+    local = np.take_along_axis(share, idx, axis=1)
+    label = np.zeros(len(local), np.int64)
+    if kinds > 1 and len(local) >= 2 * kinds:
+        centred = local - local.mean(axis=0)
+        pc = np.linalg.svd(centred, full_matrices=False)[2][0]
+        score = centred @ pc
+        label = np.minimum((np.argsort(np.argsort(score)) * kinds) // len(local), kinds - 1)
+        for _ in range(20):
+            means = np.stack([local[label == i].mean(axis=0) for i in range(kinds)])
+            new = ((local[:, None, :] - means[None]) ** 2).sum(axis=2).argmin(axis=1)
+            if (new == label).all() or np.bincount(new, minlength=kinds).min() == 0:
+                break
+            label = new
+    sizes = np.bincount(label, minlength=kinds)
+    keep = [i for i in range(kinds) if sizes[i] >= max(1, len(local) // 10)]
+    curves = np.stack([local[label == i].mean(axis=0) for i in keep]) if len(keep) > 1 else local.mean(axis=0)[None]
+    curves = curves + 1e-3 / HOURS  # no hour is impossible, however small the population
+    out: np.ndarray = curves / curves.sum(axis=1, keepdims=True)
     return out
 
 
 def fit(counts: np.ndarray, cells: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Lived offset index (into :data:`OFFSETS`), fit (1 - uniform share) and confidence per row."""
-    # logp[k, j, u]: log chance of UTC hour u at offset k with uniform share BETAS[j].
-    shifted = r[(np.arange(HOURS)[None, :] + OFFSETS[:, None]) % HOURS]  # (k, u)
-    p = (1.0 - BETAS)[None, :, None] * shifted[:, None, :] + BETAS[None, :, None] / HOURS
+    """Lived offset index (into :data:`OFFSETS`), fit (1 - uniform share) and confidence per
+    row, against the day shapes ``r`` (one per row; an account takes the one it fits best)."""
+    # logp[c, k, j, u]: log chance of UTC hour u on curve c at offset k, uniform share BETAS[j].
+    shifted = r[:, (np.arange(HOURS)[None, :] + OFFSETS[:, None]) % HOURS]  # (c, k, u)
+    p = (1.0 - BETAS)[None, None, :, None] * shifted[:, :, None, :] + BETAS[None, None, :, None] / HOURS
     logp = np.log(p).reshape(-1, HOURS)
     k_best = np.zeros(len(counts), np.int64)
     share = np.zeros(len(counts))
@@ -116,8 +139,8 @@ def fit(counts: np.ndarray, cells: np.ndarray, r: np.ndarray) -> tuple[np.ndarra
     near = circ(OFFSETS[:, None], OFFSETS[None, :]) <= 1  # (k, k)
     for lo in range(0, len(counts), CHUNK):
         c = counts[lo : lo + CHUNK]
-        ll = (c @ logp.T).reshape(len(c), HOURS, len(BETAS))
-        j = ll.argmax(axis=2)
+        ll = (c @ logp.T).reshape(len(c), len(r), HOURS, len(BETAS)).transpose(0, 2, 1, 3).reshape(len(c), HOURS, -1)
+        j = ll.argmax(axis=2) % len(BETAS)
         llo = ll.max(axis=2)
         k = llo.argmax(axis=1)
         # One observation per active hour: requests in one sitting are not independent.
