@@ -48,7 +48,7 @@ def _population() -> tuple[list[dict[str, Any]], dict[str, str]]:
 
 
 def _lived(sig: LivedTimeSignal, rows: list[dict[str, Any]], country: dict[str, str]) -> tuple[Finding, dict[str, dict[str, Any]]]:
-    f, index = finding(sig, rows)
+    _, index = finding(sig, rows)
     acc = index.join(pl.DataFrame({"account_id": list(country), "country": list(country.values())}), on="account_id")
     out = sig.finalize_accounts(acc)
     assert out is not None

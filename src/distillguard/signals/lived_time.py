@@ -40,7 +40,16 @@ import numpy as np
 import polars as pl
 import yaml
 
-from distillguard.signals.base import ARTIFACTS_SCHEMA, ArtifactKind, Finding, Signal, State, TableSpec, grouped, tail_score
+from distillguard.signals.base import (
+    ARTIFACTS_SCHEMA,
+    ArtifactKind,
+    Finding,
+    Signal,
+    State,
+    TableSpec,
+    grouped,
+    tail_score,
+)
 
 __all__ = ["CLAIMS", "LivedTimeSignal", "country_offsets"]
 
@@ -260,7 +269,7 @@ class LivedTimeSignal(Signal):
         # whose country keeps one offset and summer time, at standard time (an hour's blur).
         k = share = conf = None
         for exact in (True, False):
-            shift = np.array([_single_offset(table.get(c, ()), exact) for c in [*codes, None]])[ci]
+            shift = np.array([_single_offset(table.get(c, ()), exact) for c in codes] + [np.nan])[ci]
             first = enough & ~np.isnan(shift)
             if first.sum() >= self.min_reference:
                 r = reference(p.counts[first], shift[first])
