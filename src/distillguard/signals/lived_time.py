@@ -148,16 +148,19 @@ def fit(counts: np.ndarray, cells: np.ndarray, r: np.ndarray) -> tuple[np.ndarra
     near = circ(OFFSETS[:, None], OFFSETS[None, :]) <= 1  # (k, k)
     for lo in range(0, len(counts), CHUNK):
         c = counts[lo : lo + CHUNK]
-        ll = (c @ logp.T).reshape(len(c), len(r), HOURS, len(BETAS)).transpose(0, 2, 1, 3).reshape(len(c), HOURS, -1)
-        j = ll.argmax(axis=2) % len(BETAS)
-        llo = ll.max(axis=2)
+        ll = (c @ logp.T).reshape(len(c), len(r), HOURS, len(BETAS))
+        by_curve = ll.max(axis=3)  # (row, curve, offset)
+        curve = by_curve.argmax(axis=1)  # the day shape each offset fits best
+        llo = by_curve.max(axis=1)
         k = llo.argmax(axis=1)
+        rows = np.arange(len(c))
+        j = ll[rows, curve[rows, k], k].argmax(axis=1)
         # One observation per active hour: requests in one sitting are not independent.
         scale = np.maximum(cells[lo : lo + CHUNK], 1.0) / np.maximum(c.sum(axis=1), 1.0)
         post = np.exp((llo - llo.max(axis=1, keepdims=True)) * np.minimum(scale, 1.0)[:, None])
         post /= post.sum(axis=1, keepdims=True)
         k_best[lo : lo + CHUNK] = k
-        share[lo : lo + CHUNK] = 1.0 - BETAS[j[np.arange(len(c)), k]]
+        share[lo : lo + CHUNK] = 1.0 - BETAS[j]
         conf[lo : lo + CHUNK] = (post * near[k]).sum(axis=1)
     return k_best, share, conf
 
@@ -255,7 +258,7 @@ class LivedTimeSignal(Signal):
         """Features, artifacts and texts from the profiles and the accounts' claims."""
         claim = self._claims(p, accounts)
         table = country_offsets()
-        codes = sorted({c for c in claim if c is not None})
+        codes = sorted(c for c in claim.drop_nulls().unique().to_list() if c in table)
         # gaps[i, k]: hours from lived offset k to the nearest offset of country i.
         gaps = np.full((len(codes) + 1, HOURS), np.nan)  # last row: unknown claim
         for i, code in enumerate(codes):
@@ -263,7 +266,7 @@ class LivedTimeSignal(Signal):
             if offs.size:
                 gaps[i] = circ(OFFSETS[:, None], offs[None, :]).min(axis=1)
         row = {c: i for i, c in enumerate(codes)}
-        ci = np.array([row.get(c, len(codes)) if c is not None else len(codes) for c in claim], np.int64)
+        ci = claim.replace_strict(row, default=len(codes), return_dtype=pl.Int64).fill_null(len(codes)).to_numpy()
         enough = p.cells >= self.min_cells
         # Pass 1: accounts billed where one offset holds all year; where too few are, those
         # whose country keeps one offset and summer time, at standard time (an hour's blur).
@@ -273,7 +276,7 @@ class LivedTimeSignal(Signal):
             first = enough & ~np.isnan(shift)
             if first.sum() >= self.min_reference:
                 r = reference(p.counts[first], shift[first])
-                k, share, conf = fit(p.counts, p.cells, r)
+                k, share, conf = self._fit(p, enough, r)
                 break
         if k is not None and conf is not None:
             # Pass 2: every account whose lived offset is within an hour of its claim, at
@@ -288,24 +291,32 @@ class LivedTimeSignal(Signal):
             agree = enough & (conf >= self.min_confidence) & (gaps[ci, k] <= 1.0)
             if agree.sum() >= self.min_reference:
                 r = reference(p.counts[agree], snap[agree])
-                k, share, conf = fit(p.counts, p.cells, r)
+                k, share, conf = self._fit(p, enough, r)
         return self._finding(p, claim, ci, gaps, k, share, conf)
 
-    def _claims(self, p: Profiles, accounts: pl.DataFrame) -> list[str | None]:
+    @staticmethod
+    def _fit(p: Profiles, rows: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:func:`fit` on the ``rows`` with enough active hours (the rest: offset index 0, NaN)."""
+        k, share, conf = np.zeros(len(rows), np.int64), np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+        k[rows], share[rows], conf[rows] = fit(p.counts[rows], p.cells[rows], r)
+        return k, share, conf
+
+    def _claims(self, p: Profiles, accounts: pl.DataFrame) -> pl.Series:
+        """The claimed country of each profiled account (null where none or unknown)."""
         present = [c for c in CLAIMS if c in accounts.columns]
         if not present:
-            return [None] * len(p.account)
+            return pl.Series("claim", [None] * len(p.account), dtype=pl.String)
         exprs = [CLAIMS[c](pl.col(c).cast(pl.String)) for c in present]
         claims = accounts.select(pl.col("account").cast(pl.UInt32), claim=pl.coalesce(exprs))
         out = pl.DataFrame({"account": p.account}, schema={"account": pl.UInt32}).join(
             claims.unique("account", keep="first"), on="account", how="left", maintain_order="left"
         )
-        return list(out["claim"].to_list())
+        return out["claim"]
 
     def _finding(
         self,
         p: Profiles,
-        claim: list[str | None],
+        claim: pl.Series,
         ci: np.ndarray,
         gaps: np.ndarray,
         k: np.ndarray | None,
@@ -314,16 +325,21 @@ class LivedTimeSignal(Signal):
     ) -> Finding:
         n = p.counts.sum(axis=1)
         table = country_offsets()
-        claimed = [list(table.get(c, ())) or None if c is not None else None for c in claim]
-        base = {
-            "account": pl.Series(p.account, dtype=pl.UInt32),
-            "n": pl.Series(n.astype(np.int64)),
-            "cells": pl.Series(p.cells.astype(np.int64)),
-            "country": pl.Series(claim, dtype=pl.String),
-            "claimed_offsets": pl.Series(claimed, dtype=pl.List(pl.Float64)),
-        }
+        codes = claim.drop_nulls().unique().sort().to_list()
+        offsets = pl.DataFrame(
+            {"country": codes, "claimed_offsets": [list(table.get(c, ())) or None for c in codes]},
+            schema={"country": pl.String, "claimed_offsets": pl.List(pl.Float64)},
+        )
+        base = pl.DataFrame(
+            {
+                "account": pl.Series(p.account, dtype=pl.UInt32),
+                "n": pl.Series(n.astype(np.int64)),
+                "cells": pl.Series(p.cells.astype(np.int64)),
+                "country": claim.alias("country"),
+            }
+        ).join(offsets, on="country", how="left", maintain_order="left")
         if k is None or share is None or conf is None:  # no reference day: nothing lived
-            f = pl.DataFrame(base).with_columns(
+            f = base.with_columns(
                 offset=pl.lit(None, pl.Int8), fit=pl.lit(None, pl.Float64), confidence=pl.lit(None, pl.Float64),
                 tz_gap=pl.lit(None, pl.Float64), misplaced=pl.lit(0.0), ts_misplaced=pl.lit(0.0),
             )  # fmt: skip
@@ -337,7 +353,7 @@ class LivedTimeSignal(Signal):
         busy_len = np.zeros(len(n), np.int64)
         busy_from[mis] = (start + OFFSETS[k[mis]]) % HOURS  # local hour at the lived offset
         busy_len[mis] = length
-        f = pl.DataFrame(base).with_columns(
+        f = base.with_columns(
             offset=pl.when(pl.Series(sure)).then(pl.Series(lived, dtype=pl.Int8)),
             fit=pl.Series(share),
             confidence=pl.Series(conf),
@@ -345,7 +361,7 @@ class LivedTimeSignal(Signal):
             busy_from=pl.when(pl.Series(mis)).then(pl.Series(busy_from)),
             busy_hours=pl.when(pl.Series(mis)).then(pl.Series(busy_len)),
         )
-        f = f.with_columns(tz_gap=pl.col("tz_gap").fill_nan(None))
+        f = f.with_columns(pl.col("fit", "confidence", "tz_gap").fill_nan(None))
         # Misplaced: confidently living ``min_gap`` hours or more from the claim; the tail
         # score ranks how far among every account (0 for the rest), so only a confident
         # gap ever adds to the behaviour score.
