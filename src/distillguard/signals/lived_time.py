@@ -396,7 +396,7 @@ class LivedTimeSignal(Signal):
         off = int(r["offset"])
         claimed = "/".join(f"{o:+g}" for o in (r.get("claimed_offsets") or []))
         busy = ""
-        if r.get("busy_from") is not None and (r.get("busy_hours") or 24) < 24:
+        if r.get("busy_from") is not None and (r.get("busy_hours") or 24) <= 12:  # a longer run says little
             b0, b1 = int(r["busy_from"]), (int(r["busy_from"]) + int(r["busy_hours"])) % HOURS
             busy = f", busiest {b0:02d}:00-{b1:02d}:00 there"
         return [
