@@ -12,6 +12,7 @@ from distillguard.signals.base import ArtifactKind, Finding, Signal, TableSpec, 
 from distillguard.signals.capability import CapabilitySignal
 from distillguard.signals.elicitation import ElicitationSignal
 from distillguard.signals.infrastructure import InfrastructureSignal
+from distillguard.signals.lived_time import LivedTimeSignal
 from distillguard.signals.lockstep import LockstepSignal
 from distillguard.signals.output_harvesting import OutputHarvestingSignal
 from distillguard.signals.registration import RegistrationSignal
@@ -27,6 +28,7 @@ SIGNALS: dict[str, type[Signal]] = {
     "infrastructure": InfrastructureSignal,
     "lockstep": LockstepSignal,
     "registration": RegistrationSignal,
+    "lived_time": LivedTimeSignal,
 }
 
 
@@ -63,6 +65,7 @@ __all__ = [
     "ElicitationSignal",
     "Finding",
     "InfrastructureSignal",
+    "LivedTimeSignal",
     "LockstepSignal",
     "OutputHarvestingSignal",
     "RegistrationSignal",

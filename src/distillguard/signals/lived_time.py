@@ -1,0 +1,432 @@
+"""Lived time: the UTC offset an account's activity keeps, against the place it claims.
+
+People sleep, work and rest on their local clock, so the UTC hours of an account's
+requests tell the offset it lives at. A fleet run from one office lives at its operators'
+offset whatever country each account was billed in; an account billed in Germany that is
+busy 09:00-18:00 at UTC+8 every day claims one place and lives in another.
+
+How the lived offset is found, calibrated on the population, never on constants:
+
+* The state is, per account and UTC hour, the requests and the days the account was active
+  in that hour (a bitmask of the day modulo 64, merged by OR). Requests in one active hour
+  are one sitting, so the *active hours* (distinct day-hour cells) measure how much the
+  profile says, not the requests: 40 turns of one agent session are one observation.
+* The reference day ``r`` (24 local-hour shares) is learned from the population: the mean
+  local-time profile of accounts billed in a country that keeps one offset (summer time
+  aside), then once more from every account whose lived offset agrees with its claim.
+* Each account's lived offset is the ``o`` (and uniform share ``b``) that maximises the
+  likelihood of its counts under ``(1 - b) r(utc hour + o) + b / 24``: ``fit = 1 - b`` is
+  the share of requests that follow a human day there. ``confidence`` is the posterior
+  mass (flat prior) of the offsets within an hour of the best one, the log-likelihood
+  scaled to one observation per active hour (quasi-likelihood: requests per active hour
+  is the dispersion). Round-the-clock scripts (every offset fits alike) and accounts with
+  a handful of requests get a low confidence, so no lived offset speaks for them.
+
+Claimed offsets come from ``rules/countries.yaml`` (every offset a country's zones keep,
+summer time included); ``tz_gap`` is the circular distance in hours from the lived offset
+to the nearest claimed one. Another claim column (a locale, a declared time zone) is one
+entry in :data:`CLAIMS`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+import yaml
+
+from distillguard.signals.base import (
+    ARTIFACTS_SCHEMA,
+    ArtifactKind,
+    Finding,
+    Signal,
+    State,
+    TableSpec,
+    grouped,
+    tail_score,
+)
+
+__all__ = ["CLAIMS", "LivedTimeSignal", "country_offsets"]
+
+HOURS = 24
+OFFSETS = np.arange(HOURS) - 11  # lived offsets UTC-11 .. UTC+12 (+13, +14 are -11, -10 a day on)
+BETAS = np.linspace(0.0, 1.0, 11)  # shares of round-the-clock activity tried in the fit
+CHUNK = 32_768  # accounts fitted at once (bounds the likelihood grid's memory)
+
+# Account columns that claim a place, each mapped to an ISO 3166 alpha-2 country. A locale
+# column ("de-DE") would add ``"locale": lambda c: c.str.extract(r"[-_]([A-Za-z]{2})$", 1)``.
+CLAIMS: dict[str, Callable[[pl.Expr], pl.Expr]] = {
+    "country": lambda c: c.str.strip_chars().str.to_uppercase(),
+}
+
+
+@functools.cache
+def country_offsets() -> dict[str, tuple[float, ...]]:
+    """``rules/countries.yaml``: ISO alpha-2 -> every UTC offset (hours) its zones keep."""
+    doc = yaml.safe_load(resources.files("distillguard").joinpath("rules/countries.yaml").read_text())
+    return {str(k): tuple(float(o) for o in v) for k, v in doc.items()}
+
+
+def fold_days(rows: pl.DataFrame) -> pl.DataFrame:
+    """Merge per-(account, hour) rows: requests add, active-day bitmasks OR (both associative)."""
+    return rows.group_by("account", "hour").agg(pl.col("n").sum(), pl.col("days").bitwise_or())
+
+
+@dataclass(frozen=True)
+class Profiles:
+    """Per account (row-aligned): UTC-hour request counts and distinct active hours."""
+
+    account: np.ndarray  # u32
+    counts: np.ndarray  # (accounts, 24) float
+    cells: np.ndarray  # (accounts,) float
+
+
+def profiles(hour: pl.DataFrame) -> Profiles:
+    acct = hour["account"].to_numpy()
+    uniq, inv = np.unique(acct, return_inverse=True)
+    counts = np.zeros((len(uniq), HOURS))
+    counts[inv, hour["hour"].to_numpy().astype(np.int64)] = hour["n"].to_numpy()
+    cells = np.zeros(len(uniq))
+    np.add.at(cells, inv, hour["days"].bitwise_count_ones().to_numpy().astype(np.float64))
+    return Profiles(uniq.astype(np.uint32), counts, cells)
+
+
+def circ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Circular distance in hours between offsets (broadcasting)."""
+    d = np.abs(a - b) % HOURS
+    out: np.ndarray = np.minimum(d, HOURS - d)
+    return out
+
+
+def reference(counts: np.ndarray, shift: np.ndarray, kinds: int = 2) -> np.ndarray:
+    """Local-time day shapes of ``counts`` (rows weighted alike; local hour = UTC + shift):
+    ``kinds`` curves by k-means (Lloyd, started from a split on the first principal
+    component, so it is deterministic), one row each.
+
+    Why more than one: office hours and evening use peak eight hours apart. One mean curve
+    sits between them and reads office workers an hour east and evening users two west.
+    A kind with fewer than a tenth of the rows is dropped (one curve is then the mean).
+    """
+    share = counts / counts.sum(axis=1, keepdims=True)
+    idx = (np.arange(HOURS)[None, :] - shift[:, None].astype(np.int64)) % HOURS  # local h <- UTC h - shift
+    local = np.take_along_axis(share, idx, axis=1)
+    label = np.zeros(len(local), np.int64)
+    if kinds > 1 and len(local) >= 2 * kinds:
+        centred = local - local.mean(axis=0)
+        pc = np.linalg.svd(centred, full_matrices=False)[2][0]
+        score = centred @ pc
+        label = np.minimum((np.argsort(np.argsort(score)) * kinds) // len(local), kinds - 1)
+        for _ in range(20):
+            means = np.stack([local[label == i].mean(axis=0) for i in range(kinds)])
+            new = ((local[:, None, :] - means[None]) ** 2).sum(axis=2).argmin(axis=1)
+            if (new == label).all() or np.bincount(new, minlength=kinds).min() == 0:
+                break
+            label = new
+    sizes = np.bincount(label, minlength=kinds)
+    keep = [i for i in range(kinds) if sizes[i] >= max(1, len(local) // 10)]
+    curves = np.stack([local[label == i].mean(axis=0) for i in keep]) if len(keep) > 1 else local.mean(axis=0)[None]
+    curves = curves + 1e-3 / HOURS  # no hour is impossible, however small the population
+    out: np.ndarray = curves / curves.sum(axis=1, keepdims=True)
+    return out
+
+
+def fit(counts: np.ndarray, cells: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lived offset index (into :data:`OFFSETS`), fit (1 - uniform share) and confidence per
+    row, against the day shapes ``r`` (one per row; an account takes the one it fits best)."""
+    # logp[c, k, j, u]: log chance of UTC hour u on curve c at offset k, uniform share BETAS[j].
+    shifted = r[:, (np.arange(HOURS)[None, :] + OFFSETS[:, None]) % HOURS]  # (c, k, u)
+    p = (1.0 - BETAS)[None, None, :, None] * shifted[:, :, None, :] + BETAS[None, None, :, None] / HOURS
+    logp = np.log(p).reshape(-1, HOURS)
+    k_best = np.zeros(len(counts), np.int64)
+    share = np.zeros(len(counts))
+    conf = np.zeros(len(counts))
+    near = circ(OFFSETS[:, None], OFFSETS[None, :]) <= 1  # (k, k)
+    for lo in range(0, len(counts), CHUNK):
+        c = counts[lo : lo + CHUNK]
+        ll = (c @ logp.T).reshape(len(c), len(r), HOURS, len(BETAS))
+        by_curve = ll.max(axis=3)  # (row, curve, offset)
+        curve = by_curve.argmax(axis=1)  # the day shape each offset fits best
+        llo = by_curve.max(axis=1)
+        k = llo.argmax(axis=1)
+        rows = np.arange(len(c))
+        j = ll[rows, curve[rows, k], k].argmax(axis=1)
+        # One observation per active hour: requests in one sitting are not independent.
+        scale = np.maximum(cells[lo : lo + CHUNK], 1.0) / np.maximum(c.sum(axis=1), 1.0)
+        post = np.exp((llo - llo.max(axis=1, keepdims=True)) * np.minimum(scale, 1.0)[:, None])
+        post /= post.sum(axis=1, keepdims=True)
+        k_best[lo : lo + CHUNK] = k
+        share[lo : lo + CHUNK] = 1.0 - BETAS[j]
+        conf[lo : lo + CHUNK] = (post * near[k]).sum(axis=1)
+    return k_best, share, conf
+
+
+def busy_window(counts: np.ndarray, share: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+    """The shortest run of UTC hours (circular) holding ``share`` of each row's requests:
+    its first hour and its length."""
+    cs = np.concatenate([np.zeros((len(counts), 1)), np.cumsum(np.concatenate([counts, counts], axis=1), axis=1)], axis=1)
+    need = share * counts.sum(axis=1)
+    start = np.zeros(len(counts), np.int64)
+    length = np.full(len(counts), HOURS, np.int64)
+    done = np.zeros(len(counts), bool)
+    for n in range(1, HOURS + 1):
+        win = cs[:, n : n + HOURS] - cs[:, :HOURS]  # win[:, s]: hours s .. s+n-1
+        ok = ~done & (win.max(axis=1) >= need - 1e-9)
+        start[ok], length[ok] = win[ok].argmax(axis=1), n
+        done |= ok
+    return start, length
+
+
+class LivedTimeSignal(Signal):
+    """Lived UTC offset from the hours of activity, against the offsets of the claimed country.
+
+    The exchanges give the profile (:meth:`finalize`); the claim is in the accounts table
+    (:meth:`finalize_accounts`), which the hunt calls next with that table alone, so the
+    profiles of the last :meth:`finalize` are kept for it. Without an accounts table the
+    signal reports activity only (no claim, so no reference day and no lived offset).
+
+    Artifact ``lived_tz``, one per lived offset, carried only by accounts that live at
+    least ``min_gap`` hours from every offset of their claimed country with confidence:
+    the fleet that lives at UTC+8 while billed in the US, Germany and Brazil. It links
+    (``links=True``): the link test calls it only when most of its carriers behave like
+    scripts, and then the shared clock is the fleet's operators'. It is a ``bystander``
+    kind: every population holds expats, travellers, night-shift workers and VPN users who
+    live away from their billing country, and a time zone holds millions of people, so a
+    carrier joins a campaign through it only if it ranks above the link quantile itself
+    and holds another tie (a second network, a template, an identity artifact). Living at
+    the campaign's hours alone never pulls an ordinary account in.
+    """
+
+    name: ClassVar[str] = "lived_time"
+    tables: ClassVar[dict[str, TableSpec]] = {
+        # ``days``: bit (day mod 64) set when active in that UTC hour; merged by OR (the
+        # fold); "max" only declares the column.
+        "hour": TableSpec(
+            ("account", "hour"),
+            {"n": "sum", "days": "max"},
+            {"account": pl.UInt32, "hour": pl.Int8, "days": pl.UInt64},
+            fold=fold_days,
+        ),
+    }
+    artifact_kinds: ClassVar[dict[str, ArtifactKind]] = {
+        "lived_tz": ArtifactKind("lived time zone", links=True, bystander=True),
+    }
+
+    def __init__(
+        self,
+        min_cells: int = 20,
+        min_confidence: float = 0.9,
+        min_gap: float = 3.0,
+        min_reference: int = 20,
+    ) -> None:
+        """``min_cells``: fewest active hours (day-hour cells) for a lived offset;
+        ``min_confidence``: posterior mass within an hour of it; ``min_gap``: hours from
+        every claimed offset that make an account misplaced; ``min_reference``: fewest
+        accounts that must agree with their claim to learn the reference day."""
+        self.min_cells = min_cells
+        self.min_confidence = min_confidence
+        self.min_gap = min_gap
+        self.min_reference = min_reference
+        self._profiles: Profiles | None = None
+
+    def update(self, state: State, rows: pl.DataFrame) -> State:
+        spec = self.tables["hour"]
+        bit = pl.lit(2, pl.UInt64).pow((pl.col("day") % 64).cast(pl.UInt32))
+        new = grouped(rows, spec, {"n": pl.len(), "days": bit.bitwise_or()})
+        return {"hour": spec.compact([state["hour"], new])}
+
+    def finalize(self, state: State, n_accounts: int) -> Finding:
+        self._profiles = profiles(state["hour"])
+        p = self._profiles
+        feats = pl.DataFrame(
+            {"account": p.account, "n": p.counts.sum(axis=1).astype(np.int64), "cells": p.cells.astype(np.int64)},
+            schema={"account": pl.UInt32, "n": pl.Int64, "cells": pl.Int64},
+        )
+        return Finding(feats)
+
+    def finalize_accounts(self, accounts: pl.DataFrame) -> Finding | None:
+        """The claim against the profiles of the last :meth:`finalize` (None before one)."""
+        if self._profiles is None:
+            return None
+        return self.lived(self._profiles, accounts)
+
+    def lived(self, p: Profiles, accounts: pl.DataFrame) -> Finding:
+        """Features, artifacts and texts from the profiles and the accounts' claims."""
+        claim = self._claims(p, accounts)
+        table = country_offsets()
+        codes = sorted(c for c in claim.drop_nulls().unique().to_list() if c in table)
+        # gaps[i, k]: hours from lived offset k to the nearest offset of country i.
+        gaps = np.full((len(codes) + 1, HOURS), np.nan)  # last row: unknown claim
+        for i, code in enumerate(codes):
+            offs = np.asarray(table.get(code, ()), float)
+            if offs.size:
+                gaps[i] = circ(OFFSETS[:, None], offs[None, :]).min(axis=1)
+        row = {c: i for i, c in enumerate(codes)}
+        ci = claim.replace_strict(row, default=len(codes), return_dtype=pl.Int64).fill_null(len(codes)).to_numpy()
+        enough = p.cells >= self.min_cells
+        # Pass 1: accounts billed where one offset holds all year; where too few are, those
+        # whose country keeps one offset and summer time, at standard time (an hour's blur).
+        k = share = conf = None
+        for exact in (True, False):
+            shift = np.array([_single_offset(table.get(c, ()), exact) for c in codes] + [np.nan])[ci]
+            first = enough & ~np.isnan(shift)
+            if first.sum() >= self.min_reference:
+                r = reference(p.counts[first], shift[first])
+                k, share, conf = self._fit(p, enough, r)
+                break
+        if k is not None and conf is not None:
+            # Pass 2: every account whose lived offset is within an hour of its claim, at
+            # the claimed offset (whole hours; the lived one where the claim is a half hour).
+            near = np.full((len(codes) + 1, HOURS), np.nan)
+            for i, code in enumerate(codes):
+                offs = np.asarray(table.get(code, ()), float)
+                if offs.size:
+                    near[i] = offs[circ(OFFSETS[:, None], offs[None, :]).argmin(axis=1)]
+            snap = near[ci, k]
+            snap = np.where(snap == np.round(snap), snap, OFFSETS[k])
+            agree = enough & (conf >= self.min_confidence) & (gaps[ci, k] <= 1.0)
+            if agree.sum() >= self.min_reference:
+                r = reference(p.counts[agree], snap[agree])
+                k, share, conf = self._fit(p, enough, r)
+        return self._finding(p, claim, ci, gaps, k, share, conf)
+
+    @staticmethod
+    def _fit(p: Profiles, rows: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:func:`fit` on the ``rows`` with enough active hours (the rest: offset index 0, NaN)."""
+        k, share, conf = np.zeros(len(rows), np.int64), np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+        k[rows], share[rows], conf[rows] = fit(p.counts[rows], p.cells[rows], r)
+        return k, share, conf
+
+    def _claims(self, p: Profiles, accounts: pl.DataFrame) -> pl.Series:
+        """The claimed country of each profiled account (null where none or unknown)."""
+        present = [c for c in CLAIMS if c in accounts.columns]
+        if not present:
+            return pl.Series("claim", [None] * len(p.account), dtype=pl.String)
+        exprs = [CLAIMS[c](pl.col(c).cast(pl.String)) for c in present]
+        claims = accounts.select(pl.col("account").cast(pl.UInt32), claim=pl.coalesce(exprs))
+        out = pl.DataFrame({"account": p.account}, schema={"account": pl.UInt32}).join(
+            claims.unique("account", keep="first"), on="account", how="left", maintain_order="left"
+        )
+        return out["claim"]
+
+    def _finding(
+        self,
+        p: Profiles,
+        claim: pl.Series,
+        ci: np.ndarray,
+        gaps: np.ndarray,
+        k: np.ndarray | None,
+        share: np.ndarray | None,
+        conf: np.ndarray | None,
+    ) -> Finding:
+        n = p.counts.sum(axis=1)
+        table = country_offsets()
+        codes = claim.drop_nulls().unique().sort().to_list()
+        offsets = pl.DataFrame(
+            {"country": codes, "claimed_offsets": [list(table.get(c, ())) or None for c in codes]},
+            schema={"country": pl.String, "claimed_offsets": pl.List(pl.Float64)},
+        )
+        base = pl.DataFrame(
+            {
+                "account": pl.Series(p.account, dtype=pl.UInt32),
+                "n": pl.Series(n.astype(np.int64)),
+                "cells": pl.Series(p.cells.astype(np.int64)),
+                "country": claim.alias("country"),
+            }
+        ).join(offsets, on="country", how="left", maintain_order="left")
+        if k is None or share is None or conf is None:  # no reference day: nothing lived
+            f = base.with_columns(
+                offset=pl.lit(None, pl.Int8), fit=pl.lit(None, pl.Float64), confidence=pl.lit(None, pl.Float64),
+                tz_gap=pl.lit(None, pl.Float64), misplaced=pl.lit(0.0), ts_misplaced=pl.lit(0.0),
+            )  # fmt: skip
+            return Finding(f, explain=self._explain)
+        sure = (p.cells >= self.min_cells) & (conf >= self.min_confidence)
+        gap = gaps[ci, k]
+        lived = np.where(sure, OFFSETS[k], 0)
+        mis = sure & (gap >= self.min_gap)
+        start, length = busy_window(p.counts[mis])
+        busy_from = np.full(len(n), -1, np.int64)
+        busy_len = np.zeros(len(n), np.int64)
+        busy_from[mis] = (start + OFFSETS[k[mis]]) % HOURS  # local hour at the lived offset
+        busy_len[mis] = length
+        f = base.with_columns(
+            offset=pl.when(pl.Series(sure)).then(pl.Series(lived, dtype=pl.Int8)),
+            fit=pl.Series(share),
+            confidence=pl.Series(conf),
+            tz_gap=pl.when(pl.Series(sure)).then(pl.Series(gap)),  # NaN where the claim is unknown
+            busy_from=pl.when(pl.Series(mis)).then(pl.Series(busy_from)),
+            busy_hours=pl.when(pl.Series(mis)).then(pl.Series(busy_len)),
+        )
+        f = f.with_columns(pl.col("fit", "confidence", "tz_gap").fill_nan(None))
+        # Misplaced: confidently living ``min_gap`` hours or more from the claim; the tail
+        # score ranks how far among every account (0 for the rest), so only a confident
+        # gap ever adds to the behaviour score.
+        f = f.with_columns(misplaced=pl.when(pl.Series(mis)).then(pl.col("tz_gap")).otherwise(0.0)).with_columns(
+            ts_misplaced=pl.when(pl.col("misplaced") > 0).then(tail_score(pl.col("misplaced"))).otherwise(0.0)
+        )
+        arts = f.filter(pl.col("misplaced") > 0).select(
+            "account", kind=pl.lit("lived_tz"), value=_tz_value(pl.col("offset")), share="fit"
+        )
+        texts = self._texts(f.filter(pl.col("misplaced") > 0))
+        return Finding(f, arts.cast(ARTIFACTS_SCHEMA), explain=self._explain, texts=texts)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _texts(mis: pl.DataFrame) -> pl.DataFrame:
+        """Readable lived offsets, with the countries their carriers are billed in (most first)."""
+        per = (
+            mis.group_by("offset", "country")
+            .len()
+            .sort(["offset", "len", "country"], descending=[False, True, False], nulls_last=True)
+            .group_by("offset", maintain_order=True)
+            .agg(pl.col("country").drop_nulls())
+        )
+        rows = []
+        for off, countries in per.iter_rows():
+            where = _countries(countries)
+            rows.append({"value": _tz_hash(int(off)), "text": f"{_utc(off)}, billed in {where}" if where else _utc(off)})
+        return pl.DataFrame(rows, schema={"value": pl.UInt64, "text": pl.String})
+
+    def _explain(self, r: dict[str, Any]) -> list[str]:
+        if not r.get("misplaced"):
+            return []
+        off = int(r["offset"])
+        claimed = "/".join(f"{o:+g}" for o in (r.get("claimed_offsets") or []))
+        busy = ""
+        if r.get("busy_from") is not None and (r.get("busy_hours") or 24) <= 12:  # a longer run says little
+            b0, b1 = int(r["busy_from"]), (int(r["busy_from"]) + int(r["busy_hours"])) % HOURS
+            busy = f", busiest {b0:02d}:00-{b1:02d}:00 there"
+        return [
+            f"lives at {_utc(off)} ({r['fit']:.0%} of {int(r['n']):,} requests fit a human day there, "
+            f"{int(r['cells']):,} active hours{busy}), billed in {r['country']} (UTC{claimed}): "
+            f"{r['tz_gap']:g} hours from every offset of its claimed country"
+        ]
+
+
+def _single_offset(offs: tuple[float, ...], exact: bool) -> float:
+    """The offset of a country that keeps one in whole hours (``exact``: all year; else
+    summer time aside, at standard time), else NaN."""
+    if not offs or any(o != int(o) for o in offs) or max(offs) - min(offs) > (0 if exact else 1):
+        return float("nan")
+    return float(min(offs))
+
+
+def _tz_hash(offset: int) -> int:
+    return int(pl.select(_tz_value(pl.lit(offset, pl.Int8))).item())
+
+
+def _tz_value(offset: pl.Expr) -> pl.Expr:
+    return offset.cast(pl.Int8).hash(41)
+
+
+def _utc(offset: int) -> str:
+    return f"UTC{int(offset):+d}" if offset else "UTC"
+
+
+def _countries(codes: list[str], most: int = 6) -> str:
+    if len(codes) <= most:
+        return ", ".join(codes[:-1]) + (" and " if len(codes) > 1 else "") + codes[-1] if codes else ""
+    return f"{', '.join(codes[:most])} and {len(codes) - most} more"

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+from typing import Any
+
+import polars as pl
+import pytest
+
+from distillguard.signals.base import Finding
+from distillguard.signals.lived_time import LivedTimeSignal, country_offsets
+from tests.signals.helpers import finding
+
+T0 = dt.datetime(2026, 4, 20, tzinfo=dt.UTC)
+ONE_ZONE = {"JP": 9, "TR": 3, "VN": 7, "KR": 9, "DE": 2, "GB": 1}  # offsets in late April (summer time)
+
+
+def _office(rows: list[dict[str, Any]], acct: str, offset: int, rng: random.Random, days: int = 12) -> None:
+    """Weekday office hours (09-18 local) at ``offset``, a few sittings a day."""
+    for d in range(days):
+        for h in rng.sample(range(9, 18), 4):
+            for _ in range(rng.randint(1, 3)):
+                ts = T0 + dt.timedelta(days=d, hours=h - offset, minutes=rng.randrange(60))
+                rows.append({"request_id": f"{acct}-{len(rows)}", "ts": ts, "account_id": acct})
+
+
+def _population() -> tuple[list[dict[str, Any]], dict[str, str]]:
+    rng = random.Random(5)
+    rows: list[dict[str, Any]] = []
+    country: dict[str, str] = {}
+    for i in range(36):  # well placed: they teach the signal what a day looks like
+        c = list(ONE_ZONE)[i % len(ONE_ZONE)]
+        _office(rows, f"home{i:02d}", ONE_ZONE[c], rng)
+        country[f"home{i:02d}"] = c
+    for i, c in enumerate(["US", "DE", "BR", "FR", "DE", "US"]):  # a fleet at UTC+8
+        _office(rows, f"fleet{i}", 8, rng)
+        country[f"fleet{i}"] = c
+    _office(rows, "berlin", 2, rng)
+    country["berlin"] = "DE"
+    for k in range(5):
+        rows.append({"request_id": f"short-{k}", "ts": T0 + dt.timedelta(days=k, hours=3), "account_id": "short"})
+    country["short"] = "DE"
+    for h in range(24 * 12):  # round the clock, many requests
+        rows.append({"request_id": f"bot-{h}", "ts": T0 + dt.timedelta(hours=h, minutes=7), "account_id": "bot"})
+    country["bot"] = "DE"
+    return rows, country
+
+
+def _lived(sig: LivedTimeSignal, rows: list[dict[str, Any]], country: dict[str, str]) -> tuple[Finding, dict[str, dict[str, Any]]]:
+    _, index = finding(sig, rows)
+    acc = index.join(pl.DataFrame({"account_id": list(country), "country": list(country.values())}), on="account_id")
+    out = sig.finalize_accounts(acc)
+    assert out is not None
+    feats = {r["account_id"]: r for r in out.features.join(index, on="account").to_dicts()}
+    return out, feats
+
+
+@pytest.fixture(scope="module")
+def lived() -> tuple[Finding, dict[str, dict[str, Any]]]:
+    rows, country = _population()
+    return _lived(LivedTimeSignal(), rows, country)
+
+
+def test_an_account_billed_in_germany_living_at_utc8_is_misplaced(lived: tuple[Finding, dict[str, dict[str, Any]]]) -> None:
+    _, f = lived
+    r = f["fleet1"]
+    assert r["offset"] == 8 and r["confidence"] >= 0.9
+    assert 6 <= r["tz_gap"] <= 7  # Germany keeps +1 and +2 (summer time)
+    homes = [f[a]["ts_misplaced"] for a in f if a.startswith("home")]
+    # Six of the 45 accounts live six hours or more from their claim: -log10(6/45).
+    assert max(homes) == 0.0 and r["ts_misplaced"] == pytest.approx(-math.log10(6 / len(f)))
+    assert f["fleet2"]["tz_gap"] == 10 and f["fleet2"]["ts_misplaced"] > r["ts_misplaced"]  # billed in BR
+
+
+def test_an_account_living_where_it_is_billed_has_no_gap(lived: tuple[Finding, dict[str, dict[str, Any]]]) -> None:
+    _, f = lived
+    assert f["berlin"]["offset"] in (1, 2, 3) and f["berlin"]["tz_gap"] <= 1
+    assert f["berlin"]["ts_misplaced"] == 0.0
+    assert all(f[a]["tz_gap"] <= 1 for a in f if a.startswith("home"))
+
+
+def test_five_requests_or_round_the_clock_give_no_lived_time(lived: tuple[Finding, dict[str, dict[str, Any]]]) -> None:
+    _, f = lived
+    for a in ("short", "bot"):
+        assert f[a]["offset"] is None and f[a]["tz_gap"] is None and f[a]["ts_misplaced"] == 0.0
+    assert f["bot"]["confidence"] < 0.5 and f["bot"]["fit"] <= 0.2  # every offset fits alike
+
+
+def test_the_fleet_shares_one_lived_tz_artifact_and_the_well_placed_none(lived: tuple[Finding, dict[str, dict[str, Any]]]) -> None:
+    out, f = lived
+    assert out.artifacts is not None and out.texts is not None
+    ids = {r["account"]: a for a, r in f.items()}
+    carriers = sorted(ids[a] for a in out.artifacts["account"].to_list())
+    assert carriers == [f"fleet{i}" for i in range(6)]
+    assert out.artifacts["value"].n_unique() == 1 and (out.artifacts["kind"] == "lived_tz").all()
+    (text,) = out.texts["text"].to_list()
+    assert text == "UTC+8, billed in DE, US, BR and FR"
+    assert out.explain is not None
+    (line,) = out.explain(f["fleet1"])
+    assert line.startswith("lives at UTC+8 (") and "billed in DE (UTC+1/+2)" in line
+    assert out.explain(f["berlin"]) == []
+
+
+def test_too_few_well_placed_accounts_learn_no_reference_day() -> None:
+    rows, country = _population()
+    _, f = _lived(LivedTimeSignal(min_reference=100), rows, country)
+    assert all(r["offset"] is None and r["ts_misplaced"] == 0.0 for r in f.values())
+
+
+def test_unknown_or_missing_claims_give_no_gap() -> None:
+    rows, country = _population()
+    country["fleet0"] = "ZZ"
+    del country["fleet2"]
+    _, f = _lived(LivedTimeSignal(), rows, country)
+    assert f["fleet0"]["offset"] == 8 and f["fleet0"]["tz_gap"] is None and f["fleet0"]["ts_misplaced"] == 0.0
+    assert f["fleet2"]["country"] is None and f["fleet2"]["tz_gap"] is None
+
+
+def test_without_the_accounts_table_there_is_activity_only() -> None:
+    rows, _ = _population()
+    sig = LivedTimeSignal()
+    assert sig.finalize_accounts(pl.DataFrame({"account": [0]})) is None  # nothing finalized yet
+    f, _ = finding(sig, rows)
+    assert f.features.columns == ["account", "n", "cells"] and f.artifacts is None
+
+
+def test_active_hours_count_days_not_requests() -> None:
+    rows = [{"request_id": f"r{i}", "ts": T0 + dt.timedelta(minutes=i), "account_id": "a"} for i in range(50)]
+    rows += [{"request_id": f"s{d}", "ts": T0 + dt.timedelta(days=d, minutes=5), "account_id": "a"} for d in range(1, 4)]
+    f, _ = finding(LivedTimeSignal(), rows)
+    assert f.features.row(0) == (0, 53, 1 + 3)  # hour 0 on day 0 holds 50 requests: one active hour
+
+
+def test_countries_file_keeps_summer_time_and_half_hours() -> None:
+    table = country_offsets()
+    assert table["DE"] == (1.0, 2.0) and table["IN"] == (5.5,) and table["JP"] == (9.0,)
+    assert min(table["US"]) == -10.0 and max(table["US"]) == -4.0
+    assert len(table) > 200
