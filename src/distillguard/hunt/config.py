@@ -61,6 +61,9 @@ class LinkParams:
     # An identity artifact with this many ranked carriers is a sample big enough to test on
     # its own: a webmail domain's customers rank like everyone else and link nothing.
     identity_testable: int = 10
+    # Two identity webs join into one (then tested as a whole) when at least this share of
+    # each web's members carry one linking artifact: cells of one operator behind one pool.
+    join_share: float = 0.5
     # Association: an account outside every campaign that holds a small identity artifact
     # (at most ``identity_testable`` carriers) of which at least ``associate_min`` carriers,
     # and at least half of all, are one campaign's members, joins that campaign.

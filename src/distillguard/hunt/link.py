@@ -111,6 +111,8 @@ def identity_components(
     )
     _, labels = connected_components(adj, directed=False)
     webs = local.with_columns(web=pl.Series(labels[:n_a]).cast(pl.Int64)).select("account", "web")
+    webs, joins = join_rings(webs, artifacts, ranks, p)
+    edges = pl.concat([edges, joins])
     # Only members with enough traffic to be ranked speak; the rest (accounts just
     # registered with a reused phone and card) ride with the web's verdict.
     stats = (
@@ -132,6 +134,74 @@ def identity_components(
     sig = stats.filter("significant").select("web")
     ties = edges.join(webs, on="account").join(sig, on="web")
     return webs.join(sig, on="web"), stats, ties
+
+
+def join_rings(
+    webs: pl.DataFrame, artifacts: pl.DataFrame, ranks: pl.DataFrame, p: LinkParams
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Webs joined into one where most members of each carry the same linking artifact.
+
+    A careful operator keeps identities in small cells (one card, one phone, one front
+    domain per three to eight accounts, nothing across cells), so each cell is a web too
+    small to test. What the cells share is the operator: its proxy pool, its script, the
+    timezone it lives in. Two webs are joined when at least ``join_share`` of each web's
+    members carry one linking artifact (any kind that links and is not an identity kind)
+    whose ranked carriers sit above the population median; the joined web is then tested
+    as a whole, like any web. A coincidence touching one or two members of a web (a
+    popular template, a shared NAT) joins nothing, and a web of ordinary people joined to
+    another stays unremarkable under the test.
+
+    Returns the webs relabelled (joined webs take the smallest label) and the joining ties
+    ``(account, kind, value)`` of every member that carries the joining artifact.
+    """
+    joiners = [k for k in artifacts["kind"].unique().to_list() if k not in p.supporting and k not in p.identity]
+    empty = pl.DataFrame(schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64})
+    if not joiners or webs.height == 0:
+        return webs, empty
+    size = webs.group_by("web").agg(size=pl.len())
+    held = artifacts.filter(pl.col("kind").is_in(joiners)).select("account", "kind", "value").unique()
+    unusual = (
+        held.join(ranks, on="account", how="left")
+        .group_by("kind", "value")
+        .agg(u=pl.col("u").mean())
+        .filter(pl.col("u") > 0.5)
+        .select("kind", "value")
+    )
+    per_web = (
+        held.join(unusual, on=["kind", "value"])
+        .join(webs, on="account")
+        .group_by("web", "kind", "value")
+        .agg(c=pl.len())
+        .join(size, on="web")
+        .filter(pl.col("c") >= p.join_share * pl.col("size"))
+        .filter(pl.len().over("kind", "value") >= 2)
+    )
+    if per_web.height == 0:
+        return webs, empty
+    # Union-find over webs through the shared artifacts.
+    ids = sorted(set(webs["web"].to_list()))
+    parent = {w: w for w in ids}
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for (_, _), g in per_web.group_by(["kind", "value"], maintain_order=True):
+        ws = sorted(g["web"].to_list())
+        for w in ws[1:]:
+            a, b = find(ws[0]), find(w)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    remap = {w: find(w) for w in ids}
+    joined = webs.with_columns(pl.col("web").replace_strict(remap, return_dtype=pl.Int64))
+    ties = (
+        held.join(webs, on="account")
+        .join(per_web.select("web", "kind", "value"), on=["web", "kind", "value"])
+        .select("account", "kind", "value")
+    )
+    return joined, ties
 
 
 def _shared_identity(
