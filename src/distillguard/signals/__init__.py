@@ -14,6 +14,7 @@ from distillguard.signals.elicitation import ElicitationSignal
 from distillguard.signals.infrastructure import InfrastructureSignal
 from distillguard.signals.lockstep import LockstepSignal
 from distillguard.signals.output_harvesting import OutputHarvestingSignal
+from distillguard.signals.proxy_pool import ProxyPoolSignal
 from distillguard.signals.registration import RegistrationSignal
 from distillguard.signals.template_repetition import TemplateSignal
 from distillguard.signals.temporal import TemporalSignal
@@ -25,6 +26,7 @@ SIGNALS: dict[str, type[Signal]] = {
     "elicitation": ElicitationSignal,
     "capability": CapabilitySignal,
     "infrastructure": InfrastructureSignal,
+    "proxy_pool": ProxyPoolSignal,
     "lockstep": LockstepSignal,
     "registration": RegistrationSignal,
 }
@@ -65,6 +67,7 @@ __all__ = [
     "InfrastructureSignal",
     "LockstepSignal",
     "OutputHarvestingSignal",
+    "ProxyPoolSignal",
     "RegistrationSignal",
     "Signal",
     "TableSpec",
