@@ -210,20 +210,22 @@ class ProxyPoolSignal(Signal):
         if test.height == 0:
             return empty
         uses = uses.join(test.select("pool"), on="pool")
-        co = uses.join(per_prefix.filter(pl.col("c") >= 2).select("pool", "value"), on=["pool", "value"])
-        pairs = co.select("account", "pool", "value").join(
-            co.select("pool", "value", other="account"), on=["pool", "value"]
-        ).filter(pl.col("account") != pl.col("other"))
-        per_acct = (
-            co.group_by("account")
-            .agg(pool_overlap=pl.col("op").n_unique(), pool_prefixes=pl.len(), on_pool=pl.col("n").sum())
-            .join(pairs.group_by("account").agg(pool_co_users=pl.col("other").n_unique()), on="account", how="left")
+        co = uses.join(per_prefix.filter(pl.col("c") >= 2).select("pool", "value", "c"), on=["pool", "value"])
+        # Other members met on the account's networks, counted with repeats and capped at the
+        # pool's size: the distinct count needs every pair of members on a prefix, and a
+        # datacenter exit shared by thousands makes that millions of rows.
+        per_acct = co.group_by("account").agg(
+            pool_overlap=pl.col("op").n_unique(),
+            pool_prefixes=pl.len(),
+            on_pool=pl.col("n").sum(),
+            met=(pl.col("c") - 1).sum(),
         )
         totals = uses.group_by("account", "pool").agg(tot=pl.col("n").sum())
         members = (
             totals.join(per_acct, on="account", how="left")
             .join(test, on="pool")
-            .with_columns(pl.col("pool_overlap", "pool_prefixes", "pool_co_users", "on_pool").fill_null(0))
+            .with_columns(pl.col("pool_overlap", "pool_prefixes", "met", "on_pool").fill_null(0))
+            .with_columns(pool_co_users=pl.min_horizontal("met", pl.col("size") - 1))
         )
         arts = members.select("account", "pool", share=pl.col("on_pool") / pl.col("tot"))
         feats = members.select(
@@ -246,7 +248,7 @@ class ProxyPoolSignal(Signal):
         if (r.get("pool_size") or 0) > 0:
             return [
                 f"{used}; {int(r['pool_prefixes'] or 0):,} of them (in {int(r['pool_overlap'] or 0):,} ASNs) also used "
-                f"by {int(r['pool_co_users'] or 0):,} other accounts of one pool of {int(r['pool_size']):,} accounts, "
+                f"by up to {int(r['pool_co_users'] or 0):,} other accounts of one pool of {int(r['pool_size']):,} accounts, "
                 f"which co-use networks {int(r['pool_observed'] or 0):,} times where chance predicts "
                 f"{float(r['pool_expected'] or 0):,.1f} (p < 1e-{max(int(r['pool_neglog_p'] or 0), 1)})"
             ]
