@@ -54,13 +54,18 @@ def _population(seed: int = 0) -> tuple[Log, list[str]]:
             log.add(f"dev{i:02d}", _net(OFFICE, 1), OFFICE, 8)
     log.add("solo", _net(7922, 200), 7922, 30)
     pool = [(asn, 100 + c) for asn in ISPS for c in range(5)]  # 40 exits over 8 ISPs
-    fleet = [f"fleet{i:02d}" for i in range(12)]
-    for a in fleet:
-        for asn, c in rng.sample(pool, 15):  # sticky per session: a few requests per exit
-            log.add(a, _net(asn, c), asn, 3)
+    fleet = _fleet(log, rng, pool, 12)
     asn, c = pool[0]
     log.add("neighbour", _net(asn, c), asn, 20)  # a home /24 that is also one of the exits
     return log, fleet
+
+
+def _fleet(log: Log, rng: random.Random, pool: list[tuple[int, int]], n: int) -> list[str]:
+    fleet = [f"fleet{i:02d}" for i in range(n)]
+    for a in fleet:
+        for asn, c in rng.sample(pool, 15):  # sticky per session: a few requests per exit
+            log.add(a, _net(asn, c), asn, 3)
+    return fleet
 
 
 def test_fleet_on_a_pool_is_linked_and_nat_cloud_and_homes_are_not() -> None:
@@ -80,6 +85,23 @@ def test_fleet_on_a_pool_is_linked_and_nat_cloud_and_homes_are_not() -> None:
     asns = {r["asn"] for r in log.rows if r["account_id"] == "fleet00"}
     assert line.startswith(f"used 15 /24 networks in {len(asns)} ASNs; 15 of them") and "one pool of 12 accounts" in line
     assert f.texts is not None and f.texts["text"][0].startswith("12 accounts co-using")
+
+
+def test_home_user_whose_networks_are_all_exits_of_a_big_pool_stays_out() -> None:
+    """Residential exits are people's homes: where a pool covers an eighth of each ISP's
+    /24s, a user with three homes on three exits is chance, a member on fifteen is not."""
+    log, _ = _population(2)
+    rng = random.Random(7)
+    pool = [(asn, c) for asn in ISPS for c in range(8)]  # inside the homes' 64 /24s per ISP
+    fleet = _fleet(log, rng, pool, 20)
+    for asn in ISPS[:3]:
+        log.add("unlucky", _net(asn, 0), asn, 10)
+    f, idx = finding(ProxyPoolSignal(), log.rows)
+    assert f.artifacts is not None
+    held = set(f.artifacts.join(idx, on="account")["account_id"])
+    assert held == set(fleet)
+    r = by_id(f, idx)
+    assert r["unlucky"]["asns"] == 3 and r["unlucky"]["pool_size"] == 0
 
 
 def test_strangers_rotating_three_networks_by_chance_form_no_pool() -> None:

@@ -209,8 +209,12 @@ class ProxyPoolSignal(Signal):
         test = test.with_columns(neglog_p=pl.Series(neglog)).filter(pl.col("neglog_p") >= cut)
         if test.height == 0:
             return empty
+        exits = per_prefix.join(test.select("pool"), on="pool").filter(pl.col("c") >= 2).select("pool", "value", "c")
+        uses = _members(uses.join(test.select("pool"), on="pool"), exits, net.join(comp, on="account", how="anti"), self.alpha)
+        test = test.drop("size").join(uses.group_by("pool").agg(size=pl.col("account").n_unique()), on="pool")
+        test = test.filter(pl.col("size") >= self.min_pool)
         uses = uses.join(test.select("pool"), on="pool")
-        co = uses.join(per_prefix.filter(pl.col("c") >= 2).select("pool", "value", "c"), on=["pool", "value"])
+        co = uses.join(exits, on=["pool", "value"])
         # Other members met on the account's networks, counted with repeats and capped at the
         # pool's size: the distinct count needs every pair of members on a prefix, and a
         # datacenter exit shared by thousands makes that millions of rows.
@@ -232,9 +236,7 @@ class ProxyPoolSignal(Signal):
             "account", "pool_overlap", "pool_prefixes", "pool_co_users",
             pool_size="size", pool_observed="observed", pool_expected="expected", pool_neglog_p="neglog_p",
         ).cast(member_schema)  # type: ignore[arg-type]  # fmt: skip
-        spread = per_prefix.join(test.select("pool"), on="pool").filter(pl.col("c") >= 2).group_by("pool").agg(
-            p=pl.len(), a=pl.col("op").n_unique()
-        )
+        spread = co.group_by("pool").agg(p=pl.col("value").n_unique(), a=pl.col("op").n_unique())
         texts = test.join(spread, on="pool").select(
             value="pool",
             text=pl.format("{} accounts co-using {} /24s in {} ASNs", "size", "p", "a"),
@@ -255,6 +257,41 @@ class ProxyPoolSignal(Signal):
         if (r.get("ts_rotation") or 0) >= 2.0 and asns >= self.min_asns:
             return [f"{used} over {int(r.get('n') or 0):,} requests: few accounts move between so many networks"]
         return []
+
+
+def _members(uses: pl.DataFrame, exits: pl.DataFrame, outside: pl.DataFrame, alpha: float) -> pl.DataFrame:
+    """The rows of ``uses`` (a candidate's networks, with its pool) of candidates that use
+    the pool's ``exits`` more than an outsider would.
+
+    Residential exits are people's home networks, and a big pool covers much of an ISP's
+    /24s: a home user whose few networks all happen to be exits looks like a small member.
+    Per operator, ``q`` is the share of outsiders' networks that are the pool's exits (half
+    a use added to each side, so an operator no outsider uses counts as a coin flip); a
+    candidate with ``x`` networks on exits where chance gives ``sum q`` stays in when the
+    Poisson tail clears ``alpha``, Bonferroni over the candidates.
+    """
+    from scipy.stats import poisson
+
+    on = outside.select("value", "op").join(exits.select("pool", "value"), on="value")
+    cover = (
+        on.group_by("pool", "op")
+        .agg(hit=pl.len())
+        .join(outside.group_by("op").agg(tot=pl.len()), on="op", how="left")
+    )
+    rows = (
+        uses.join(exits.select("pool", "value", exit=pl.lit(True)), on=["pool", "value"], how="left")
+        .join(cover, on=["pool", "op"], how="left")
+        .join(outside.group_by("op").agg(all_=pl.len()), on="op", how="left")
+        .with_columns(
+            q=(pl.col("hit").fill_null(0) + 0.5) / (pl.coalesce("tot", "all_").fill_null(0) + 1.0),
+            exit=pl.col("exit").fill_null(False),
+        )
+    )
+    per = rows.group_by("account").agg(x=pl.col("exit").sum(), lam=pl.col("q").sum()).sort("account")
+    neglog = -poisson.logsf(per["x"].to_numpy() - 1.0, per["lam"].to_numpy()) / math.log(10.0)
+    cut = -math.log10(alpha / max(per.height, 1))
+    keep = per.with_columns(neglog=pl.Series(neglog)).filter(pl.col("neglog") >= cut).select("account")
+    return uses.join(keep, on="account")
 
 
 def _distinct(sketch: pl.DataFrame, name: str) -> pl.DataFrame:
