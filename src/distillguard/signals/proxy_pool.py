@@ -121,7 +121,11 @@ class ProxyPoolSignal(Signal):
         # provider, and the cluster step may split them.
         "pool": ArtifactKind("proxy pool"),
     }
-    features: ClassVar[tuple[str, ...]] = (*_EMPTY_FEATURES, "ts_rotation", "ts_pool")
+    # ``tail_rotation`` is a tail score kept out of behaviour (no ``ts_`` prefix): as one,
+    # it lifted every roaming home user above stealth accounts that sit on one network, and
+    # the stealth web of demo seed 11 lost 3 of its 71 flagged accounts. The pool is the
+    # evidence; rotation alone is a reviewer's hint.
+    features: ClassVar[tuple[str, ...]] = (*_EMPTY_FEATURES, "tail_rotation", "ts_pool")
 
     def __init__(
         self, min_asns: int = 3, core_share: float = 0.5, min_pool: int = 3, alpha: float = 0.01, min_volume: int = 10
@@ -172,7 +176,7 @@ class ProxyPoolSignal(Signal):
             pl.col(c).fill_null(0) for c in members.columns if c != "account"
         )
         feats = feats.with_columns(
-            ts_rotation=tail_score(pl.col("rotation")), ts_pool=tail_score(pl.col("pool_overlap").cast(pl.Float64))
+            tail_rotation=tail_score(pl.col("rotation")), ts_pool=tail_score(pl.col("pool_overlap").cast(pl.Float64))
         ).sort("account")
         arts = pools.select("account", kind=pl.lit("pool"), value="pool", share="share").cast(ARTIFACTS_SCHEMA)  # type: ignore[arg-type]
         return Finding(feats.select("account", *self.features), arts, self._explain, texts=texts)
@@ -266,7 +270,7 @@ class ProxyPoolSignal(Signal):
                 f"which co-use networks {int(r['pool_observed'] or 0):,} times where chance predicts "
                 f"{float(r['pool_expected'] or 0):,.1f} (p < 1e-{max(int(r['pool_neglog_p'] or 0), 1)})"
             ]
-        if (r.get("ts_rotation") or 0) >= 2.0 and asns >= self.min_asns:
+        if (r.get("tail_rotation") or 0) >= 2.0 and asns >= self.min_asns:
             return [f"{used} over {int(r.get('n') or 0):,} requests: few accounts move between so many networks"]
         return []
 
