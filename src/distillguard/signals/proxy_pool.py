@@ -7,8 +7,8 @@ infrastructure signal's per-account prefixes tie nothing. What gives the pool aw
 mostly by other members. Carrier NAT, campus NAT and cloud /24s are shared too, but by
 strangers who each stay on one or two operators' networks.
 
-State, per account (mergeable and bounded): a bottom-k sketch of the /24 prefixes it used
-and one of its ASNs (the ``SKETCH`` smallest hashes, with request counts; exact up to
+State, per account (mergeable and bounded): a bottom-k sketch of the /24 prefixes it used,
+each with its ASN and request count (the ``SKETCH`` smallest hashes; exact up to
 ``SKETCH`` values, beyond that a coordinated sample: every account keeps the same
 prefixes of a pool, so overlaps stay visible, and the k-th hash estimates the distinct
 count, Beyer et al., "On synopses for distinct-value estimation", SIGMOD 2007). A prefix's
@@ -110,7 +110,6 @@ class ProxyPoolSignal(Signal):
     requires: ClassVar[tuple[str, ...]] = ("ip_prefix|ip",)
     tables: ClassVar[dict[str, TableSpec]] = {
         "net": _sketch_spec(),
-        "asn": _sketch_spec(),
         "acct": TableSpec(("account",), {"n": "sum"}, {"account": pl.UInt32}),
     }
     artifact_kinds: ClassVar[dict[str, ArtifactKind]] = {
@@ -142,20 +141,15 @@ class ProxyPoolSignal(Signal):
             v4 = pl.col("ip").str.extract(r"^(\d+\.\d+\.\d+)\.\d+$", 1) + ".0/24"
             prefix = pl.coalesce(prefix, v4)
         # Seed 11 as the infrastructure signal: one prefix, one value in both.
-        return batch.select(
-            pp_prefix=pl.when(prefix.is_not_null()).then(prefix.hash(11)),
-            pp_asn=pl.when(pl.col("asn").is_not_null()).then(pl.col("asn").hash(12)),
-        )
+        return batch.select(pp_prefix=pl.when(prefix.is_not_null()).then(prefix.hash(11)))
 
     def update(self, state: State, rows: pl.DataFrame) -> State:
         t = self.tables
         one = pl.lit(1, pl.Int64).alias("n")
         net = rows.select("account", value="pp_prefix", n=one, asn="asn").drop_nulls("value")
-        asn = rows.select("account", value="pp_asn", n=one, asn="asn").drop_nulls("value")
         acct = rows.group_by("account").agg(n=pl.len().cast(pl.Int64)) if rows.height else t["acct"].empty()
         return {
             "net": t["net"].compact([state["net"], bottom_k(net)]),
-            "asn": t["asn"].compact([state["asn"], bottom_k(asn)]),
             "acct": t["acct"].compact([state["acct"], acct.cast({"account": pl.UInt32})]),
         }
 
@@ -163,14 +157,13 @@ class ProxyPoolSignal(Signal):
         net = state["net"].with_columns(
             op=pl.coalesce(pl.col("asn"), pl.col("value").reinterpret(signed=True))  # no ASN: the /24 is its own
         )
-        feats = state["acct"].join(_distinct(net, "prefixes"), on="account", how="left").join(
-            _distinct(state["asn"], "asns"), on="account", how="left"
+        # Operators are read off the prefix sketch: exact up to ``SKETCH`` prefixes, a lower
+        # bound beyond (a second sketch of ASNs cost as much as the first, for rotators only).
+        ops = net.group_by("account").agg(asns=pl.col("op").n_unique().cast(pl.Float64))
+        feats = state["acct"].join(_distinct(net, "prefixes"), on="account", how="left").join(ops, on="account", how="left")
+        feats = feats.with_columns(pl.col("prefixes", "asns").fill_null(0.0)).with_columns(
+            rotation=pl.when(pl.col("n") >= self.min_volume).then(pl.col("asns")).otherwise(0.0)
         )
-        feats = feats.with_columns(
-            pl.col("prefixes").fill_null(0.0),
-            # No ASN column: operators are counted as /24s.
-            pl.when(pl.col("asns").is_null()).then(pl.col("prefixes")).otherwise(pl.col("asns")).fill_null(0.0).alias("asns"),
-        ).with_columns(rotation=pl.when(pl.col("n") >= self.min_volume).then(pl.col("asns")).otherwise(0.0))
         pools, members, texts = self._pools(net)
         feats = feats.join(members, on="account", how="left").with_columns(
             pl.col(c).fill_null(0) for c in members.columns if c != "account"
@@ -261,8 +254,8 @@ class ProxyPoolSignal(Signal):
 
     def _explain(self, r: dict[str, Any]) -> list[str]:
         prefixes, asns = float(r.get("prefixes") or 0), float(r.get("asns") or 0)
-        about = "about " if prefixes > SKETCH else ""
-        used = f"used {about}{prefixes:,.0f} /24 networks in {asns:,.0f} ASNs"
+        about, least = ("about ", "at least ") if prefixes > SKETCH else ("", "")
+        used = f"used {about}{prefixes:,.0f} /24 networks in {least}{asns:,.0f} ASNs"
         if (r.get("pool_size") or 0) > 0:
             return [
                 f"{used}; {int(r['pool_prefixes'] or 0):,} of them (in {int(r['pool_overlap'] or 0):,} ASNs) also used "
