@@ -77,10 +77,10 @@ def bottom_k(rows: pl.DataFrame) -> pl.DataFrame:
     """Merge of bottom-k sketches: counts summed per ``(account, value)``, then the ``SKETCH``
     smallest values of each account kept. Associative and exact for what it keeps: a value
     among the k smallest of the union is among the k smallest of every part holding it."""
-    g = rows.group_by("account", "value").agg(pl.col("n").sum(), pl.col("asn").max()).sort("account", "value")
-    if g.height <= SKETCH:
-        return g.cast(_SKETCH_DTYPES)  # type: ignore[arg-type]
-    return g.filter(pl.int_range(pl.len()).over("account") < SKETCH).cast(_SKETCH_DTYPES)  # type: ignore[arg-type]
+    g = rows.group_by("account", "value").agg(pl.col("n").sum(), pl.col("asn").max())
+    if g.height > SKETCH and g.select(pl.len().over("account").max()).item() > SKETCH:
+        g = g.filter(pl.col("value").rank("ordinal").over("account") <= SKETCH)
+    return g.cast(_SKETCH_DTYPES)  # type: ignore[arg-type]
 
 
 def _sketch_spec() -> TableSpec:
@@ -149,7 +149,8 @@ class ProxyPoolSignal(Signal):
         net = rows.select("account", value="pp_prefix", n=one, asn="asn").drop_nulls("value")
         acct = rows.group_by("account").agg(n=pl.len().cast(pl.Int64)) if rows.height else t["acct"].empty()
         return {
-            "net": t["net"].compact([state["net"], bottom_k(net)]),
+            # One fold over the state and the batch's raw rows (not the batch's sketch first).
+            "net": bottom_k(pl.concat([state["net"], net], how="vertical_relaxed")) if net.height else state["net"],
             "acct": t["acct"].compact([state["acct"], acct.cast({"account": pl.UInt32})]),
         }
 
@@ -195,13 +196,17 @@ class ProxyPoolSignal(Signal):
             return empty
         # Every use of a network by a member, with its pool; co-use counted over all of them.
         uses = net.join(comp, on="account")
-        per_prefix = uses.group_by("pool", "value").agg(c=pl.len(), op=pl.col("op").first())
+        per_prefix = uses.group_by("pool", "value").agg(c=pl.len(), op=pl.col("op").max())
         observed = per_prefix.group_by("pool").agg(observed=(pl.col("c") * (pl.col("c") - 1) // 2).sum())
         rate, pooled = _collision_rates(net.join(comp, on="account", how="anti"))
         n_a = uses.group_by("pool", "op").agg(n=pl.len()).join(rate, on="op", how="left").with_columns(
             pl.col("rate").fill_null(pooled)  # an operator only pool members use: the pooled rate
         )
-        expected = n_a.group_by("pool").agg(expected=(pl.col("rate") * pl.col("n") * (pl.col("n") - 1) / 2).sum())
+        # Float sums in a fixed order: the same state gives the same features, bit for bit.
+        n_a = n_a.sort("pool", "op")
+        expected = n_a.group_by("pool", maintain_order=True).agg(
+            expected=(pl.col("rate") * pl.col("n") * (pl.col("n") - 1) / 2).sum()
+        )
         test = (
             comp.group_by("pool")
             .agg(size=pl.len())
@@ -296,7 +301,8 @@ def _members(uses: pl.DataFrame, exits: pl.DataFrame, outside: pl.DataFrame, alp
             exit=pl.col("exit").fill_null(False),
         )
     )
-    per = rows.group_by("account").agg(x=pl.col("exit").sum(), lam=pl.col("q").sum()).sort("account")
+    rows = rows.sort("account", "value")
+    per = rows.group_by("account", maintain_order=True).agg(x=pl.col("exit").sum(), lam=pl.col("q").sum())
     neglog = -poisson.logsf(per["x"].to_numpy() - 1.0, per["lam"].to_numpy()) / math.log(10.0)
     cut = -math.log10(alpha / max(per.height, 1))
     keep = per.with_columns(neglog=pl.Series(neglog)).filter(pl.col("neglog") >= cut).select("account")
@@ -357,7 +363,7 @@ def _collision_rates(outside: pl.DataFrame) -> tuple[pl.DataFrame, float]:
     operator's networks by accounts outside every pool fall on one /24, shrunk toward the rate pooled over all operators by one
     pseudo-pair (so an operator seen twice is not called certain or impossible). High for a
     carrier or campus NAT (few /24s, many users), low for a broadband ISP."""
-    per = outside.group_by("value").agg(k=pl.len(), op=pl.col("op").first())
+    per = outside.group_by("value").agg(k=pl.len(), op=pl.col("op").max())
     by_op = per.group_by("op").agg(
         same=(pl.col("k") * (pl.col("k") - 1)).sum().cast(pl.Float64),
         uses=pl.col("k").sum().cast(pl.Float64),
