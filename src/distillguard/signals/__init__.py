@@ -15,6 +15,7 @@ from distillguard.signals.infrastructure import InfrastructureSignal
 from distillguard.signals.lived_time import LivedTimeSignal
 from distillguard.signals.lockstep import LockstepSignal
 from distillguard.signals.output_harvesting import OutputHarvestingSignal
+from distillguard.signals.proxy_pool import ProxyPoolSignal
 from distillguard.signals.registration import RegistrationSignal
 from distillguard.signals.template_repetition import TemplateSignal
 from distillguard.signals.temporal import TemporalSignal
@@ -26,6 +27,7 @@ SIGNALS: dict[str, type[Signal]] = {
     "elicitation": ElicitationSignal,
     "capability": CapabilitySignal,
     "infrastructure": InfrastructureSignal,
+    "proxy_pool": ProxyPoolSignal,
     "lockstep": LockstepSignal,
     "registration": RegistrationSignal,
     "lived_time": LivedTimeSignal,
@@ -68,6 +70,7 @@ __all__ = [
     "LivedTimeSignal",
     "LockstepSignal",
     "OutputHarvestingSignal",
+    "ProxyPoolSignal",
     "RegistrationSignal",
     "Signal",
     "TableSpec",
