@@ -118,3 +118,34 @@ def test_association_joins_accounts_tied_to_a_campaign_by_a_small_identity_artif
     got = associates(_arts([*rows, (2000, "device", 9), (950, "device", 9)]), members, behaviour, orgs, LinkParams())
     assert 2000 in got["account"].to_list() and 100 not in got["account"].to_list()
     assert associates(_arts([]), members, behaviour, orgs, LinkParams()).height == 0
+
+
+def test_cells_of_one_operator_join_through_a_pool_most_of_them_use_and_ordinary_cells_stay_out() -> None:
+    from distillguard.hunt.link import identity_components, join_rings
+
+    rng = np.random.default_rng(2)
+    n = 5000
+    b = rng.normal(5.0, 1.0, n)
+    b[:60] += 0.9  # a careful operator: each account only a little above the crowd
+    behaviour = pl.DataFrame({"account": np.arange(n), "b": b}, schema={"account": pl.UInt32, "b": pl.Float64})
+    rows = []
+    for a in range(60):  # twelve cells of five: one phone and one card per cell, nothing across cells
+        rows += [(a, "phone_hash", 1000 + a // 5), (a, "payment_fp", 2000 + a // 5)]
+        if a % 5 != 0:  # four of each cell's five ride the operator's proxy pool
+            rows.append((a, "pool", 7000))
+    for a in range(100, 160):  # twenty families of three share a card and a phone
+        rows += [(a, "phone_hash", 3000 + a // 3), (a, "payment_fp", 4000 + a // 3)]
+        if a % 3 != 0:  # and two of each family sit behind one carrier NAT with 300 strangers
+            rows.append((a, "prefix", 8000))
+    rows += [(a, "prefix", 8000) for a in range(1000, 1300)]
+    no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
+    webs, stats, ties = identity_components(_arts(rows), behaviour, no_orgs, LinkParams())
+    assert set(webs["account"].to_list()) == set(range(60))  # one web, every member, no family
+    assert webs["web"].n_unique() == 1
+    assert "pool" in ties["kind"].to_list() and 8000 not in ties["value"].to_list()
+    # Cell by cell, none of them would pass: the join is what makes the fleet testable.
+    ranks = behaviour.select("account", u=(pl.col("b").rank("average") - 0.5) / pl.col("b").count())
+    cells = pl.DataFrame({"account": np.arange(60), "web": np.arange(60) // 5}, schema={"account": pl.UInt32, "web": pl.Int64})
+    solo, _ = join_rings(cells, _arts([r for r in rows if r[1] != "pool"]), ranks, LinkParams())
+    assert solo["web"].n_unique() == 12
+    assert stats.filter("significant").height == 1
