@@ -14,6 +14,7 @@ from distillguard.signals.elicitation import ElicitationSignal
 from distillguard.signals.infrastructure import InfrastructureSignal
 from distillguard.signals.lockstep import LockstepSignal
 from distillguard.signals.output_harvesting import OutputHarvestingSignal
+from distillguard.signals.paraphrase import ParaphraseSignal
 from distillguard.signals.registration import RegistrationSignal
 from distillguard.signals.template_repetition import TemplateSignal
 from distillguard.signals.temporal import TemporalSignal
@@ -21,6 +22,7 @@ from distillguard.signals.temporal import TemporalSignal
 SIGNALS: dict[str, type[Signal]] = {
     "temporal": TemporalSignal,
     "template": TemplateSignal,
+    "paraphrase": ParaphraseSignal,
     "output_harvesting": OutputHarvestingSignal,
     "elicitation": ElicitationSignal,
     "capability": CapabilitySignal,
@@ -65,6 +67,7 @@ __all__ = [
     "InfrastructureSignal",
     "LockstepSignal",
     "OutputHarvestingSignal",
+    "ParaphraseSignal",
     "RegistrationSignal",
     "Signal",
     "TableSpec",
