@@ -151,7 +151,7 @@ def _median_time(fn: Callable[[], object], runs: int) -> float:
 
 
 def speed(p: pl.Series, runs: int) -> dict[str, object]:
-    h, off = word_hashes(p)
+    _h, off = word_hashes(p)
     ps = p.filter(pl.Series(np.diff(off) > 0))  # rows with words: every implementation signs them
     hn, offn = word_hashes(ps)
     n = ps.len()

@@ -23,11 +23,13 @@ __all__ = ["FILLER", "band_keys", "signatures", "word_hashes"]
 # freely ("Could you please ..." / "I need you to ..."), so they carry no task identity
 # and would make unrelated short prompts look alike.
 FILLER = frozenset(
-    "a an the and or but if of to in on at by for with from as into about than then so that this these those "
-    "it its is are was were be been being do does did have has had i me my we our you your he she they them "
-    "their his her what which who whom how why when where can could would should will shall may might must "
-    "please kindly thanks thank hi hello hey just also some any all each me us let help need want like give "
-    "tell write make provide following below above here there not no yes very more most".split()
+    (
+        "a an the and or but if of to in on at by for with from as into about than then so that this these those "
+        "it its is are was were be been being do does did have has had i me my we our you your he she they them "
+        "their his her what which who whom how why when where can could would should will shall may might must "
+        "please kindly thanks thank hi hello hey just also some any all each us let help need want like give "
+        "tell write make provide following below above here there not no yes very more most"
+    ).split()  # noqa: SIM905 - a word list reads better as text
 )
 # Words read per text: where the request sits. Bounds the cost of a pasted document.
 HEAD_CHARS = 600
@@ -116,4 +118,5 @@ def _mix(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: every input bit reaches every output bit."""
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    out: np.ndarray = x ^ (x >> np.uint64(31))
+    return out

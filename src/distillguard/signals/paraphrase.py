@@ -75,7 +75,9 @@ class ParaphraseSignal(Signal):
     }
     artifact_kinds: ClassVar[dict[str, ArtifactKind]] = {
         "para_cluster": ArtifactKind("reworded prompt template (near-duplicate prompts)"),
-        "para_shared": ArtifactKind("task reworded across accounts (near-duplicate prompt)"),
+        # Evidence only: on the demo log, developers' popular coding questions collide with
+        # harvesters' coding tasks, and linking on these keys tied 18 of them into campaigns.
+        "para_shared": ArtifactKind("task reworded across accounts (near-duplicate prompt)", links=False),
     }
 
     def __init__(
@@ -87,6 +89,7 @@ class ParaphraseSignal(Signal):
         min_share: float = 0.2,
         min_sharers: int = 2,
         max_carrier_share: float = 0.05,
+        min_cap: int = 25,
     ) -> None:
         self.bands = bands
         self.rows = rows
@@ -95,6 +98,7 @@ class ParaphraseSignal(Signal):
         self.min_share = min_share
         self.min_sharers = min_sharers
         self.max_carrier_share = max_carrier_share
+        self.min_cap = min_cap
 
     def state_params(self) -> dict[str, Any]:
         return {**super().state_params(), "sample.bottom_k": SAMPLE_K}
@@ -131,8 +135,9 @@ class ParaphraseSignal(Signal):
         s = state["sample"]
         holders = s.group_by("value").agg(k=pl.len())
         active = max(acct.height, 1)
-        # A key held by a large share of all accounts is a popular question, not a fleet's task.
-        cap = max(self.min_sharers + 1, int(self.max_carrier_share * active))
+        # A key held by a large share of all accounts is a popular question, not a fleet's
+        # task (small populations: any key held by up to ``min_cap`` accounts counts).
+        cap = max(self.min_cap, int(self.max_carrier_share * active))
         s = s.join(holders, on="value").with_columns(
             shared=(pl.col("k") > self.min_sharers) & (pl.col("k") <= cap)
         )
@@ -151,8 +156,11 @@ class ParaphraseSignal(Signal):
                 .otherwise(0.0),
             )
         )
+        # Tail ranks, not ``ts_`` scores: they do not feed the behaviour score yet. On the demo
+        # log (seed 11) as ``ts_`` columns they flagged 18 benign accounts and no more attackers:
+        # the median stealth account shares 20% of its keys, the median developer 31%.
         feats = feats.with_columns(
-            ts_concentration=tail_score(pl.col("concentration")), ts_shared=tail_score(pl.col("shared"))
+            rank_concentration=tail_score(pl.col("concentration")), rank_shared=tail_score(pl.col("shared"))
         )
         arts = [
             concentrated(cl, totals, "para_cluster", self.min_count, self.min_share),
@@ -167,11 +175,11 @@ class ParaphraseSignal(Signal):
 def _explain(r: dict[str, Any]) -> list[str]:
     out = []
     n = int(r.get("n_prompts") or 0)
-    if (r.get("ts_concentration") or 0) >= 1.0 and n:
+    if (r.get("rank_concentration") or 0) >= 1.0 and n:
         top = int(r.get("top_cluster") or 0)
         s = f"{top:,} of {n:,} prompts ({top / n:.0%}) are rewordings of one prompt"
         out.append(s)
-    if (r.get("ts_shared") or 0) >= 1.0 and r.get("n_sampled"):
+    if (r.get("rank_shared") or 0) >= 1.0 and r.get("n_sampled"):
         out.append(
             f"{r['shared']:.0%} of a sample of its prompts are reworded tasks that other accounts also sent "
             f"({int(r['n_shared'])} of {int(r['n_sampled'])} sampled near-duplicate keys)"
