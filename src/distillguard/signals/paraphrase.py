@@ -6,8 +6,11 @@ or closing, another language now and then), so no exact, head or tail fingerprin
 *tasks* still recur: drawn from public instruction sets, the same task comes back
 reworded across the fleet's accounts, and a reworded wrapper around changing tasks comes
 back within each account. Each distinct prompt gets ``bands`` LSH keys of a MinHash of
-its masked content words (:mod:`~distillguard.signals.minhash`); two rewordings of one
-task (word-set Jaccard 0.6-0.9) share a key with probability 0.8-0.99.
+its masked content words (:mod:`~distillguard.signals.minhash`): 8 bands of 3 rows. Of
+3,000 corpus tasks reworded (synonyms, an opening or closing, all with a clause moved:
+word-set Jaccard 0.71-0.86) 0.91-0.98 share a key with the original; with a pasted
+sentence (Jaccard 0.57) 0.74 (``benchmarks/results/minhash.json``). More bands recall
+more but cost a row per band per exchange in every fold.
 
 Per account the state keeps two bounded tables of keys:
 
