@@ -4,7 +4,9 @@ import datetime as dt
 import random
 
 import polars as pl
+import pytest
 
+from distillguard.checks import Check, yield_checks
 from distillguard.signals.paraphrase import SAMPLE_K, ParaphraseSignal, _bottom_k
 from tests.signals.helpers import by_id, finding
 
@@ -27,6 +29,12 @@ OPENINGS = ["Hey, quick one.", "I need a hand with something.", "Task for you:",
 CLOSINGS = ["Thanks a lot!", "Be thorough.", "Keep it tidy.", "Cheers.", ""]
 # Made-up words, each used once by the population: its questions share no word.
 VOCAB = [f"{a}{b}{c}{d}x" for a in "bcdfghjklm" for b in "aeiou" for c in "npqrstvwxz" for d in "aeiou"]
+
+
+@pytest.mark.parametrize("check", list(yield_checks(ParaphraseSignal())), ids=lambda c: c.__name__)
+def test_conforms(check: Check) -> None:
+    # Not in SIGNALS (opt-in), so tests/test_signals.py does not generate these for it.
+    check(ParaphraseSignal())
 
 
 def _row(aid: str, k: int, prompt: str, n_messages: int = 1) -> dict[str, object]:
