@@ -70,6 +70,10 @@ def _bottom_k(rows: pl.DataFrame) -> pl.DataFrame:
 
 class ParaphraseSignal(Signal):
     name: ClassVar[str] = "paraphrase"
+    features: ClassVar[tuple[str, ...]] = (
+        "n_prompts", "top_cluster", "top_cluster_value", "concentration", "n_sampled", "n_shared", "shared",
+        "rank_concentration", "rank_shared",
+    )
     requires: ClassVar[tuple[str, ...]] = ("prompt",)
     tables: ClassVar[dict[str, TableSpec]] = {
         "cluster": TableSpec(("account", "value"), {"n": "sum"}, _U, top_k=TOP_K),
