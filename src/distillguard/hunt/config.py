@@ -139,10 +139,12 @@ class HuntConfig:
         _check_signals(self.signals, where)
 
     def build_signals(self) -> list[Any]:
-        """One instance of every registered signal, with this config's parameters."""
-        from distillguard.signals import SIGNALS
+        """One instance of every registered signal, and of each optional signal this config
+        names (``signals: {paraphrase: {}}``), with this config's parameters."""
+        from distillguard.signals import OPTIONAL, SIGNALS
 
-        return [cls(**self.signals.get(name, {})) for name, cls in SIGNALS.items()]
+        chosen = {**SIGNALS, **{n: cls for n, cls in OPTIONAL.items() if n in self.signals and n not in SIGNALS}}
+        return [cls(**self.signals.get(name, {})) for name, cls in chosen.items()]
 
     @classmethod
     def load(cls, path: Path | str) -> HuntConfig:
@@ -214,15 +216,16 @@ def _section(kind: type, data: Any, name: str, where: str) -> Any:
 
 
 def _check_signals(signals: Mapping[str, Mapping[str, Any]], where: str) -> None:
-    from distillguard.signals import SIGNALS
+    from distillguard.signals import OPTIONAL, SIGNALS
 
+    known = {**OPTIONAL, **SIGNALS}
     for name, params in signals.items():
-        if name not in SIGNALS:
-            raise ConfigError(f"{where}: signals.{name} is not a signal; expected one of {', '.join(SIGNALS)}")
-        accepted = set(inspect.signature(SIGNALS[name].__init__).parameters) - {"self"}
+        if name not in known:
+            raise ConfigError(f"{where}: signals.{name} is not a signal; expected one of {', '.join(known)}")
+        accepted = set(inspect.signature(known[name].__init__).parameters) - {"self"}
         for key in params:
             if key not in accepted:
                 raise ConfigError(
-                    f"{where}: signals.{name}.{key} is not a parameter of {SIGNALS[name].__name__}; "
+                    f"{where}: signals.{name}.{key} is not a parameter of {known[name].__name__}; "
                     f"expected one of {', '.join(sorted(accepted)) or '(none)'}"
                 )

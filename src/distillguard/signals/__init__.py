@@ -37,7 +37,7 @@ SIGNALS: dict[str, type[Signal]] = {
 
 # Not in SIGNALS yet: it costs the batch hunt 2.5x its time (qwen-2026 at scale 0.02: 57-88 s
 # without it, 167-177 s with it) and changed no verdict on the demo log. Opt in with
-# ``register(ParaphraseSignal)``.
+# ``register(ParaphraseSignal)``, or name it in a hunt config (``signals: {paraphrase: {}}``).
 OPTIONAL: dict[str, type[Signal]] = {"paraphrase": ParaphraseSignal}
 
 
@@ -65,7 +65,7 @@ def unregister(name: str) -> None:
 
 def artifact_kinds() -> dict[str, ArtifactKind]:
     """Every artifact kind the registered signals declare, by kind."""
-    return {k: a for cls in SIGNALS.values() for k, a in cls.artifact_kinds.items()}
+    return {k: a for cls in (*SIGNALS.values(), *OPTIONAL.values()) for k, a in cls.artifact_kinds.items()}
 
 __all__ = [
     "OPTIONAL",
