@@ -202,6 +202,10 @@ class LivedTimeSignal(Signal):
     """
 
     name: ClassVar[str] = "lived_time"
+    features: ClassVar[tuple[str, ...]] = (
+        "n", "cells", "country", "claimed_offsets", "offset", "fit", "confidence", "tz_gap", "busy_from",
+        "busy_hours", "misplaced", "ts_misplaced",
+    )  # fmt: skip
     tables: ClassVar[dict[str, TableSpec]] = {
         # ``days``: bit (day mod 64) set when active in that UTC hour; merged by OR (the
         # fold); "max" only declares the column.
@@ -341,7 +345,8 @@ class LivedTimeSignal(Signal):
         if k is None or share is None or conf is None:  # no reference day: nothing lived
             f = base.with_columns(
                 offset=pl.lit(None, pl.Int8), fit=pl.lit(None, pl.Float64), confidence=pl.lit(None, pl.Float64),
-                tz_gap=pl.lit(None, pl.Float64), misplaced=pl.lit(0.0), ts_misplaced=pl.lit(0.0),
+                tz_gap=pl.lit(None, pl.Float64), busy_from=pl.lit(None, pl.Int64), busy_hours=pl.lit(None, pl.Int64),
+                misplaced=pl.lit(0.0), ts_misplaced=pl.lit(0.0),
             )  # fmt: skip
             return Finding(f, explain=self._explain)
         sure = (p.cells >= self.min_cells) & (conf >= self.min_confidence)
