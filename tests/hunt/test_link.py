@@ -149,3 +149,19 @@ def test_cells_of_one_operator_join_through_a_pool_most_of_them_use_and_ordinary
     solo, _ = join_rings(cells, _arts([r for r in rows if r[1] != "pool"]), ranks, LinkParams())
     assert solo["web"].n_unique() == 12
     assert stats.filter("significant").height == 1
+
+
+def test_a_pool_found_by_its_signal_is_one_web_tested_by_its_members_and_an_ordinary_one_fails() -> None:
+    from distillguard.hunt.link import identity_components
+
+    rng = np.random.default_rng(3)
+    n = 5000
+    b = rng.normal(5.0, 1.0, n)
+    b[:80] += 0.8  # a quiet fleet: no phone, card or domain in common, only its proxy pool
+    behaviour = pl.DataFrame({"account": np.arange(n), "b": b}, schema={"account": pl.UInt32, "b": pl.Float64})
+    rows = [(a, "pool", 7000) for a in range(80)] + [(a, "pool", 7001) for a in range(1000, 1080)]
+    no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
+    webs, stats, ties = identity_components(_arts(rows), behaviour, no_orgs, LinkParams())
+    assert set(webs["account"].to_list()) == set(range(80))  # the ordinary "pool" stays out
+    assert stats.height == 2 and stats.filter("significant").height == 1
+    assert set(ties["value"].to_list()) == {7000}

@@ -79,9 +79,10 @@ class LinkParams:
     supporting: tuple[str, ...] = field(default_factory=lambda: _roles()[0])
     bystander: tuple[str, ...] = field(default_factory=lambda: _roles()[1])
     identity: tuple[str, ...] = field(default_factory=lambda: _roles()[2])
+    group: tuple[str, ...] = field(default_factory=lambda: _roles()[3])
 
 
-def _roles() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+def _roles() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     from distillguard.signals import artifact_kinds
 
     kinds = artifact_kinds()
@@ -89,6 +90,7 @@ def _roles() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
         tuple(k for k, a in kinds.items() if not a.links),
         tuple(k for k, a in kinds.items() if a.bystander),
         tuple(k for k, a in kinds.items() if a.identity),
+        tuple(k for k, a in kinds.items() if a.group),
     )
 
 
@@ -104,7 +106,9 @@ class ScoreParams:
     profile_distance: float = 0.5
 
 
-_DERIVED = {"alpha": "target_fpr", "min_campaign": "min_campaign", "supporting": None, "bystander": None, "identity": None}
+_DERIVED = {
+    "alpha": "target_fpr", "min_campaign": "min_campaign", "supporting": None, "bystander": None, "identity": None, "group": None,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,9 @@ def identity_components(
         edges = edges.filter(pl.len().over("kind", "value") >= 2)
         if edges.height == before:
             break
+    # Groups a signal already tested against chance (proxy pools) join whole: one tie each.
+    groups = artifacts.filter(pl.col("kind").is_in(list(p.group))).select("account", "kind", "value")
+    edges = pl.concat([edges, groups.filter(pl.len().over("kind", "value") >= 2)])
     if edges.height == 0:
         return empty, stats_empty, ties_empty
     nodes = edges.select("kind", "value").unique(maintain_order=True).with_row_index("node")

@@ -117,8 +117,10 @@ class ProxyPoolSignal(Signal):
         # more than an outsider would (a bystander on one exit, or a home user on a few, is
         # left out here), so not ``bystander``: one pool per account could never meet the
         # link step's two bystander ties. Not ``identity``: two operators may buy from one
-        # provider, and the cluster step may split them.
-        "pool": ArtifactKind("proxy pool"),
+        # provider, and the cluster step may split them. ``group``: the pool was tested
+        # against chance here, so its members form one web that the link step tests by their
+        # mean behaviour rank (a quiet fleet with no shared phone or card is still one web).
+        "pool": ArtifactKind("proxy pool", group=True),
     }
     # ``tail_rotation`` is a tail score kept out of behaviour (no ``ts_`` prefix): as one,
     # it lifted every roaming home user above stealth accounts that sit on one network, and
