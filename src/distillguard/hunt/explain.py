@@ -203,7 +203,7 @@ def _web_lines(comp_webs: pl.DataFrame, ties: pl.DataFrame, comp: pl.DataFrame) 
             for r in t.sort("kind").to_dicts()
         )
         out.setdefault(w["component"], []).append(
-            f"{w['size']:,} accounts tied to each other by at least two shared identity artifacts each: {held}; "
+            f"{w['size']:,} accounts tied to each other by what they share: {held}; "
             f"the behaviour ranks of the {w['n']:,} with enough traffic to rank average the "
             f"{_ordinal(round(100 * w['u']))} percentile of the population, "
             f"which ordinary accounts would reach by chance with p = {_sig(w['neglog_p'])} (z = {w['z']:.1f})"
