@@ -97,7 +97,7 @@ def identity_components(
         edges = edges.filter(pl.len().over("kind", "value") >= 2)
         if edges.height == before:
             break
-    # Groups a signal already tested against chance (proxy pools) join whole: one tie each.
+    # Candidate groups a signal found (proxy pools) join whole, one tie each; the web test judges them.
     groups = artifacts.filter(pl.col("kind").is_in(list(p.group))).select("account", "kind", "value")
     edges = pl.concat([edges, groups.filter(pl.len().over("kind", "value") >= 2)])
     if edges.height == 0:

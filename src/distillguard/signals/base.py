@@ -169,10 +169,10 @@ class ArtifactKind:
     a campaign can carry it by accident (a proxy exit that is also a home network), so a
     carrier must itself behave unusually to be linked. ``identity``: one person or operator
     holds it (phone, card, device, small mail domain): webs of accounts sharing it are
-    tested as a whole. ``group``: the signal has already found the group against chance (a
-    proxy pool), so its carriers form one web whatever its size, tested as a whole like
-    an identity web: a quiet fleet is judged by how its members behave together, not by
-    how many of them stand out alone.
+    tested as a whole. ``group``: the signal has found a candidate group (a proxy pool's
+    core), so its carriers form one web whatever its size, tested as a whole like an
+    identity web: a quiet fleet is judged by how its members behave together, not by how
+    many of them stand out alone.
     """
 
     label: str
