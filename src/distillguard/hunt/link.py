@@ -25,6 +25,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.stats import binom, norm
 
+from distillguard.hunt.cluster import find_root
 from distillguard.hunt.config import LinkParams
 
 
@@ -181,23 +182,16 @@ def join_rings(
     )
     if per_web.height == 0:
         return webs, empty
-    # Union-find over webs through the shared artifacts.
+    # Union-find over webs (labels 0..n) through the shared artifacts; a joined web keeps its smallest label.
     ids = sorted(set(webs["web"].to_list()))
-    parent = {w: w for w in ids}
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    parent = list(range(ids[-1] + 1))
     for (_, _), g in per_web.group_by(["kind", "value"], maintain_order=True):
         ws = sorted(g["web"].to_list())
         for w in ws[1:]:
-            a, b = find(ws[0]), find(w)
+            a, b = find_root(parent, ws[0]), find_root(parent, w)
             if a != b:
                 parent[max(a, b)] = min(a, b)
-    remap = {w: find(w) for w in ids}
+    remap = {w: find_root(parent, w) for w in ids}
     joined = webs.with_columns(pl.col("web").replace_strict(remap, return_dtype=pl.Int64))
     ties = (
         held.join(webs, on="account")
