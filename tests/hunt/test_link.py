@@ -165,3 +165,28 @@ def test_a_pool_found_by_its_signal_is_one_web_tested_by_its_members_and_an_ordi
     assert set(webs["account"].to_list()) == set(range(80))  # the ordinary "pool" stays out
     assert stats.height == 2 and stats.filter("significant").height == 1
     assert set(ties["value"].to_list()) == {7000}
+
+
+def test_a_joining_kind_joins_cells_but_links_nothing_alone() -> None:
+    """``lived_tz_near`` (a ring's clock, within an hour) joins webs; it is not tested as a link."""
+    from distillguard.hunt.link import join_rings
+
+    p = LinkParams()
+    assert "lived_tz_near" in p.joining and "lived_tz_near" in p.supporting
+    rng = np.random.default_rng(3)
+    n = 2000
+    b = rng.normal(5.0, 1.0, n)
+    b[:20] += 0.9
+    ranks = pl.DataFrame({"account": np.arange(n), "b": b}, schema={"account": pl.UInt32, "b": pl.Float64}).select(
+        "account", u=(pl.col("b").rank("average") - 0.5) / pl.col("b").count()
+    )
+    cells = pl.DataFrame({"account": np.arange(20), "web": np.arange(20) // 5}, schema={"account": pl.UInt32, "web": pl.Int64})
+    rows = [(a, "lived_tz_near", 77) for a in range(20)]
+    joined, ties = join_rings(cells, _arts(rows), ranks, p)
+    assert joined["web"].n_unique() == 1 and set(ties["kind"].to_list()) == {"lived_tz_near"}
+    # a kind that neither links nor joins (a sign-up hour) joins nothing
+    apart, _ = join_rings(cells, _arts([(a, "signup_burst", 77) for a in range(20)]), ranks, p)
+    assert apart["web"].n_unique() == 4
+    # and as a link it is never tested: no significant artifact, whatever its carriers do
+    tested = score_artifacts(_arts(rows), ranks.rename({"u": "b"}), p)
+    assert tested.filter(pl.col("kind") == "lived_tz_near").filter("significant").height == 0

@@ -91,11 +91,18 @@ def test_the_fleet_shares_one_lived_tz_artifact_and_the_well_placed_none(lived: 
     out, f = lived
     assert out.artifacts is not None and out.texts is not None
     ids = {r["account"]: a for a, r in f.items()}
-    carriers = sorted(ids[a] for a in out.artifacts["account"].to_list())
-    assert carriers == [f"fleet{i}" for i in range(6)]
-    assert out.artifacts["value"].n_unique() == 1 and (out.artifacts["kind"] == "lived_tz").all()
-    (text,) = out.texts["text"].to_list()
-    assert text == "UTC+8, billed in DE, US, BR and FR"
+    exact = out.artifacts.filter(pl.col("kind") == "lived_tz")
+    assert sorted(ids[a] for a in exact["account"].to_list()) == [f"fleet{i}" for i in range(6)]
+    assert exact["value"].n_unique() == 1
+    # joining only: +7, +8 and +9, since a lived offset is sure to an hour and one fleet reads +7 here, +8 there
+    near = out.artifacts.filter(pl.col("kind") == "lived_tz_near")
+    assert sorted(set(ids[a] for a in near["account"].to_list())) == [f"fleet{i}" for i in range(6)]
+    assert near["value"].n_unique() == 3 and near.height == 18
+    texts = dict(zip(out.texts["value"].to_list(), out.texts["text"].to_list(), strict=True))
+    assert texts[exact["value"][0]] == "UTC+8, billed in DE, US, BR and FR"
+    assert sorted(texts[v] for v in near["value"].unique().to_list()) == [
+        f"within an hour of UTC+{o}, billed in DE, US, BR and FR" for o in (7, 8, 9)
+    ]
     assert out.explain is not None
     (line,) = out.explain(f["fleet1"])
     assert line.startswith("lives at UTC+8 (") and "billed in DE (UTC+1/+2)" in line
@@ -137,3 +144,45 @@ def test_countries_file_keeps_summer_time_and_half_hours() -> None:
     assert table["DE"] == (1.0, 2.0) and table["IN"] == (5.5,) and table["JP"] == (9.0,)
     assert min(table["US"]) == -10.0 and max(table["US"]) == -4.0
     assert len(table) > 200
+
+
+def _sittings(rows: list[dict[str, Any]], acct: str, offset: int, rng: random.Random, days: int = 2) -> None:
+    """Two or three office-hour sittings a day at ``offset``: a careful account's pace."""
+    for d in range(days):
+        for h in rng.sample(range(9, 18), 3):
+            ts = T0 + dt.timedelta(days=d, hours=h - offset, minutes=rng.randrange(60))
+            rows.append({"request_id": f"{acct}-{len(rows)}", "ts": ts, "account_id": acct})
+
+
+def test_a_ring_sharing_a_phone_lives_at_its_operators_clock_before_any_member_could() -> None:
+    rng = random.Random(9)
+    rows, country = _population()
+    accounts: dict[str, dict[str, Any]] = {a: {"country": c} for a, c in country.items()}
+    for i, c in enumerate(["US", "DE", "BR", "FR", "GB", "US"]):  # one phone, one card: a ring at UTC+8
+        _sittings(rows, f"ring{i}", 8, rng)
+        accounts[f"ring{i}"] = {"country": c, "phone_hash": "p-ring", "payment_fp": "card-1" if i < 3 else "card-2"}
+    for i in range(4):  # a family in Germany sharing a card, living there
+        _sittings(rows, f"family{i}", 2, rng)
+        accounts[f"family{i}"] = {"country": "DE", "payment_fp": "card-family"}
+    for a in accounts:  # everyone on one webmail domain: no ring
+        accounts[a]["email"] = f"{a}@gmail.example"
+    sig = LivedTimeSignal()
+    _, index = finding(sig, rows)
+    acc = index.join(pl.DataFrame([{"account_id": a, **v} for a, v in accounts.items()], infer_schema_length=None), on="account_id")
+    out = sig.finalize_accounts(acc)
+    assert out is not None and out.artifacts is not None and out.explain is not None
+    f = {r["account_id"]: r for r in out.features.join(index, on="account").to_dicts()}
+    # no member has the active hours for a lived offset of its own
+    assert all(f[f"ring{i}"]["offset"] is None for i in range(6))
+    (ring_offset,) = {f[f"ring{i}"]["ring_offset"] for i in range(6)}
+    assert abs(ring_offset - 8) <= 1 and f["ring0"]["ring_size"] == 6
+    assert all(f[f"family{i}"]["ring_offset"] is None for i in range(4))
+    arts = out.artifacts.join(index, on="account")
+    near = set(arts.filter(pl.col("kind") == "lived_tz_near")["account_id"].to_list())
+    assert near == {f"fleet{i}" for i in range(6)} | {f"ring{i}" for i in range(6)}
+    # a ring's clock only joins webs: no ring member carries the linking lived_tz
+    assert set(arts.filter(pl.col("kind") == "lived_tz")["account_id"].to_list()) == {f"fleet{i}" for i in range(6)}
+    (line,) = out.explain(f["ring1"])
+    assert line.startswith("one of a ring of 6 accounts") and f"UTC+{ring_offset}" in line and "(this one in DE)" in line
+    # the ring's clock links it to the fleet living at UTC+8, it does not accuse
+    assert f["ring1"]["ts_misplaced"] == 0.0

@@ -80,9 +80,10 @@ class LinkParams:
     bystander: tuple[str, ...] = field(default_factory=lambda: _roles()[1])
     identity: tuple[str, ...] = field(default_factory=lambda: _roles()[2])
     group: tuple[str, ...] = field(default_factory=lambda: _roles()[3])
+    joining: tuple[str, ...] = field(default_factory=lambda: _roles()[4])
 
 
-def _roles() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+def _roles() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     from distillguard.signals import artifact_kinds
 
     kinds = artifact_kinds()
@@ -91,6 +92,7 @@ def _roles() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[s
         tuple(k for k, a in kinds.items() if a.bystander),
         tuple(k for k, a in kinds.items() if a.identity),
         tuple(k for k, a in kinds.items() if a.group),
+        tuple(k for k, a in kinds.items() if a.joins),
     )
 
 
@@ -107,7 +109,7 @@ class ScoreParams:
 
 
 _DERIVED = {
-    "alpha": "target_fpr", "min_campaign": "min_campaign", "supporting": None, "bystander": None, "identity": None, "group": None,
+    "alpha": "target_fpr", "min_campaign": "min_campaign", "supporting": None, "bystander": None, "identity": None, "group": None, "joining": None,
 }  # fmt: skip
 
 

@@ -149,7 +149,8 @@ def join_rings(
     domain per three to eight accounts, nothing across cells), so each cell is a web too
     small to test. What the cells share is the operator: its proxy pool, its script, the
     timezone it lives in. Two webs are joined when at least ``join_share`` of each web's
-    members carry one linking artifact (any kind that links and is not an identity kind)
+    members carry one joining artifact (any kind that links and is not an identity kind,
+    or a kind declared ``joins``)
     whose ranked carriers sit above the population median; the joined web is then tested
     as a whole, like any web. A coincidence touching one or two members of a web (a
     popular template, a shared NAT) joins nothing, and a web of ordinary people joined to
@@ -158,7 +159,9 @@ def join_rings(
     Returns the webs relabelled (joined webs take the smallest label) and the joining ties
     ``(account, kind, value)`` of every member that carries the joining artifact.
     """
-    joiners = [k for k in artifacts["kind"].unique().to_list() if k not in p.supporting and k not in p.identity]
+    joiners = [
+        k for k in artifacts["kind"].unique().to_list() if (k not in p.supporting and k not in p.identity) or k in p.joining
+    ]
     empty = pl.DataFrame(schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64})
     if not joiners or webs.height == 0:
         return webs, empty

@@ -10,6 +10,7 @@ from __future__ import annotations
 from distillguard.errors import ConfigError
 from distillguard.signals.base import ArtifactKind, Finding, Signal, TableSpec, tail_score
 from distillguard.signals.capability import CapabilitySignal
+from distillguard.signals.conversation_script import ConversationScriptSignal
 from distillguard.signals.elicitation import ElicitationSignal
 from distillguard.signals.infrastructure import InfrastructureSignal
 from distillguard.signals.lived_time import LivedTimeSignal
@@ -32,6 +33,7 @@ SIGNALS: dict[str, type[Signal]] = {
     "lockstep": LockstepSignal,
     "registration": RegistrationSignal,
     "lived_time": LivedTimeSignal,
+    "script": ConversationScriptSignal,
 }
 
 

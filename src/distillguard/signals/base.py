@@ -172,7 +172,9 @@ class ArtifactKind:
     tested as a whole. ``group``: the signal has found a candidate group (a proxy pool's
     core), so its carriers form one web whatever its size, tested as a whole like an
     identity web: a quiet fleet is judged by how its members behave together, not by how
-    many of them stand out alone.
+    many of them stand out alone. ``joins``: it joins identity webs into one (cells of one
+    operator that share its clock) even where ``links`` is False: a web joined through it is
+    still tested as a whole, while no account is ever linked through it alone.
     """
 
     label: str
@@ -180,6 +182,7 @@ class ArtifactKind:
     bystander: bool = False
     identity: bool = False
     group: bool = False
+    joins: bool = False
 
 
 @dataclass

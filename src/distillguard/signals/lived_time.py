@@ -30,6 +30,7 @@ entry in :data:`CLAIMS`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,9 +40,12 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 import yaml
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 
 from distillguard.signals.base import (
     ARTIFACTS_SCHEMA,
+    TEXT_SPEC_DTYPES,
     ArtifactKind,
     Finding,
     Signal,
@@ -51,7 +55,7 @@ from distillguard.signals.base import (
     tail_score,
 )
 
-__all__ = ["CLAIMS", "LivedTimeSignal", "country_offsets"]
+__all__ = ["CLAIMS", "LivedTimeSignal", "country_offsets", "identity_rings"]
 
 HOURS = 24
 OFFSETS = np.arange(HOURS) - 11  # lived offsets UTC-11 .. UTC+12 (+13, +14 are -11, -10 a day on)
@@ -68,7 +72,9 @@ CLAIMS: dict[str, Callable[[pl.Expr], pl.Expr]] = {
 @functools.cache
 def country_offsets() -> dict[str, tuple[float, ...]]:
     """``rules/countries.yaml``: ISO alpha-2 -> every UTC offset (hours) its zones keep."""
-    doc = yaml.safe_load(resources.files("distillguard").joinpath("rules/countries.yaml").read_text())
+    doc = yaml.safe_load(
+        resources.files("distillguard").joinpath("rules/countries.yaml").read_text()
+    )
     return {str(k): tuple(float(o) for o in v) for k, v in doc.items()}
 
 
@@ -113,7 +119,9 @@ def reference(counts: np.ndarray, shift: np.ndarray, kinds: int = 2) -> np.ndarr
     A kind with fewer than a tenth of the rows is dropped (one curve is then the mean).
     """
     share = counts / counts.sum(axis=1, keepdims=True)
-    idx = (np.arange(HOURS)[None, :] - shift[:, None].astype(np.int64)) % HOURS  # local h <- UTC h - shift
+    idx = (
+        np.arange(HOURS)[None, :] - shift[:, None].astype(np.int64)
+    ) % HOURS  # local h <- UTC h - shift
     local = np.take_along_axis(share, idx, axis=1)
     label = np.zeros(len(local), np.int64)
     if kinds > 1 and len(local) >= 2 * kinds:
@@ -129,18 +137,26 @@ def reference(counts: np.ndarray, shift: np.ndarray, kinds: int = 2) -> np.ndarr
             label = new
     sizes = np.bincount(label, minlength=kinds)
     keep = [i for i in range(kinds) if sizes[i] >= max(1, len(local) // 10)]
-    curves = np.stack([local[label == i].mean(axis=0) for i in keep]) if len(keep) > 1 else local.mean(axis=0)[None]
+    curves = (
+        np.stack([local[label == i].mean(axis=0) for i in keep])
+        if len(keep) > 1
+        else local.mean(axis=0)[None]
+    )
     curves = curves + 1e-3 / HOURS  # no hour is impossible, however small the population
     out: np.ndarray = curves / curves.sum(axis=1, keepdims=True)
     return out
 
 
-def fit(counts: np.ndarray, cells: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def fit(
+    counts: np.ndarray, cells: np.ndarray, r: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lived offset index (into :data:`OFFSETS`), fit (1 - uniform share) and confidence per
     row, against the day shapes ``r`` (one per row; an account takes the one it fits best)."""
     # logp[c, k, j, u]: log chance of UTC hour u on curve c at offset k, uniform share BETAS[j].
     shifted = r[:, (np.arange(HOURS)[None, :] + OFFSETS[:, None]) % HOURS]  # (c, k, u)
-    p = (1.0 - BETAS)[None, None, :, None] * shifted[:, :, None, :] + BETAS[None, None, :, None] / HOURS
+    p = (1.0 - BETAS)[None, None, :, None] * shifted[:, :, None, :] + BETAS[
+        None, None, :, None
+    ] / HOURS
     logp = np.log(p).reshape(-1, HOURS)
     k_best = np.zeros(len(counts), np.int64)
     share = np.zeros(len(counts))
@@ -168,7 +184,10 @@ def fit(counts: np.ndarray, cells: np.ndarray, r: np.ndarray) -> tuple[np.ndarra
 def busy_window(counts: np.ndarray, share: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
     """The shortest run of UTC hours (circular) holding ``share`` of each row's requests:
     its first hour and its length."""
-    cs = np.concatenate([np.zeros((len(counts), 1)), np.cumsum(np.concatenate([counts, counts], axis=1), axis=1)], axis=1)
+    cs = np.concatenate(
+        [np.zeros((len(counts), 1)), np.cumsum(np.concatenate([counts, counts], axis=1), axis=1)],
+        axis=1,
+    )
     need = share * counts.sum(axis=1)
     start = np.zeros(len(counts), np.int64)
     length = np.full(len(counts), HOURS, np.int64)
@@ -199,12 +218,22 @@ class LivedTimeSignal(Signal):
     carrier joins a campaign through it only if it ranks above the link quantile itself
     and holds another tie (a second network, a template, an identity artifact). Living at
     the campaign's hours alone never pulls an ordinary account in.
+
+    Rings: a careful operator keeps each account to a few sittings a day, so one account
+    takes a week to show ``min_cells`` active hours; the small identity rings it keeps
+    (a phone, a card or a front domain shared by three to eight accounts) show them in a
+    day. Accounts joined by such a value (held by 2 to ``ring_max`` accounts, not all of
+    one declared organisation) are pooled into one profile and fitted like one account;
+    where the ring lives confidently at least ``min_gap`` hours from the claims of most of
+    its members, every member whose own clock does not disagree carries the ring's
+    ``lived_tz``, so rings of one operator meet in the link step the day they start.
+    Nothing is added to the behaviour score: a ring's clock links, it does not accuse.
     """
 
     name: ClassVar[str] = "lived_time"
     features: ClassVar[tuple[str, ...]] = (
         "n", "cells", "country", "claimed_offsets", "offset", "fit", "confidence", "tz_gap", "busy_from",
-        "busy_hours", "misplaced", "ts_misplaced",
+        "busy_hours", "misplaced", "ts_misplaced", "ring_size", "ring_offset",
     )  # fmt: skip
     tables: ClassVar[dict[str, TableSpec]] = {
         # ``days``: bit (day mod 64) set when active in that UTC hour; merged by OR (the
@@ -218,6 +247,9 @@ class LivedTimeSignal(Signal):
     }
     artifact_kinds: ClassVar[dict[str, ArtifactKind]] = {
         "lived_tz": ArtifactKind("lived time zone", links=True, bystander=True),
+        # Within an hour of an offset, lived by an account or by its identity ring: joins
+        # the rings of one operator (read an hour apart) into one web, links nothing alone.
+        "lived_tz_near": ArtifactKind("lived time zone, within an hour", links=False, joins=True),
     }
 
     def __init__(
@@ -226,15 +258,23 @@ class LivedTimeSignal(Signal):
         min_confidence: float = 0.9,
         min_gap: float = 3.0,
         min_reference: int = 20,
+        ring_max: int = 64,
+        ring_confidence: float = 0.8,
     ) -> None:
         """``min_cells``: fewest active hours (day-hour cells) for a lived offset;
         ``min_confidence``: posterior mass within an hour of it; ``min_gap``: hours from
         every claimed offset that make an account misplaced; ``min_reference``: fewest
-        accounts that must agree with their claim to learn the reference day."""
+        accounts that must agree with their claim to learn the reference day; ``ring_max``:
+        most accounts one identity value (or one ring) may join and still be a ring;
+        ``ring_confidence``: a ring's ``min_confidence``, lower because a ring's clock only
+        links (the joined web is still tested on its members' behaviour) where an account's
+        own misplacement adds to its score."""
         self.min_cells = min_cells
         self.min_confidence = min_confidence
         self.min_gap = min_gap
         self.min_reference = min_reference
+        self.ring_max = ring_max
+        self.ring_confidence = ring_confidence
         self._profiles: Profiles | None = None
 
     def update(self, state: State, rows: pl.DataFrame) -> State:
@@ -247,7 +287,11 @@ class LivedTimeSignal(Signal):
         self._profiles = profiles(state["hour"])
         p = self._profiles
         feats = pl.DataFrame(
-            {"account": p.account, "n": p.counts.sum(axis=1).astype(np.int64), "cells": p.cells.astype(np.int64)},
+            {
+                "account": p.account,
+                "n": p.counts.sum(axis=1).astype(np.int64),
+                "cells": p.cells.astype(np.int64),
+            },
             schema={"account": pl.UInt32, "n": pl.Int64, "cells": pl.Int64},
         )
         return Finding(feats)
@@ -270,13 +314,19 @@ class LivedTimeSignal(Signal):
             if offs.size:
                 gaps[i] = circ(OFFSETS[:, None], offs[None, :]).min(axis=1)
         row = {c: i for i, c in enumerate(codes)}
-        ci = claim.replace_strict(row, default=len(codes), return_dtype=pl.Int64).fill_null(len(codes)).to_numpy()
+        ci = (
+            claim.replace_strict(row, default=len(codes), return_dtype=pl.Int64)
+            .fill_null(len(codes))
+            .to_numpy()
+        )
         enough = p.cells >= self.min_cells
         # Pass 1: accounts billed where one offset holds all year; where too few are, those
         # whose country keeps one offset and summer time, at standard time (an hour's blur).
-        k = share = conf = None
+        k = share = conf = r = None
         for exact in (True, False):
-            shift = np.array([_single_offset(table.get(c, ()), exact) for c in codes] + [np.nan])[ci]
+            shift = np.array([_single_offset(table.get(c, ()), exact) for c in codes] + [np.nan])[
+                ci
+            ]
             first = enough & ~np.isnan(shift)
             if first.sum() >= self.min_reference:
                 r = reference(p.counts[first], shift[first])
@@ -296,12 +346,21 @@ class LivedTimeSignal(Signal):
             if agree.sum() >= self.min_reference:
                 r = reference(p.counts[agree], snap[agree])
                 k, share, conf = self._fit(p, enough, r)
-        return self._finding(p, claim, ci, gaps, k, share, conf)
+        found = self._finding(p, claim, ci, gaps, k, share, conf)
+        if r is None or k is None or conf is None:
+            return dataclasses.replace(found, features=_no_ring(found.features))
+        return self._with_rings(found, p, accounts, ci, gaps, r)
 
     @staticmethod
-    def _fit(p: Profiles, rows: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _fit(
+        p: Profiles, rows: np.ndarray, r: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:func:`fit` on the ``rows`` with enough active hours (the rest: offset index 0, NaN)."""
-        k, share, conf = np.zeros(len(rows), np.int64), np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+        k, share, conf = (
+            np.zeros(len(rows), np.int64),
+            np.full(len(rows), np.nan),
+            np.full(len(rows), np.nan),
+        )
         k[rows], share[rows], conf[rows] = fit(p.counts[rows], p.cells[rows], r)
         return k, share, conf
 
@@ -370,38 +429,152 @@ class LivedTimeSignal(Signal):
         # Misplaced: confidently living ``min_gap`` hours or more from the claim; the tail
         # score ranks how far among every account (0 for the rest), so only a confident
         # gap ever adds to the behaviour score.
-        f = f.with_columns(misplaced=pl.when(pl.Series(mis)).then(pl.col("tz_gap")).otherwise(0.0)).with_columns(
-            ts_misplaced=pl.when(pl.col("misplaced") > 0).then(tail_score(pl.col("misplaced"))).otherwise(0.0)
+        f = f.with_columns(
+            misplaced=pl.when(pl.Series(mis)).then(pl.col("tz_gap")).otherwise(0.0)
+        ).with_columns(
+            ts_misplaced=pl.when(pl.col("misplaced") > 0)
+            .then(tail_score(pl.col("misplaced")))
+            .otherwise(0.0)
         )
-        arts = f.filter(pl.col("misplaced") > 0).select(
-            "account", kind=pl.lit("lived_tz"), value=_tz_value(pl.col("offset")), share="fit"
+        mis = f.filter(pl.col("misplaced") > 0)
+        arts = pl.concat(
+            [
+                mis.select(
+                    "account",
+                    kind=pl.lit("lived_tz"),
+                    value=_tz_value(pl.col("offset")),
+                    share="fit",
+                ),
+                _near_artifacts(mis, pl.col("offset"), pl.col("fit")),
+            ]
         )
-        texts = self._texts(f.filter(pl.col("misplaced") > 0))
+        texts = pl.concat([self._texts(mis), self._texts(mis, near=True)])
         return Finding(f, arts.cast(ARTIFACTS_SCHEMA), explain=self._explain, texts=texts)  # type: ignore[arg-type]
 
+    def _with_rings(
+        self,
+        found: Finding,
+        p: Profiles,
+        accounts: pl.DataFrame,
+        ci: np.ndarray,
+        gaps: np.ndarray,
+        r: np.ndarray,
+    ) -> Finding:
+        """``found`` with the lived offsets of identity rings: their members' profiles pooled
+        (see the class docstring), ``ring_size`` and ``ring_offset`` on every member of a
+        misplaced ring, and one ``lived_tz`` artifact per member not already carrying it."""
+        ring = identity_rings(accounts, self.ring_max)
+        pos = pl.DataFrame(
+            {"account": p.account, "row": np.arange(len(p.account))},
+            schema={"account": pl.UInt32, "row": pl.Int64},
+        )
+        ring = ring.join(pos, on="account", how="left")
+        traced = ring.drop_nulls("row")
+        feats = found.features
+        none = _no_ring(feats)
+        if traced.height == 0:
+            return dataclasses.replace(found, features=none)
+        rid = traced["ring"].to_numpy()
+        rows = traced["row"].to_numpy()
+        uniq, inv = np.unique(rid, return_inverse=True)
+        counts = np.zeros((len(uniq), HOURS))
+        np.add.at(counts, inv, p.counts[rows])
+        cells = np.zeros(len(uniq))
+        np.add.at(cells, inv, p.cells[rows])
+        speakers = np.bincount(inv, minlength=len(uniq))
+        sure = (cells >= self.min_cells) & (speakers >= 2)
+        k = np.zeros(len(uniq), np.int64)
+        conf = np.zeros(len(uniq))
+        if sure.any():
+            k[sure], _, conf[sure] = fit(counts[sure], cells[sure], r)
+        sure &= conf >= self.ring_confidence
+        # Misplaced: at the ring's offset, most members with a known claim are min_gap away.
+        member_gap = gaps[ci[rows], k[inv]]
+        known = ~np.isnan(member_gap)
+        far = np.bincount(
+            inv, weights=(known & (member_gap >= self.min_gap)).astype(float), minlength=len(uniq)
+        )
+        told = np.bincount(inv, weights=known.astype(float), minlength=len(uniq))
+        misplaced = sure & (told >= 2) & (far >= 0.5 * told)
+        if not misplaced.any():
+            return dataclasses.replace(found, features=none)
+        lived = pl.DataFrame(
+            {"ring": uniq[misplaced], "ring_offset": OFFSETS[k[misplaced]]},
+            schema={"ring": ring["ring"].dtype, "ring_offset": pl.Int8},
+        )
+        members = (
+            ring.join(lived, on="ring")
+            .with_columns(ring_size=pl.len().over("ring").cast(pl.Int64))
+            .join(feats.select("account", "offset", "country"), on="account", how="left")
+            # a member whose own clock is sure and more than an hour away is not the ring's
+            .filter(
+                pl.col("offset").is_null()
+                | ((pl.col("offset") - pl.col("ring_offset")).abs() % HOURS).is_in(
+                    [0, 1, HOURS - 1]
+                )
+            )
+            .unique("account", keep="first")
+        )
+        feats = feats.join(
+            members.select("account", "ring_size", "ring_offset"),
+            on="account",
+            how="left",
+            maintain_order="left",
+        )
+        own = (
+            found.artifacts
+            if found.artifacts is not None
+            else pl.DataFrame(schema=ARTIFACTS_SCHEMA)
+        )
+        ring_arts = _near_artifacts(members, pl.col("ring_offset"), pl.lit(1.0))
+        both = pl.concat([own, ring_arts]).cast(ARTIFACTS_SCHEMA)  # type: ignore[arg-type]
+        arts = both.unique(["account", "kind", "value"], keep="first", maintain_order=True)
+        # near texts again, from misplaced accounts and ring members together (one text per value)
+        mis = feats.filter(pl.col("misplaced") > 0).select("offset", "country")
+        near = self._texts(
+            pl.concat([mis, members.select(offset="ring_offset", country="country")]), near=True
+        )
+        exact = found.texts if found.texts is not None else pl.DataFrame(schema=TEXT_SPEC_DTYPES)
+        texts = pl.concat([exact.filter(~pl.col("value").is_in(near["value"].implode())), near])
+        return dataclasses.replace(found, features=feats, artifacts=arts, texts=texts)
+
     @staticmethod
-    def _texts(mis: pl.DataFrame) -> pl.DataFrame:
-        """Readable lived offsets, with the countries their carriers are billed in (most first)."""
+    def _texts(mis: pl.DataFrame, near: bool = False) -> pl.DataFrame:
+        """Readable lived offsets (``near``: every offset within an hour of each), with the
+        countries their carriers are billed in (most first)."""
+        rows = mis.select("offset", "country")
+        if near:
+            rows = rows.with_columns(offset=_within_an_hour(pl.col("offset"))).explode("offset")
         per = (
-            mis.group_by("offset", "country")
+            rows.group_by("offset", "country")
             .len()
             .sort(["offset", "len", "country"], descending=[False, True, False], nulls_last=True)
             .group_by("offset", maintain_order=True)
             .agg(pl.col("country").drop_nulls())
         )
-        rows = []
+        out = []
         for off, countries in per.iter_rows():
             where = _countries(countries)
-            rows.append({"value": _tz_hash(int(off)), "text": f"{_utc(off)}, billed in {where}" if where else _utc(off)})
-        return pl.DataFrame(rows, schema={"value": pl.UInt64, "text": pl.String})
+            name = f"within an hour of {_utc(off)}" if near else _utc(off)
+            value = _near_hash(int(off)) if near else _tz_hash(int(off))
+            out.append({"value": value, "text": f"{name}, billed in {where}" if where else name})
+        return pl.DataFrame(out, schema={"value": pl.UInt64, "text": pl.String})
 
     def _explain(self, r: dict[str, Any]) -> list[str]:
+        if not r.get("misplaced") and r.get("ring_offset") is not None:
+            return [
+                f"one of a ring of {int(r['ring_size'])} accounts sharing a phone, card or domain that together "
+                f"live at {_utc(int(r['ring_offset']))}, hours from where most of them are billed"
+                + (f" (this one in {r['country']})" if r.get("country") else "")
+            ]
         if not r.get("misplaced"):
             return []
         off = int(r["offset"])
         claimed = "/".join(f"{o:+g}" for o in (r.get("claimed_offsets") or []))
         busy = ""
-        if r.get("busy_from") is not None and (r.get("busy_hours") or 24) <= 12:  # a longer run says little
+        if (
+            r.get("busy_from") is not None and (r.get("busy_hours") or 24) <= 12
+        ):  # a longer run says little
             b0, b1 = int(r["busy_from"]), (int(r["busy_from"]) + int(r["busy_hours"])) % HOURS
             busy = f", busiest {b0:02d}:00-{b1:02d}:00 there"
         return [
@@ -411,12 +584,98 @@ class LivedTimeSignal(Signal):
         ]
 
 
+def _no_ring(feats: pl.DataFrame) -> pl.DataFrame:
+    return feats.with_columns(ring_size=pl.lit(None, pl.Int64), ring_offset=pl.lit(None, pl.Int8))
+
+
+RING_COLUMNS = ("phone_hash", "payment_fp", "email_domain")
+
+
+def identity_rings(accounts: pl.DataFrame, ring_max: int, max_share: float = 0.01) -> pl.DataFrame:
+    """``account, ring``: accounts joined through phones, cards or mail domains that 2 to
+    ``ring_max`` accounts (and at most ``max_share`` of them, eight at the least) share,
+    not all of one declared organisation (its card is its own); connected groups of 3 to
+    ``ring_max`` accounts. A webmail domain (thousands) or
+    a chain of domains that grows past ``ring_max`` joins nothing."""
+    empty = pl.DataFrame(schema={"account": pl.UInt32, "ring": pl.Int64})
+    a = accounts
+    if "email_domain" in a.columns or "email" in a.columns:
+        dom = [pl.col(c) for c in ("email_domain",) if c in a.columns]
+        dom += [pl.col("email").str.extract(r"@(.+)$", 1)] if "email" in a.columns else []
+        a = a.with_columns(email_domain=pl.coalesce(dom).str.to_lowercase())
+    cols = [c for c in RING_COLUMNS if c in a.columns]
+    if not cols or a.height == 0:
+        return empty
+    org = pl.col("org_id") if "org_id" in a.columns else pl.lit(None, pl.String)
+    held = pl.concat(
+        [
+            a.select(
+                pl.col("account").cast(pl.UInt32),
+                org_id=org,
+                value=pl.format("{}:{}", pl.lit(c), pl.col(c)),
+            ).drop_nulls("value")
+            for c in cols
+        ]
+    )
+    per = held.group_by("value").agg(
+        k=pl.len(), orgs=pl.col("org_id").n_unique(), org_null=pl.col("org_id").null_count()
+    )
+    one_org = (pl.col("orgs") == 1) & (pl.col("org_null") == 0)
+    kmax = min(ring_max, max(8, int(max_share * a.height)))
+    edges = held.join(
+        per.filter((pl.col("k") >= 2) & (pl.col("k") <= kmax) & ~one_org).select("value"),
+        on="value",
+    )
+    if edges.height == 0:
+        return empty
+    nodes = edges.select("value").unique(maintain_order=True).with_row_index("node")
+    accts = edges["account"].unique().sort()
+    local = pl.DataFrame({"account": accts, "i": np.arange(accts.len())})
+    e = edges.join(nodes, on="value").join(local, on="account")
+    n = accts.len() + nodes.height
+    adj = sparse.coo_matrix(
+        (
+            np.ones(e.height, np.int8),
+            (e["i"].to_numpy(), e["node"].to_numpy().astype(np.int64) + accts.len()),
+        ),
+        shape=(n, n),
+    )
+    _, labels = connected_components(adj, directed=False)
+    rings = local.select("account", ring=pl.Series(labels[: accts.len()]).cast(pl.Int64))
+    return rings.filter(pl.len().over("ring").is_between(3, ring_max))
+
+
 def _single_offset(offs: tuple[float, ...], exact: bool) -> float:
     """The offset of a country that keeps one in whole hours (``exact``: all year; else
     summer time aside, at standard time), else NaN."""
     if not offs or any(o != int(o) for o in offs) or max(offs) - min(offs) > (0 if exact else 1):
         return float("nan")
     return float(min(offs))
+
+
+def _within_an_hour(offset: pl.Expr) -> pl.Expr:
+    """The offset and its two neighbours (UTC-11 .. UTC+12, wrapped): a lived offset is
+    sure to an hour (``confidence``), so one fleet reads +7 on one account, +8 on another."""
+    return pl.concat_list(
+        [((offset.cast(pl.Int16) + d + 11) % HOURS - 11).cast(pl.Int8) for d in (-1, 0, 1)]
+    )
+
+
+def _near_artifacts(carriers: pl.DataFrame, offset: pl.Expr, share: pl.Expr) -> pl.DataFrame:
+    """``lived_tz_near`` rows: one per carrier and offset within an hour of its lived one,
+    so carriers read an hour apart still hold a value in common."""
+    rows = carriers.select("account", offset=_within_an_hour(offset), share=share).explode("offset")
+    return rows.select(
+        "account", kind=pl.lit("lived_tz_near"), value=_near_value(pl.col("offset")), share="share"
+    )
+
+
+def _near_hash(offset: int) -> int:
+    return int(pl.select(_near_value(pl.lit(offset, pl.Int8))).item())
+
+
+def _near_value(offset: pl.Expr) -> pl.Expr:
+    return offset.cast(pl.Int8).hash(43)
 
 
 def _tz_hash(offset: int) -> int:
@@ -433,5 +692,7 @@ def _utc(offset: int) -> str:
 
 def _countries(codes: list[str], most: int = 6) -> str:
     if len(codes) <= most:
-        return ", ".join(codes[:-1]) + (" and " if len(codes) > 1 else "") + codes[-1] if codes else ""
+        return (
+            ", ".join(codes[:-1]) + (" and " if len(codes) > 1 else "") + codes[-1] if codes else ""
+        )
     return f"{', '.join(codes[:most])} and {len(codes) - most} more"
