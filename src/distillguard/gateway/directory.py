@@ -1,0 +1,105 @@
+"""Who is calling: gateway-issued API keys (stored hashed) mapped to accounts, and the accounts'
+metadata (created_at, plan, verification, org: the spec's accounts table) that drives policy.
+
+A key is shown once, when it is created; only its SHA-256 is kept, so a leaked directory (a
+Redis dump, a backup) gives no usable key. Keys are long random tokens, so an unsalted fast
+hash is the right tool here (salting and slow hashing are for low-entropy passwords). With a
+trusted identity header (``identity.header`` in the policy) the auth layer in front has
+already said who is calling and keys are not used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+__all__ = ["Account", "Directory", "hash_key"]
+
+KEY_PREFIX = "dg-"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Account:
+    """An account as the policy sees it (columns of the spec's accounts table)."""
+
+    account_id: str
+    created_at: dt.datetime | None = None
+    plan: str | None = None
+    verified: bool = False
+    paid: bool = False
+    org_id: str | None = None
+    email_domain: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Account:
+        email = row.get("email") or ""
+        domain = row.get("email_domain") or (email.split("@", 1)[1] if "@" in email else None)
+        created = row.get("created_at")
+        if isinstance(created, str):
+            created = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
+        if isinstance(created, dt.datetime) and created.tzinfo is None:
+            created = created.replace(tzinfo=dt.UTC)
+        return cls(
+            account_id=str(row["account_id"]),
+            created_at=created,
+            plan=row.get("plan"),
+            verified=bool(row.get("verified") or False),
+            paid=bool(row.get("paid") or False),
+            org_id=row.get("org_id"),
+            email_domain=domain,
+        )
+
+
+@dataclass
+class Directory:
+    """Accounts by id and key hashes to account ids, in process.
+
+    Several replicas share keys and accounts through the admin API of each, or by loading
+    one accounts file at start (``--accounts``); an account unknown to the directory but
+    named by a trusted header gets the default plan and is treated as new.
+    """
+
+    accounts: dict[str, Account] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)  # sha256(key) -> account_id
+
+    def load(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        n = 0
+        for row in rows:
+            a = Account.from_row(row)
+            self.accounts[a.account_id] = a
+            n += 1
+        return n
+
+    def upsert(self, account: Account) -> Account:
+        old = self.accounts.get(account.account_id)
+        if old is not None and account.created_at is None:
+            account = replace(account, created_at=old.created_at)
+        self.accounts[account.account_id] = account
+        return account
+
+    def new_key(self, account_id: str) -> str:
+        """A fresh key for ``account_id`` (returned once, kept hashed)."""
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        self.keys[hash_key(key)] = account_id
+        return key
+
+    def add_key(self, key: str, account_id: str) -> None:
+        self.keys[hash_key(key)] = account_id
+
+    def account_for_key(self, key: str) -> str | None:
+        return self.keys.get(hash_key(key))
+
+    def account(self, account_id: str, now: dt.datetime | None = None) -> Account:
+        """The account, or a new one on the default plan first seen ``now``."""
+        found = self.accounts.get(account_id)
+        if found is None:
+            found = self.accounts.setdefault(account_id, Account(account_id, created_at=now or dt.datetime.now(dt.UTC)))
+        return found

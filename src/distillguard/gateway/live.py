@@ -1,0 +1,206 @@
+"""Online detection: the hunt's own signals fed by the gateway's traffic, and decisions for the
+next request.
+
+Each served exchange is queued (:meth:`LiveScorer.observe`, no work on the request path). A
+background thread feeds the queue to a :class:`~distillguard.hunt.detector.HuntDetector` in
+micro-batches (the same enrich and aggregate code as the batch hunt, so the two cannot
+disagree on what a signal means) and re-runs link, cluster and score every ``every_s``
+seconds over a snapshot of that state. The verdicts replace a dictionary in one assignment,
+so a request reads either the old or the new decisions, never half of each.
+
+Decisions from a batch ``distillguard hunt`` (its ``accounts.parquet``) and from imported
+intel load at start and again whenever the file changes (:meth:`LiveScorer.watch`); for an
+account both know, the stronger action wins.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from distillguard.gateway.directory import Account
+from distillguard.hunt.config import HuntConfig
+from distillguard.hunt.detector import HuntDetector
+from distillguard.policy import DECISIONS, Policy
+from distillguard.schema import ACCOUNTS, EXCHANGES
+
+__all__ = ["AccountVerdict", "LiveScorer", "read_decisions"]
+
+_RANK: dict[str, int] = {d: i for i, d in enumerate(DECISIONS)}
+
+
+@dataclass(frozen=True)
+class AccountVerdict:
+    """What the hunt (live or batch) says of one account."""
+
+    decision: str
+    risk: float
+    flagged: bool
+    campaign: str | None
+    source: str  # "live" or the file it came from
+
+
+def stronger(a: AccountVerdict | None, b: AccountVerdict | None) -> AccountVerdict | None:
+    if a is None or b is None:
+        return a or b
+    return a if _RANK.get(a.decision, 0) >= _RANK.get(b.decision, 0) else b
+
+
+def read_decisions(path: Path) -> dict[str, AccountVerdict]:
+    """A hunt's verdicts: its output folder or its ``accounts.parquet`` (``account_id, risk,
+    flagged, campaign, decision``)."""
+    file = path / "accounts.parquet" if path.is_dir() else path
+    t = pl.read_parquet(file, columns=["account_id", "risk", "flagged", "campaign", "decision"])
+    return {
+        r["account_id"]: AccountVerdict(r["decision"], float(r["risk"] or 0.0), bool(r["flagged"]), r["campaign"], str(file))
+        for r in t.filter(pl.col("decision") != "allow").iter_rows(named=True)
+    }
+
+
+class LiveScorer:
+    """The hunt, fed per request and re-scored every ``every_s`` seconds in a background thread."""
+
+    def __init__(self, policy: Policy | None = None, *, every_s: float = 5.0, config: HuntConfig | None = None) -> None:
+        config = config or HuntConfig()
+        if policy is not None:
+            config = dataclasses.replace(config, policy=policy)
+        self.detector = HuntDetector(config)
+        self.every_s = every_s
+        self.live: dict[str, AccountVerdict] = {}
+        self.imported: dict[str, AccountVerdict] = {}
+        self.rescore_seconds: float | None = None
+        self.rescores = 0
+        self.errors = 0
+        self._queue: collections.deque[dict[str, Any]] = collections.deque(maxlen=1_000_000)
+        self._accounts: dict[str, Account] = {}
+        self._accounts_dirty = False
+        self._watched: dict[Path, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- the request path: O(1), no I/O ---------------------------------------------------
+    def observe(self, row: dict[str, Any]) -> None:
+        self._queue.append(row)
+
+    def account_seen(self, account: Account) -> None:
+        if self._accounts.get(account.account_id) != account:
+            self._accounts[account.account_id] = account
+            self._accounts_dirty = True
+
+    def verdict(self, account_id: str) -> AccountVerdict | None:
+        return stronger(self.live.get(account_id), self.imported.get(account_id))
+
+    # -- background work --------------------------------------------------------------------
+    def ingest(self) -> int:
+        """Feed the queued exchanges to the detector; returns how many."""
+        rows = []
+        while self._queue:
+            rows.append(self._queue.popleft())
+        if self._accounts_dirty:
+            self._accounts_dirty = False
+            self.detector.observe_accounts(_accounts_table(self._accounts.values()))
+        if rows:
+            with self._lock:
+                self.detector.observe(_exchanges_table(rows))
+        return len(rows)
+
+    def rescore(self, now: dt.datetime | None = None) -> float:
+        """Link, cluster and score the live state; returns the seconds it took."""
+        t0 = time.perf_counter()
+        self.ingest()
+        if self.detector.state.n_exchanges == 0:
+            return 0.0
+        with self._lock:
+            flags = pl.from_arrow(self.detector.flags(now))
+        assert isinstance(flags, pl.DataFrame)
+        acted = flags.filter(pl.col("decision") != "allow")
+        self.live = {
+            r["account_id"]: AccountVerdict(r["decision"], float(r["risk"]), bool(r["flagged"]), r["campaign"], "live")
+            for r in acted.iter_rows(named=True)
+        }
+        self.rescore_seconds = time.perf_counter() - t0
+        self.rescores += 1
+        return self.rescore_seconds
+
+    def watch(self, paths: Iterable[Path]) -> None:
+        """Load decision files now and again whenever one changes (checked each cycle)."""
+        for p in paths:
+            self._watched[Path(p)] = -1.0
+        self._reload()
+
+    def _reload(self) -> None:
+        merged: dict[str, AccountVerdict] = {}
+        changed = False
+        for p in list(self._watched):
+            target = p / "accounts.parquet" if p.is_dir() else p
+            try:
+                mtime = target.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if mtime != self._watched[p]:
+                changed = True
+                self._watched[p] = mtime
+        if not changed:
+            return
+        for p in self._watched:
+            try:
+                for k, v in read_decisions(p).items():
+                    merged[k] = stronger(merged.get(k), v) or v
+            except Exception:  # a half-written file is read again next cycle
+                self.errors += 1
+                self._watched[p] = -1.0
+        self.imported = merged
+
+    def start(self) -> LiveScorer:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="live-scorer", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        next_score = time.monotonic() + self.every_s
+        while not self._stop.wait(min(0.2, self.every_s)):
+            try:
+                self.ingest()
+                self._reload()
+                if time.monotonic() >= next_score:
+                    self.rescore()
+                    next_score = time.monotonic() + self.every_s
+            except Exception:  # scoring must never take the gateway down; counted for /metrics
+                self.errors += 1
+
+
+_EXCHANGE_TYPES: dict[str, pl.DataType] = dict(pl.DataFrame(EXCHANGES.empty_table()).schema)
+
+
+def _exchanges_table(rows: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
+    """Rows (dicts with spec column names) as a frame of the spec's types."""
+    cols = [c for c in _EXCHANGE_TYPES if c in rows[0]]
+    return pl.DataFrame([{c: r.get(c) for c in cols} for r in rows], schema={c: _EXCHANGE_TYPES[c] for c in cols})
+
+
+def _accounts_table(accounts: Iterable[Account]) -> Any:
+    import pyarrow as pa
+
+    rows = [
+        {"account_id": a.account_id, "created_at": a.created_at, "email_domain": a.email_domain, "org_id": a.org_id,
+         "verified": a.verified, "plan": a.plan}
+        for a in accounts
+        if a.created_at is not None
+    ]  # fmt: skip
+    return pa.Table.from_pylist(rows, schema=pa.schema([ACCOUNTS.field(n) for n in ("account_id", "created_at", "email_domain", "org_id", "verified", "plan")]))

@@ -1,0 +1,58 @@
+"""Live scoring: the hunt's signals fed row by row agree with the batch hunt; decision files reload."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import polars as pl
+from tests.hunt.population import population
+
+from distillguard.gateway.directory import Account
+from distillguard.gateway.live import AccountVerdict, LiveScorer, read_decisions, stronger
+from distillguard.hunt.detector import HuntDetector
+
+
+def test_rows_fed_one_by_one_give_the_batch_hunts_decisions() -> None:
+    ex, acc, arche = population(seed=3)
+    live = LiveScorer(every_s=3600)
+    for r in acc.iter_rows(named=True):
+        live.account_seen(Account.from_row(r))
+    for r in ex.iter_rows(named=True):
+        live.observe(r)
+    live.rescore()
+    batch = HuntDetector()
+    batch.observe_accounts(acc.to_arrow())
+    batch.observe(ex.to_arrow())
+    t = pl.from_arrow(batch.flags())
+    assert isinstance(t, pl.DataFrame)
+    expected = dict(t.filter(pl.col("decision") != "allow").select("account_id", "decision").iter_rows())
+    got = {a: v.decision for a, v in live.live.items()}
+    assert got == expected
+    campaign = {a for a, k in arche.items() if k == "naive_scraper"}
+    assert campaign and campaign <= {a for a, v in live.live.items() if v.flagged}
+    assert live.rescores == 1 and live.rescore_seconds is not None
+
+
+def test_the_stronger_action_wins_and_decision_files_reload_on_change(tmp_path: Path) -> None:
+    def write(rows: list[tuple[str, float, bool, str | None, str]]) -> None:
+        names = ["account_id", "risk", "flagged", "campaign", "decision"]
+        pa_rows = [dict(zip(names, r, strict=True)) for r in rows]
+        pl.DataFrame(pa_rows, schema={"account_id": pl.String, "risk": pl.Float64, "flagged": pl.Boolean,
+                                      "campaign": pl.String, "decision": pl.String}).write_parquet(tmp_path / "accounts.parquet")  # fmt: skip
+
+    write([("a1", 0.9, True, "C001", "block"), ("a2", 0.3, False, None, "allow")])
+    assert set(read_decisions(tmp_path)) == {"a1"}  # allow is no decision
+    live = LiveScorer(every_s=3600)
+    live.watch([tmp_path])
+    assert live.verdict("a1") is not None and live.verdict("a1").decision == "block"  # type: ignore[union-attr]
+    live.live["a1"] = AccountVerdict("verify", 0.6, True, "C9", "live")
+    assert live.verdict("a1").decision == "block"  # type: ignore[union-attr]
+    time.sleep(0.01)
+    write([("a2", 0.7, True, "C002", "verify")])
+    os.utime(tmp_path / "accounts.parquet", (time.time() + 5, time.time() + 5))
+    live._reload()
+    assert live.verdict("a2").decision == "verify"  # type: ignore[union-attr]
+    assert live.verdict("a1").decision == "verify"  # type: ignore[union-attr]  # only the live one is left
+    assert stronger(None, None) is None
