@@ -30,6 +30,7 @@ Precedence at the door (:meth:`GatewayPolicy.door`), most specific first:
 from __future__ import annotations
 
 import bisect
+import contextlib
 import difflib
 import functools
 import ipaddress
@@ -197,9 +198,11 @@ class PrefixSet:
         if not isinstance(ip, ipaddress.IPv4Address | ipaddress.IPv6Address):
             return False
         for version, length in self._by_length:
-            if version == ip.version and ipaddress.ip_network((ip, length), strict=False) in self._by_length[
-                (version, length)
-            ]:
+            if (
+                version == ip.version
+                and ipaddress.ip_network((ip, length), strict=False)
+                in self._by_length[(version, length)]
+            ):
                 return True
         return False
 
@@ -244,7 +247,9 @@ class Allowlists:
     prefixes: PrefixSet = PrefixSet()
 
     def holds_account(self, facts: AccountFacts) -> bool:
-        return facts.account_id in self.accounts or (facts.org_id is not None and facts.org_id in self.orgs)
+        return facts.account_id in self.accounts or (
+            facts.org_id is not None and facts.org_id in self.orgs
+        )
 
     def holds_request(self, request: RequestFacts) -> bool:
         ip = _parse_ip(request.ip)
@@ -496,12 +501,15 @@ def _read_yaml(path: Path, problems: _Problems) -> tuple[Any, dict[KeyPath, int]
         if node is None:
             return {}, lines
         # Lines are read before construction, which rewrites ``<<`` merge keys in place.
+        lines[()] = node.start_mark.line + 1
         _walk(node, (), lines, problems)
         data = loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problems.fail(
-            (), f"not valid YAML: {getattr(exc, 'problem', None) or exc}", line=mark.line + 1 if mark else None
+            (),
+            f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
+            line=mark.line + 1 if mark else None,
         )
         return None, {}
     finally:
@@ -510,17 +518,26 @@ def _read_yaml(path: Path, problems: _Problems) -> tuple[Any, dict[KeyPath, int]
 
 
 def _walk(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], problems: _Problems) -> None:
+    # A policy nests five levels at most; the bound stops a recursive YAML alias (&a [*a]).
+    if len(path) > 8:
+        return
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
-            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else repr(key_node.value)
+            key = (
+                str(key_node.value)
+                if isinstance(key_node, yaml.ScalarNode)
+                else repr(key_node.value)
+            )
             line = key_node.start_mark.line + 1
             if key == "<<":
                 continue
             if key in seen:
                 problems.fail(
-                    (*path, key), f"{_fmt((*path, key))} appears twice (lines {seen[key]} and {line}); "
-                    "the second would silently replace the first", line=line,
+                    (*path, key),
+                    f"{_fmt((*path, key))} appears twice (lines {seen[key]} and {line}); "
+                    "the second would silently replace the first",
+                    line=line,
                 )
             seen[key] = line
             lines[(*path, key)] = line
@@ -551,11 +568,10 @@ class _Problems:
         self.issues: list[ConfigError] = []
 
     def line_of(self, path: KeyPath) -> int | None:
-        while path:
-            if path in self.lines:
-                return self.lines[path]
+        """The line of the key, else of the nearest enclosing key the file has."""
+        while path not in self.lines and path:
             path = path[:-1]
-        return None
+        return self.lines.get(path)
 
     def fail(self, path: KeyPath, message: str, line: int | None = None) -> None:
         error = ConfigError(message, Location(self.source, line=line or self.line_of(path)))
@@ -616,7 +632,9 @@ class _Reader:
     def __init__(self, problems: _Problems) -> None:
         self.p = problems
 
-    def section(self, path: KeyPath, value: Any, known: tuple[str, ...]) -> Mapping[str, Any] | None:
+    def section(
+        self, path: KeyPath, value: Any, known: tuple[str, ...]
+    ) -> Mapping[str, Any] | None:
         if not isinstance(value, Mapping):
             self.p.bad(path, value, f"a mapping with keys {', '.join(known)}")
             return None
@@ -639,11 +657,15 @@ class _Reader:
         if value is _MISSING:
             return None
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            self.p.bad(path, value, "a positive integer" if minimum == 1 else f"an integer >= {minimum}")
+            self.p.bad(
+                path, value, "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+            )
             return None
         return value
 
-    def number(self, path: KeyPath, value: Any, low: float, high: float, low_open: bool) -> float | None:
+    def number(
+        self, path: KeyPath, value: Any, low: float, high: float, low_open: bool
+    ) -> float | None:
         if value is _MISSING:
             return None
         ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
@@ -660,7 +682,11 @@ class _Reader:
 
     def reason(self, path: KeyPath, value: Any) -> str | None:
         if not isinstance(value, str) or not _REASON_RE.match(value):
-            self.p.bad(path, value, "a reason code of lower-case letters, digits and _ (e.g. manual_review)")
+            self.p.bad(
+                path,
+                value,
+                "a reason code of lower-case letters, digits and _ (e.g. manual_review)",
+            )
             return None
         return value
 
@@ -669,8 +695,14 @@ class _Reader:
             parts = urlsplit(value) if isinstance(value, str) else None
         except ValueError:
             parts = None
-        if parts is None or parts.scheme not in schemes or not (parts.netloc or parts.scheme == "unix"):
-            self.p.bad(path, value, f"a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        if (
+            parts is None
+            or parts.scheme not in schemes
+            or not (parts.netloc or parts.scheme == "unix")
+        ):
+            self.p.bad(
+                path, value, f"a URL starting with {' or '.join(s + '://' for s in schemes)}"
+            )
             return None
         return cast(str, value)
 
@@ -685,7 +717,9 @@ class _Reader:
         out = []
         for i, item in enumerate(value):
             if not isinstance(item, str) or not item.strip():
-                self.p.bad((*path, i), item, "a non-empty string (quote ids that look like numbers)")
+                self.p.bad(
+                    (*path, i), item, "a non-empty string (quote ids that look like numbers)"
+                )
             else:
                 out.append(((*path, i), item.strip()))
         return out
@@ -707,11 +741,13 @@ class _Reader:
                 out.append(ipaddress.ip_network(text))
             except ValueError as exc:
                 hint = ""
-                try:
+                with contextlib.suppress(ValueError):
                     hint = f"; did you mean {str(ipaddress.ip_network(text, strict=False))!r}?"
-                except ValueError:
-                    pass
-                self.p.bad(item_path, text, f"a CIDR prefix such as 10.0.0.0/8 or 2001:db8::/32 ({exc}){hint}")
+                self.p.bad(
+                    item_path,
+                    text,
+                    f"a CIDR prefix such as 10.0.0.0/8 or 2001:db8::/32 ({exc}){hint}",
+                )
         return PrefixSet(tuple(dict.fromkeys(out)))
 
 
@@ -725,7 +761,9 @@ def _build(raw: Any, problems: _Problems) -> GatewayPolicy:
     identity = r.section(("identity",), data.get("identity"), _SCHEMA[("identity",)]) or {}
     header = identity.get("header")
     if header is not None and (not isinstance(header, str) or not _HEADER_RE.match(header)):
-        problems.bad(("identity", "header"), header, "null or an HTTP header name such as x-account-id")
+        problems.bad(
+            ("identity", "header"), header, "null or an HTTP header name such as x-account-id"
+        )
         header = None
 
     plans = _plans(r, data.get("plans"))
@@ -734,8 +772,15 @@ def _build(raw: Any, problems: _Problems) -> GatewayPolicy:
         problems.bad(("default_plan",), default_plan, "a plan name")
     elif plans is not None and default_plan not in plans:
         # Left at the packaged default while the file brings its own plans: point at plans.
-        at = ("plans",) if ("default_plan",) not in problems.lines and ("plans",) in problems.lines else ("default_plan",)
-        problems.fail(at, f"default_plan has value {default_plan!r}; expected one of the plans: {', '.join(plans)}")
+        at = (
+            ("plans",)
+            if ("default_plan",) not in problems.lines and ("plans",) in problems.lines
+            else ("default_plan",)
+        )
+        problems.fail(
+            at,
+            f"default_plan has value {default_plan!r}; expected one of the plans: {', '.join(plans)}",
+        )
 
     release = _release(r, data.get("release"))
     blocklists = _blocklists(r, data.get("blocklists"))
@@ -797,8 +842,13 @@ def _release(r: _Reader, value: Any) -> Release | None:
     if spec is None:
         return None
     stages = _stages(r, spec.get("stages"))
-    trust_spec = r.section(("release", "trust"), spec.get("trust"), _SCHEMA[("release", "trust")]) or {}
-    trust = [r.number(("release", "trust", k), trust_spec.get(k), 0.0, 1.0, low_open=False) for k in ("verified", "paid")]
+    trust_spec = (
+        r.section(("release", "trust"), spec.get("trust"), _SCHEMA[("release", "trust")]) or {}
+    )
+    trust = [
+        r.number(("release", "trust", k), trust_spec.get(k), 0.0, 1.0, low_open=False)
+        for k in ("verified", "paid")
+    ]
     clean_path = ("release", "trust", "clean_days")
     clean = r.section(clean_path, trust_spec.get("clean_days"), _SCHEMA[clean_path]) or {}
     days = r.integer((*clean_path, "days"), clean.get("days"))
@@ -809,7 +859,9 @@ def _release(r: _Reader, value: Any) -> Release | None:
     if stages is None or None in trust or days is None or clean_share is None:
         return None
     return Release(
-        stages, Trust(cast(float, trust[0]), cast(float, trust[1]), days, clean_share), bool(cluster)
+        stages,
+        Trust(cast(float, trust[0]), cast(float, trust[1]), days, clean_share),
+        bool(cluster),
     )
 
 
@@ -823,14 +875,30 @@ def _stages(r: _Reader, value: Any) -> tuple[Stage, ...] | None:
         spec = r.section((*path, i), item, _STAGE_KEYS)
         if spec is None:
             continue
-        age = r.number((*path, i, "age_days"), r.need((*path, i), spec, "age_days"), 0.0, math.inf, low_open=False)
-        share = r.number((*path, i, "share"), r.need((*path, i), spec, "share"), 0.0, 1.0, low_open=True)
+        age = r.number(
+            (*path, i, "age_days"),
+            r.need((*path, i), spec, "age_days"),
+            0.0,
+            math.inf,
+            low_open=False,
+        )
+        share = r.number(
+            (*path, i, "share"), r.need((*path, i), spec, "share"), 0.0, 1.0, low_open=True
+        )
         if age is None or share is None:
             continue
         if i == 0 and age != 0:
-            r.p.bad((*path, i, "age_days"), item["age_days"], "0 for the first stage (every account has an age)")
+            r.p.bad(
+                (*path, i, "age_days"),
+                item["age_days"],
+                "0 for the first stage (every account has an age)",
+            )
         elif stages and age <= stages[-1].age_days:
-            r.p.bad((*path, i, "age_days"), item["age_days"], f"more than the stage before ({stages[-1].age_days:g})")
+            r.p.bad(
+                (*path, i, "age_days"),
+                item["age_days"],
+                f"more than the stage before ({stages[-1].age_days:g})",
+            )
         elif stages and share < stages[-1].share:
             r.p.bad((*path, i, "share"), item["share"], f"at least the stage before ({stages[-1].share:g}): "
                     "limits grow with age")  # fmt: skip
@@ -856,18 +924,26 @@ def _blocklists(r: _Reader, value: Any) -> Blocklists:
 def _allowlists(r: _Reader, value: Any) -> Allowlists:
     spec = r.section(("allowlists",), value, _SCHEMA[("allowlists",)]) or {}
     return Allowlists(
-        accounts=frozenset(s for _, s in r.strings(("allowlists", "accounts"), spec.get("accounts", []))),
+        accounts=frozenset(
+            s for _, s in r.strings(("allowlists", "accounts"), spec.get("accounts", []))
+        ),
         orgs=frozenset(s for _, s in r.strings(("allowlists", "orgs"), spec.get("orgs", []))),
         ips=r.ips(("allowlists", "ips"), spec.get("ips", [])),
         prefixes=r.prefixes(("allowlists", "prefixes"), spec.get("prefixes", [])),
     )
 
 
-def _overrides(r: _Reader, value: Any, plans: Mapping[str, PlanLimits] | None) -> dict[str, Override]:
+def _overrides(
+    r: _Reader, value: Any, plans: Mapping[str, PlanLimits] | None
+) -> dict[str, Override]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        r.p.bad(("overrides",), value, "a mapping of account id -> {plan | single limits | action, reason}")
+        r.p.bad(
+            ("overrides",),
+            value,
+            "a mapping of account id -> {plan | single limits | action, reason}",
+        )
         return {}
     out: dict[str, Override] = {}
     for account, item in value.items():
@@ -881,7 +957,9 @@ def _overrides(r: _Reader, value: Any, plans: Mapping[str, PlanLimits] | None) -
         if not spec:
             r.p.bad(path, dict(spec), "at least one of plan, a limit, or action")
             continue
-        kwargs: dict[str, Any] = {k: r.integer((*path, k), spec[k]) for k in _LIMIT_KEYS if k in spec}
+        kwargs: dict[str, Any] = {
+            k: r.integer((*path, k), spec[k]) for k in _LIMIT_KEYS if k in spec
+        }
         if "plan" in spec:
             plan = spec["plan"]
             if not isinstance(plan, str) or (plans is not None and plan not in plans):
@@ -908,13 +986,17 @@ def _risk(r: _Reader, value: Any) -> Policy | None:
     for key, setting in spec.items():
         if key not in _SCHEMA[("risk",)]:
             continue
-        if key == "block_risk" and (not isinstance(setting, int | float) or isinstance(setting, bool)):
+        if key == "block_risk" and (
+            not isinstance(setting, int | float) or isinstance(setting, bool)
+        ):
             r.p.bad(("risk", key), setting, "a number (a risk in [0.5, 1])")
             continue
         try:
             Policy.from_dict({key: setting}, source="risk")
         except ConfigError as exc:
-            r.p.bad(("risk", key), setting, exc.message.split("; ", 1)[-1].removeprefix("expected "))
+            r.p.bad(
+                ("risk", key), setting, exc.message.split("; ", 1)[-1].removeprefix("expected ")
+            )
             continue
         good[key] = setting
     if len(good) < len(spec):
@@ -927,12 +1009,18 @@ def _actions(r: _Reader, value: Any) -> Actions | None:
     if spec is None:
         return None
     throttle = r.section(("actions", "throttle"), spec.get("throttle"), ("share",)) or {}
-    share = r.number(("actions", "throttle", "share"), throttle.get("share"), 0.0, 1.0, low_open=True)
+    share = r.number(
+        ("actions", "throttle", "share"), throttle.get("share"), 0.0, 1.0, low_open=True
+    )
     urls: dict[str, str | None] = {}
     for action in ("verify", "block"):
         conf = r.section(("actions", action), spec.get(action), ("appeal_url",)) or {}
         url = conf.get("appeal_url")
-        urls[action] = None if url is None else r.url(("actions", action, "appeal_url"), url, ("https", "http"))
+        urls[action] = (
+            None
+            if url is None
+            else r.url(("actions", action, "appeal_url"), url, ("https", "http"))
+        )
     if share is None:
         return None
     return Actions(share, urls["verify"], urls["block"])
