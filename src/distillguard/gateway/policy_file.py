@@ -371,7 +371,8 @@ class GatewayPolicy:
         is part of its quality (a new user's answers should not be cut short), while
         volume, which is what a harvester needs, is held by the daily and per-minute
         budgets. It is capped at the scaled per-minute and daily budgets, since a request
-        larger than those could never be served.
+        larger than those could never be served. ``verify`` and ``block`` refuse at the
+        door, so their limits are ``allow``'s.
         """
         if action not in DECISIONS:
             raise ValueError(f"action has value {action!r}; expected one of {', '.join(DECISIONS)}")
