@@ -35,7 +35,7 @@ from distillguard.gateway.mock_upstream import MockConfig, create_mock_app
 try:  # the HTTP library the SDKs are built on (httpx2 in newer SDK releases)
     import httpx2 as sdk_http
 except ImportError:  # pragma: no cover
-    sdk_http = httpx  # type: ignore[no-redef]
+    sdk_http = httpx  # type: ignore[no-redef,misc]
 
 USER = [{"role": "user", "content": "hello"}]
 

@@ -434,7 +434,8 @@ def upstream_body(body: Mapping[str, Any], req: ChatRequest, max_tokens: int) ->
     unlimited) and, for OpenAI streams, ``stream_options.include_usage`` forced on, because the
     gateway settles quotas with the usage (:class:`StreamTap` drops that chunk again if the client
     did not ask for it). OpenAI keeps whichever of ``max_tokens`` / ``max_completion_tokens`` the
-    client used (``max_completion_tokens`` when none)."""
+    client used (``max_completion_tokens`` when none). ``max_tokens`` is the limit to forward: the
+    client's :attr:`ChatRequest.max_tokens` or the plan's cap, whichever is smaller."""
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise ValueError(f"max_tokens must be an integer >= 1, got {max_tokens!r}")
     out = dict(body)
