@@ -254,6 +254,28 @@ def demo(
     run_demo(out=out, seed=seed, console=Console())
 
 
+@app.command("mock-upstream")
+def mock_upstream(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    latency_ms: Annotated[float, typer.Option(min=0.0, help="Time to first byte, in milliseconds.")] = 20.0,
+    tokens_per_s: Annotated[float, typer.Option(min=0.001, help="Streaming speed, in output tokens per second.")] = 200.0,
+    fail_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of requests that fail at random (error, drop or reset).")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed and request, same reply.")] = 0,
+) -> None:
+    """Serve a stand-in model speaking the OpenAI and Anthropic chat APIs, for demos and tests: no real
+    model can be served here. Replies are deterministic filler text with honest token usage; the header
+    `x-mock-fault: slow|error|drop|reset` injects a fault into one request."""
+    import uvicorn
+
+    from distillguard.gateway.mock_upstream import MockConfig, create_mock_app
+
+    config = MockConfig(latency_ms=latency_ms, tokens_per_s=tokens_per_s, fail_rate=fail_rate, seed=seed)
+    uvicorn.run(create_mock_app(config), host=host, port=port, log_level="info")
+
+
 @data_app.command("where")
 def data_where(data: Annotated[Path | None, typer.Option()] = None) -> None:
     """Say which corpora folder the simulator would use, and what it finds there."""
