@@ -248,7 +248,7 @@ def demo(
     out: Annotated[Path, typer.Option(help="Where the demo writes its log and results.")] = Path("demo-out"),
     seed: Annotated[int, typer.Option()] = 7,
 ) -> None:
-    """Simulate the demo scenario, hunt it, bench it, and show what was found."""
+    """Simulate the demo scenario, hunt it, bench it, enforce it at the gateway, and show what was found."""
     from distillguard.demo import run_demo
 
     run_demo(out=out, seed=seed, console=Console())
@@ -274,6 +274,34 @@ def mock_upstream(
 
     config = MockConfig(latency_ms=latency_ms, tokens_per_s=tokens_per_s, fail_rate=fail_rate, seed=seed)
     uvicorn.run(create_mock_app(config), host=host, port=port, log_level="info")
+
+
+@app.command()
+def serve(
+    upstream: Annotated[str, typer.Option(help="Base URL of the model's API (OpenAI or Anthropic flavour), e.g. http://127.0.0.1:8000.")],
+    policy: Annotated[Path | None, typer.Option(help="Policy YAML (examples/policy.yaml); default: the embedded defaults.")] = None,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option(help="Worker processes (quotas need `state.store: redis` with more than one).")] = 1,
+    sink: Annotated[Path | None, typer.Option(help="Write every exchange here, per the spec (Parquet), for the hunt.")] = None,
+    accounts: Annotated[Path | None, typer.Option(help="Accounts table (spec) or log folder whose accounts load at start.")] = None,
+    decisions: Annotated[list[Path] | None, typer.Option(help="Hunt output folder(s) whose decisions load now and on change.")] = None,
+    rescore: Annotated[float, typer.Option(help="Seconds between live re-scorings of the traffic.")] = 5.0,
+) -> None:
+    """Put distillguard in front of a model: quotas, gradual release and the hunt's decisions at the door."""
+    from distillguard.gateway.server import GatewaySettings
+    from distillguard.gateway.server import serve as run
+
+    if policy is not None and not policy.is_file():
+        raise ConfigError(f"--policy {policy}: no such file")
+    if workers < 1:
+        raise ConfigError(f"--workers has value {workers}; expected 1 or more")
+    settings = GatewaySettings(
+        upstream=upstream, policy=str(policy) if policy else None, sink=str(sink) if sink else None,
+        accounts=str(accounts) if accounts else None, decisions=[str(d) for d in decisions or []], rescore_s=rescore,
+    )  # fmt: skip
+    console.print(f"distillguard gateway on http://{host}:{port} in front of {upstream} ({workers} worker(s))")
+    run(settings, host=host, port=port, workers=workers)
 
 
 @data_app.command("where")

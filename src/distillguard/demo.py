@@ -1,7 +1,8 @@
-"""``distillguard demo``: a small scenario simulated, hunted, benchmarked and shown.
+"""``distillguard demo``: a small scenario simulated, hunted, benchmarked, enforced and shown.
 
 Runs on embedded defaults with no server to start: the built-in ``demo`` scenario, the
-hunt detector, and the baseline for comparison.
+hunt detector, the baseline for comparison, and the gateway with a mock upstream model,
+both started in process on loopback and stopped at the end.
 """
 
 from __future__ import annotations
@@ -53,9 +54,17 @@ def run_demo(out: Path, seed: int = 7, console: Console | None = None) -> dict[s
     )
     times["bench"] = time.perf_counter() - t
 
+    t = time.perf_counter()
+    console.rule("4. gateway: the hunt's decisions enforced at the door (mock upstream model)")
+    from distillguard.gateway.demo import replay_through_gateway
+
+    replay_through_gateway(log, hunt_out, console, sink=out / "gateway-sink")
+    times["gateway"] = time.perf_counter() - t
+
     console.rule("where things are")
     console.print(f"log:        {log}/ (exchanges/, accounts/, labels/)")
     console.print(f"hunt:       {hunt_out}/accounts.parquet, campaigns.json, decisions.json")
     console.print(f"bench JSON: {out}/bench-hunt.json, {out}/bench-baseline.json")
+    console.print(f"gateway:    {out}/gateway-sink/ (the exchanges it served, per the spec)")
     console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in times.items()))
     return times

@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 import polars as pl
-from tests.hunt.population import population
 
 from distillguard.gateway.directory import Account
 from distillguard.gateway.live import AccountVerdict, LiveScorer, read_decisions, stronger
 from distillguard.hunt.detector import HuntDetector
+from tests.hunt.population import population
 
 
 def test_rows_fed_one_by_one_give_the_batch_hunts_decisions() -> None:

@@ -69,12 +69,16 @@ def read_decisions(path: Path) -> dict[str, AccountVerdict]:
 class LiveScorer:
     """The hunt, fed per request and re-scored every ``every_s`` seconds in a background thread."""
 
-    def __init__(self, policy: Policy | None = None, *, every_s: float = 5.0, config: HuntConfig | None = None) -> None:
+    def __init__(
+        self, policy: Policy | None = None, *, every_s: float = 5.0, config: HuntConfig | None = None, score: bool = True
+    ) -> None:
+        """``score=False``: decisions from files only (no live signals, nothing queued)."""
         config = config or HuntConfig()
         if policy is not None:
             config = dataclasses.replace(config, policy=policy)
         self.detector = HuntDetector(config)
-        self.every_s = every_s
+        self.every_s = every_s if score else float("inf")
+        self.score = score
         self.live: dict[str, AccountVerdict] = {}
         self.imported: dict[str, AccountVerdict] = {}
         self.rescore_seconds: float | None = None
@@ -90,10 +94,11 @@ class LiveScorer:
 
     # -- the request path: O(1), no I/O ---------------------------------------------------
     def observe(self, row: dict[str, Any]) -> None:
-        self._queue.append(row)
+        if self.score:
+            self._queue.append(row)
 
     def account_seen(self, account: Account) -> None:
-        if self._accounts.get(account.account_id) != account:
+        if self.score and self._accounts.get(account.account_id) != account:
             self._accounts[account.account_id] = account
             self._accounts_dirty = True
 

@@ -1,0 +1,124 @@
+"""Building a gateway from its settings and serving it with uvicorn (uvloop + httptools).
+
+``--workers N`` runs N processes; uvicorn then needs an import string, so the settings travel
+to each worker as JSON in the ``DISTILLGUARD_GATEWAY`` environment variable and
+:func:`app_from_env` builds the app there. With several workers or replicas, quotas must live
+in Redis (``state.store: redis`` in the policy): in-process counters are per process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import polars as pl
+from starlette.applications import Starlette
+
+from distillguard.errors import ConfigError
+from distillguard.gateway.app import Gateway, create_app
+from distillguard.gateway.directory import Directory
+from distillguard.gateway.live import LiveScorer
+from distillguard.gateway.policy_file import GatewayPolicy
+from distillguard.gateway.quota import make_store
+from distillguard.gateway.sink import ExchangeSink
+
+__all__ = ["BackgroundServer", "GatewaySettings", "app_from_env", "build_gateway", "serve"]
+
+ENV = "DISTILLGUARD_GATEWAY"
+
+
+@dataclass
+class GatewaySettings:
+    upstream: str
+    policy: str | None = None  # path of the policy YAML; None: the embedded defaults
+    sink: str | None = None  # folder the exchanges are written to (the spec, Parquet)
+    accounts: str | None = None  # an accounts table (Parquet/JSONL/CSV per the spec) loaded at start
+    decisions: list[str] = field(default_factory=list)  # hunt outputs whose decisions load and reload
+    keys: dict[str, str] = field(default_factory=dict)  # API key -> account id (demo and tests)
+    admin_token: str | None = None
+    upstream_key: str | None = None
+    live: bool = True  # score the traffic online (decision files load either way)
+    rescore_s: float = 5.0
+    timeout_s: float = 600.0
+
+
+def build_gateway(s: GatewaySettings) -> Gateway:
+    policy = GatewayPolicy.load(s.policy) if s.policy else GatewayPolicy.default()
+    store = make_store(policy.store, policy.store_url, policy.on_store_error)
+    directory = Directory()
+    if s.accounts:
+        from distillguard.io import LogReader
+
+        path = Path(s.accounts)
+        if not path.exists():
+            raise ConfigError(f"--accounts {path}: no such file or folder")
+        if path.is_file():
+            frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_ndjson(path)
+            directory.load(frame.iter_rows(named=True))
+        else:
+            table = LogReader(path).accounts()
+            directory.load(pl.DataFrame(pl.from_arrow(table)).iter_rows(named=True))
+    for key, account in s.keys.items():
+        directory.add_key(key, account)
+    live = LiveScorer(policy.risk, every_s=s.rescore_s, score=s.live) if s.live or s.decisions else None
+    if live is not None and s.decisions:
+        live.watch(Path(p) for p in s.decisions)
+    sink = ExchangeSink(s.sink) if s.sink else None
+    admin = s.admin_token or os.environ.get("DISTILLGUARD_ADMIN_TOKEN")
+    upstream_key = s.upstream_key or os.environ.get("DISTILLGUARD_UPSTREAM_KEY")
+    return Gateway(s.upstream, policy, store, directory, sink, live, admin, upstream_key, s.timeout_s)
+
+
+def app_from_env() -> Starlette:
+    """The app of one worker process, from the settings in ``DISTILLGUARD_GATEWAY``."""
+    raw = os.environ.get(ENV)
+    if not raw:
+        raise ConfigError(f"{ENV} is not set: start workers with `distillguard serve`")
+    return create_app(build_gateway(GatewaySettings(**json.loads(raw))))
+
+
+def serve(s: GatewaySettings, host: str = "127.0.0.1", port: int = 8080, workers: int = 1) -> None:
+    import uvicorn
+
+    common = {"host": host, "port": port, "loop": "uvloop", "http": "httptools", "log_level": "warning", "access_log": False}
+    if workers > 1:
+        os.environ[ENV] = json.dumps(asdict(s))
+        uvicorn.run("distillguard.gateway.server:app_from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+    else:
+        uvicorn.run(create_app(build_gateway(s)), **common)  # type: ignore[arg-type]
+
+
+class BackgroundServer:
+    """An ASGI app served by uvicorn in a thread on ``host`` and a free port: the demo's mock
+    upstream and gateway, and the tests'. ``with BackgroundServer(app) as s: s.url``; stopped,
+    lifespan shutdown included, when the block ends."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", loop="asyncio")
+        self.app = app
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="background-server", daemon=True)
+        self.url = ""
+
+    def __enter__(self) -> BackgroundServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the server did not start")
+            time.sleep(0.01)
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)

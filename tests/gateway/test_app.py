@@ -1,0 +1,223 @@
+"""The gateway end to end: the official SDKs through it to the mock upstream (a stand-in model:
+no model can be served here), quotas, decisions at the door, bad input, faults, the sink."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import polars as pl
+import pytest
+
+from distillguard.gateway.app import Gateway, create_app
+from distillguard.gateway.mock_upstream import MockConfig, create_mock_app
+from distillguard.gateway.server import BackgroundServer as ServerThread
+from distillguard.gateway.server import GatewaySettings, build_gateway
+from distillguard.io import LogReader
+
+KEY, ACCOUNT = "dg-test-key", "acct_old"
+OLD = (dt.datetime.now(dt.UTC) - dt.timedelta(days=60)).isoformat()
+
+
+@pytest.fixture(scope="module")
+def mock() -> Iterator[ServerThread]:
+    with ServerThread(create_mock_app(MockConfig(latency_ms=1, tokens_per_s=20_000, max_output_tokens=64))) as s:
+        yield s
+
+
+def _policy(tmp_path: Path, extra: str = "") -> str:
+    p = tmp_path / "policy.yaml"
+    p.write_text(
+        "plans:\n"
+        "  free: {daily_tokens: 200000, requests_per_minute: 100000, tokens_per_minute: 10000000, max_tokens: 256}\n"
+        "  pro: {daily_tokens: 5000000, requests_per_minute: 1000, tokens_per_minute: 400000, max_tokens: 1024}\n"
+        "  enterprise: {daily_tokens: 50000000, requests_per_minute: 6000, tokens_per_minute: 2000000, max_tokens: 32768}\n"
+        + extra
+    )
+    return str(p)
+
+
+def _accounts(tmp_path: Path, rows: list[dict[str, Any]]) -> str:
+    p = tmp_path / "accounts.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(p)
+
+
+class _Gw:
+    def __init__(self, mock: ServerThread, tmp_path: Path, policy_extra: str = "", **kw: Any) -> None:
+        accounts = kw.pop("accounts", [{"account_id": ACCOUNT, "created_at": OLD, "plan": "pro", "verified": True}])
+        settings = GatewaySettings(
+            upstream=mock.url, policy=_policy(tmp_path, policy_extra), sink=str(tmp_path / "sink"),
+            accounts=_accounts(tmp_path, accounts), keys=kw.pop("keys", {KEY: ACCOUNT}), live=kw.pop("live", False), **kw,
+        )  # fmt: skip
+        self.gateway: Gateway = build_gateway(settings)
+        self.server = ServerThread(create_app(self.gateway))
+
+    def __enter__(self) -> tuple[Gateway, str]:
+        self.server.__enter__()
+        return self.gateway, self.server.url
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__(None, None, None)
+
+
+def test_openai_sdk_sync_async_and_streaming(mock: ServerThread, tmp_path: Path) -> None:
+    with _Gw(mock, tmp_path) as (_, url):
+        client = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0)
+        r = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hello there"}], max_tokens=20)
+        assert r.choices[0].message.content and r.usage is not None and 0 < r.usage.completion_tokens <= 20
+        chunks = list(client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "stream please"}], stream=True, stream_options={"include_usage": True}))  # fmt: skip
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) and chunks[-1].usage is not None
+        plain = list(client.chat.completions.create(model="m", messages=[{"role": "user", "content": "no usage"}], stream=True))
+        assert all(c.usage is None for c in plain)  # the usage chunk the gateway asked for is cut out again
+
+        async def go() -> str:
+            a = openai.AsyncOpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0)
+            out = await a.chat.completions.create(model="m", messages=[{"role": "user", "content": "async"}])
+            await a.close()
+            return out.choices[0].message.content or ""
+
+        assert asyncio.run(go())
+        assert [m.id for m in client.models.list()]
+
+
+def test_anthropic_sdk_sync_async_and_streaming(mock: ServerThread, tmp_path: Path) -> None:
+    with _Gw(mock, tmp_path) as (_, url):
+        client = anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0)
+        r = client.messages.create(model="m", max_tokens=16, messages=[{"role": "user", "content": "hello"}])
+        assert r.content[0].type == "text" and r.usage.output_tokens <= 16 and r.stop_reason in ("end_turn", "max_tokens")
+        with client.messages.stream(model="m", max_tokens=32, messages=[{"role": "user", "content": "stream"}]) as s:
+            text = "".join(s.text_stream)
+            final = s.get_final_message()
+        assert text and final.usage.output_tokens > 0
+
+        async def go() -> int:
+            a = anthropic.AsyncAnthropic(base_url=url, api_key=KEY, max_retries=0)
+            out = await a.messages.create(model="m", max_tokens=8, messages=[{"role": "user", "content": "async"}])
+            await a.close()
+            return out.usage.output_tokens
+
+        assert asyncio.run(go()) > 0
+
+
+def test_unknown_keys_get_each_apis_authentication_error(mock: ServerThread, tmp_path: Path) -> None:
+    with _Gw(mock, tmp_path) as (_, url):
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=url + "/v1", api_key="nope", max_retries=0).chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "x"}])  # fmt: skip
+        with pytest.raises(anthropic.AuthenticationError):
+            anthropic.Anthropic(base_url=url, api_key="nope", max_retries=0).messages.create(
+                model="m", max_tokens=8, messages=[{"role": "user", "content": "x"}])  # fmt: skip
+
+
+def test_a_daily_quota_is_never_overshot_and_mostly_used(mock: ServerThread, tmp_path: Path) -> None:
+    accounts = [{"account_id": "acct_new", "created_at": dt.datetime.now(dt.UTC).isoformat(), "plan": "free"}]
+    extra = "release: {stages: [{age_days: 0, share: 0.05}, {age_days: 14, share: 1.0}], trust: {verified: 0.0, paid: 0.0, clean_days: {days: 30, share: 0.0}}, cluster: true}\n"
+    with _Gw(mock, tmp_path, extra, accounts=accounts, keys={"k-new": "acct_new"}) as (gw, url):
+        client = openai.OpenAI(base_url=url + "/v1", api_key="k-new", max_retries=0)
+        served = refused = 0
+        for i in range(200):  # bounded; a new account's budget is 5 % of 200,000 tokens
+            try:
+                client.chat.completions.create(model="m", messages=[{"role": "user", "content": f"question {i} " * 20}], max_tokens=200)
+                served += 1
+            except openai.RateLimitError as e:
+                refused += 1
+                assert e.body is not None and "daily_tokens" in json.dumps(e.body)
+                break
+        usage = asyncio.run(gw.store.usage("acct:acct_new"))
+        assert refused == 1 and served > 5
+        assert usage["used"] <= 10_000  # never beyond the quota
+        assert usage["used"] + 800 >= 10_000 * 0.5  # and not a limiter that refuses everything
+
+
+def test_a_missing_max_tokens_gets_the_plans_cap_and_more_than_it_is_refused(mock: ServerThread, tmp_path: Path) -> None:
+    with _Gw(mock, tmp_path) as (_gw, url):
+        client = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0)
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "no cap given"}])
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], max_tokens=100_000)
+    rows = pl.concat([pl.from_arrow(b) for b in LogReader(tmp_path / "sink").exchange_batches()])  # type: ignore[misc]
+    assert isinstance(rows, pl.DataFrame)
+    assert rows["max_tokens"].to_list() == [1024]  # the pro plan's cap, never unlimited
+
+
+def test_a_campaign_member_is_refused_with_a_reason_and_an_appeal_reference(mock: ServerThread, tmp_path: Path) -> None:
+    hunt = tmp_path / "hunt"
+    hunt.mkdir()
+    pl.DataFrame({"account_id": [ACCOUNT], "risk": [0.95], "flagged": [True], "campaign": ["C001"], "decision": ["block"]}).write_parquet(
+        hunt / "accounts.parquet")  # fmt: skip
+    extra = "actions: {block: {appeal_url: 'https://example.com/appeal'}}\n"
+    settings_live = {"live": True, "decisions": [str(hunt)]}
+    with _Gw(mock, tmp_path, extra, **settings_live) as (_, url):
+        with pytest.raises(anthropic.PermissionDeniedError) as e:
+            anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0).messages.create(
+                model="m", max_tokens=8, messages=[{"role": "user", "content": "x"}])  # fmt: skip
+        assert "campaign_block" in str(e.value) and "https://example.com/appeal" in str(e.value) and "reference" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({"content-type": "application/json"}, b"{not json", 400),
+        ({"content-type": "text/plain"}, b"{}", 415),
+        ({"content-type": "application/json"}, b'{"model": "m", "messages": [{"role": "user", "content": "\xff\xfe"}]}', 400),
+        ({"content-type": "application/json"}, b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "surprise": 1}', 400),
+        ({"content-type": "application/json"}, b'{"model": "m", "messages": []}', 400),
+        ({"content-type": "application/json"}, b"[1, 2]", 400),
+        ({"content-type": "application/json"}, b'{"model": "m", "messages": [{"role": "user", "content": "' + b"x" * (5 << 20) + b'"}]}', 413),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx(mock: ServerThread, tmp_path: Path, headers: dict[str, str], body: bytes, status: int) -> None:
+    with _Gw(mock, tmp_path) as (_, url):
+        r = httpx.post(url + "/v1/chat/completions", content=body, headers={**headers, "authorization": f"Bearer {KEY}"})
+        assert r.status_code == status
+        assert r.json()["error"]["message"]
+
+
+def test_upstream_faults_give_each_apis_own_errors_and_settle(mock: ServerThread, tmp_path: Path) -> None:
+    with _Gw(mock, tmp_path) as (gw, url):
+        client = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0)
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], extra_headers={"x-mock-fault": "error"})
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], extra_headers={"x-mock-fault": "reset"})
+        usage = asyncio.run(gw.store.usage(f"acct:{ACCOUNT}"))
+        assert usage["reserved"] == 0
+    down = type("Down", (), {"url": "http://127.0.0.1:9"})()  # nothing listens on port 9
+    with _Gw(down, tmp_path) as (_, url), pytest.raises(anthropic.InternalServerError):
+        anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0).messages.create(
+            model="m", max_tokens=8, messages=[{"role": "user", "content": "x"}])  # fmt: skip
+
+
+def test_a_client_leaving_mid_stream_cancels_upstream_and_settles(mock: ServerThread, tmp_path: Path) -> None:
+    stats = mock.app.state.stats
+    before = stats.streams_cancelled
+    slow = ServerThread(create_mock_app(MockConfig(latency_ms=1, tokens_per_s=50, max_output_tokens=400)))
+    with slow, _Gw(slow, tmp_path) as (gw, url):
+        body = {"model": "m", "max_tokens": 400, "stream": True, "messages": [{"role": "user", "content": "long answer"}]}
+        with httpx.stream("POST", url + "/v1/messages", json=body, headers={"x-api-key": KEY, "anthropic-version": "2023-06-01"}) as r:
+            for _ in r.iter_bytes():
+                break  # leave after the first bytes
+        time.sleep(0.5)  # the settle runs after the response, off the request path
+        usage = asyncio.run(gw.store.usage(f"acct:{ACCOUNT}"))
+        assert usage["reserved"] == 0 and 0 < usage["used"] < 400 + 200
+        assert slow.app.state.stats.streams_cancelled >= 1
+    assert stats.streams_cancelled == before
+
+
+def test_metrics_and_health(mock: ServerThread, tmp_path: Path) -> None:
+    with _Gw(mock, tmp_path) as (_, url):
+        openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0).chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "x"}])  # fmt: skip
+        assert httpx.get(url + "/healthz").json() == {"ok": True, "state_store": "up"}
+        text = httpx.get(url + "/metrics").text
+        assert 'dg_requests_total{api="openai",status="200"} 1.0' in text and "dg_upstream_latency_seconds_bucket" in text
