@@ -493,9 +493,12 @@ class RedisQuotaStore:
     reservation_ttl_s
         After this long an unsettled reservation counts as fully used.
     timeout_s
-        Limit for connecting, for each reply, and for waiting for a free pooled connection.
+        Limit for connecting and for each reply.
     max_connections
         Connections this replica opens at most.
+    pool_timeout_s
+        How long a call waits for a free connection when all ``max_connections`` are busy
+        (a burst in this replica, not a Redis fault); past it the call counts as a store error.
     """
 
     def __init__(
@@ -506,12 +509,14 @@ class RedisQuotaStore:
         key_prefix: str = "dg:",
         reservation_ttl_s: float = 600,
         timeout_s: float = 0.25,
-        max_connections: int = 32,
+        max_connections: int = 16,
+        pool_timeout_s: float = 2.0,
     ) -> None:
         _check_on_error(on_error)
         _check_ttl(reservation_ttl_s)
-        if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or not timeout_s > 0:
-            raise ConfigError(f"timeout_s must be a number of seconds > 0, got {timeout_s!r}")
+        for name, seconds in (("timeout_s", timeout_s), ("pool_timeout_s", pool_timeout_s)):
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+                raise ConfigError(f"{name} must be a number of seconds > 0, got {seconds!r}")
         if not _is_count(max_connections) or max_connections < 1:
             raise ConfigError(f"max_connections must be a whole number >= 1, got {max_connections!r}")
         try:
@@ -533,7 +538,7 @@ class RedisQuotaStore:
             pool = redis_asyncio.BlockingConnectionPool.from_url(
                 url,
                 max_connections=max_connections,
-                timeout=timeout_s,
+                timeout=pool_timeout_s,
                 socket_timeout=timeout_s,
                 socket_connect_timeout=timeout_s,
                 # One immediate retry on a connection error replaces a pooled connection that
