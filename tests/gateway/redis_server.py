@@ -56,7 +56,9 @@ class RedisServer:
             raise RuntimeError(f"redis-server on port {self.port} is already running")
         path = shutil.which(self.executable)
         if path is None:
-            raise FileNotFoundError(f"{self.executable} not found; install it (apt-get install redis-server)")
+            raise FileNotFoundError(
+                f"{self.executable} not found; install it (apt-get install redis-server)"
+            )
         command = [path, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
                    "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning"]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -97,6 +99,9 @@ class RedisServer:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()

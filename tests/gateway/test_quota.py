@@ -70,11 +70,18 @@ def store(new_store: MakeStore) -> QuotaStore:
     return new_store()
 
 
-def acct(key: str = "acct:1", daily: int = BIG, per_minute_tokens: int = BIG, per_minute_requests: int = BIG) -> Bucket:
+def acct(
+    key: str = "acct:1",
+    daily: int = BIG,
+    per_minute_tokens: int = BIG,
+    per_minute_requests: int = BIG,
+) -> Bucket:
     return Bucket(key, daily, per_minute_tokens, per_minute_requests)
 
 
-async def granted(store: QuotaStore, buckets: Sequence[Bucket], tokens: int, now: float = NOW) -> Grant:
+async def granted(
+    store: QuotaStore, buckets: Sequence[Bucket], tokens: int, now: float = NOW
+) -> Grant:
     outcome = await store.reserve(buckets, tokens, now=now)
     assert isinstance(outcome, Grant), outcome
     return outcome
@@ -86,10 +93,25 @@ async def granted(store: QuotaStore, buckets: Sequence[Bucket], tokens: int, now
 async def test_grant_inside_all_limits_is_charged_to_the_bucket(store: QuotaStore) -> None:
     bucket = acct(daily=1_000, per_minute_tokens=1_000, per_minute_requests=5)
     grant = await granted(store, [bucket], 700)
-    assert (grant.tokens, grant.buckets, grant.day, grant.minute) == (700, ("acct:1",), "2026-04-22", int(NOW // 60))
+    assert (grant.tokens, grant.buckets, grant.day, grant.minute) == (
+        700,
+        ("acct:1",),
+        "2026-04-22",
+        int(NOW // 60),
+    )
     assert grant.checked
-    assert await store.usage("acct:1", now=NOW) == {"used": 0, "reserved": 700, "minute_tokens": 700, "minute_requests": 1}
-    assert await store.usage("acct:other", now=NOW) == {"used": 0, "reserved": 0, "minute_tokens": 0, "minute_requests": 0}
+    assert await store.usage("acct:1", now=NOW) == {
+        "used": 0,
+        "reserved": 700,
+        "minute_tokens": 700,
+        "minute_requests": 1,
+    }
+    assert await store.usage("acct:other", now=NOW) == {
+        "used": 0,
+        "reserved": 0,
+        "minute_tokens": 0,
+        "minute_requests": 0,
+    }
     await granted(store, [bucket], 300)  # exactly the rest of the day's budget
 
 
@@ -97,7 +119,9 @@ async def test_daily_refusal_names_bucket_and_when_the_day_ends(store: QuotaStor
     bucket = acct(daily=1_000)
     await store.settle(await granted(store, [bucket], 600), 600)
     before = await store.usage("acct:1", now=NOW)
-    assert await store.reserve([bucket], 401, now=NOW) == Refusal("daily_tokens", "acct:1", NEXT_DAY - NOW)
+    assert await store.reserve([bucket], 401, now=NOW) == Refusal(
+        "daily_tokens", "acct:1", NEXT_DAY - NOW
+    )
     assert await store.usage("acct:1", now=NOW) == before  # a refusal charges nothing
     await granted(store, [bucket], 400)
 
@@ -105,7 +129,9 @@ async def test_daily_refusal_names_bucket_and_when_the_day_ends(store: QuotaStor
 async def test_daily_refusal_by_reservations_in_flight_says_retry_soon(store: QuotaStore) -> None:
     bucket = acct(daily=1_000)
     grant = await granted(store, [bucket], 600)
-    assert await store.reserve([bucket], 500, now=NOW) == Refusal("daily_tokens", "acct:1", IN_FLIGHT_RETRY_S)
+    assert await store.reserve([bucket], 500, now=NOW) == Refusal(
+        "daily_tokens", "acct:1", IN_FLIGHT_RETRY_S
+    )
     await store.settle(grant, 100)
     await granted(store, [bucket], 500)
 
@@ -113,18 +139,29 @@ async def test_daily_refusal_by_reservations_in_flight_says_retry_soon(store: Qu
 async def test_tokens_per_minute_refusal_and_the_next_minute(store: QuotaStore) -> None:
     bucket = acct(daily=5_000, per_minute_tokens=1_000)
     await store.settle(await granted(store, [bucket], 600), 600)
-    assert await store.reserve([bucket], 500, now=NOW + 49) == Refusal("tokens_per_minute", "acct:1", 1.0)
-    assert await store.reserve([bucket], 500, now=NOW) == Refusal("tokens_per_minute", "acct:1", TO_NEXT_MINUTE)
+    assert await store.reserve([bucket], 500, now=NOW + 49) == Refusal(
+        "tokens_per_minute", "acct:1", 1.0
+    )
+    assert await store.reserve([bucket], 500, now=NOW) == Refusal(
+        "tokens_per_minute", "acct:1", TO_NEXT_MINUTE
+    )
     await granted(store, [bucket], 500, now=NOW + TO_NEXT_MINUTE)  # a new minute
     usage = await store.usage("acct:1", now=NOW + TO_NEXT_MINUTE)
-    assert usage == {"used": 600, "reserved": 500, "minute_tokens": 500, "minute_requests": 1}  # the day goes on
+    assert usage == {
+        "used": 600,
+        "reserved": 500,
+        "minute_tokens": 500,
+        "minute_requests": 1,
+    }  # the day goes on
 
 
 async def test_requests_per_minute_refusal_and_the_next_minute(store: QuotaStore) -> None:
     bucket = acct(per_minute_requests=2)
     await granted(store, [bucket], 0)
     await granted(store, [bucket], 10)
-    assert await store.reserve([bucket], 0, now=NOW) == Refusal("requests_per_minute", "acct:1", TO_NEXT_MINUTE)
+    assert await store.reserve([bucket], 0, now=NOW) == Refusal(
+        "requests_per_minute", "acct:1", TO_NEXT_MINUTE
+    )
     await granted(store, [bucket], 0, now=NOW + TO_NEXT_MINUTE)
 
 
@@ -139,17 +176,23 @@ async def test_a_new_utc_day_resets_the_daily_budget(store: QuotaStore) -> None:
     assert (await store.usage("acct:1", now=NOW))["used"] == 1_000  # yesterday is kept apart
 
 
-async def test_cluster_and_account_are_both_charged_and_the_tighter_refuses(store: QuotaStore) -> None:
+async def test_cluster_and_account_are_both_charged_and_the_tighter_refuses(
+    store: QuotaStore,
+) -> None:
     cluster = Bucket("cluster:7", 1_500, BIG, BIG)
     first, second = acct("acct:a", daily=1_000), acct("acct:b", daily=1_000)
     await granted(store, [first, cluster], 800)
     assert (await store.usage("cluster:7", now=NOW))["reserved"] == 800
-    assert await store.reserve([second, cluster], 800, now=NOW) == Refusal("daily_tokens", "cluster:7", IN_FLIGHT_RETRY_S)
+    assert await store.reserve([second, cluster], 800, now=NOW) == Refusal(
+        "daily_tokens", "cluster:7", IN_FLIGHT_RETRY_S
+    )
     assert (await store.usage("acct:b", now=NOW))["reserved"] == 0  # nothing charged on a refusal
     await granted(store, [second, cluster], 700)
     assert (await store.usage("cluster:7", now=NOW))["reserved"] == 1_500
     roomy_cluster = Bucket("cluster:8", BIG, BIG, BIG)
-    assert await store.reserve([first, roomy_cluster], 300, now=NOW) == Refusal("daily_tokens", "acct:a", IN_FLIGHT_RETRY_S)
+    assert await store.reserve([first, roomy_cluster], 300, now=NOW) == Refusal(
+        "daily_tokens", "acct:a", IN_FLIGHT_RETRY_S
+    )
     assert (await store.usage("cluster:8", now=NOW))["reserved"] == 0
 
 
@@ -160,7 +203,12 @@ async def test_settle_returns_the_unused_part(store: QuotaStore) -> None:
     bucket = acct(daily=1_000, per_minute_tokens=1_000)
     grant = await granted(store, [bucket], 1_000)
     await store.settle(grant, 300)
-    assert await store.usage("acct:1", now=NOW) == {"used": 300, "reserved": 0, "minute_tokens": 300, "minute_requests": 1}
+    assert await store.usage("acct:1", now=NOW) == {
+        "used": 300,
+        "reserved": 0,
+        "minute_tokens": 300,
+        "minute_requests": 1,
+    }
     await granted(store, [bucket], 700)
     assert isinstance(await store.reserve([bucket], 1, now=NOW), Refusal)
     await store.settle(grant, 300)  # a second settle of the same grant changes nothing
@@ -170,7 +218,12 @@ async def test_settle_returns_the_unused_part(store: QuotaStore) -> None:
 async def test_settle_more_than_reserved_is_clamped_and_counted(store: QuotaStore) -> None:
     grant = await granted(store, [acct(daily=1_000)], 500)
     await store.settle(grant, 900)
-    assert await store.usage("acct:1", now=NOW) == {"used": 500, "reserved": 0, "minute_tokens": 500, "minute_requests": 1}
+    assert await store.usage("acct:1", now=NOW) == {
+        "used": 500,
+        "reserved": 0,
+        "minute_tokens": 500,
+        "minute_requests": 1,
+    }
     assert store.clamped == 1
 
 
@@ -183,7 +236,9 @@ async def test_an_unsettled_reservation_expires_as_fully_used(new_store: MakeSto
     assert (usage["used"], usage["reserved"]) == (400, 0)
     await store.settle(grant, 10)  # too late: it already counts as fully used
     assert (await store.usage("acct:1", now=NOW + 601))["used"] == 400
-    assert await store.reserve([bucket], 601, now=NOW + 601) == Refusal("daily_tokens", "acct:1", NEXT_DAY - NOW - 601)
+    assert await store.reserve([bucket], 601, now=NOW + 601) == Refusal(
+        "daily_tokens", "acct:1", NEXT_DAY - NOW - 601
+    )
 
 
 async def test_expiry_is_swept_by_the_next_reserve_too(new_store: MakeStore) -> None:
@@ -201,7 +256,9 @@ async def test_expiry_is_swept_by_the_next_reserve_too(new_store: MakeStore) -> 
 async def test_bad_input_gets_an_error_naming_the_field(store: QuotaStore) -> None:
     with pytest.raises(ConfigError, match="daily_tokens must be a whole number >= 0, got -1"):
         Bucket("acct:1", -1, 1, 1)
-    with pytest.raises(ConfigError, match="requests_per_minute must be a whole number >= 0, got 1.5"):
+    with pytest.raises(
+        ConfigError, match=r"requests_per_minute must be a whole number >= 0, got 1\.5"
+    ):
         Bucket("acct:1", 1, 1, 1.5)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="Bucket key"):
         Bucket("", 1, 1, 1)
@@ -250,7 +307,9 @@ def _jobs(seed: int) -> list[tuple[int, int, int]]:
 async def _drive(stores: Sequence[QuotaStore], seed: int) -> None:
     """200 concurrent reserve/settle jobs on one account; a job refused while others hold tokens retries later."""
     jobs = _jobs(seed)
-    assert sum(used for _, used, _ in jobs) > 1.3 * QUOTA, "the plan must ask for more than the quota"
+    assert sum(used for _, used, _ in jobs) > 1.3 * QUOTA, (
+        "the plan must ask for more than the quota"
+    )
     bucket = acct(f"acct:load-{seed}", daily=QUOTA)
     # What the jobs know they hold: counted after the store granted, dropped before they settle,
     # so it never exceeds what the store holds. If it passes the quota, the store over-granted.
@@ -260,7 +319,9 @@ async def _drive(stores: Sequence[QuotaStore], seed: int) -> None:
 
     def worth_retrying(tokens: int) -> bool:
         """Whether the store's answer may have changed: it fits even if nothing more settles, or the day is spent."""
-        return held + settling + used_total + tokens <= QUOTA or (settling == 0 and used_total + tokens > QUOTA)
+        return held + settling + used_total + tokens <= QUOTA or (
+            settling == 0 and used_total + tokens > QUOTA
+        )
 
     async def job(i: int) -> None:
         nonlocal held, used_total, grants, settling
@@ -303,18 +364,27 @@ async def _drive(stores: Sequence[QuotaStore], seed: int) -> None:
         finished = True
         await watcher
     final = await stores[0].usage(bucket.key, now=NOW)
-    assert final == {"used": used_total, "reserved": 0, "minute_tokens": used_total, "minute_requests": grants}
+    assert final == {
+        "used": used_total,
+        "reserved": 0,
+        "minute_tokens": used_total,
+        "minute_requests": grants,
+    }
     assert used_total <= QUOTA
     assert used_total >= 0.9 * QUOTA, f"seed {seed}: only {used_total} of {QUOTA} granted"
 
 
 @pytest.mark.parametrize("seed", range(50))
-async def test_concurrent_reservations_never_exceed_the_quota(new_store: MakeStore, seed: int) -> None:
+async def test_concurrent_reservations_never_exceed_the_quota(
+    new_store: MakeStore, seed: int
+) -> None:
     await _drive([new_store()], seed)
 
 
 @pytest.mark.parametrize("seed", range(50))
-async def test_four_redis_replicas_never_exceed_the_quota(redis_server: RedisServer, seed: int) -> None:
+async def test_four_redis_replicas_never_exceed_the_quota(
+    redis_server: RedisServer, seed: int
+) -> None:
     prefix = f"test-{uuid.uuid4().hex[:8]}:"
     replicas = [RedisQuotaStore(redis_server.url, key_prefix=prefix) for _ in range(4)]
     try:
@@ -342,7 +412,9 @@ async def test_redis_keys_expire_on_their_own(redis_server: RedisServer) -> None
         await client.aclose()
 
 
-async def test_redis_reserve_retried_with_the_same_id_charges_once(redis_server: RedisServer) -> None:
+async def test_redis_reserve_retried_with_the_same_id_charges_once(
+    redis_server: RedisServer,
+) -> None:
     store = RedisQuotaStore(redis_server.url, key_prefix=f"test-{uuid.uuid4().hex[:8]}:")
     try:
         first = await store._reserve([acct()], 100, NOW, "retried")
@@ -370,8 +442,14 @@ async def test_redis_down_fails_closed_then_recovers_on_the_same_port() -> None:
         assert store.errors == 3
         server.start()
         assert await store.ping()
-        await granted(store, [bucket], 1_000)  # a new, empty server: yesterday's 600 are gone with it
-        assert await store.usage("acct:1", now=NOW) == {"used": 0, "reserved": 1_000, "minute_tokens": 1_000, "minute_requests": 1}
+        # A new, empty server: the 600 reserved before are gone with the old one.
+        await granted(store, [bucket], 1_000)
+        assert await store.usage("acct:1", now=NOW) == {
+            "used": 0,
+            "reserved": 1_000,
+            "minute_tokens": 1_000,
+            "minute_requests": 1,
+        }
         assert store.errors == 3
         await store.close()
 
@@ -388,7 +466,9 @@ async def test_redis_down_fails_open_with_unchecked_grants() -> None:
         await store.settle(grant, 5_000)
         assert store.errors == 1  # the settle of an unchecked grant does not touch Redis
         server.start()
-        assert await store.reserve([bucket], 5_000, now=NOW) == Refusal("daily_tokens", "acct:1", NEXT_DAY - NOW)
+        assert await store.reserve([bucket], 5_000, now=NOW) == Refusal(
+            "daily_tokens", "acct:1", NEXT_DAY - NOW
+        )
         assert (await granted(store, [bucket], 1_000)).checked
         await store.close()
 
@@ -407,3 +487,12 @@ async def test_redis_that_hangs_times_out_into_a_refusal() -> None:
         assert store.errors == 1
         await granted(store, [acct()], 1)
         await store.close()
+
+
+async def test_memory_store_does_not_keep_settled_reservations() -> None:
+    store = MemoryQuotaStore()
+    for i in range(1_000):
+        await store.settle(await granted(store, [acct()], 1, now=NOW + i / 100), 1)
+    (day_state,) = store._days.values()
+    assert not day_state.pending
+    assert len(day_state.deadlines) <= 65  # rebuilt once settled ids outnumber pending ones

@@ -48,7 +48,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from distillguard.errors import ConfigError, DistillguardError
@@ -101,11 +101,15 @@ class Bucket:
 
     def __post_init__(self) -> None:
         if not isinstance(self.key, str) or not self.key or self.key != self.key.strip():
-            raise ConfigError(f"Bucket key must be a non-empty string without outer spaces, got {self.key!r}")
+            raise ConfigError(
+                f"Bucket key must be a non-empty string without outer spaces, got {self.key!r}"
+            )
         for name in ("daily_tokens", "tokens_per_minute", "requests_per_minute"):
             value = getattr(self, name)
             if not _is_count(value):
-                raise ConfigError(f"Bucket {self.key!r}: {name} must be a whole number >= 0, got {value!r}")
+                raise ConfigError(
+                    f"Bucket {self.key!r}: {name} must be a whole number >= 0, got {value!r}"
+                )
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,9 @@ class QuotaStore(Protocol):
     clamped: int
     """Settles whose usage exceeded the reservation and was clamped to it (a caller's bug)."""
 
-    async def reserve(self, buckets: Sequence[Bucket], tokens: int, now: float | None = None) -> Grant | Refusal:
+    async def reserve(
+        self, buckets: Sequence[Bucket], tokens: int, now: float | None = None
+    ) -> Grant | Refusal:
         """Reserve ``tokens`` against every bucket at once, or refuse and charge none of them."""
         ...
 
@@ -212,7 +218,12 @@ def _settled_amount(grant: Grant, used_tokens: int) -> tuple[int, bool]:
     if not _is_count(used_tokens):
         raise ValueError(f"used_tokens must be a whole number >= 0, got {used_tokens!r}")
     if used_tokens > grant.tokens:
-        log.warning("settle of %s: used_tokens %d > reserved %d, clamped", grant.id, used_tokens, grant.tokens)
+        log.warning(
+            "settle of %s: used_tokens %d > reserved %d, clamped",
+            grant.id,
+            used_tokens,
+            grant.tokens,
+        )
         return grant.tokens, True
     return used_tokens, False
 
@@ -227,8 +238,14 @@ def _minute_retry_s(now: float) -> float:
 
 
 def _check_ttl(reservation_ttl_s: float) -> None:
-    if isinstance(reservation_ttl_s, bool) or not isinstance(reservation_ttl_s, int | float) or not reservation_ttl_s > 0:
-        raise ConfigError(f"reservation_ttl_s must be a number of seconds > 0, got {reservation_ttl_s!r}")
+    if (
+        isinstance(reservation_ttl_s, bool)
+        or not isinstance(reservation_ttl_s, int | float)
+        or not reservation_ttl_s > 0
+    ):
+        raise ConfigError(
+            f"reservation_ttl_s must be a number of seconds > 0, got {reservation_ttl_s!r}"
+        )
 
 
 def _check_on_error(on_error: str) -> None:
@@ -244,8 +261,21 @@ def _check_on_error(on_error: str) -> None:
 class _DayState:
     used: int = 0
     reserved: int = 0
-    pending: dict[str, int] = field(default_factory=dict)  # grant id -> tokens reserved
+    pending: dict[str, tuple[int, float]] = field(
+        default_factory=dict
+    )  # grant id -> tokens, deadline
     deadlines: list[tuple[float, str]] = field(default_factory=list)  # heap; settled ids skipped
+
+    def forget(self, grant_id: str) -> int | None:
+        """Drop a pending reservation; its tokens, or None if it was not pending."""
+        entry = self.pending.pop(grant_id, None)
+        if entry is None:
+            return None
+        # Settled ids stay in the heap until their deadline; rebuild it before they pile up.
+        if len(self.deadlines) > 2 * len(self.pending) + 64:
+            self.deadlines = [(deadline, gid) for gid, (_, deadline) in self.pending.items()]
+            heapify(self.deadlines)
+        return entry[0]
 
 
 @dataclass
@@ -279,7 +309,9 @@ class MemoryQuotaStore:
     def __repr__(self) -> str:
         return f"MemoryQuotaStore(reservation_ttl_s={self.reservation_ttl_s:g})"
 
-    async def reserve(self, buckets: Sequence[Bucket], tokens: int, now: float | None = None) -> Grant | Refusal:
+    async def reserve(
+        self, buckets: Sequence[Bucket], tokens: int, now: float | None = None
+    ) -> Grant | Refusal:
         _check_request(buckets, tokens)
         now = time.time() if now is None else now
         day_number, day, minute = _windows(now)
@@ -302,7 +334,7 @@ class MemoryQuotaStore:
             deadline = now + self.reservation_ttl_s
             for key, day_state, minute_state in states:
                 day_state.reserved += tokens
-                day_state.pending[grant.id] = tokens
+                day_state.pending[grant.id] = (tokens, deadline)
                 heappush(day_state.deadlines, (deadline, grant.id))
                 minute_state.tokens += tokens
                 minute_state.requests += 1
@@ -319,7 +351,7 @@ class MemoryQuotaStore:
             self.clamped += clamped
             for key in grant.buckets:
                 day_state = self._days.get((key, day_number))
-                if day_state is None or day_state.pending.pop(grant.id, None) is None:
+                if day_state is None or day_state.forget(grant.id) is None:
                     continue  # already settled, or swept as fully used
                 day_state.reserved -= grant.tokens
                 day_state.used += used
@@ -350,10 +382,9 @@ class MemoryQuotaStore:
     @staticmethod
     def _sweep(day_state: _DayState, now: float) -> None:
         """Count reservations past their deadline as fully used."""
-        deadlines = day_state.deadlines
-        while deadlines and deadlines[0][0] <= now:
-            _, grant_id = heappop(deadlines)
-            tokens = day_state.pending.pop(grant_id, None)
+        while day_state.deadlines and day_state.deadlines[0][0] <= now:
+            _, grant_id = heappop(day_state.deadlines)  # forget may rebuild the heap: no alias
+            tokens = day_state.forget(grant_id)
             if tokens is not None:
                 day_state.reserved -= tokens
                 day_state.used += tokens
@@ -518,14 +549,18 @@ class RedisQuotaStore:
             if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
                 raise ConfigError(f"{name} must be a number of seconds > 0, got {seconds!r}")
         if not _is_count(max_connections) or max_connections < 1:
-            raise ConfigError(f"max_connections must be a whole number >= 1, got {max_connections!r}")
+            raise ConfigError(
+                f"max_connections must be a whole number >= 1, got {max_connections!r}"
+            )
         try:
             import redis.asyncio as redis_asyncio
             from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
             from redis.exceptions import ConnectionError as RedisConnectionError
         except ImportError as exc:  # pragma: no cover - redis is a dependency
-            raise ConfigError("RedisQuotaStore needs the 'redis' package: pip install 'redis>=5'") from exc
+            raise ConfigError(
+                "RedisQuotaStore needs the 'redis' package: pip install 'redis>=5.0.1'"
+            ) from exc
         self.url = url
         self.on_error: OnError = on_error
         self.key_prefix = key_prefix
@@ -558,7 +593,9 @@ class RedisQuotaStore:
             f"reservation_ttl_s={self.reservation_ttl_s:g}, timeout_s={self.timeout_s:g})"
         )
 
-    async def reserve(self, buckets: Sequence[Bucket], tokens: int, now: float | None = None) -> Grant | Refusal:
+    async def reserve(
+        self, buckets: Sequence[Bucket], tokens: int, now: float | None = None
+    ) -> Grant | Refusal:
         return await self._reserve(buckets, tokens, now, uuid.uuid4().hex)
 
     async def _reserve(
@@ -569,9 +606,18 @@ class RedisQuotaStore:
         now = time.time() if now is None else now
         day_number, day, minute = _windows(now)
         keys = self._keys([b.key for b in buckets], day, minute)
-        day_ttl = math.ceil((day_number + 1) * DAY_S - now + self.reservation_ttl_s + LATE_SETTLE_MARGIN_S)
+        day_ttl = math.ceil(
+            (day_number + 1) * DAY_S - now + self.reservation_ttl_s + LATE_SETTLE_MARGIN_S
+        )
         minute_ttl = math.ceil((minute + 1) * MINUTE_S - now + MINUTE_S)
-        args: list[Any] = [tokens, repr(now), repr(now + self.reservation_ttl_s), f"{grant_id}:{tokens}", day_ttl, minute_ttl]
+        args: list[Any] = [
+            tokens,
+            repr(now),
+            repr(now + self.reservation_ttl_s),
+            f"{grant_id}:{tokens}",
+            day_ttl,
+            minute_ttl,
+        ]
         for bucket in buckets:
             args += [bucket.daily_tokens, bucket.tokens_per_minute, bucket.requests_per_minute]
         try:
@@ -582,14 +628,18 @@ class RedisQuotaStore:
             self._failed("reserve", exc)
             if self.on_error == "closed":
                 return Refusal("state_store_down", "", STORE_DOWN_RETRY_S)
-            return Grant(OPEN_GRANT_PREFIX + grant_id, tokens, tuple(b.key for b in buckets), day, minute)
+            return Grant(
+                OPEN_GRANT_PREFIX + grant_id, tokens, tuple(b.key for b in buckets), day, minute
+            )
         self._recovered()
         if int(reply[0]) != 0:
             return Grant(grant_id, tokens, tuple(b.key for b in buckets), day, minute)
         bucket_key = buckets[int(reply[1]) - 1].key
         reason = _REASONS[int(reply[2])]
         if reason == "daily_tokens":
-            return Refusal(reason, bucket_key, _daily_retry_s(now, in_flight_only=int(reply[3]) == 1))
+            return Refusal(
+                reason, bucket_key, _daily_retry_s(now, in_flight_only=int(reply[3]) == 1)
+            )
         return Refusal(reason, bucket_key, _minute_retry_s(now))
 
     async def settle(self, grant: Grant, used_tokens: int) -> None:
@@ -599,7 +649,9 @@ class RedisQuotaStore:
             return
         keys = self._keys(grant.buckets, grant.day, grant.minute)
         try:
-            await self._settle_script(keys=keys, args=[f"{grant.id}:{grant.tokens}", grant.tokens, used])
+            await self._settle_script(
+                keys=keys, args=[f"{grant.id}:{grant.tokens}", grant.tokens, used]
+            )
         except Exception as exc:
             if not _is_store_fault(exc):
                 raise
@@ -621,7 +673,12 @@ class RedisQuotaStore:
             raise StateStoreUnavailable(f"quota store {self.url!r} is unavailable: {exc}") from exc
         self._recovered()
         used, reserved, minute_tokens, minute_requests = (int(x) for x in reply)
-        return {"used": used, "reserved": reserved, "minute_tokens": minute_tokens, "minute_requests": minute_requests}
+        return {
+            "used": used,
+            "reserved": reserved,
+            "minute_tokens": minute_tokens,
+            "minute_requests": minute_requests,
+        }
 
     async def ping(self) -> bool:
         try:
@@ -639,7 +696,11 @@ class RedisQuotaStore:
         prefix = self.key_prefix
         keys = []
         for key in bucket_keys:
-            keys += [f"{prefix}d:{key}:{day}", f"{prefix}m:{key}:{minute}", f"{prefix}p:{key}:{day}"]
+            keys += [
+                f"{prefix}d:{key}:{day}",
+                f"{prefix}m:{key}:{minute}",
+                f"{prefix}p:{key}:{day}",
+            ]
         return keys
 
     def _failed(self, operation: str, exc: BaseException) -> None:
@@ -673,6 +734,8 @@ def make_store(kind: str, url: str = "", on_error: str = "closed") -> QuotaStore
         return MemoryQuotaStore()
     if kind == "redis":
         if not url:
-            raise ConfigError("url is required for a redis quota store, e.g. 'redis://127.0.0.1:6379/0'")
+            raise ConfigError(
+                "url is required for a redis quota store, e.g. 'redis://127.0.0.1:6379/0'"
+            )
         return RedisQuotaStore(url, on_error="open" if on_error == "open" else "closed")
     raise ConfigError(f"quota store kind must be 'memory' or 'redis', got {kind!r}")
