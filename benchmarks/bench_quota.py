@@ -113,7 +113,7 @@ def main() -> None:
         ).stdout.split()[2]
         results = asyncio.run(run(server.url, args.n, args.concurrency))
     report = {
-        "command": "PYTHONPATH=src python benchmarks/bench_quota.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["PYTHONPATH=src python benchmarks/bench_quota.py", *sys.argv[1:]]),
         "what": "microseconds per reserve+settle pair, sequential; pairs/s with --concurrency tasks",
         "n": args.n,
         "warmup": WARMUP,

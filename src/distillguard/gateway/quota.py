@@ -344,11 +344,11 @@ class MemoryQuotaStore:
 
     async def settle(self, grant: Grant, used_tokens: int) -> None:
         used, clamped = _settled_amount(grant, used_tokens)
-        if not grant.checked:
-            return
         day_number = _day_number_of(grant.day)
         with self._lock:
             self.clamped += clamped
+            if not grant.checked:
+                return
             for key in grant.buckets:
                 day_state = self._days.get((key, day_number))
                 if day_state is None or day_state.forget(grant.id) is None:
@@ -520,7 +520,9 @@ class RedisQuotaStore:
         the next call tries Redis again.
     key_prefix
         Prefix of every key. One Lua call touches the keys of all buckets, so on a Redis
-        Cluster give a hash tag, such as ``"{dg}:"``, to keep them in one slot.
+        Cluster give a hash tag, such as ``"{dg}:"``, to keep them in one slot. Run Redis
+        with ``maxmemory-policy noeviction``: every key here has a ttl, so a ``volatile-*``
+        policy could evict a day's counters and reopen a spent budget.
     reservation_ttl_s
         After this long an unsettled reservation counts as fully used.
     timeout_s
