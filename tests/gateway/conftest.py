@@ -1,0 +1,20 @@
+"""Fixtures shared by the gateway tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.gateway.redis_server import RedisServer, have_redis_server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on 127.0.0.1, one per test session; tests flush it as they need."""
+    if not have_redis_server():
+        pytest.skip(
+            "redis-server is not installed (apt-get install redis-server, or scripts/redis-server.sh)"
+        )
+    with RedisServer() as server:
+        yield server
