@@ -28,6 +28,7 @@ lint: $(WM_STAMP)
 	$(BIN)/mypy
 
 test: $(WM_STAMP)
+	bash scripts/redis-server.sh install  # the gateway's Redis tests start their own server on 127.0.0.1
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A loopback redis-server for manual runs and benchmarks of the gateway (no persistence).
 #
+#   scripts/redis-server.sh install         # only install redis-server if missing (make test runs this)
 #   scripts/redis-server.sh start [PORT]    # default 6379; prints the URL to use
 #   scripts/redis-server.sh stop [PORT]
 #   scripts/redis-server.sh status [PORT]
@@ -27,6 +28,9 @@ install_redis() {
 }
 
 case "$action" in
+install)
+    install_redis
+    ;;
 start)
     install_redis
     if answers; then

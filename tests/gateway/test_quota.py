@@ -29,6 +29,11 @@ from distillguard.gateway.quota import (
 )
 from tests.gateway.redis_server import RedisServer, have_redis_server
 
+# Where a test is about exactness, not about faults, a store timeout would be a refusal the test
+# cannot tell from a wrong answer; on a shared, loaded 2-core machine a new connection has taken
+# longer than the default 0.25 s. The fault tests keep short timeouts.
+LOADED_TIMEOUT_S = 5.0
+
 pytestmark = pytest.mark.anyio
 
 NOW = datetime(2026, 4, 22, 12, 0, 10, tzinfo=UTC).timestamp()  # 10 s into a minute, mid-day
@@ -40,6 +45,7 @@ MakeStore = Callable[..., QuotaStore]
 
 
 @pytest.fixture
+
 def anyio_backend() -> str:
     return "asyncio"
 
@@ -56,7 +62,7 @@ async def new_store(request: pytest.FixtureRequest) -> AsyncIterator[MakeStore]:
         if request.param == "memory":
             store = MemoryQuotaStore(reservation_ttl_s=reservation_ttl_s)
         else:
-            store = RedisQuotaStore(url, key_prefix=prefix, reservation_ttl_s=reservation_ttl_s)
+            store = RedisQuotaStore(url, key_prefix=prefix, reservation_ttl_s=reservation_ttl_s, timeout_s=LOADED_TIMEOUT_S)
         made.append(store)
         return store
 
@@ -386,7 +392,7 @@ async def test_four_redis_replicas_never_exceed_the_quota(
     redis_server: RedisServer, seed: int
 ) -> None:
     prefix = f"test-{uuid.uuid4().hex[:8]}:"
-    replicas = [RedisQuotaStore(redis_server.url, key_prefix=prefix) for _ in range(4)]
+    replicas = [RedisQuotaStore(redis_server.url, key_prefix=prefix, timeout_s=LOADED_TIMEOUT_S) for _ in range(4)]
     try:
         await _drive(replicas, seed)
     finally:
@@ -399,7 +405,7 @@ async def test_four_redis_replicas_never_exceed_the_quota(
 
 async def test_redis_keys_expire_on_their_own(redis_server: RedisServer) -> None:
     prefix = f"test-{uuid.uuid4().hex[:8]}:"
-    store = RedisQuotaStore(redis_server.url, key_prefix=prefix)
+    store = RedisQuotaStore(redis_server.url, key_prefix=prefix, timeout_s=LOADED_TIMEOUT_S)
     client = redis_asyncio.Redis.from_url(redis_server.url)
     try:
         await granted(store, [acct(), Bucket("cluster:1", BIG, BIG, BIG)], 10, now=NOW)
