@@ -29,7 +29,7 @@ def _rows() -> list[dict[str, object]]:
         rows.append({"request_id": f"r{len(rows)}", "ts": ts, "account_id": aid, "prompt": prompt, "n_messages": n_messages})
 
     for a in range(8):  # a fleet: a task, then two or three lines of the script, reworded
-        for conv in range(12):
+        for conv in range(40):
             add(f"fleet{a}", f"Task {conv} for fleet account {a}: {next(words)} {next(words)} {next(words)}", 1)
             start = rng.randrange(len(SCRIPT))
             for t in range(rng.randint(2, 3)):

@@ -125,16 +125,19 @@ class ConversationScriptSignal(Signal):
 
     def update(self, state: State, rows: pl.DataFrame) -> State:
         t = self.tables
-        r = rows.select("account", "script_keys", "prompt").filter(pl.col("script_keys").is_not_null())
-        flat = r.select("account", value=pl.col("script_keys").arr.to_list(), text="prompt").explode("value")
+        r = rows.select("account", "script_keys").filter(pl.col("script_keys").is_not_null())
+        flat = r.select("account", value=pl.col("script_keys").arr.to_list()).explode("value")
         out: State = {"line": count_values(state, flat, t["line"], "line", "value")}
         out["acct"] = t["acct"].compact([state["acct"], grouped(r, t["acct"], {"n": pl.len()})])
-        # Readable text: the most common wording of each key repeated in a sample of the batch.
+        # Readable text: the most common wording of each key repeated in a sample of the batch
+        # (sampled before the keys are spread out, so no text is copied per band).
+        sample = rows.gather_every(8).select("script_keys", "prompt").filter(pl.col("script_keys").is_not_null())
         txt = (
-            flat.gather_every(8)
+            sample.select(value=pl.col("script_keys").arr.to_list(), text="prompt")
+            .explode("value")
             .group_by("value", "text")
             .agg(c=pl.len())
-            .filter(pl.col("c") >= 2)
+            .filter(pl.col("c") >= 2)  # a wording seen twice in the sample: keeps the table small
             .sort(["value", "c", "text"], descending=[False, True, False])
             .unique("value", keep="first")
             .select("value", pl.col("text").str.strip_chars())
