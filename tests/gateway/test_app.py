@@ -221,3 +221,31 @@ def test_metrics_and_health(mock: ServerThread, tmp_path: Path) -> None:
         assert httpx.get(url + "/healthz").json() == {"ok": True, "state_store": "up"}
         text = httpx.get(url + "/metrics").text
         assert 'dg_requests_total{api="openai",status="200"} 1.0' in text and "dg_upstream_latency_seconds_bucket" in text
+
+
+def test_the_admin_api_creates_accounts_and_keys_kept_hashed(mock: ServerThread, tmp_path: Path) -> None:
+    with _Gw(mock, tmp_path, admin_token="s3cret") as (gw, url):
+        assert httpx.post(url + "/admin/accounts", json={"account_id": "acct_x"}).status_code == 401
+        auth = {"authorization": "Bearer s3cret"}
+        assert httpx.post(url + "/admin/accounts", json={"plan": "pro"}, headers=auth).status_code == 400
+        r = httpx.post(url + "/admin/accounts", json={"account_id": "acct_x", "plan": "pro", "verified": True}, headers=auth)
+        assert r.status_code == 201
+        assert httpx.post(url + "/admin/accounts/acct_nobody/keys", headers=auth).status_code == 404
+        key = httpx.post(url + "/admin/accounts/acct_x/keys", headers=auth).json()["key"]
+        assert key not in gw.directory.keys and gw.directory.account_for_key(key) == "acct_x"  # stored as a hash
+        out = anthropic.Anthropic(base_url=url, api_key=key, max_retries=0).messages.create(
+            model="m", max_tokens=8, messages=[{"role": "user", "content": "hi"}])  # fmt: skip
+        assert out.usage.output_tokens > 0
+
+
+def test_a_trusted_identity_header_names_the_account(mock: ServerThread, tmp_path: Path) -> None:
+    with _Gw(mock, tmp_path, "identity: {header: X-Account-Id}\n", keys={}) as (gw, url):
+        body = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+        assert httpx.post(url + "/v1/chat/completions", json=body).status_code == 401
+        r = httpx.post(url + "/v1/chat/completions", json=body, headers={"x-account-id": ACCOUNT})
+        assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] > 0
+        for _ in range(100):  # settling runs after the response, off the request path
+            if asyncio.run(gw.store.usage("acct:" + ACCOUNT))["used"] > 0:
+                break
+            time.sleep(0.02)
+        assert asyncio.run(gw.store.usage("acct:" + ACCOUNT))["used"] > 0
