@@ -19,6 +19,7 @@ import pytest
 
 from distillguard.gateway.app import Gateway, create_app
 from distillguard.gateway.mock_upstream import MockConfig, create_mock_app
+from distillguard.gateway.quota import make_store
 from distillguard.gateway.server import BackgroundServer as ServerThread
 from distillguard.gateway.server import GatewaySettings, build_gateway
 from distillguard.io import LogReader
@@ -249,3 +250,35 @@ def test_a_trusted_identity_header_names_the_account(mock: ServerThread, tmp_pat
                 break
             time.sleep(0.02)
         assert asyncio.run(gw.store.usage("acct:" + ACCOUNT))["used"] > 0
+
+
+def test_two_replicas_on_one_redis_share_one_quota_and_never_overshoot(mock: ServerThread, tmp_path: Path, redis_server: Any) -> None:
+    accounts = [{"account_id": "acct_new", "created_at": dt.datetime.now(dt.UTC).isoformat(), "plan": "free"}]
+    extra = (
+        "release: {stages: [{age_days: 0, share: 0.05}, {age_days: 14, share: 1.0}], trust: {verified: 0.0, paid: 0.0, clean_days: {days: 30, share: 0.0}}, cluster: true}\n"
+        f"state: {{store: redis, url: '{redis_server.url}', on_store_error: closed}}\n"
+    )
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with _Gw(mock, tmp_path / "a", extra, accounts=accounts, keys={"k-new": "acct_new"}) as (_, url_a), \
+            _Gw(mock, tmp_path / "b", extra, accounts=accounts, keys={"k-new": "acct_new"}) as (_, url_b):  # fmt: skip
+        clients = [openai.OpenAI(base_url=u + "/v1", api_key="k-new", max_retries=0) for u in (url_a, url_b)]
+        served = 0
+        for i in range(200):  # bounded; alternating replicas
+            try:
+                clients[i % 2].chat.completions.create(model="m", messages=[{"role": "user", "content": f"q {i} " * 20}], max_tokens=200)
+                served += 1
+            except openai.RateLimitError as e:
+                assert e.body is not None and "daily_tokens" in json.dumps(e.body)
+                break
+        time.sleep(0.3)  # the last settle runs after its response
+
+        async def read() -> dict[str, int]:
+            reader = make_store("redis", redis_server.url, "closed")  # the replicas' clients live on their own loops
+            try:
+                return await reader.usage("acct:acct_new")
+            finally:
+                await reader.close()
+
+        usage = asyncio.run(read())
+        assert served > 5 and 0 < usage["used"] <= 10_000 and usage["reserved"] == 0
