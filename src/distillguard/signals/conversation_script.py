@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
 import polars as pl
 
 from distillguard.signals.base import (
@@ -45,7 +44,7 @@ from distillguard.signals.base import (
     grouped,
     on_unique,
 )
-from distillguard.signals.minhash import band_keys, signatures, word_hashes
+from distillguard.signals.minhash import lsh_keys
 
 __all__ = ["ConversationScriptSignal"]
 
@@ -108,16 +107,8 @@ class ConversationScriptSignal(Signal):
         # Keys once per distinct short prompt (the hunt's distinct index), kept on follow-up rows only.
         def keys(u: pl.DataFrame) -> pl.DataFrame:
             short = u["prompt"].str.len_chars().fill_null(self.max_chars + 1) <= self.max_chars
-            out = np.zeros((u.height, self.bands), np.uint64)
-            keep = np.zeros(u.height, bool)
-            if short.any():
-                h, off = word_hashes(u.filter(short)["prompt"])
-                enough = np.diff(off.astype(np.int64)) >= self.min_words
-                rows = np.flatnonzero(short.to_numpy())
-                out[rows] = band_keys(signatures(h, off, self.bands * self.rows), self.bands, self.rows)
-                keep[rows] = enough
-            arr = pl.Series("script_keys", out, dtype=pl.Array(pl.UInt64, self.bands))
-            return pl.DataFrame([arr]).select(pl.when(pl.Series(keep)).then(pl.col("script_keys")).alias("script_keys"))
+            lines = pl.select(pl.when(short).then(u["prompt"])).to_series()  # long ones: no key
+            return pl.DataFrame([lsh_keys(lines, self.bands, self.rows, self.min_words, "script_keys")])
 
         keyed = on_unique(batch, "prompt", keys)
         follow = batch.select(f=pl.col("n_messages").fill_null(0) >= self.min_turn)["f"]

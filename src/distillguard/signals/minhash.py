@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-__all__ = ["FILLER", "band_keys", "signatures", "word_hashes"]
+__all__ = ["FILLER", "band_keys", "lsh_keys", "signatures", "word_hashes"]
 
 # The most frequent English function words and request fillers: rewording swaps them
 # freely ("Could you please ..." / "I need you to ..."), so they carry no task identity
@@ -124,3 +124,13 @@ def _mix(x: np.ndarray) -> np.ndarray:
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     out: np.ndarray = x ^ (x >> np.uint64(31))
     return out
+
+
+def lsh_keys(texts: pl.Series, bands: int, rows: int, min_words: int, name: str) -> pl.Series:
+    """``bands`` LSH keys per text (an ``Array(UInt64, bands)`` series called ``name``), null
+    where a text has fewer than ``min_words`` masked content words (too generic to match on)."""
+    h, off = word_hashes(texts.fill_null(""))
+    few = np.diff(off.astype(np.int64)) < min_words
+    k = band_keys(signatures(h, off, bands * rows), bands, rows)
+    keys = pl.Series(name, k, dtype=pl.Array(pl.UInt64, bands))
+    return pl.select(pl.when(pl.Series(~few)).then(keys).alias(name)).to_series()

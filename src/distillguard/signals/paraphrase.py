@@ -34,7 +34,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
 import polars as pl
 
 from distillguard.signals.base import (
@@ -51,7 +50,7 @@ from distillguard.signals.base import (
     on_unique,
     tail_score,
 )
-from distillguard.signals.minhash import band_keys, signatures, word_hashes
+from distillguard.signals.minhash import lsh_keys
 
 _U: dict[str, DType] = {"account": pl.UInt32, "value": pl.UInt64}
 # Keys kept per account in each table. ``cluster``: any key with over 1/33 of an account's
@@ -112,11 +111,7 @@ class ParaphraseSignal(Signal):
 
     def enrich(self, batch: pl.DataFrame) -> pl.DataFrame:
         def keys(u: pl.DataFrame) -> pl.DataFrame:
-            h, off = word_hashes(u["prompt"].fill_null(""))
-            few = np.diff(off.astype(np.int64)) < self.min_words  # too generic to call a task
-            k = band_keys(signatures(h, off, self.bands * self.rows), self.bands, self.rows)
-            arr = pl.Series("para_keys", k, dtype=pl.Array(pl.UInt64, self.bands))
-            return pl.DataFrame([arr]).select(pl.when(pl.Series(~few)).then(pl.col("para_keys")).alias("para_keys"))
+            return pl.DataFrame([lsh_keys(u["prompt"], self.bands, self.rows, self.min_words, "para_keys")])
 
         return on_unique(batch, "prompt", keys)
 
