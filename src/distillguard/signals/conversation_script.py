@@ -128,11 +128,15 @@ class ConversationScriptSignal(Signal):
             .explode("value")
             .group_by("value", "text")
             .agg(c=pl.len())
-            .filter(pl.col("c") >= 2)  # a wording seen twice in the sample: keeps the table small
+            .filter(pl.col("c") >= 2)  # a wording seen twice in the sample
             .sort(["value", "c", "text"], descending=[False, True, False])
             .unique("value", keep="first")
             .select("value", pl.col("text").str.strip_chars())
         )
+        # Only lines some account leans on can be quoted: the table stays as small as the heavy
+        # hitters (at full scale, texts of every repeated follow-up cost gigabytes).
+        leaned = out["line"].filter(pl.col("n") >= self.min_count).select("value").unique()
+        txt = txt.join(leaned, on="value", how="semi")
         out["text"] = t["text"].compact([state["text"], txt])
         return out
 
