@@ -101,10 +101,11 @@ LITELLM_ENV = {
     "LITELLM_MODE": "PRODUCTION",
     "DISABLE_ADMIN_UI": "True",
 }
-WORDS = tuple(
+PROMPT_TEXT = (
     "please explain how the following system works step by step and give a clear example of each part of the "
-    "process so that a new engineer can follow the design and check the result against the measured value".split()
+    "process so that a new engineer can follow the design and check the result against the measured value"
 )
+WORDS = tuple(PROMPT_TEXT.split())
 
 
 def prompt_bodies(n: int, words: int = 150) -> list[bytes]:
