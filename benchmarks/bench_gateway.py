@@ -1,33 +1,38 @@
 """The gateway's added latency, side by side with LiteLLM's proxy, and its decision path alone.
 
     PYTHONPATH=src /work/main/.venv/bin/python benchmarks/bench_gateway.py \\
-        --litellm /tmp/litellm-venv/bin/litellm --json benchmarks/results/gateway/latency.json
+        --litellm /tmp/litellm-venv/bin/litellm --py-spy /tmp/pyspy/bin/py-spy \\
+        --json benchmarks/results/gateway/latency.json
 
 (LiteLLM lives in a venv of its own: ``python3 -m venv /tmp/litellm-venv &&
 /tmp/litellm-venv/bin/pip install 'litellm[proxy]'``; without ``--litellm`` it is skipped and
-the JSON says so. ``--py-spy PATH`` also runs the gateway once more under py-spy, which samples
-every thread, the live scorer's and Polars' included: ``pip install --target /tmp/pyspy py-spy``.)
+the JSON says so. ``--py-spy`` also profiles the gateway, every thread, the live scorer's and
+Polars' included: ``pip install --target /tmp/pyspy py-spy``. About 4 minutes.)
 
 Why open loop: a closed-loop client (next request when the last one is back) slows down when
 the server stalls, so a stall hides in a lower request rate. Here requests start on a fixed
-schedule (``--rate`` per second) and each one's latency runs from its *scheduled* start, so a
-stall of the server, or of the client's own event loop, shows up in the tail.
+schedule (``--rates``, per second) and each one's latency runs from its *scheduled* start, so
+a stall of the server, or of the client's own event loop, shows up in the tail; a request not
+answered in ``--timeout`` seconds counts as failed, which bounds a saturated server's window.
 
 Every server runs in its own process, started the way users start it (``distillguard
 mock-upstream``, ``distillguard serve``, ``litellm``), on 127.0.0.1; this process is the load
-generator (a lean keep-alive HTTP/1.1 client on uvloop, a bounded number of requests). Per round,
-each target gets ``--warmup`` seconds of the same load (discarded) and ``--seconds`` measured;
-a gateway is started fresh for its own window (its live re-scoring would otherwise eat CPU
-during the other targets' windows) and the order of targets is reversed every other round,
+generator (a lean keep-alive HTTP/1.1 client on uvloop, a bounded number of requests). Per rate
+and round, each target gets ``--warmup`` seconds of the same load (discarded) and ``--seconds``
+measured; a gateway is started fresh for its own window (its live re-scoring would otherwise eat
+CPU during the other targets' windows) and the order of targets is reversed every other round,
 so drift on a shared machine falls on every target alike. Targets:
 
 - ``direct``: the mock upstream itself (``--latency-ms 5 --tokens-per-s 100000``);
 - ``distillguard``: ``distillguard serve --rescore 5`` (live scoring on, no sink), one worker;
-- ``distillguard_sink``: the same with ``--sink`` (every exchange written as Parquet);
+- ``distillguard_no_live``: the same settings with live scoring off (``GatewaySettings.live``);
+- ``distillguard_sink``: ``distillguard serve --rescore 5 --sink DIR`` (exchanges to Parquet);
 - ``litellm``: ``litellm --config cfg.yaml --num_workers 1``, one model ``openai/m`` on the mock.
 
 The gateway gets a policy whose plan never refuses, and an account and key through its admin
-API. Added latency is a target's percentile minus ``direct``'s (all rounds pooled).
+API. Added latency is a target's percentile minus ``direct``'s at the same rate (rounds pooled);
+the bars apply at the first rate (500/s, the issue's). The second rate (25/s) is one where
+LiteLLM, much the heaviest per request here, is not saturated either.
 
 The decision path alone (identify the key, decide, limits, reserve and settle in the memory
 store, the metrics they touch) is timed in process over ``--decision-calls`` calls with
@@ -216,9 +221,11 @@ def dg_command(*args: str) -> list[str]:
 
 
 def start_gateway(
-    name: str, mock_url: str, tmp: Path, *, sink: bool, wrap: Sequence[str] = ()
+    name: str, mock_url: str, tmp: Path, *, sink: bool, live: bool = True
 ) -> tuple[Server, str]:
-    """``distillguard serve`` with live scoring on; an account and key made through the admin API."""
+    """``distillguard serve`` with live scoring on; an account and key made through the admin API.
+    ``live=False``: the same settings served by :func:`serve` with ``live=False`` (the CLI has no
+    switch for it), to see what live scoring costs."""
     policy = tmp / "policy.yaml"
     policy.write_text(POLICY_YAML)
     port = free_port()
@@ -237,7 +244,13 @@ def start_gateway(
     ]
     if sink:
         args += ["--sink", str(tmp / f"sink-{name}-{port}")]
-    command = [*wrap, *dg_command(*args)]
+    command = dg_command(*args)
+    if not live:
+        code = (
+            "import sys; from distillguard.gateway.server import GatewaySettings, serve; "
+            "serve(GatewaySettings(upstream=sys.argv[1], policy=sys.argv[2], live=False), port=int(sys.argv[3]))"
+        )
+        command = [sys.executable, "-c", code, mock_url, str(policy), str(port)]
     token = secrets.token_urlsafe(16)
     server = start(
         name,
@@ -372,7 +385,7 @@ class LoadClient:
             self.waiting.append(waiter)
             await waiter
 
-    async def post(self, raw: bytes, timeout_s: float = 30) -> int:
+    async def post(self, raw: bytes, timeout_s: float) -> int:
         conn = await self._connection()
         try:
             async with asyncio.timeout(timeout_s):
@@ -403,8 +416,11 @@ async def open_loop(
     rate: float,
     seconds: float,
     warmup: float,
+    timeout_s: float = 10,
 ) -> dict[str, Any]:
-    """``rate`` requests/s on a fixed schedule for ``warmup + seconds``; latency from the schedule."""
+    """``rate`` requests/s on a fixed schedule for ``warmup + seconds``; latency from the schedule.
+    A request not answered within ``timeout_s`` is counted as failed (status -1) with its latency
+    then, so a saturated server's window ends at most ``timeout_s`` after the last send."""
     n_warm, n = round(rate * warmup), round(rate * seconds)
     total = n_warm + n
     latency = [math.nan] * total
@@ -419,7 +435,7 @@ async def open_loop(
     async def one(i: int, scheduled: float) -> None:
         lag[i] = clock() - scheduled
         try:
-            status[i] = await client.post(raws[i % len(raws)])
+            status[i] = await client.post(raws[i % len(raws)], timeout_s)
         except (OSError, TimeoutError):
             status[i] = -1
         latency[i] = clock() - scheduled
@@ -456,7 +472,13 @@ def measure(
     cpu0, wall0 = cpu_seconds(server.proc.pid), time.perf_counter()
     out = uvloop.run(
         open_loop(
-            server.url + "/v1/chat/completions", headers, bodies, rate, args.seconds, args.warmup
+            server.url + "/v1/chat/completions",
+            headers,
+            bodies,
+            rate,
+            args.seconds,
+            args.warmup,
+            args.timeout,
         )
     )
     cpu = cpu_seconds(server.proc.pid) - cpu0
@@ -670,9 +692,27 @@ def profile(
     CPU goes, by thread, by function's own time and by time inside a function (percent of
     the samples; py-spy keeps only samples of threads that are running)."""
     raw = tmp / "profile.txt"
-    wrap = [str(py_spy), "record", "-f", "raw", "-r", "100", "--threads", "-o", str(raw), "--"]
-    gw, key = start_gateway("profiled", mock.url, tmp, sink=False, wrap=wrap)
-    with running(gw):
+    gw, key = start_gateway("profiled", mock.url, tmp, sink=False)
+    with running(gw):  # attached once it serves, so start-up imports are not in the samples
+        spy = [
+            str(py_spy),
+            "record",
+            "--pid",
+            str(gw.proc.pid),
+            "--duration",
+            f"{args.seconds + args.warmup:.0f}",
+        ]
+        spy += [
+            "--rate",
+            "100",
+            "--threads",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--output",
+            str(raw),
+        ]
+        sampler = subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         measure(
             gw,
             {"content-type": "application/json", "authorization": f"Bearer {key}"},
@@ -680,8 +720,9 @@ def profile(
             rate,
             args,
         )
+        sampler.wait(timeout=60)
     if not raw.exists():
-        return {"error": f"py-spy wrote nothing:\n{gw.tail()}"}
+        return {"error": f"py-spy wrote nothing (exit {sampler.returncode})"}
     own: collections.Counter[str] = collections.Counter()
     inside: collections.Counter[str] = collections.Counter()
     threads: collections.Counter[str] = collections.Counter()
@@ -715,7 +756,7 @@ def running(server: Server) -> Iterator[Server]:
         server.stop()
 
 
-TARGETS = ("direct", "distillguard", "distillguard_sink", "litellm")
+TARGETS = ("direct", "distillguard", "distillguard_no_live", "distillguard_sink", "litellm")
 
 
 def window(
@@ -732,7 +773,9 @@ def window(
     if target == "direct":
         return measure(mock, headers, bodies, rate, args)
     if target.startswith("distillguard"):
-        gw, key = start_gateway(target, mock.url, tmp, sink=target.endswith("sink"))
+        gw, key = start_gateway(
+            target, mock.url, tmp, sink=target.endswith("sink"), live=not target.endswith("no_live")
+        )
         with running(gw):
             commands[target] = " ".join(gw.command)
             return measure(gw, {**headers, "authorization": f"Bearer {key}"}, bodies, rate, args)
@@ -781,8 +824,8 @@ def compare(windows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rates", type=float, nargs="+", default=[500, 100],
-                    help="requests per second, open loop; the first is the issue's (bars), the others show the same path unsaturated")  # fmt: skip
+    ap.add_argument("--rates", type=float, nargs="+", default=[500, 25],
+                    help="requests per second, open loop; the first is the issue's (bars), the others show the same paths where LiteLLM is not saturated too")  # fmt: skip
     ap.add_argument(
         "--seconds", type=float, default=10, help="measured seconds per target, rate and round"
     )
@@ -794,6 +837,12 @@ def main() -> None:
         type=int,
         default=1,
         help="windows per target and rate (order reversed every other round)",
+    )
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=10,
+        help="seconds a request may take before it counts as failed",
     )
     ap.add_argument("--decision-calls", type=int, default=20_000)
     ap.add_argument(
@@ -876,6 +925,7 @@ def main() -> None:
 
     result["setup"] = {
         "rates_per_s": args.rates, "seconds": args.seconds, "warmup_s": args.warmup, "rounds": args.rounds,
+        "request_timeout_s": args.timeout,
         "requests_per_target_and_rate": round(args.seconds * args.rates[0]) * args.rounds,
         "load_generator": "this script (LoadClient: asyncio protocol + httptools parser on uvloop, keep-alive, "
         "pre-built requests), open loop (fixed schedule), latency from each request's scheduled start; "
