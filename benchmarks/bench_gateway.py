@@ -166,12 +166,14 @@ class Server:
     command: list[str]
 
     def stop(self) -> None:
-        """SIGINT first (uvicorn shuts down cleanly, py-spy writes its samples), then the group."""
+        """SIGINT first (uvicorn shuts down cleanly), then SIGKILL to the group."""
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGINT)
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(
+                    timeout=5
+                )  # a saturated server may still be working off abandoned requests
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
@@ -377,7 +379,7 @@ class LoadClient:
                     _, conn = await asyncio.get_running_loop().create_connection(
                         _Connection, self.host, self.port
                     )
-                except OSError:
+                except BaseException:  # refused, or timed out while connecting
                     self.opened -= 1
                     raise
                 return conn
@@ -386,22 +388,24 @@ class LoadClient:
             await waiter
 
     async def post(self, raw: bytes, timeout_s: float) -> int:
-        conn = await self._connection()
-        try:
-            async with asyncio.timeout(timeout_s):
-                status = await conn.request(raw)
-        except BaseException:
-            conn.open = False
-            if conn.transport is not None:
-                conn.transport.close()
-            raise
-        finally:
-            self.idle.append(conn)
-            if self.waiting:
-                w = self.waiting.popleft()
-                if not w.done():
-                    w.set_result(None)
-        return status
+        """The reply's status; TimeoutError after ``timeout_s`` in all, the wait for a
+        connection (and the connect) included."""
+        async with asyncio.timeout(timeout_s):
+            conn = await self._connection()
+            try:
+                return await conn.request(raw)
+            except BaseException:
+                conn.open = False
+                if conn.transport is not None:
+                    conn.transport.close()
+                raise
+            finally:
+                self.idle.append(conn)
+                while self.waiting:
+                    waiter = self.waiting.popleft()
+                    if not waiter.done():  # one that timed out while waiting is cancelled
+                        waiter.set_result(None)
+                        break
 
     def close(self) -> None:
         for conn in self.idle:
@@ -844,6 +848,13 @@ def main() -> None:
         default=10,
         help="seconds a request may take before it counts as failed",
     )
+    ap.add_argument(
+        "--targets",
+        nargs="+",
+        choices=TARGETS,
+        default=list(TARGETS),
+        help="which targets to measure",
+    )
     ap.add_argument("--decision-calls", type=int, default=20_000)
     ap.add_argument(
         "--litellm",
@@ -904,7 +915,7 @@ def main() -> None:
             for rate in args.rates:
                 windows: dict[str, list[dict[str, Any]]] = {}
                 for rnd in range(args.rounds):
-                    order = [t for t in TARGETS if t not in skipped]
+                    order = [t for t in TARGETS if t in args.targets and t not in skipped]
                     for target in order if rnd % 2 == 0 else order[::-1]:
                         print(f"{rate:g}/s round {rnd + 1}: {target} ...", flush=True)
                         try:
