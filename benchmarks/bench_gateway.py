@@ -503,6 +503,9 @@ def summarize(windows: list[dict[str, Any]]) -> dict[str, Any]:
         "latency_ms": percentiles_ms(latency),
         "requests": len(latency),
         "status": status,
+        # Under 99 % answered in time: the server could not keep up with the rate, and its
+        # percentiles are mostly the timeout (its queue), not its cost per request.
+        "saturated": status.get("200", 0) < 0.99 * len(latency),
         "client_send_lag_ms": percentiles_ms(lag),
         "server_cpu_us_per_request": [w["server_cpu_us_per_request"] for w in windows],
         "rounds": [
@@ -805,6 +808,7 @@ def compare(windows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
                     q: round(summary["latency_ms"][q] - direct[q], 3) for q in ("p50", "p90", "p99")
                 }
     out["added_ms"] = added
+    out["saturated"] = sorted(t for t, summary in out["targets"].items() if summary["saturated"])
     if "distillguard" in added:
         dg = added["distillguard"]
         out["bars_hold"] = {
