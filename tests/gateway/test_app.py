@@ -282,3 +282,33 @@ def test_two_replicas_on_one_redis_share_one_quota_and_never_overshoot(mock: Ser
 
         usage = asyncio.run(read())
         assert served > 5 and 0 < usage["used"] <= 10_000 and usage["reserved"] == 0
+
+
+def test_a_verdict_reached_by_one_replica_reaches_the_others_within_a_second(mock: ServerThread, tmp_path: Path, redis_server: Any) -> None:
+    from distillguard.gateway.live import AccountVerdict
+
+    extra = f"state: {{store: redis, url: '{redis_server.url}', on_store_error: closed}}\n"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with _Gw(mock, tmp_path / "a", extra, live=True, rescore_s=3600) as (gw_a, _), \
+            _Gw(mock, tmp_path / "b", extra, live=True, rescore_s=3600) as (gw_b, url_b):  # fmt: skip
+        assert gw_a.bus is not None and gw_b.bus is not None and gw_b.live is not None and gw_a.live is not None
+        client = openai.OpenAI(base_url=url_b + "/v1", api_key=KEY, max_retries=0)
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "before"}])
+        time.sleep(0.5)  # both subscribers are listening
+        gw_a.live.live = {ACCOUNT: AccountVerdict("block", 0.97, True, "C007", "live")}
+        sent = time.monotonic()
+        assert gw_a.bus.publish(gw_a.live.live) == 1
+        while gw_b.live.verdict(ACCOUNT) is None and time.monotonic() - sent < 5:
+            time.sleep(0.01)
+        assert time.monotonic() - sent < 1.0
+        with pytest.raises(openai.PermissionDeniedError) as e:
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "after"}])
+        assert "campaign_block" in str(e.value)
+        # cleared on the sender: cleared everywhere
+        gw_a.live.live = {}
+        gw_a.bus.publish(gw_a.live.live)
+        deadline = time.monotonic() + 5
+        while gw_b.live.verdict(ACCOUNT) is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert gw_b.live.verdict(ACCOUNT) is None

@@ -44,6 +44,7 @@ from distillguard.gateway.api import (
     upstream_body,
     usage_of,
 )
+from distillguard.gateway.bus import DecisionBus
 from distillguard.gateway.directory import Account, Directory
 from distillguard.gateway.live import LiveScorer
 from distillguard.gateway.policy_file import AccountFacts, GatewayPolicy, RequestFacts, Verdict
@@ -79,6 +80,8 @@ class Metrics:
         self.sink_dropped = Gauge("dg_sink_dropped_rows", "Exchange rows dropped by a full sink", registry=r)
         self.rescore = Gauge("dg_live_rescore_seconds", "Last live re-scoring time", registry=r)
         self.live_flagged = Gauge("dg_live_accounts_acted_on", "Accounts the live hunt acts on", registry=r)
+        self.bus_errors = Gauge("dg_decision_bus_errors", "Decision fan-out errors (Redis pub/sub)", registry=r)
+        self.remote = Gauge("dg_remote_verdicts", "Verdicts received from other replicas", registry=r)
 
 
 @dataclass
@@ -94,6 +97,7 @@ class Gateway:
     admin_token: str | None = None
     upstream_key: str | None = None
     timeout_s: float = 600.0
+    bus: DecisionBus | None = None
     metrics: Metrics = field(default_factory=Metrics)
     client: httpx.AsyncClient | None = None
     _pending: set[asyncio.Task[None]] = field(default_factory=set)
@@ -103,6 +107,8 @@ class Gateway:
         self.client = httpx.AsyncClient(base_url=self.upstream.rstrip("/"), timeout=self.timeout_s, limits=limits)
         if self.live is not None:
             self.live.start()
+        if self.bus is not None:
+            self.bus.start()
 
     async def shutdown(self) -> None:
         if self._pending:
@@ -111,6 +117,8 @@ class Gateway:
             await self.client.aclose()
         if self.live is not None:
             self.live.close()
+        if self.bus is not None:
+            self.bus.close()
         if self.sink is not None:
             self.sink.close()
         await self.store.close()
@@ -378,6 +386,9 @@ def create_app(gw: Gateway) -> Starlette:
         if gw.live is not None:
             m.rescore.set(gw.live.rescore_seconds or 0.0)
             m.live_flagged.set(len(gw.live.live))
+            m.remote.set(len(gw.live.remote))
+        if gw.bus is not None:
+            m.bus_errors.set(gw.bus.errors)
         return Response(generate_latest(m.registry), media_type="text/plain; version=0.0.4")
 
     def admin_ok(request: Request) -> bool:

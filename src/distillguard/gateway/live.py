@@ -20,7 +20,7 @@ import dataclasses
 import datetime as dt
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,8 @@ class LiveScorer:
         self.score = score
         self.live: dict[str, AccountVerdict] = {}
         self.imported: dict[str, AccountVerdict] = {}
+        self.remote: dict[str, AccountVerdict] = {}  # other replicas' (gateway/bus.py)
+        self.on_rescore: Callable[[dict[str, AccountVerdict]], object] | None = None
         self.rescore_seconds: float | None = None
         self.rescores = 0
         self.errors = 0
@@ -104,7 +106,8 @@ class LiveScorer:
             self._accounts_dirty = True
 
     def verdict(self, account_id: str) -> AccountVerdict | None:
-        return stronger(self.live.get(account_id), self.imported.get(account_id))
+        mine = stronger(self.live.get(account_id), self.imported.get(account_id))
+        return stronger(mine, self.remote.get(account_id)) if self.remote else mine
 
     # -- background work --------------------------------------------------------------------
     def ingest(self) -> int:
@@ -136,6 +139,8 @@ class LiveScorer:
         }
         self.rescore_seconds = time.perf_counter() - t0
         self.rescores += 1
+        if self.on_rescore is not None:
+            self.on_rescore(self.live)
         return self.rescore_seconds
 
     def watch(self, paths: Iterable[Path]) -> None:

@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 
 from distillguard.errors import ConfigError
 from distillguard.gateway.app import Gateway, create_app
+from distillguard.gateway.bus import DecisionBus
 from distillguard.gateway.directory import Directory
 from distillguard.gateway.live import LiveScorer
 from distillguard.gateway.policy_file import GatewayPolicy
@@ -70,9 +71,11 @@ def build_gateway(s: GatewaySettings) -> Gateway:
     if live is not None and s.decisions:
         live.watch(Path(p) for p in s.decisions)
     sink = ExchangeSink(s.sink) if s.sink else None
+    # Several replicas on one Redis: each one's verdicts reach the others (gateway/bus.py).
+    bus = DecisionBus(policy.store_url, live) if live is not None and policy.store == "redis" else None
     admin = s.admin_token or os.environ.get("DISTILLGUARD_ADMIN_TOKEN")
     upstream_key = s.upstream_key or os.environ.get("DISTILLGUARD_UPSTREAM_KEY")
-    return Gateway(s.upstream, policy, store, directory, sink, live, admin, upstream_key, s.timeout_s)
+    return Gateway(s.upstream, policy, store, directory, sink, live, admin, upstream_key, s.timeout_s, bus)
 
 
 def app_from_env() -> Starlette:
