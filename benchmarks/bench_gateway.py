@@ -570,8 +570,6 @@ def decision_path(calls: int) -> dict[str, Any]:
             t1 = ns()
             account = gw.directory.account(account_id, started)
             gw.live.account_seen(account)  # type: ignore[union-attr]
-            verdict, _cluster = gw.decide(account, request)
-            t2 = ns()
             facts = AccountFacts(
                 account.account_id,
                 account.plan,
@@ -580,6 +578,8 @@ def decision_path(calls: int) -> dict[str, Any]:
                 account.paid,
                 account.org_id,
             )
+            verdict, _cluster = gw.decide(account, facts, request)
+            t2 = ns()
             limits = gw.policy.limits(facts, started, verdict.action)
             t3 = ns()
             bucket = Bucket(

@@ -134,9 +134,8 @@ class Gateway:
             key = auth[7:].strip()
         return self.directory.account_for_key(key) if key else None
 
-    def decide(self, account: Account, request: Request) -> tuple[Verdict, str | None]:
+    def decide(self, account: Account, facts: AccountFacts, request: Request) -> tuple[Verdict, str | None]:
         """The action for this request and the cluster whose budget it shares (if any)."""
-        facts = _facts(account)
         ip = request.client.host if request.client else None
         req = RequestFacts(ip=ip, device_fp=request.headers.get("x-device-fingerprint"), email_domain=account.email_domain, template=None)
         at_door = self.policy.door(facts, req)
@@ -164,7 +163,8 @@ class Gateway:
         account = self.directory.account(account_id, started)
         if self.live is not None:
             self.live.account_seen(account)
-        verdict, cluster = self.decide(account, request)
+        facts = _facts(account)
+        verdict, cluster = self.decide(account, facts, request)
         if verdict.action in ("block", "verify"):
             self.metrics.decisions.labels(verdict.action, verdict.reason).inc()
             ref = uuid.uuid4().hex[:12]
@@ -173,7 +173,7 @@ class Gateway:
             return self._refuse(flavor, 403, verdict.reason, f"this account {what} ({verdict.reason}){appeal}")
         if verdict.action == "throttle":
             self.metrics.decisions.labels("throttle", verdict.reason).inc()
-        limits = self.policy.limits(_facts(account), started, verdict.action)
+        limits = self.policy.limits(facts, started, verdict.action)
         if req.max_tokens is not None and req.max_tokens > limits.max_tokens:
             return self._refuse(
                 flavor, 400, "max_tokens_above_plan",
