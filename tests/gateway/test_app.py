@@ -312,3 +312,15 @@ def test_a_verdict_reached_by_one_replica_reaches_the_others_within_a_second(moc
         while gw_b.live.verdict(ACCOUNT) is not None and time.monotonic() < deadline:
             time.sleep(0.01)
         assert gw_b.live.verdict(ACCOUNT) is None
+
+
+def test_a_request_no_budget_could_ever_hold_is_refused_up_front(mock: ServerThread, tmp_path: Path) -> None:
+    accounts = [{"account_id": "acct_new", "created_at": dt.datetime.now(dt.UTC).isoformat(), "plan": "free"}]
+    extra = "release: {stages: [{age_days: 0, share: 0.005}, {age_days: 14, share: 1.0}], trust: {verified: 0.0, paid: 0.0, clean_days: {days: 30, share: 0.0}}, cluster: true}\n"
+    with _Gw(mock, tmp_path, extra, accounts=accounts, keys={"k-new": "acct_new"}) as (_, url):  # daily budget 1,000
+        client = anthropic.Anthropic(base_url=url, api_key="k-new", max_retries=0)
+        with pytest.raises(anthropic.BadRequestError) as e:
+            client.messages.create(model="m", max_tokens=200, messages=[{"role": "user", "content": "x " * 600}])
+        assert "request_exceeds_limit" in str(e.value)
+        out = client.messages.create(model="m", max_tokens=20, messages=[{"role": "user", "content": "short"}])
+        assert out.usage.output_tokens > 0

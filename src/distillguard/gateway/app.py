@@ -184,6 +184,13 @@ class Gateway:
         if cluster is not None and self.policy.release.cluster:
             buckets.append(Bucket(f"cluster:{cluster}", limits.daily_tokens, limits.tokens_per_minute, limits.requests_per_minute))
         cost = req.input_token_bound + max_tokens * req.n_choices  # max_tokens bounds each choice
+        whole = min(limits.daily_tokens, limits.tokens_per_minute)
+        if cost > whole:  # no wait would let it through: say so now, not with a retry-after
+            return self._refuse(
+                flavor, 400, "request_exceeds_limit",
+                f"this request may cost up to {cost:,} tokens (input bound plus max_tokens), more than this "
+                f"account's limit of {whole:,}; send less input or a smaller max_tokens", param="max_tokens",
+            )  # fmt: skip
         grant = await self.store.reserve(buckets, cost)
         self.metrics.store_errors.set(self.store.errors)
         if isinstance(grant, Refusal):
