@@ -324,3 +324,22 @@ def test_a_request_no_budget_could_ever_hold_is_refused_up_front(mock: ServerThr
         assert "request_exceeds_limit" in str(e.value)
         out = client.messages.create(model="m", max_tokens=20, messages=[{"role": "user", "content": "short"}])
         assert out.usage.output_tokens > 0
+
+
+@pytest.mark.parametrize("mode", ["closed", "open"])
+def test_an_unreachable_store_gets_the_configured_behaviour_and_never_a_5xx(mock: ServerThread, tmp_path: Path, mode: str) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    extra = f"state: {{store: redis, url: 'redis://127.0.0.1:{dead}/0', on_store_error: {mode}}}\n"
+    with _Gw(mock, tmp_path, extra) as (gw, url):
+        r = httpx.post(url + "/v1/chat/completions", headers={"authorization": f"Bearer {KEY}"},
+                       json={"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8})  # fmt: skip
+        if mode == "closed":
+            assert r.status_code == 429 and r.json()["error"]["code"] == "state_store_down" and r.headers["retry-after"] == "1"
+        else:
+            assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
+        assert gw.store.errors >= 1
+        assert "dg_state_store_errors 1.0" in httpx.get(url + "/metrics").text

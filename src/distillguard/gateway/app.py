@@ -195,9 +195,10 @@ class Gateway:
         self.metrics.store_errors.set(self.store.errors)
         if isinstance(grant, Refusal):
             self.metrics.decisions.labels("quota", grant.reason).inc()
-            status = 503 if grant.reason == "state_store_down" else 429
+            # A store that is down is refused with 429 too (never a 5xx of our own): clients'
+            # retry logic backs off on it and the reason code says why.
             retry = f"{max(1, round(grant.retry_after_s))}"
-            return self._refuse(flavor, status, grant.reason, f"{grant.reason.replace('_', ' ')} limit reached for {grant.bucket}", retry=retry)
+            return self._refuse(flavor, 429, grant.reason, f"{grant.reason.replace('_', ' ')} limit reached for {grant.bucket}", retry=retry)
         self.metrics.tokens.labels("reserved").inc(grant.tokens)
         ctx = _Exchange(self, flavor, path, req, account, grant, max_tokens, started, t0, request)
         try:
