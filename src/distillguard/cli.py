@@ -287,6 +287,8 @@ def serve(
     accounts: Annotated[Path | None, typer.Option(help="Accounts table (spec) or log folder whose accounts load at start.")] = None,
     decisions: Annotated[list[Path] | None, typer.Option(help="Hunt output folder(s) whose decisions load now and on change.")] = None,
     rescore: Annotated[float, typer.Option(help="Seconds between live re-scorings of the traffic.")] = 5.0,
+    live: Annotated[bool, typer.Option(help="Score the traffic online (decision files load either way).")] = True,
+    upstream_client: Annotated[str, typer.Option(help="HTTP client to the upstream: aiohttp (fastest measured) or httpx.")] = "aiohttp",
 ) -> None:
     """Put distillguard in front of a model: quotas, gradual release and the hunt's decisions at the door."""
     from distillguard.gateway.server import GatewaySettings
@@ -296,9 +298,12 @@ def serve(
         raise ConfigError(f"--policy {policy}: no such file")
     if workers < 1:
         raise ConfigError(f"--workers has value {workers}; expected 1 or more")
+    if upstream_client not in ("aiohttp", "httpx"):
+        raise ConfigError(f"--upstream-client has value {upstream_client!r}; expected aiohttp or httpx")
     settings = GatewaySettings(
         upstream=upstream, policy=str(policy) if policy else None, sink=str(sink) if sink else None,
         accounts=str(accounts) if accounts else None, decisions=[str(d) for d in decisions or []], rescore_s=rescore,
+        live=live, http_client=upstream_client,
     )  # fmt: skip
     console.print(f"distillguard gateway on http://{host}:{port} in front of {upstream} ({workers} worker(s))")
     run(settings, host=host, port=port, workers=workers)

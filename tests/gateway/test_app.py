@@ -343,3 +343,12 @@ def test_an_unreachable_store_gets_the_configured_behaviour_and_never_a_5xx(mock
             assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
         assert gw.store.errors >= 1
         assert "dg_state_store_errors 1.0" in httpx.get(url + "/metrics").text
+
+
+def test_an_upstream_that_does_not_answer_in_time_gets_a_504_in_the_apis_shape(tmp_path: Path) -> None:
+    slow = ServerThread(create_mock_app(MockConfig(latency_ms=100, tokens_per_s=20_000)))
+    with slow, _Gw(slow, tmp_path, timeout_s=0.3) as (gw, url):
+        r = httpx.post(url + "/v1/messages", headers={"x-api-key": KEY, "anthropic-version": "2023-06-01", "x-mock-fault": "slow"},
+                       json={"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+        assert r.status_code == 504 and r.json()["type"] == "error" and "upstream_timeout" in r.json()["error"]["message"]
+        assert asyncio.run(gw.store.usage(f"acct:{ACCOUNT}"))["reserved"] == 0

@@ -24,7 +24,6 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
@@ -50,6 +49,7 @@ from distillguard.gateway.live import LiveScorer
 from distillguard.gateway.policy_file import AccountFacts, GatewayPolicy, RequestFacts, Verdict
 from distillguard.gateway.quota import Bucket, Grant, QuotaStore, Refusal
 from distillguard.gateway.sink import ExchangeSink
+from distillguard.gateway.upstream import Upstream, UpstreamError, UpstreamReply, make_upstream
 
 __all__ = ["Gateway", "create_app"]
 
@@ -99,12 +99,13 @@ class Gateway:
     timeout_s: float = 600.0
     bus: DecisionBus | None = None
     metrics: Metrics = field(default_factory=Metrics)
-    client: httpx.AsyncClient | None = None
+    http_client: str = "aiohttp"  # the library the upstream is called with (gateway/upstream.py)
+    client: Upstream | None = None
     _pending: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def startup(self) -> None:
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
-        self.client = httpx.AsyncClient(base_url=self.upstream.rstrip("/"), timeout=self.timeout_s, limits=limits)
+        self.client = make_upstream(self.http_client, self.upstream, self.timeout_s)
+        await self.client.start()
         if self.live is not None:
             self.live.start()
         if self.bus is not None:
@@ -114,7 +115,7 @@ class Gateway:
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
         if self.client is not None:
-            await self.client.aclose()
+            await self.client.close()
         if self.live is not None:
             self.live.close()
         if self.bus is not None:
@@ -248,54 +249,53 @@ class _Exchange:
     async def forward(self, body: dict[str, Any]) -> Response:
         gw = self.gw
         assert gw.client is not None
-        up = gw.client.build_request("POST", self.path, content=orjson.dumps(body), headers=self.headers())
         try:
-            resp = await gw.client.send(up, stream=True)
-        except httpx.TimeoutException:
-            await self.finish(Usage(), 504, full=True)
-            return gw._refuse(self.flavor, 504, "upstream_timeout", "the model did not answer in time")
-        except httpx.TransportError as e:
-            await self.finish(Usage(), 502, full=True)
-            return gw._refuse(self.flavor, 502, "upstream_unreachable", f"the model could not be reached ({type(e).__name__})")
+            resp = await gw.client.post(self.path, orjson.dumps(body), self.headers())
+        except UpstreamError as e:
+            await self.finish(Usage(), 504 if e.kind == "timeout" else 502, full=True)
+            if e.kind == "timeout":
+                return gw._refuse(self.flavor, 504, "upstream_timeout", "the model did not answer in time")
+            code = "upstream_unreachable" if e.kind == "unreachable" else "upstream_reset"
+            return gw._refuse(self.flavor, 502, code, f"the model could not be reached ({e.detail})")
         gw.metrics.upstream.labels(self.flavor).observe(time.perf_counter() - self.t0)
-        out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in _DROP}
-        if not self.req.stream or resp.status_code != 200:
+        out_headers = {k: v for k, v in resp.headers if k.lower() not in _DROP}
+        if not self.req.stream or resp.status != 200:
             try:
-                content = await resp.aread()
-            except httpx.HTTPError:
-                await resp.aclose()
+                content = await resp.read()
+            except UpstreamError:
+                await resp.close()
                 await self.finish(Usage(), 502, full=True)
                 return gw._refuse(self.flavor, 502, "upstream_reset", "the model's connection broke before its answer")
-            await resp.aclose()
+            await resp.close()
             usage = Usage()
-            if resp.status_code == 200:
+            if resp.status == 200:
                 with contextlib.suppress(ValueError):
                     usage = usage_of(self.flavor, orjson.loads(content))
-            gw.after(self.finish(usage, resp.status_code, full=resp.status_code == 200 and not (usage.complete and usage.usage_reported)))
-            gw.metrics.requests.labels(self.flavor, str(resp.status_code)).inc()
-            return Response(content, status_code=resp.status_code, headers=out_headers)
+            gw.after(self.finish(usage, resp.status, full=resp.status == 200 and not (usage.complete and usage.usage_reported)))
+            gw.metrics.requests.labels(self.flavor, str(resp.status)).inc()
+            return Response(content, status_code=resp.status, headers=out_headers)
         tap = StreamTap(self.flavor, pass_usage_chunk=self.req.include_usage)
         gw.metrics.requests.labels(self.flavor, "200").inc()
         return StreamingResponse(self._relay(resp, tap), status_code=200, headers=out_headers)
 
-    async def _relay(self, resp: httpx.Response, tap: StreamTap) -> AsyncIterator[bytes]:
+    async def _relay(self, resp: UpstreamReply, tap: StreamTap) -> AsyncIterator[bytes]:
         """Pass the upstream's bytes on; whatever ends the stream (its end, a reset, the client
         going away), close the upstream call and settle what was used."""
         try:
-            async for chunk in resp.aiter_raw():
+            async for chunk in resp.iter_raw():
                 out = tap.feed(chunk)
                 if out:
                     yield out
             rest = tap.flush()
             if rest:
                 yield rest
-        except httpx.HTTPError:
+        except UpstreamError:
             pass  # the upstream broke mid-stream: the client sees the stream end; settled below
         finally:
             self.gw.after(self._close_and_finish(resp, tap.usage))
 
-    async def _close_and_finish(self, resp: httpx.Response, usage: Usage) -> None:
-        await resp.aclose()
+    async def _close_and_finish(self, resp: UpstreamReply, usage: Usage) -> None:
+        await resp.close()
         await self.finish(usage, 200, full=False)
 
     async def finish(self, usage: Usage, status: int, *, full: bool) -> None:
@@ -377,10 +377,10 @@ def create_app(gw: Gateway) -> Starlette:
             return gw._refuse(flavor, 401, "invalid_api_key", "unknown or missing API key")
         assert gw.client is not None
         try:
-            r = await gw.client.get("/v1/models", headers={k: v for k, v in request.headers.items() if k.lower() not in _KEEP_BACK})
-        except httpx.HTTPError:
+            status, content = await gw.client.get("/v1/models", {k: v for k, v in request.headers.items() if k.lower() not in _KEEP_BACK})
+        except UpstreamError:
             return gw._refuse(flavor, 502, "upstream_unreachable", "the model could not be reached")
-        return Response(r.content, status_code=r.status_code, media_type="application/json")
+        return Response(content, status_code=status, media_type="application/json")
 
     async def healthz(request: Request) -> Response:
         store_ok = await gw.store.ping()

@@ -47,6 +47,7 @@ class GatewaySettings:
     live: bool = True  # score the traffic online (decision files load either way)
     rescore_s: float = 5.0
     timeout_s: float = 600.0
+    http_client: str = "aiohttp"  # the upstream client library (gateway/upstream.py)
 
 
 def build_gateway(s: GatewaySettings) -> Gateway:
@@ -75,7 +76,7 @@ def build_gateway(s: GatewaySettings) -> Gateway:
     bus = DecisionBus(policy.store_url, live) if live is not None and policy.store == "redis" else None
     admin = s.admin_token or os.environ.get("DISTILLGUARD_ADMIN_TOKEN")
     upstream_key = s.upstream_key or os.environ.get("DISTILLGUARD_UPSTREAM_KEY")
-    return Gateway(s.upstream, policy, store, directory, sink, live, admin, upstream_key, s.timeout_s, bus)
+    return Gateway(s.upstream, policy, store, directory, sink, live, admin, upstream_key, s.timeout_s, bus, http_client=s.http_client)
 
 
 def app_from_env() -> Starlette:
