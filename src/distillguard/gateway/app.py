@@ -45,7 +45,7 @@ from distillguard.gateway.api import (
 )
 from distillguard.gateway.bus import DecisionBus
 from distillguard.gateway.directory import Account, Directory
-from distillguard.gateway.live import LiveScorer
+from distillguard.gateway.live import LiveVerdicts
 from distillguard.gateway.policy_file import AccountFacts, GatewayPolicy, RequestFacts, Verdict
 from distillguard.gateway.quota import Bucket, Grant, QuotaStore, Refusal
 from distillguard.gateway.sink import ExchangeSink
@@ -93,7 +93,7 @@ class Gateway:
     store: QuotaStore
     directory: Directory = field(default_factory=Directory)
     sink: ExchangeSink | None = None
-    live: LiveScorer | None = None
+    live: LiveVerdicts | None = None
     admin_token: str | None = None
     upstream_key: str | None = None
     timeout_s: float = 600.0

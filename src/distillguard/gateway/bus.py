@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from distillguard.gateway.live import AccountVerdict, LiveScorer
+from distillguard.gateway.live import AccountVerdict, LiveVerdicts
 
 __all__ = ["DecisionBus"]
 
@@ -28,7 +28,7 @@ log = logging.getLogger("distillguard.gateway")
 class DecisionBus:
     """Publish this replica's verdicts, merge the other replicas' into ``live.remote``."""
 
-    def __init__(self, url: str, live: LiveScorer, *, channel: str = "dg:decisions", full_every: int = 12) -> None:
+    def __init__(self, url: str, live: LiveVerdicts, *, channel: str = "dg:decisions", full_every: int = 12) -> None:
         import redis
 
         self.url = url

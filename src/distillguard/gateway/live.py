@@ -33,7 +33,7 @@ from distillguard.hunt.detector import HuntDetector
 from distillguard.policy import DECISIONS, Policy
 from distillguard.schema import ACCOUNTS, EXCHANGES
 
-__all__ = ["AccountVerdict", "LiveScorer", "read_decisions"]
+__all__ = ["AccountVerdict", "LiveScorer", "LiveVerdicts", "read_decisions"]
 
 _RANK: dict[str, int] = {d: i for i, d in enumerate(DECISIONS)}
 
@@ -66,17 +66,12 @@ def read_decisions(path: Path) -> dict[str, AccountVerdict]:
     }
 
 
-class LiveScorer:
-    """The hunt, fed per request and re-scored every ``every_s`` seconds in a background thread."""
+class LiveVerdicts:
+    """What the door reads (the live verdicts, those of decision files and of other replicas)
+    and the queue it feeds; :class:`LiveScorer` scores in this process,
+    :class:`~distillguard.gateway.scorer.ScorerClient` in a scorer process shared by workers."""
 
-    def __init__(
-        self, policy: Policy | None = None, *, every_s: float = 5.0, config: HuntConfig | None = None, score: bool = True
-    ) -> None:
-        """``score=False``: decisions from files only (no live signals, nothing queued)."""
-        config = config or HuntConfig()
-        if policy is not None:
-            config = dataclasses.replace(config, policy=policy)
-        self.detector = HuntDetector(config)
+    def __init__(self, *, every_s: float = 5.0, score: bool = True) -> None:
         self.every_s = every_s if score else float("inf")
         self.ingest_s = min(2.0, every_s)
         self.score = score
@@ -100,6 +95,10 @@ class LiveScorer:
         if self.score:
             self._queue.append(row)
 
+    def observe_many(self, rows: Iterable[dict[str, Any]]) -> None:
+        if self.score:
+            self._queue.extend(rows)
+
     def account_seen(self, account: Account) -> None:
         if self.score and self._accounts.get(account.account_id) != account:
             self._accounts[account.account_id] = account
@@ -109,39 +108,12 @@ class LiveScorer:
         mine = stronger(self.live.get(account_id), self.imported.get(account_id))
         return stronger(mine, self.remote.get(account_id)) if self.remote else mine
 
-    # -- background work --------------------------------------------------------------------
-    def ingest(self) -> int:
-        """Feed the queued exchanges to the detector; returns how many."""
+    def drain(self) -> list[dict[str, Any]]:
+        """The queued exchanges, taken off the queue."""
         rows = []
         while self._queue:
             rows.append(self._queue.popleft())
-        if self._accounts_dirty:
-            self._accounts_dirty = False
-            self.detector.observe_accounts(_accounts_table(self._accounts.values()))
-        if rows:
-            with self._lock:
-                self.detector.observe(_exchanges_table(rows))
-        return len(rows)
-
-    def rescore(self, now: dt.datetime | None = None) -> float:
-        """Link, cluster and score the live state; returns the seconds it took."""
-        t0 = time.perf_counter()
-        self.ingest()
-        if self.detector.state.n_exchanges == 0:
-            return 0.0
-        with self._lock:
-            flags = pl.from_arrow(self.detector.flags(now))
-        assert isinstance(flags, pl.DataFrame)
-        acted = flags.filter(pl.col("decision") != "allow")
-        self.live = {
-            r["account_id"]: AccountVerdict(r["decision"], float(r["risk"]), bool(r["flagged"]), r["campaign"], "live")
-            for r in acted.iter_rows(named=True)
-        }
-        self.rescore_seconds = time.perf_counter() - t0
-        self.rescores += 1
-        if self.on_rescore is not None:
-            self.on_rescore(self.live)
-        return self.rescore_seconds
+        return rows
 
     def watch(self, paths: Iterable[Path]) -> None:
         """Load decision files now and again whenever one changes (checked each cycle)."""
@@ -172,7 +144,7 @@ class LiveScorer:
                 self._watched[p] = -1.0
         self.imported = merged
 
-    def start(self) -> LiveScorer:
+    def start(self) -> LiveVerdicts:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="live-scorer", daemon=True)
             self._thread.start()
@@ -182,6 +154,55 @@ class LiveScorer:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class LiveScorer(LiveVerdicts):
+    """The hunt, fed per request and re-scored every ``every_s`` seconds in a background thread."""
+
+    def __init__(
+        self, policy: Policy | None = None, *, every_s: float = 5.0, config: HuntConfig | None = None, score: bool = True
+    ) -> None:
+        """``score=False``: decisions from files only (no live signals, nothing queued)."""
+        super().__init__(every_s=every_s, score=score)
+        config = config or HuntConfig()
+        if policy is not None:
+            config = dataclasses.replace(config, policy=policy)
+        self.detector = HuntDetector(config)
+
+    # -- background work --------------------------------------------------------------------
+    def ingest(self) -> int:
+        """Feed the queued exchanges to the detector; returns how many."""
+        rows = self.drain()
+        if self._accounts_dirty:
+            self._accounts_dirty = False
+            self.detector.observe_accounts(_accounts_table(self._accounts.values()))
+        if rows:
+            with self._lock:
+                self.detector.observe(_exchanges_table(rows))
+        return len(rows)
+
+    def rescore(self, now: dt.datetime | None = None) -> float:
+        """Link, cluster and score the live state; returns the seconds it took."""
+        t0 = time.perf_counter()
+        self.ingest()
+        if self.detector.state.n_exchanges == 0:
+            return 0.0
+        with self._lock:
+            flags = pl.from_arrow(self.detector.flags(now))
+        assert isinstance(flags, pl.DataFrame)
+        acted = flags.filter(pl.col("decision") != "allow")
+        self.live = {
+            r["account_id"]: AccountVerdict(r["decision"], float(r["risk"]), bool(r["flagged"]), r["campaign"], "live")
+            for r in acted.iter_rows(named=True)
+        }
+        self.rescore_seconds = time.perf_counter() - t0
+        self.rescores += 1
+        if self.on_rescore is not None:
+            self.on_rescore(self.live)
+        return self.rescore_seconds
 
     def _run(self) -> None:
         # Feeding the detector costs per call more than per row (benchmarks/results/gateway/

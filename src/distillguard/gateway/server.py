@@ -12,7 +12,7 @@ import json
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -24,9 +24,10 @@ from distillguard.errors import ConfigError
 from distillguard.gateway.app import Gateway, create_app
 from distillguard.gateway.bus import DecisionBus
 from distillguard.gateway.directory import Directory
-from distillguard.gateway.live import LiveScorer
+from distillguard.gateway.live import LiveScorer, LiveVerdicts
 from distillguard.gateway.policy_file import GatewayPolicy
 from distillguard.gateway.quota import make_store
+from distillguard.gateway.scorer import ScorerClient, ScorerProcess
 from distillguard.gateway.sink import ExchangeSink
 
 __all__ = ["BackgroundServer", "GatewaySettings", "app_from_env", "build_gateway", "serve"]
@@ -48,6 +49,10 @@ class GatewaySettings:
     rescore_s: float = 5.0
     timeout_s: float = 600.0
     http_client: str = "aiohttp"  # the upstream client library (gateway/upstream.py)
+    # The shared live scorer (gateway/scorer.py) that `serve` starts: its socket and key. None:
+    # score in this process (tests, the demo, an app built by hand).
+    scorer: str | None = None
+    scorer_key: str | None = None
 
 
 def build_gateway(s: GatewaySettings) -> Gateway:
@@ -68,7 +73,11 @@ def build_gateway(s: GatewaySettings) -> Gateway:
             directory.load(pl.DataFrame(pl.from_arrow(table)).iter_rows(named=True))
     for key, account in s.keys.items():
         directory.add_key(key, account)
-    live = LiveScorer(policy.risk, every_s=s.rescore_s, score=s.live) if s.live or s.decisions else None
+    live: LiveVerdicts | None = None
+    if s.live and s.scorer:
+        live = ScorerClient(s.scorer, bytes.fromhex(s.scorer_key or ""), every_s=s.rescore_s)
+    elif s.live or s.decisions:
+        live = LiveScorer(policy.risk, every_s=s.rescore_s, score=s.live)
     if live is not None and s.decisions:
         live.watch(Path(p) for p in s.decisions)
     sink = ExchangeSink(s.sink) if s.sink else None
@@ -87,7 +96,18 @@ def app_from_env() -> Starlette:
     return create_app(build_gateway(GatewaySettings(**json.loads(raw))))
 
 
-def serve(s: GatewaySettings, host: str = "127.0.0.1", port: int = 8080, workers: int = 1) -> None:
+def serve(s: GatewaySettings, host: str = "127.0.0.1", port: int = 8080, workers: int = 1, scorer_process: bool = True) -> None:
+    """Serve with uvicorn; live scoring runs in one scorer process shared by the workers
+    (``scorer_process=False``: in each worker's process, as a thread)."""
+    if s.live and s.scorer is None and scorer_process:
+        risk = (GatewayPolicy.load(s.policy) if s.policy else GatewayPolicy.default()).risk
+        with ScorerProcess(risk, s.rescore_s) as scorer:
+            _serve(replace(s, scorer=scorer.address, scorer_key=scorer.authkey.hex()), host, port, workers)
+    else:
+        _serve(s, host, port, workers)
+
+
+def _serve(s: GatewaySettings, host: str, port: int, workers: int) -> None:
     import uvicorn
 
     common = {"host": host, "port": port, "loop": "uvloop", "http": "httptools", "log_level": "warning", "access_log": False}
