@@ -66,6 +66,7 @@ from typing import Any
 
 import httptools
 import httpx
+import msgspec
 import orjson
 
 HERE = Path(__file__).resolve().parent
@@ -148,10 +149,33 @@ def percentiles_ms(seconds: Sequence[float]) -> dict[str, float]:
     return {k: round(v, 3) for k, v in out.items()}
 
 
+def _stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of one process (Linux /proc), to compare servers' cost per request."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a server and every process under it (Linux /proc): its
+    workers and the live scorer's process count as the server's cost per request."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (st := _stat(int(entry.name))) is not None:
+            parents[int(entry.name)] = int(st[1])
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    total = 0
+    for p in tree:
+        st = _stat(p)
+        if st is not None:
+            total += int(st[11]) + int(st[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 # ------------------------------------------------------------------------------------ servers
@@ -223,11 +247,10 @@ def dg_command(*args: str) -> list[str]:
 
 
 def start_gateway(
-    name: str, mock_url: str, tmp: Path, *, sink: bool, live: bool = True
+    name: str, mock_url: str, tmp: Path, *, sink: bool, extra: Sequence[str] = ()
 ) -> tuple[Server, str]:
-    """``distillguard serve`` with live scoring on; an account and key made through the admin API.
-    ``live=False``: the same settings served by :func:`serve` with ``live=False`` (the CLI has no
-    switch for it), to see what live scoring costs."""
+    """``distillguard serve`` (live scoring on unless ``extra`` says ``--no-live``); an account
+    and key made through the admin API."""
     policy = tmp / "policy.yaml"
     policy.write_text(POLICY_YAML)
     port = free_port()
@@ -246,13 +269,7 @@ def start_gateway(
     ]
     if sink:
         args += ["--sink", str(tmp / f"sink-{name}-{port}")]
-    command = dg_command(*args)
-    if not live:
-        code = (
-            "import sys; from distillguard.gateway.server import GatewaySettings, serve; "
-            "serve(GatewaySettings(upstream=sys.argv[1], policy=sys.argv[2], live=False), port=int(sys.argv[3]))"
-        )
-        command = [sys.executable, "-c", code, mock_url, str(policy), str(port)]
+    command = dg_command(*args, *extra)
     token = secrets.token_urlsafe(16)
     server = start(
         name,
@@ -519,6 +536,52 @@ def summarize(windows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------------------------------ JSON
+
+
+class _Usage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class _Reply(msgspec.Struct):
+    """Only the usage of a reply: msgspec skips the rest without building it."""
+
+    usage: _Usage | None = None
+
+
+def json_libraries(bodies: list[bytes], reply: bytes, calls: int = 20_000) -> dict[str, Any]:
+    """What each JSON library costs on the gateway's own JSON work: decode a request, encode the
+    upstream body, decode a whole reply for its usage (median µs per call, one sitting)."""
+    import json as stdlib_json
+
+    decoded = [orjson.loads(b) for b in bodies]
+    enc = msgspec.json.Encoder()
+    libs: dict[str, dict[str, Any]] = {
+        "orjson": {"decode_request": orjson.loads, "encode_request": orjson.dumps, "reply_usage": lambda b: orjson.loads(b)["usage"]},
+        "msgspec": {"decode_request": msgspec.json.decode, "encode_request": enc.encode,
+                    "reply_usage": lambda b: msgspec.json.decode(b, type=_Reply).usage},
+        "json": {"decode_request": stdlib_json.loads, "encode_request": lambda o: stdlib_json.dumps(o).encode(),
+                 "reply_usage": lambda b: stdlib_json.loads(b)["usage"]},
+    }  # fmt: skip
+    out: dict[str, Any] = {}
+    for name, ops in libs.items():
+        row: dict[str, float] = {}
+        for op, fn in ops.items():
+            inputs: list[Any] = bodies if op == "decode_request" else decoded if op == "encode_request" else [reply]
+            times = []
+            for i in range(calls):
+                x = inputs[i % len(inputs)]
+                t0 = time.perf_counter_ns()
+                fn(x)
+                times.append(time.perf_counter_ns() - t0)
+            times.sort()
+            row[op + "_us_p50"] = round(times[len(times) // 2] / 1000, 2)
+        out[name] = row
+    out["note"] = "per call, median of " + f"{calls:,}" + f" calls; request bodies {len(bodies[0])} bytes, reply {len(reply)} bytes"
+    return out
+
+
 # ------------------------------------------------------------------------------------ decision path
 
 
@@ -763,7 +826,16 @@ def running(server: Server) -> Iterator[Server]:
         server.stop()
 
 
-TARGETS = ("direct", "distillguard", "distillguard_no_live", "distillguard_sink", "litellm")
+# The gateway as shipped (uvicorn, aiohttp to the upstream, live scoring in its scorer process),
+# then one choice changed at a time: no live scoring, the sink on, httpx, granian.
+GATEWAY_VARIANTS: dict[str, tuple[str, ...]] = {
+    "distillguard": (),
+    "distillguard_no_live": ("--no-live",),
+    "distillguard_sink": (),
+    "distillguard_httpx": ("--upstream-client", "httpx"),
+    "distillguard_granian": ("--server", "granian"),
+}
+TARGETS = ("direct", *GATEWAY_VARIANTS, "litellm")
 
 
 def window(
@@ -780,9 +852,7 @@ def window(
     if target == "direct":
         return measure(mock, headers, bodies, rate, args)
     if target.startswith("distillguard"):
-        gw, key = start_gateway(
-            target, mock.url, tmp, sink=target.endswith("sink"), live=not target.endswith("no_live")
-        )
+        gw, key = start_gateway(target, mock.url, tmp, sink=target.endswith("sink"), extra=GATEWAY_VARIANTS[target])
         with running(gw):
             commands[target] = " ".join(gw.command)
             return measure(gw, {**headers, "authorization": f"Bearer {key}"}, bodies, rate, args)
@@ -914,6 +984,9 @@ def main() -> None:
                 content=bodies[0],
                 headers={"content-type": "application/json"},
             ).json()
+            reply = httpx.post(mock.url + "/v1/chat/completions", content=bodies[0], headers={"content-type": "application/json"}).content
+            result["json_libraries"] = json_libraries(bodies, reply)
+            print(json.dumps(result["json_libraries"]), flush=True)
             result["request"] = {"prompt_tokens_per_mock": probe["usage"]["prompt_tokens"], "completion_tokens": probe["usage"]["completion_tokens"],
                                  "max_tokens": MAX_TOKENS, "body_bytes": len(bodies[0]), "stream": False, "api": "openai chat"}  # fmt: skip
             for rate in args.rates:

@@ -289,6 +289,7 @@ def serve(
     rescore: Annotated[float, typer.Option(help="Seconds between live re-scorings of the traffic.")] = 5.0,
     live: Annotated[bool, typer.Option(help="Score the traffic online (decision files load either way).")] = True,
     upstream_client: Annotated[str, typer.Option(help="HTTP client to the upstream: aiohttp (fastest measured) or httpx.")] = "aiohttp",
+    server: Annotated[str, typer.Option(help="HTTP server: uvicorn (uvloop + httptools) or granian.")] = "uvicorn",
 ) -> None:
     """Put distillguard in front of a model: quotas, gradual release and the hunt's decisions at the door."""
     from distillguard.gateway.server import GatewaySettings
@@ -306,7 +307,7 @@ def serve(
         live=live, http_client=upstream_client,
     )  # fmt: skip
     console.print(f"distillguard gateway on http://{host}:{port} in front of {upstream} ({workers} worker(s))")
-    run(settings, host=host, port=port, workers=workers)
+    run(settings, host=host, port=port, workers=workers, server=server)
 
 
 @data_app.command("where")

@@ -96,18 +96,36 @@ def app_from_env() -> Starlette:
     return create_app(build_gateway(GatewaySettings(**json.loads(raw))))
 
 
-def serve(s: GatewaySettings, host: str = "127.0.0.1", port: int = 8080, workers: int = 1, scorer_process: bool = True) -> None:
+SERVERS = ("uvicorn", "granian")
+
+
+def serve(
+    s: GatewaySettings, host: str = "127.0.0.1", port: int = 8080, workers: int = 1, scorer_process: bool = True,
+    server: str = "uvicorn",
+) -> None:  # fmt: skip
     """Serve with uvicorn; live scoring runs in one scorer process shared by the workers
     (``scorer_process=False``: in each worker's process, as a thread)."""
     if s.live and s.scorer is None and scorer_process:
         risk = (GatewayPolicy.load(s.policy) if s.policy else GatewayPolicy.default()).risk
         with ScorerProcess(risk, s.rescore_s) as scorer:
-            _serve(replace(s, scorer=scorer.address, scorer_key=scorer.authkey.hex()), host, port, workers)
+            _serve(replace(s, scorer=scorer.address, scorer_key=scorer.authkey.hex()), host, port, workers, server)
     else:
-        _serve(s, host, port, workers)
+        _serve(s, host, port, workers, server)
 
 
-def _serve(s: GatewaySettings, host: str, port: int, workers: int) -> None:
+def _serve(s: GatewaySettings, host: str, port: int, workers: int, server: str) -> None:
+    if server == "granian":  # a Rust HTTP server; workers build the app from the environment
+        from granian import Granian
+        from granian.constants import Interfaces, Loops
+
+        os.environ[ENV] = json.dumps(asdict(s))
+        Granian(
+            "distillguard.gateway.server:app_from_env", address=host, port=port, interface=Interfaces.ASGI,
+            workers=workers, factory=True, loop=Loops.uvloop, log_access=False,
+        ).serve()  # fmt: skip
+        return
+    if server != "uvicorn":
+        raise ConfigError(f"server: expected one of {', '.join(SERVERS)}, got {server!r}")
     import uvicorn
 
     common = {"host": host, "port": port, "loop": "uvloop", "http": "httptools", "log_level": "warning", "access_log": False}
