@@ -290,6 +290,8 @@ def serve(
     live: Annotated[bool, typer.Option(help="Score the traffic online (decision files load either way).")] = True,
     upstream_client: Annotated[str, typer.Option(help="HTTP client to the upstream: aiohttp (fastest measured) or httpx.")] = "aiohttp",
     server: Annotated[str, typer.Option(help="HTTP server: uvicorn (uvloop + httptools) or granian.")] = "uvicorn",
+    log_format: Annotated[str, typer.Option(help="text, or json: one object per line with each refusal's fields.")] = "text",
+    log_level: Annotated[str, typer.Option(help="debug, info (every refusal), warning or error.")] = "warning",
 ) -> None:
     """Put distillguard in front of a model: quotas, gradual release and the hunt's decisions at the door."""
     from distillguard.gateway.server import GatewaySettings
@@ -299,12 +301,16 @@ def serve(
         raise ConfigError(f"--policy {policy}: no such file")
     if workers < 1:
         raise ConfigError(f"--workers has value {workers}; expected 1 or more")
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"--log-format has value {log_format!r}; expected text or json")
+    if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"--log-level has value {log_level!r}; expected debug, info, warning or error")
     if upstream_client not in ("aiohttp", "httpx"):
         raise ConfigError(f"--upstream-client has value {upstream_client!r}; expected aiohttp or httpx")
     settings = GatewaySettings(
         upstream=upstream, policy=str(policy) if policy else None, sink=str(sink) if sink else None,
         accounts=str(accounts) if accounts else None, decisions=[str(d) for d in decisions or []], rescore_s=rescore,
-        live=live, http_client=upstream_client,
+        live=live, http_client=upstream_client, log_format=log_format, log_level=log_level,
     )  # fmt: skip
     console.print(f"distillguard gateway on http://{host}:{port} in front of {upstream} ({workers} worker(s))")
     run(settings, host=host, port=port, workers=workers, server=server)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ import polars as pl
 import pytest
 
 from distillguard.gateway.app import Gateway, create_app
+from distillguard.gateway.logs import FIELDS, JsonFormatter
 from distillguard.gateway.mock_upstream import MockConfig, create_mock_app
 from distillguard.gateway.quota import make_store
 from distillguard.gateway.server import BackgroundServer as ServerThread
@@ -151,7 +153,9 @@ def test_a_missing_max_tokens_gets_the_plans_cap_and_more_than_it_is_refused(moc
     assert rows["max_tokens"].to_list() == [1024]  # the pro plan's cap, never unlimited
 
 
-def test_a_campaign_member_is_refused_with_a_reason_and_an_appeal_reference(mock: ServerThread, tmp_path: Path) -> None:
+def test_a_campaign_member_is_refused_with_a_reason_and_an_appeal_reference(
+    mock: ServerThread, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     hunt = tmp_path / "hunt"
     hunt.mkdir()
     pl.DataFrame({"account_id": [ACCOUNT], "risk": [0.95], "flagged": [True], "campaign": ["C001"], "decision": ["block"]}).write_parquet(
@@ -159,10 +163,14 @@ def test_a_campaign_member_is_refused_with_a_reason_and_an_appeal_reference(mock
     extra = "actions: {block: {appeal_url: 'https://example.com/appeal'}}\n"
     settings_live = {"live": True, "decisions": [str(hunt)]}
     with _Gw(mock, tmp_path, extra, **settings_live) as (_, url):
-        with pytest.raises(anthropic.PermissionDeniedError) as e:
+        with pytest.raises(anthropic.PermissionDeniedError) as e, caplog.at_level(logging.INFO, "distillguard.gateway"):
             anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0).messages.create(
                 model="m", max_tokens=8, messages=[{"role": "user", "content": "x"}])  # fmt: skip
         assert "campaign_block" in str(e.value) and "https://example.com/appeal" in str(e.value) and "reference" in str(e.value)
+    # the log line carries the reference the client was given, as JSON fields
+    [record] = [r for r in caplog.records if getattr(r, FIELDS, {}).get("code") == "campaign_block"]
+    line = json.loads(JsonFormatter().format(record))
+    assert line["account"] == ACCOUNT and line["status"] == 403 and line["event"] == "refused" and line["ref"] in str(e.value)
 
 
 @pytest.mark.parametrize(

@@ -46,6 +46,7 @@ from distillguard.gateway.api import (
 from distillguard.gateway.bus import DecisionBus
 from distillguard.gateway.directory import Account, Directory
 from distillguard.gateway.live import LiveVerdicts
+from distillguard.gateway.logs import FIELDS
 from distillguard.gateway.policy_file import AccountFacts, GatewayPolicy, RequestFacts, Verdict
 from distillguard.gateway.quota import Bucket, Grant, QuotaStore, Refusal
 from distillguard.gateway.sink import ExchangeSink
@@ -171,14 +172,14 @@ class Gateway:
             ref = uuid.uuid4().hex[:12]
             what = "blocked" if verdict.action == "block" else "needs verification before it can be served"
             appeal = f"; appeal at {verdict.appeal_url} quoting reference {ref}" if verdict.appeal_url else f"; reference {ref}"
-            return self._refuse(flavor, 403, verdict.reason, f"this account {what} ({verdict.reason}){appeal}")
+            return self._refuse(flavor, 403, verdict.reason, f"this account {what} ({verdict.reason}){appeal}", account=account_id, ref=ref)
         if verdict.action == "throttle":
             self.metrics.decisions.labels("throttle", verdict.reason).inc()
         limits = self.policy.limits(facts, started, verdict.action)
         if req.max_tokens is not None and req.max_tokens > limits.max_tokens:
             return self._refuse(
                 flavor, 400, "max_tokens_above_plan",
-                f"max_tokens: {req.max_tokens} is above this account's limit of {limits.max_tokens}", param="max_tokens",
+                f"max_tokens: {req.max_tokens} is above this account's limit of {limits.max_tokens}", param="max_tokens", account=account_id,
             )  # fmt: skip
         max_tokens = req.max_tokens or limits.max_tokens
         buckets = [Bucket(f"acct:{account_id}", limits.daily_tokens, limits.tokens_per_minute, limits.requests_per_minute)]
@@ -190,7 +191,7 @@ class Gateway:
             return self._refuse(
                 flavor, 400, "request_exceeds_limit",
                 f"this request may cost up to {cost:,} tokens (input bound plus max_tokens), more than this "
-                f"account's limit of {whole:,}; send less input or a smaller max_tokens", param="max_tokens",
+                f"account's limit of {whole:,}; send less input or a smaller max_tokens", param="max_tokens", account=account_id,
             )  # fmt: skip
         grant = await self.store.reserve(buckets, cost)
         self.metrics.store_errors.set(self.store.errors)
@@ -199,7 +200,9 @@ class Gateway:
             # A store that is down is refused with 429 too (never a 5xx of our own): clients'
             # retry logic backs off on it and the reason code says why.
             retry = f"{max(1, round(grant.retry_after_s))}"
-            return self._refuse(flavor, 429, grant.reason, f"{grant.reason.replace('_', ' ')} limit reached for {grant.bucket}", retry=retry)
+            return self._refuse(
+                flavor, 429, grant.reason, f"{grant.reason.replace('_', ' ')} limit reached for {grant.bucket}", retry=retry, account=account_id
+            )  # fmt: skip
         self.metrics.tokens.labels("reserved").inc(grant.tokens)
         ctx = _Exchange(self, flavor, path, req, account, grant, max_tokens, started, t0, request)
         try:
@@ -209,8 +212,14 @@ class Gateway:
             await self.store.settle(grant, grant.tokens)
             return self._refuse(flavor, 502, "gateway_upstream_error", "the upstream call failed")
 
-    def _refuse(self, flavor: Flavor, status: int, code: str, message: str, *, param: str | None = None, retry: str | None = None) -> Response:
+    def _refuse(
+        self, flavor: Flavor, status: int, code: str, message: str, *, param: str | None = None, retry: str | None = None,
+        account: str | None = None, ref: str | None = None,
+    ) -> Response:  # fmt: skip
         self.metrics.requests.labels(flavor, str(status)).inc()
+        if log.isEnabledFor(logging.INFO):
+            fields = {"event": "refused", "api": flavor, "status": status, "code": code, "account": account, "ref": ref}
+            log.info("refused %s %s: %s", status, code, message, extra={FIELDS: fields})
         return error_response(flavor, status, code, message, param=param, headers={"retry-after": retry} if retry else None)
 
     def after(self, coro: Any) -> None:
@@ -254,9 +263,9 @@ class _Exchange:
         except UpstreamError as e:
             await self.finish(Usage(), 504 if e.kind == "timeout" else 502, full=True)
             if e.kind == "timeout":
-                return gw._refuse(self.flavor, 504, "upstream_timeout", "the model did not answer in time")
+                return gw._refuse(self.flavor, 504, "upstream_timeout", "the model did not answer in time", account=self.account.account_id)
             code = "upstream_unreachable" if e.kind == "unreachable" else "upstream_reset"
-            return gw._refuse(self.flavor, 502, code, f"the model could not be reached ({e.detail})")
+            return gw._refuse(self.flavor, 502, code, f"the model could not be reached ({e.detail})", account=self.account.account_id)
         gw.metrics.upstream.labels(self.flavor).observe(time.perf_counter() - self.t0)
         out_headers = {k: v for k, v in resp.headers if k.lower() not in _DROP}
         if not self.req.stream or resp.status != 200:
@@ -265,7 +274,9 @@ class _Exchange:
             except UpstreamError:
                 await resp.close()
                 await self.finish(Usage(), 502, full=True)
-                return gw._refuse(self.flavor, 502, "upstream_reset", "the model's connection broke before its answer")
+                return gw._refuse(
+                    self.flavor, 502, "upstream_reset", "the model's connection broke before its answer", account=self.account.account_id
+                )  # fmt: skip
             await resp.close()
             usage = Usage()
             if resp.status == 200:

@@ -25,6 +25,7 @@ from distillguard.gateway.app import Gateway, create_app
 from distillguard.gateway.bus import DecisionBus
 from distillguard.gateway.directory import Directory
 from distillguard.gateway.live import LiveScorer, LiveVerdicts
+from distillguard.gateway.logs import configure as configure_logs
 from distillguard.gateway.policy_file import GatewayPolicy
 from distillguard.gateway.quota import make_store
 from distillguard.gateway.scorer import ScorerClient, ScorerProcess
@@ -53,6 +54,8 @@ class GatewaySettings:
     # score in this process (tests, the demo, an app built by hand).
     scorer: str | None = None
     scorer_key: str | None = None
+    log_format: str = "text"  # or json: one object per line (gateway/logs.py)
+    log_level: str = "warning"
 
 
 def build_gateway(s: GatewaySettings) -> Gateway:
@@ -93,7 +96,9 @@ def app_from_env() -> Starlette:
     raw = os.environ.get(ENV)
     if not raw:
         raise ConfigError(f"{ENV} is not set: start workers with `distillguard serve`")
-    return create_app(build_gateway(GatewaySettings(**json.loads(raw))))
+    settings = GatewaySettings(**json.loads(raw))
+    configure_logs(settings.log_format, settings.log_level)
+    return create_app(build_gateway(settings))
 
 
 SERVERS = ("uvicorn", "granian")
@@ -127,6 +132,8 @@ def _serve(s: GatewaySettings, host: str, port: int, workers: int, server: str) 
     if server != "uvicorn":
         raise ConfigError(f"server: expected one of {', '.join(SERVERS)}, got {server!r}")
     import uvicorn
+
+    configure_logs(s.log_format, s.log_level)
 
     common = {"host": host, "port": port, "loop": "uvloop", "http": "httptools", "log_level": "warning", "access_log": False}
     if workers > 1:
