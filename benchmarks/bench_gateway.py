@@ -628,7 +628,7 @@ def decision_path(calls: int) -> dict[str, Any]:
             upstream_body(body, req, MAX_TOKENS)
             t0 = ns()
             started = dt.datetime.now(dt.UTC)
-            account_id = gw.identify(request)
+            account_id = await gw.identify(request)
             assert account_id == ACCOUNT
             t1 = ns()
             account = gw.directory.account(account_id, started)

@@ -44,7 +44,8 @@ from distillguard.gateway.api import (
     usage_of,
 )
 from distillguard.gateway.bus import DecisionBus
-from distillguard.gateway.directory import Account, Directory
+from distillguard.gateway.directory import Account, Directory, hash_key
+from distillguard.gateway.directory_sync import DirectoryStoreDown, DirectorySync
 from distillguard.gateway.live import LiveVerdicts
 from distillguard.gateway.logs import FIELDS
 from distillguard.gateway.policy_file import AccountFacts, GatewayPolicy, RequestFacts, Verdict
@@ -83,6 +84,8 @@ class Metrics:
         self.live_flagged = Gauge("dg_live_accounts_acted_on", "Accounts the live hunt acts on", registry=r)
         self.bus_errors = Gauge("dg_decision_bus_errors", "Decision fan-out errors (Redis pub/sub)", registry=r)
         self.remote = Gauge("dg_remote_verdicts", "Verdicts received from other replicas", registry=r)
+        self.directory_errors = Gauge("dg_directory_sync_errors", "Key and account sync errors (Redis)", registry=r)
+        self.directory_lookups = Gauge("dg_directory_key_lookups", "Locally unknown keys looked up in Redis", registry=r)
 
 
 @dataclass
@@ -99,6 +102,7 @@ class Gateway:
     upstream_key: str | None = None
     timeout_s: float = 600.0
     bus: DecisionBus | None = None
+    directory_sync: DirectorySync | None = None  # keys and accounts shared through Redis
     metrics: Metrics = field(default_factory=Metrics)
     http_client: str = "aiohttp"  # the library the upstream is called with (gateway/upstream.py)
     client: Upstream | None = None
@@ -111,6 +115,8 @@ class Gateway:
             self.live.start()
         if self.bus is not None:
             self.bus.start()
+        if self.directory_sync is not None:
+            await self.directory_sync.start()
 
     async def shutdown(self) -> None:
         if self._pending:
@@ -121,12 +127,14 @@ class Gateway:
             self.live.close()
         if self.bus is not None:
             self.bus.close()
+        if self.directory_sync is not None:
+            await self.directory_sync.close()
         if self.sink is not None:
             self.sink.close()
         await self.store.close()
 
     # -- identity and decision -------------------------------------------------------------
-    def identify(self, request: Request) -> str | None:
+    async def identify(self, request: Request) -> str | None:
         header = self.policy.identity_header
         if header:
             return request.headers.get(header) or None
@@ -134,7 +142,11 @@ class Gateway:
         auth = request.headers.get("authorization", "")
         if not key and auth.lower().startswith("bearer "):
             key = auth[7:].strip()
-        return self.directory.account_for_key(key) if key else None
+        if not key:
+            return None
+        if self.directory_sync is not None:  # memory first; a key made elsewhere a moment ago: Redis once
+            return await self.directory_sync.account_for_key(key)
+        return self.directory.account_for_key(key)
 
     def decide(self, account: Account, facts: AccountFacts, request: Request) -> tuple[Verdict, str | None]:
         """The action for this request and the cluster whose budget it shares (if any)."""
@@ -159,7 +171,7 @@ class Gateway:
             req = parse_chat(body, flavor)
         except ApiError as e:
             return self._refuse(flavor, e.status, e.code, e.message, param=e.param)
-        account_id = self.identify(request)
+        account_id = await self.identify(request)
         if account_id is None:
             return self._refuse(flavor, 401, "invalid_api_key", "unknown or missing API key")
         account = self.directory.account(account_id, started)
@@ -384,7 +396,7 @@ def create_app(gw: Gateway) -> Starlette:
 
     async def models(request: Request) -> Response:
         flavor: Flavor = "anthropic" if "anthropic-version" in request.headers else "openai"
-        if gw.identify(request) is None:
+        if await gw.identify(request) is None:
             return gw._refuse(flavor, 401, "invalid_api_key", "unknown or missing API key")
         assert gw.client is not None
         try:
@@ -408,6 +420,9 @@ def create_app(gw: Gateway) -> Starlette:
             m.remote.set(len(gw.live.remote))
         if gw.bus is not None:
             m.bus_errors.set(gw.bus.errors)
+        if gw.directory_sync is not None:
+            m.directory_errors.set(gw.directory_sync.errors)
+            m.directory_lookups.set(gw.directory_sync.lookups)
         return Response(generate_latest(m.registry), media_type="text/plain; version=0.0.4")
 
     def admin_ok(request: Request) -> bool:
@@ -421,18 +436,47 @@ def create_app(gw: Gateway) -> Starlette:
             data = orjson.loads(await request.body())
             if not isinstance(data, Mapping) or not isinstance(data.get("account_id"), str):
                 raise ValueError("account_id: expected a string")
-            account = gw.directory.upsert(Account.from_row(data))
+            account = Account.from_row(data)
         except (ValueError, TypeError, KeyError) as e:
             return JSONResponse({"error": f"bad account: {e}"}, status_code=400)
+        try:
+            account = await gw.directory_sync.upsert(account) if gw.directory_sync else gw.directory.upsert(account)
+        except DirectoryStoreDown as e:
+            return store_down(e)
         return JSONResponse({"account_id": account.account_id, "plan": account.plan}, status_code=201)
 
     async def admin_keys(request: Request) -> Response:
         if not admin_ok(request):
             return JSONResponse({"error": "admin token required"}, status_code=401)
         account_id = request.path_params["account_id"]
-        if account_id not in gw.directory.accounts:
+        try:
+            if gw.directory_sync is not None:
+                key = await gw.directory_sync.new_key(account_id)
+            else:
+                key = gw.directory.new_key(account_id) if account_id in gw.directory.accounts else None
+        except DirectoryStoreDown as e:
+            return store_down(e)
+        if key is None:
             return JSONResponse({"error": f"no account {account_id!r}"}, status_code=404)
-        return JSONResponse({"account_id": account_id, "key": gw.directory.new_key(account_id)}, status_code=201)
+        return JSONResponse({"account_id": account_id, "key": key, "key_sha256": hash_key(key)}, status_code=201)
+
+    async def admin_revoke(request: Request) -> Response:
+        if not admin_ok(request):
+            return JSONResponse({"error": "admin token required"}, status_code=401)
+        sha = request.path_params["key_sha256"].lower()
+        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            return JSONResponse({"error": "key_sha256: expected the key's SHA-256 as 64 hex digits"}, status_code=400)
+        try:
+            found = await gw.directory_sync.revoke_key(sha) if gw.directory_sync else gw.directory.revoke_key(sha)
+        except DirectoryStoreDown as e:
+            return store_down(e)
+        if not found:
+            return JSONResponse({"error": "no such key"}, status_code=404)
+        return JSONResponse({"key_sha256": sha, "revoked": True})
+
+    def store_down(e: DirectoryStoreDown) -> Response:
+        # As the chat API does for a quota store that is down: 429 with a reason code, not a 5xx.
+        return JSONResponse({"error": str(e), "code": "state_store_down"}, status_code=429, headers={"retry-after": "1"})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -450,6 +494,7 @@ def create_app(gw: Gateway) -> Starlette:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/admin/accounts", admin_accounts, methods=["POST"]),
         Route("/admin/accounts/{account_id}/keys", admin_keys, methods=["POST"]),
+        Route("/admin/keys/{key_sha256}", admin_revoke, methods=["DELETE"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gateway = gw

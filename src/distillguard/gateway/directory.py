@@ -17,13 +17,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["Account", "Directory", "hash_key"]
+__all__ = ["Account", "Directory", "generate_key", "hash_key"]
 
 KEY_PREFIX = "dg-"
+KEY_LENGTH = len(KEY_PREFIX) + 43  # token_urlsafe(32): 43 characters
 
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def generate_key() -> str:
+    """A fresh gateway key: the prefix and 256 random bits."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
 @dataclass(frozen=True)
@@ -57,14 +63,26 @@ class Account:
             email_domain=domain,
         )
 
+    def to_row(self) -> dict[str, Any]:
+        """The fields that are set, as JSON-ready values (``from_row`` reads them back)."""
+        row: dict[str, Any] = {"account_id": self.account_id, "verified": self.verified, "paid": self.paid}
+        if self.created_at is not None:
+            row["created_at"] = self.created_at.isoformat()
+        for name in ("plan", "org_id", "email_domain"):
+            if getattr(self, name) is not None:
+                row[name] = getattr(self, name)
+        return row
+
 
 @dataclass
 class Directory:
     """Accounts by id and key hashes to account ids, in process.
 
-    Several replicas share keys and accounts through the admin API of each, or by loading
-    one accounts file at start (``--accounts``); an account unknown to the directory but
-    named by a trusted header gets the default plan and is treated as new.
+    Several replicas share accounts by loading one accounts file at start (``--accounts``),
+    and with ``state.store: redis`` whatever any replica's admin API writes: each process's
+    directory is then a local copy kept in step by ``directory_sync.DirectorySync``. An
+    account unknown to the directory but named by a trusted header gets the default plan
+    and is treated as new.
     """
 
     accounts: dict[str, Account] = field(default_factory=dict)
@@ -87,12 +105,16 @@ class Directory:
 
     def new_key(self, account_id: str) -> str:
         """A fresh key for ``account_id`` (returned once, kept hashed)."""
-        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        key = generate_key()
         self.keys[hash_key(key)] = account_id
         return key
 
     def add_key(self, key: str, account_id: str) -> None:
         self.keys[hash_key(key)] = account_id
+
+    def revoke_key(self, key_sha256: str) -> bool:
+        """Forget a key by its SHA-256 (hex); False when it was not known."""
+        return self.keys.pop(key_sha256, None) is not None
 
     def account_for_key(self, key: str) -> str | None:
         return self.keys.get(hash_key(key))

@@ -3,7 +3,8 @@
 ``--workers N`` runs N processes; uvicorn then needs an import string, so the settings travel
 to each worker as JSON in the ``DISTILLGUARD_GATEWAY`` environment variable and
 :func:`app_from_env` builds the app there. With several workers or replicas, quotas must live
-in Redis (``state.store: redis`` in the policy): in-process counters are per process.
+in Redis (``state.store: redis`` in the policy): in-process counters are per process. The same Redis then shares the keys and
+accounts made through any replica's admin API (``directory_sync.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from distillguard.errors import ConfigError
 from distillguard.gateway.app import Gateway, create_app
 from distillguard.gateway.bus import DecisionBus
 from distillguard.gateway.directory import Directory
+from distillguard.gateway.directory_sync import DirectorySync
 from distillguard.gateway.live import LiveScorer, LiveVerdicts
 from distillguard.gateway.logs import configure as configure_logs
 from distillguard.gateway.policy_file import GatewayPolicy
@@ -86,9 +88,11 @@ def build_gateway(s: GatewaySettings) -> Gateway:
     sink = ExchangeSink(s.sink) if s.sink else None
     # Several replicas on one Redis: each one's verdicts reach the others (gateway/bus.py).
     bus = DecisionBus(policy.store_url, live) if live is not None and policy.store == "redis" else None
+    # ... and keys and accounts made through any replica's admin API reach all (gateway/directory_sync.py).
+    sync = DirectorySync(policy.store_url, directory) if policy.store == "redis" else None
     admin = s.admin_token or os.environ.get("DISTILLGUARD_ADMIN_TOKEN")
     upstream_key = s.upstream_key or os.environ.get("DISTILLGUARD_UPSTREAM_KEY")
-    return Gateway(s.upstream, policy, store, directory, sink, live, admin, upstream_key, s.timeout_s, bus, http_client=s.http_client)
+    return Gateway(s.upstream, policy, store, directory, sink, live, admin, upstream_key, s.timeout_s, bus, sync, http_client=s.http_client)
 
 
 def app_from_env() -> Starlette:
