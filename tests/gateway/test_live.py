@@ -14,6 +14,16 @@ from distillguard.hunt.detector import HuntDetector
 from tests.hunt.population import population
 
 
+def batch_decisions(exchanges: pl.DataFrame, accounts: pl.DataFrame) -> dict[str, str]:
+    """The batch hunt's decisions other than allow, by account: what live scoring must equal."""
+    batch = HuntDetector()
+    batch.observe_accounts(accounts.to_arrow())
+    batch.observe(exchanges.to_arrow())
+    t = pl.from_arrow(batch.flags())
+    assert isinstance(t, pl.DataFrame)
+    return dict(t.filter(pl.col("decision") != "allow").select("account_id", "decision").iter_rows())
+
+
 def test_rows_fed_one_by_one_give_the_batch_hunts_decisions() -> None:
     ex, acc, arche = population(seed=3)
     live = LiveScorer(every_s=3600)
@@ -22,14 +32,8 @@ def test_rows_fed_one_by_one_give_the_batch_hunts_decisions() -> None:
     for r in ex.iter_rows(named=True):
         live.observe(r)
     live.rescore()
-    batch = HuntDetector()
-    batch.observe_accounts(acc.to_arrow())
-    batch.observe(ex.to_arrow())
-    t = pl.from_arrow(batch.flags())
-    assert isinstance(t, pl.DataFrame)
-    expected = dict(t.filter(pl.col("decision") != "allow").select("account_id", "decision").iter_rows())
     got = {a: v.decision for a, v in live.live.items()}
-    assert got == expected
+    assert got == batch_decisions(ex, acc)
     campaign = {a for a, k in arche.items() if k == "naive_scraper"}
     assert campaign and campaign <= {a for a, v in live.live.items() if v.flagged}
     assert live.rescores == 1 and live.rescore_seconds is not None

@@ -12,12 +12,11 @@ import time
 from pathlib import Path
 
 import httpx
-import polars as pl
 import pytest
 
 from distillguard.gateway.directory import Account
 from distillguard.gateway.scorer import ScorerClient, ScorerProcess
-from distillguard.hunt.detector import HuntDetector
+from tests.gateway.test_live import batch_decisions
 from tests.hunt.population import population
 
 
@@ -30,12 +29,7 @@ def _wait(cond: object, seconds: float = 60.0) -> None:
 
 def test_two_workers_traffic_is_scored_as_one_and_both_get_the_batch_hunts_verdicts() -> None:
     ex, acc, arche = population(seed=3)
-    batch = HuntDetector()
-    batch.observe_accounts(acc.to_arrow())
-    batch.observe(ex.to_arrow())
-    t = pl.from_arrow(batch.flags())
-    assert isinstance(t, pl.DataFrame)
-    expected = dict(t.filter(pl.col("decision") != "allow").select("account_id", "decision").iter_rows())
+    expected = batch_decisions(ex, acc)
     assert expected
 
     with ScorerProcess(every_s=1.0) as proc:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import polars as pl
 
@@ -144,7 +144,7 @@ class LiveVerdicts:
                 self._watched[p] = -1.0
         self.imported = merged
 
-    def start(self) -> LiveVerdicts:
+    def start(self) -> Self:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="live-scorer", daemon=True)
             self._thread.start()

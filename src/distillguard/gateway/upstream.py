@@ -11,7 +11,8 @@ raw bytes, and both turn their library's failures into one :class:`UpstreamError
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Literal, Protocol
 
 import aiohttp
@@ -74,7 +75,43 @@ def make_upstream(client: str, base_url: str, timeout_s: float) -> Upstream:
     raise ValueError(f"upstream client: expected one of {', '.join(CLIENTS)}, got {client!r}")
 
 
+Failures = tuple[type[BaseException], ...]
+
+
+@contextlib.contextmanager
+def _failures(timeout: Failures, unreachable: Failures, broken: Failures) -> Iterator[None]:
+    """One library's exceptions as :class:`UpstreamError` kinds (first match wins)."""
+    try:
+        yield
+    except timeout as e:
+        raise UpstreamError("timeout", "no answer in time") from e
+    except unreachable as e:
+        raise UpstreamError("unreachable", type(e).__name__) from e
+    except broken as e:
+        raise UpstreamError("reset", type(e).__name__) from e
+
+
+class _Client:
+    """``post`` and ``get`` over one library's ``_send``."""
+
+    async def _send(self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]) -> UpstreamReply:
+        raise NotImplementedError
+
+    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> UpstreamReply:
+        return await self._send("POST", path, body, headers)
+
+    async def get(self, path: str, headers: Mapping[str, str]) -> tuple[int, bytes]:
+        reply = await self._send("GET", path, None, headers)
+        try:
+            return reply.status, await reply.read()
+        finally:
+            await reply.close()
+
+
 # -- aiohttp ---------------------------------------------------------------------------------
+
+_AIOHTTP_SEND: tuple[Failures, Failures, Failures] = ((TimeoutError,), (aiohttp.ClientConnectorError,), (aiohttp.ClientError,))
+_AIOHTTP_BODY: tuple[Failures, Failures, Failures] = ((), (), (aiohttp.ClientError, TimeoutError))
 
 
 class _AiohttpReply:
@@ -84,17 +121,13 @@ class _AiohttpReply:
         self.headers = list(resp.headers.items())
 
     async def read(self) -> bytes:
-        try:
+        with _failures(*_AIOHTTP_BODY):
             return await self._resp.read()
-        except (TimeoutError, aiohttp.ClientError) as e:
-            raise UpstreamError("reset", type(e).__name__) from e
 
     async def iter_raw(self) -> AsyncIterator[bytes]:
-        try:
+        with _failures(*_AIOHTTP_BODY):
             async for chunk in self._resp.content.iter_any():
                 yield chunk
-        except (TimeoutError, aiohttp.ClientError) as e:
-            raise UpstreamError("reset", type(e).__name__) from e
 
     async def close(self) -> None:
         if self._resp.content.at_eof():
@@ -103,7 +136,7 @@ class _AiohttpReply:
             self._resp.close()  # unfinished: drop the connection so the upstream stops
 
 
-class AiohttpUpstream:
+class AiohttpUpstream(_Client):
     """aiohttp's client session: keep-alive pool, no limit per host, the gateway's timeouts
     per connect and per read (a stream may last long, but never stall that long)."""
 
@@ -120,47 +153,22 @@ class AiohttpUpstream:
             connector=connector, timeout=timeout, auto_decompress=True, skip_auto_headers=("User-Agent",)
         )
 
-    def _s(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("the upstream client is not started")
-        return self._session
-
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
 
-    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> UpstreamReply:
-        session = self._s()
-        try:
-            resp = await session.post(self.base_url + path, data=body, headers=dict(headers))
-        except TimeoutError as e:
-            raise UpstreamError("timeout", "no answer in time") from e
-        except aiohttp.ClientConnectorError as e:
-            raise UpstreamError("unreachable", type(e).__name__) from e
-        except aiohttp.ClientError as e:
-            raise UpstreamError("reset", type(e).__name__) from e
+    async def _send(self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]) -> UpstreamReply:
+        if self._session is None:
+            raise RuntimeError("the upstream client is not started")
+        with _failures(*_AIOHTTP_SEND):
+            resp = await self._session.request(method, self.base_url + path, data=body, headers=dict(headers))
         return _AiohttpReply(resp)
-
-    async def get(self, path: str, headers: Mapping[str, str]) -> tuple[int, bytes]:
-        reply = await self._get(path, headers)
-        try:
-            return reply.status, await reply.read()
-        finally:
-            await reply.close()
-
-    async def _get(self, path: str, headers: Mapping[str, str]) -> _AiohttpReply:
-        session = self._s()
-        try:
-            return _AiohttpReply(await session.get(self.base_url + path, headers=dict(headers)))
-        except TimeoutError as e:
-            raise UpstreamError("timeout", "no answer in time") from e
-        except aiohttp.ClientConnectorError as e:
-            raise UpstreamError("unreachable", type(e).__name__) from e
-        except aiohttp.ClientError as e:
-            raise UpstreamError("reset", type(e).__name__) from e
 
 
 # -- httpx -----------------------------------------------------------------------------------
+
+_HTTPX_SEND: tuple[Failures, Failures, Failures] = ((httpx.TimeoutException,), (httpx.ConnectError,), (httpx.HTTPError,))
+_HTTPX_BODY: tuple[Failures, Failures, Failures] = ((), (), (httpx.HTTPError,))
 
 
 class _HttpxReply:
@@ -170,23 +178,19 @@ class _HttpxReply:
         self.headers = list(resp.headers.items())
 
     async def read(self) -> bytes:
-        try:
+        with _failures(*_HTTPX_BODY):
             return await self._resp.aread()
-        except httpx.HTTPError as e:
-            raise UpstreamError("reset", type(e).__name__) from e
 
     async def iter_raw(self) -> AsyncIterator[bytes]:
-        try:
+        with _failures(*_HTTPX_BODY):
             async for chunk in self._resp.aiter_raw():
                 yield chunk
-        except httpx.HTTPError as e:
-            raise UpstreamError("reset", type(e).__name__) from e
 
     async def close(self) -> None:
         await self._resp.aclose()
 
 
-class HttpxUpstream:
+class HttpxUpstream(_Client):
     """httpx's async client (the gateway's first client; kept to compare against)."""
 
     def __init__(self, base_url: str, timeout_s: float) -> None:
@@ -198,35 +202,13 @@ class HttpxUpstream:
         limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
         self._client = httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s, limits=limits)
 
-    def _c(self) -> httpx.AsyncClient:
-        if self._client is None:
-            raise RuntimeError("the upstream client is not started")
-        return self._client
-
     async def close(self) -> None:
         if self._client is not None:
             await self._client.aclose()
 
-    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> UpstreamReply:
-        client = self._c()
-        try:
-            req = client.build_request("POST", path, content=body, headers=dict(headers))
-            return _HttpxReply(await client.send(req, stream=True))
-        except httpx.TimeoutException as e:
-            raise UpstreamError("timeout", "no answer in time") from e
-        except httpx.ConnectError as e:
-            raise UpstreamError("unreachable", type(e).__name__) from e
-        except httpx.TransportError as e:
-            raise UpstreamError("reset", type(e).__name__) from e
-
-    async def get(self, path: str, headers: Mapping[str, str]) -> tuple[int, bytes]:
-        client = self._c()
-        try:
-            r = await client.get(path, headers=dict(headers))
-        except httpx.TimeoutException as e:
-            raise UpstreamError("timeout", "no answer in time") from e
-        except httpx.ConnectError as e:
-            raise UpstreamError("unreachable", type(e).__name__) from e
-        except httpx.HTTPError as e:
-            raise UpstreamError("reset", type(e).__name__) from e
-        return r.status_code, r.content
+    async def _send(self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]) -> UpstreamReply:
+        if self._client is None:
+            raise RuntimeError("the upstream client is not started")
+        with _failures(*_HTTPX_SEND):
+            req = self._client.build_request(method, path, content=body, headers=dict(headers))
+            return _HttpxReply(await self._client.send(req, stream=True))
