@@ -52,6 +52,7 @@ import json
 import math
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -119,7 +120,9 @@ class Stack:
 
 
 @contextlib.contextmanager
-def stack(policies: list[str], *, rescore_s: float = 60.0) -> Iterator[Stack]:
+def stack(
+    policies: list[str], *, rescore_s: float = 60.0, keep_logs: Path | None = None
+) -> Iterator[Stack]:
     """Start Redis, ``distillguard mock-upstream`` and one ``distillguard serve`` per policy
     (started side by side: each takes seconds to import); stop them all afterwards."""
     with tempfile.TemporaryDirectory(prefix="dg-quota-trial-") as tmp_name:
@@ -157,6 +160,10 @@ def stack(policies: list[str], *, rescore_s: float = 60.0) -> Iterator[Stack]:
             for server in servers:
                 server.stop()
             redis.stop()
+            if keep_logs is not None:  # the servers' own output, to look into what a run found
+                keep_logs.mkdir(parents=True, exist_ok=True)
+                for log in tmp.glob("*.log"):
+                    shutil.copy(log, keep_logs / log.name)
 
 
 # ------------------------------------------------------------------------------------ requests
@@ -297,9 +304,9 @@ class TrialResult:
     quota: int
     served_input: int
     served_output: int
-    used: int  # the Redis store's usage() once quiet
+    used: int  # the Redis store's usage() once the mock is quiet
     reserved: int  # ... and what it still held reserved (0 when every grant settled)
-    quiet: bool  # nothing in flight at the mock and nothing reserved, within the deadline
+    quiet: bool  # nothing in flight at the mock within the deadline: served is final
     crossed_midnight: bool
     statuses: dict[str, int]  # final answers by status ("0": no answer)
     attempts: dict[str, int]  # every attempt by status
@@ -316,8 +323,8 @@ class TrialResult:
 
     @property
     def holds(self) -> bool:
-        five_xx = sum(n for s, n in self.attempts.items() if s.startswith("5"))
-        return self.quiet and self.served <= self.quota and self.used <= self.quota and five_xx == 0
+        """Nothing granted beyond the quota: served (final) and the store's count both within it."""
+        return self.quiet and self.served <= self.quota and self.used + self.reserved <= self.quota
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -329,15 +336,20 @@ class TrialResult:
 
 async def quiet(client: httpx.AsyncClient, mock_url: str, store: RedisQuotaStore, account: str,
                 at: float, deadline_s: float) -> tuple[dict[str, Any], dict[str, int], bool]:  # fmt: skip
-    """Wait (bounded) until the mock has nothing in flight and the store nothing reserved."""
+    """Wait (bounded) until the mock has nothing in flight, then (a few seconds at most) until
+    the store holds nothing reserved: a reserve call that timed out in the gateway may still have
+    run in Redis, and that reservation stays until its ttl (600 s), so it is reported, not awaited."""
     deadline = time.monotonic() + deadline_s
-    while True:
-        stats = await mock_stats(client, mock_url)
-        usage = await store.usage(f"acct:{account}", now=at)
-        done = stats["in_flight"] == 0 and usage["reserved"] == 0
-        if done or time.monotonic() > deadline:
-            return stats, usage, done
+    while (stats := await mock_stats(client, mock_url))[
+        "in_flight"
+    ] and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
+    settle_deadline = time.monotonic() + 3
+    while (usage := await store.usage(f"acct:{account}", now=at))[
+        "reserved"
+    ] and time.monotonic() < settle_deadline:
+        await asyncio.sleep(0.02)
+    return stats, usage, stats["in_flight"] == 0
 
 
 async def run_trial(client: httpx.AsyncClient, st: Stack, store: RedisQuotaStore, index: int, seed: int,
@@ -387,15 +399,28 @@ def summarize_trials(trials: list[TrialResult]) -> dict[str, Any]:
         total.update(t.statuses)
         attempts.update(t.attempts)
         codes.update(t.codes)
-    over = [t.trial for t in counted if t.served > t.quota or t.used > t.quota]
+    over = [t.trial for t in counted if t.served > t.quota or t.used + t.reserved > t.quota]
     return {
         "trials": len(counted),
         "trials_crossing_utc_midnight_left_out": len(trials) - len(counted),
         "trials_over_quota": over,
         "trials_not_quiet": [t.trial for t in counted if not t.quiet],
-        "max_tokens_over_quota": max((t.served - t.quota for t in counted), default=0),
+        # reservations left in Redis after every answer: reserve calls that timed out in the
+        # gateway (refused as state_store_down) yet ran in Redis, or settles that timed out
+        "trials_with_reservations_left": {
+            t.trial: {
+                "reserved": t.reserved,
+                "used_share": round(t.served / t.quota, 4),
+                "state_store_down": t.codes.get("state_store_down", 0),
+            }
+            for t in counted
+            if t.reserved
+        },
+        "trials_with_state_store_down": sum("state_store_down" in t.codes for t in counted),
         "max_served_minus_quota": max((t.served - t.quota for t in counted), default=0),
-        "max_used_minus_quota": max((t.used - t.quota for t in counted), default=0),
+        "max_used_plus_reserved_minus_quota": max(
+            (t.used + t.reserved - t.quota for t in counted), default=0
+        ),
         "trials_where_gateway_counted_less_than_served": sum(t.used < t.served for t in counted),
         "used_share": {
             "min": round(min(shares), 4),
@@ -410,6 +435,9 @@ def summarize_trials(trials: list[TrialResult]) -> dict[str, Any]:
         "attempts_by_status": dict(attempts),
         "refusal_codes": dict(codes),
         "five_xx": sum(n for s, n in attempts.items() if s.startswith("5")),
+        "five_xx_codes": {
+            c: n for c, n in codes.items() if c.startswith("upstream") or c.startswith("gateway")
+        },
         "no_answer": attempts.get("0", 0),
         "requests": sum(t.requests for t in counted),
         "streams": sum(t.streams for t in counted),
@@ -612,6 +640,7 @@ def main() -> None:
     ap.add_argument("--fault-only", action="store_true", help="only the store-fault runs")
     ap.add_argument("--no-fault", action="store_true", help="only the quota trials")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--logs", type=Path, help="keep the servers' logs in this folder")
     args = ap.parse_args()
     command = "PYTHONPATH=src python benchmarks/bench_gateway_quota.py " + " ".join(sys.argv[1:])
     common = {"command": command, "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -619,7 +648,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.fault_only:
         policy = policy_yaml("{redis_url}", daily_tokens=args.quota, on_store_error="closed")
-        with stack([policy] * args.replicas) as st:
+        with stack([policy] * args.replicas, keep_logs=args.logs) as st:
             trials, elapsed = asyncio.run(quota_trials(
                 st, trials=args.trials, quota=args.quota, concurrency=args.concurrency, seed=args.seed,
                 timeout_s=args.timeout, max_s=args.max_minutes * 60, progress=True,
@@ -665,7 +694,7 @@ def main() -> None:
                     for m in ("closed", "closed", "open", "open")]  # fmt: skip
         runs = []
         for kind in ("kill", "hang"):
-            with stack(policies) as st:
+            with stack(policies, keep_logs=args.logs and args.logs / kind) as st:
                 runs.append(
                     asyncio.run(store_fault(st, ["closed", "closed", "open", "open"], kind=kind))
                 )
