@@ -269,6 +269,28 @@ def test_counts_requests_and_client_cancelled_streams() -> None:
         assert stats.requests == 1 and stats.streams_started == 1 and stats.streams_completed == 0
 
 
+def test_counts_tokens_served_and_serves_them_at_stats() -> None:
+    """Input and output tokens equal the usage it reported; a cancelled stream counts what it sent
+    (at least what the client read, never its whole reply); /_stats shows the same counters."""
+    app = create_mock_app(MockConfig(latency_ms=0, tokens_per_s=100))
+    with serve(app) as url:
+        client = openai.OpenAI(api_key="test", base_url=f"{url}/v1", max_retries=0)
+        whole = client.chat.completions.create(model="m", messages=_user("Tell me about rivers."), max_tokens=9)
+        stats: MockStats = app.state.stats
+        assert whole.usage is not None
+        assert (stats.input_tokens, stats.output_tokens) == (whole.usage.prompt_tokens, whole.usage.completion_tokens)
+        stream = client.chat.completions.create(model="m", messages=_user("A long story."), max_tokens=300, stream=True)
+        read = [next(iter(stream)) for _ in range(3)]  # the role chunk, then two tokens
+        stream.close()
+        assert read[2].choices[0].delta.content
+        assert _wait_for(lambda: stats.streams_cancelled == 1 and stats.in_flight == 0)
+        sent = stats.output_tokens - whole.usage.completion_tokens
+        assert 2 <= sent < 300
+        served = httpx.get(f"{url}/_stats").json()
+        assert served["output_tokens"] == stats.output_tokens and served["input_tokens"] == stats.input_tokens
+        assert served["in_flight"] == 0 and served["requests"] == 2 and served["streams_cancelled"] == 1
+
+
 def test_models_in_both_formats(oai: openai.OpenAI, ant: anthropic.Anthropic, mock: tuple[str, MockStats]) -> None:
     assert [m.id for m in oai.models.list()] == list(MOCK_MODELS)
     listed = ant.models.list()

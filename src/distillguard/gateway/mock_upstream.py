@@ -1,7 +1,8 @@
 """A stand-in model that speaks both chat APIs, for demos and tests: no real model can be served here.
 
 :func:`create_mock_app` returns a Starlette app answering ``POST /v1/chat/completions`` (OpenAI),
-``POST /v1/messages`` (Anthropic), ``GET /v1/models`` and ``GET /healthz``, so the official SDKs
+``POST /v1/messages`` (Anthropic), ``GET /v1/models``, ``GET /healthz`` and ``GET /_stats`` (its
+counters as JSON, for tests and benchmarks in other processes), so the official SDKs
 and the gateway can talk to it exactly as to a provider. Its replies are what a gateway has to
 handle: text that is deterministic for a prompt (words drawn by an RNG keyed on the seed and the
 request), of a realistic length capped by ``max_tokens`` (then stopping with ``length`` /
@@ -16,14 +17,17 @@ Faults are asked for per request with the header ``x-mock-fault``, or drawn at r
 - ``drop``: a stream stops half way, without its final events (a plain response is cut half way);
 - ``reset``: the connection is closed without any response (under uvicorn).
 
-``app.state.stats`` (:class:`MockStats`) counts requests, faults and streams, including the streams
-the client cancelled, so tests can check that the gateway closes what its clients close.
+``app.state.stats`` (:class:`MockStats`, also at ``GET /_stats``) counts requests, faults and streams,
+including the streams the client cancelled, so tests can check that the gateway closes what its
+clients close; and the tokens it served (input it was asked to process, output it actually sent,
+cancelled streams included), a ground truth for quota checks that does not come from the gateway.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import math
 import random
@@ -98,7 +102,16 @@ class MockConfig:
 
 @dataclass
 class MockStats:
-    """What the mock saw: every request, the faults it played, and how its streams ended."""
+    """What the mock saw: every request, the faults it played, how its streams ended, and the
+    tokens it served.
+
+    ``input_tokens`` sums the input of every request it began to answer (counted before the
+    first byte, so a reply the client abandons still counts); ``output_tokens`` sums the output
+    tokens it sent: a plain reply's all, a stream's as each token's event is handed to the server
+    (a cancelled or dropped stream counts what it sent before it ended). Both are upper bounds of
+    what a client received, which is the side a quota check must err on. ``in_flight``: chat
+    requests not finished yet (streams until they end), so a reader can wait until it is 0.
+    """
 
     requests: int = 0
     streams_started: int = 0
@@ -106,6 +119,9 @@ class MockStats:
     streams_dropped: int = 0
     streams_cancelled: int = 0
     faults: dict[str, int] = field(default_factory=dict)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    in_flight: int = 0
 
 
 @dataclass(frozen=True)
@@ -131,6 +147,7 @@ def create_mock_app(config: MockConfig | None = None) -> Starlette:
             Route("/v1/messages", mock.anthropic, methods=["POST"]),
             Route("/v1/models", mock.models, methods=["GET"]),
             Route("/healthz", mock.health, methods=["GET"]),
+            Route("/_stats", mock.stats_json, methods=["GET"]),
         ]
     )
     app.state.stats = mock.stats
@@ -157,6 +174,9 @@ class _Mock:
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def stats_json(self, request: Request) -> Response:
+        return JSONResponse(dataclasses.asdict(self.stats))
+
     async def models(self, request: Request) -> Response:
         if "anthropic-version" in request.headers:
             data = [
@@ -175,6 +195,16 @@ class _Mock:
 
     async def _chat(self, request: Request, flavor: Flavor) -> Response:
         self.stats.requests += 1
+        self.stats.in_flight += 1
+        response: Response | None = None
+        try:
+            response = await self._answer(request, flavor)
+            return response
+        finally:  # a stream is in flight until it ends (_TrackedStream)
+            if not isinstance(response, _TrackedStream):
+                self.stats.in_flight -= 1
+
+    async def _answer(self, request: Request, flavor: Flavor) -> Response:
         try:
             body = await read_json(request)
             req = parse_chat(body, flavor)
@@ -194,6 +224,7 @@ class _Mock:
         stops = _stop_sequences(body, flavor)
         replies = [self._reply(req, c, stops) for c in range(req.n_choices)]
         input_tokens = math.ceil(req.input_bytes / 4) + 4 * req.n_messages
+        self.stats.input_tokens += input_tokens
         self._ids += 1
         reply_id = f"{'chatcmpl-' if flavor == 'openai' else 'msg_'}mock{self._ids:06d}"
         await asyncio.sleep(latency)
@@ -204,6 +235,7 @@ class _Mock:
             return _TrackedStream(events, self.stats, self.config.tokens_per_s, drop=fault == "drop")
         output_tokens = sum(len(r.pieces) for r in replies)
         await asyncio.sleep(output_tokens / self.config.tokens_per_s)
+        self.stats.output_tokens += output_tokens // 2 if fault == "drop" else output_tokens
         payload = orjson.dumps(
             _openai_body(req, replies, input_tokens, reply_id)
             if flavor == "openai"
@@ -369,6 +401,7 @@ class _TrackedStream(StreamingResponse):
                 wait = start + tokens / tokens_per_s - loop.time()
                 if wait > 0.001:
                     await asyncio.sleep(wait)
+                self._stats.output_tokens += 1
             yield event
         self._finished = True
 
@@ -377,6 +410,7 @@ class _TrackedStream(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
+            self._stats.in_flight -= 1
             if not self._finished:  # the client went away: close the generator now, not at GC
                 self._stats.streams_cancelled += 1
                 await self.body_iterator.aclose()  # type: ignore[attr-defined]
