@@ -360,3 +360,21 @@ def test_an_upstream_that_does_not_answer_in_time_gets_a_504_in_the_apis_shape(t
                        json={"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
         assert r.status_code == 504 and r.json()["type"] == "error" and "upstream_timeout" in r.json()["error"]["message"]
         assert asyncio.run(gw.store.usage(f"acct:{ACCOUNT}"))["reserved"] == 0
+
+
+def test_a_client_gone_before_its_body_arrived_is_no_server_error(mock: ServerThread, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+
+    with _Gw(mock, tmp_path) as (_, url), caplog.at_level(logging.ERROR):
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as s:
+            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                      + f"authorization: Bearer {KEY}\r\ncontent-length: 1000\r\n\r\n".encode() + b'{"model": "m"')  # fmt: skip
+        deadline = time.monotonic() + 5
+        while "499" not in httpx.get(url + "/metrics").text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert 'dg_requests_total{api="openai",status="499"} 1.0' in httpx.get(url + "/metrics").text
+        r = httpx.post(url + "/v1/chat/completions", headers={"authorization": f"Bearer {KEY}"},
+                       json={"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8})  # fmt: skip
+        assert r.status_code == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

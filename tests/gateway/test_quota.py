@@ -25,6 +25,7 @@ from distillguard.gateway.quota import (
     RedisQuotaStore,
     Refusal,
     StateStoreUnavailable,
+    _windows,
     make_store,
 )
 from tests.gateway.redis_server import RedisServer, have_redis_server
@@ -502,3 +503,37 @@ async def test_memory_store_does_not_keep_settled_reservations() -> None:
     (day_state,) = store._days.values()
     assert not day_state.pending
     assert len(day_state.deadlines) <= 65  # rebuilt once settled ids outnumber pending ones
+
+
+@needs_redis
+async def test_a_reserve_that_timed_out_but_ran_later_is_undone_once_the_store_answers() -> None:
+    with RedisServer() as server:
+        store = RedisQuotaStore(server.url, on_error="closed", timeout_s=0.2)
+        await granted(store, [acct()], 1)
+        server.pause()
+        try:  # the command is in the socket when Redis freezes: it runs when Redis wakes
+            outcome = await asyncio.wait_for(store.reserve([acct()], 300, now=NOW), timeout=10)
+        finally:
+            server.resume()
+        assert outcome == Refusal("state_store_down", "", 1.0)
+        await asyncio.sleep(0.2)
+        await granted(store, [acct()], 1)  # the store answers again: the cancel runs after this
+        assert store._cancelling is not None
+        await store._cancelling
+        assert store.cancels_undone == 1
+        usage = await store.usage(acct().key, now=NOW)
+        assert usage["reserved"] == 2 and usage["minute_tokens"] == 2 and usage["minute_requests"] == 2
+        await store.close()
+
+
+@needs_redis
+async def test_a_cancel_that_arrives_first_refuses_the_late_reserve() -> None:
+    with RedisServer() as server:
+        store = RedisQuotaStore(server.url, on_error="closed")
+        _, day, minute = _windows(NOW)
+        keys = [*store._keys([acct().key], day, minute), f"{store.key_prefix}x:g1"]
+        store._to_cancel.append((keys, "g1:50", 50))
+        assert await store.cancel_failed() == 0  # nothing had run: a marker is left
+        assert await store._reserve([acct()], 50, NOW, "g1") == Refusal("state_store_down", "", 1.0)
+        assert (await store.usage(acct().key, now=NOW))["reserved"] == 0
+        await store.close()

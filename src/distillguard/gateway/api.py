@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 __all__ = [
@@ -178,11 +178,14 @@ async def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[s
             )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise ApiError(413, "request_too_large", f"request body is over the limit of {max_bytes:,} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise ApiError(413, "request_too_large", f"request body is over the limit of {max_bytes:,} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone before its body arrived: nobody reads the answer, but never a crash
+        raise ApiError(499, "client_disconnected", "the client closed the connection before its request arrived") from None
     raw = b"".join(chunks)
     try:
         raw.decode("utf-8")

@@ -318,6 +318,7 @@ class GatewayPolicy:
     store: Literal["memory", "redis"]
     store_url: str
     on_store_error: Literal["closed", "open"]
+    store_timeout_s: float = 0.5
     source: str = field(default="policy", compare=False)
 
     # -- loading ---------------------------------------------------------------------------
@@ -598,7 +599,7 @@ _SCHEMA: dict[KeyPath, tuple[str, ...]] = {
     ("actions", "throttle"): ("share",),
     ("actions", "verify"): ("appeal_url",),
     ("actions", "block"): ("appeal_url",),
-    ("state",): ("store", "url", "on_store_error"),
+    ("state",): ("store", "url", "on_store_error", "timeout_ms"),
     ("risk",): tuple(f.name for f in fields(Policy)),
 }  # fmt: skip
 _OVERRIDE_KEYS = ("plan", *_LIMIT_KEYS, "action", "reason")
@@ -794,6 +795,7 @@ def _build(raw: Any, problems: _Problems) -> GatewayPolicy:
     store = r.choice(("state", "store"), state.get("store"), STORES)
     store_url = r.url(("state", "url"), state.get("url"), _REDIS_SCHEMES)
     on_error = r.choice(("state", "on_store_error"), state.get("on_store_error"), ON_STORE_ERROR)
+    timeout_ms = r.integer(("state", "timeout_ms"), state.get("timeout_ms", 500))
 
     if problems.issues:  # only when collecting: the caller reads problems.issues
         return _default_policy()
@@ -810,6 +812,7 @@ def _build(raw: Any, problems: _Problems) -> GatewayPolicy:
         store=cast(Literal["memory", "redis"], store),
         store_url=cast(str, store_url),
         on_store_error=cast(Literal["closed", "open"], on_error),
+        store_timeout_s=cast(int, timeout_ms) / 1000,
         source=problems.source,
     )
 

@@ -39,6 +39,7 @@ Refusal(reason='tokens_per_minute', bucket='acct:42', retry_after_s=59.0)
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import math
 import threading
@@ -410,6 +411,8 @@ def _day_number_of(day: str) -> int:
 #   <prefix>d:<bucket>:<day>     hash {used, reserved}           expires after the day + ttl + margin
 #   <prefix>m:<bucket>:<minute>  hash {tok, req}                 expires after the minute + 60 s
 #   <prefix>p:<bucket>:<day>     zset <grant id>:<tokens> -> deadline (reservations not settled)
+#   <prefix>x:<grant id>         a cancelled reservation (its reserve timed out): a late reserve
+#                                with this id charges nothing; expires after the reservation ttl
 # ``now`` comes from the caller (one clock for windows and deadlines, and tests can move it).
 
 _SWEEP_LUA = """
@@ -428,9 +431,10 @@ local function sweep(d, p, now)
 end
 """.replace("SWEEP_LIMIT", str(SWEEP_LIMIT))
 
+# KEYS: each bucket's three keys, then the grant's cancel marker.
 # ARGV: tokens, now, deadline, member, day key ttl, minute key ttl, then per bucket
 # daily_tokens, tokens_per_minute, requests_per_minute.
-# Returns {1} granted, {2} already granted (a retried call), or
+# Returns {1} granted, {2} already granted (a retried call), {3} cancelled before it ran, or
 # {0, bucket index, reason (1 daily, 2 per-minute tokens, 3 per-minute requests), in flight only}.
 _RESERVE_LUA = (
     _SWEEP_LUA
@@ -438,7 +442,8 @@ _RESERVE_LUA = (
 local tokens = tonumber(ARGV[1])
 local now = tonumber(ARGV[2])
 local member = ARGV[4]
-local n = #KEYS / 3
+local n = (#KEYS - 1) / 3
+if redis.call('EXISTS', KEYS[#KEYS]) == 1 then return {3} end
 if redis.call('ZSCORE', KEYS[3], member) then return {2} end
 for i = 1, n do
   local d, m, p = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
@@ -492,6 +497,28 @@ end
 return 0
 """
 
+# A reserve that timed out may still run (a hung Redis reads it when it wakes): undo it if it
+# ran, and leave a marker that refuses it if it has yet to. KEYS as for reserve; ARGV: member,
+# tokens, marker ttl. Returns 1 when a reservation was undone.
+_CANCEL_LUA = """
+local member = ARGV[1]
+local tokens = tonumber(ARGV[2])
+local undone = 0
+for i = 1, (#KEYS - 1) / 3 do
+  local d, m, p = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  if redis.call('ZREM', p, member) == 1 then
+    undone = 1
+    if redis.call('EXISTS', d) == 1 then redis.call('HINCRBY', d, 'reserved', -tokens) end
+    if redis.call('EXISTS', m) == 1 then
+      redis.call('HINCRBY', m, 'tok', -tokens)
+      redis.call('HINCRBY', m, 'req', -1)
+    end
+  end
+end
+redis.call('SET', KEYS[#KEYS], '1', 'EX', ARGV[3])
+return undone
+"""
+
 # KEYS: one bucket's three keys; ARGV: now. Returns {used, reserved, minute tokens, minute requests}.
 _USAGE_LUA = (
     _SWEEP_LUA
@@ -541,7 +568,7 @@ class RedisQuotaStore:
         on_error: OnError = "closed",
         key_prefix: str = "dg:",
         reservation_ttl_s: float = 600,
-        timeout_s: float = 0.25,
+        timeout_s: float = 0.5,
         max_connections: int = 16,
         pool_timeout_s: float = 2.0,
     ) -> None:
@@ -570,7 +597,11 @@ class RedisQuotaStore:
         self.timeout_s = float(timeout_s)
         self.errors = 0
         self.clamped = 0
+        self.cancels_undone = 0  # timed-out reserves that had run and were undone
         self._down = False
+        # Reserves that failed on a store fault, to cancel once the store answers again.
+        self._to_cancel: collections.deque[tuple[list[str], str, int]] = collections.deque(maxlen=100_000)
+        self._cancelling: asyncio.Task[int] | None = None
         try:
             pool = redis_asyncio.BlockingConnectionPool.from_url(
                 url,
@@ -588,6 +619,7 @@ class RedisQuotaStore:
         self._reserve_script: AsyncScript = self._client.register_script(_RESERVE_LUA)
         self._settle_script: AsyncScript = self._client.register_script(_SETTLE_LUA)
         self._usage_script: AsyncScript = self._client.register_script(_USAGE_LUA)
+        self._cancel_script: AsyncScript = self._client.register_script(_CANCEL_LUA)
 
     def __repr__(self) -> str:
         return (
@@ -607,7 +639,7 @@ class RedisQuotaStore:
         _check_request(buckets, tokens)
         now = time.time() if now is None else now
         day_number, day, minute = _windows(now)
-        keys = self._keys([b.key for b in buckets], day, minute)
+        keys = [*self._keys([b.key for b in buckets], day, minute), f"{self.key_prefix}x:{grant_id}"]
         day_ttl = math.ceil(
             (day_number + 1) * DAY_S - now + self.reservation_ttl_s + LATE_SETTLE_MARGIN_S
         )
@@ -628,12 +660,15 @@ class RedisQuotaStore:
             if not _is_store_fault(exc):
                 raise
             self._failed("reserve", exc)
+            self._to_cancel.append((keys, f"{grant_id}:{tokens}", tokens))
             if self.on_error == "closed":
                 return Refusal("state_store_down", "", STORE_DOWN_RETRY_S)
             return Grant(
                 OPEN_GRANT_PREFIX + grant_id, tokens, tuple(b.key for b in buckets), day, minute
             )
         self._recovered()
+        if int(reply[0]) == 3:
+            return Refusal("state_store_down", "", STORE_DOWN_RETRY_S)
         if int(reply[0]) != 0:
             return Grant(grant_id, tokens, tuple(b.key for b in buckets), day, minute)
         bucket_key = buckets[int(reply[1]) - 1].key
@@ -716,6 +751,26 @@ class RedisQuotaStore:
         if self._down:
             self._down = False
             log.warning("quota store %s answers again", self.url)
+        if self._to_cancel and (self._cancelling is None or self._cancelling.done()):
+            self._cancelling = asyncio.get_running_loop().create_task(self.cancel_failed())
+
+    async def cancel_failed(self) -> int:
+        """Cancel the reserves that failed on a store fault (off the request path, once the
+        store answers again); returns how many had run and were undone."""
+        undone = 0
+        marker_ttl = math.ceil(self.reservation_ttl_s + LATE_SETTLE_MARGIN_S)
+        while self._to_cancel:
+            keys, member, tokens = self._to_cancel[0]
+            try:
+                undone += int(await self._cancel_script(keys=keys, args=[member, tokens, marker_ttl]))
+            except Exception as exc:
+                if not _is_store_fault(exc):
+                    raise
+                self._failed("cancel", exc)
+                break
+            self._to_cancel.popleft()
+        self.cancels_undone += undone
+        return undone
 
 
 def _is_store_fault(exc: BaseException) -> bool:
@@ -725,7 +780,7 @@ def _is_store_fault(exc: BaseException) -> bool:
     return isinstance(exc, RedisError | OSError | asyncio.TimeoutError)
 
 
-def make_store(kind: str, url: str = "", on_error: str = "closed") -> QuotaStore:
+def make_store(kind: str, url: str = "", on_error: str = "closed", timeout_s: float = 0.5) -> QuotaStore:
     """Build a store from configuration: ``kind`` is ``"memory"`` or ``"redis"``.
 
     >>> make_store("memory", "", "closed")
@@ -739,5 +794,5 @@ def make_store(kind: str, url: str = "", on_error: str = "closed") -> QuotaStore
             raise ConfigError(
                 "url is required for a redis quota store, e.g. 'redis://127.0.0.1:6379/0'"
             )
-        return RedisQuotaStore(url, on_error="open" if on_error == "open" else "closed")
+        return RedisQuotaStore(url, on_error="open" if on_error == "open" else "closed", timeout_s=timeout_s)
     raise ConfigError(f"quota store kind must be 'memory' or 'redis', got {kind!r}")

@@ -62,7 +62,7 @@ class GatewaySettings:
 
 def build_gateway(s: GatewaySettings) -> Gateway:
     policy = GatewayPolicy.load(s.policy) if s.policy else GatewayPolicy.default()
-    store = make_store(policy.store, policy.store_url, policy.on_store_error)
+    store = make_store(policy.store, policy.store_url, policy.on_store_error, policy.store_timeout_s)
     directory = Directory()
     if s.accounts:
         from distillguard.io import LogReader
