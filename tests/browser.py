@@ -34,9 +34,10 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the session."""
+    """One headless Chromium per test module (not per session: while Playwright's sync API is
+    open, its event loop runs in the main thread and ``asyncio.run`` in later tests fails)."""
     path = chromium_path()
     if path is None:
         if os.environ.get("CI"):  # `make test` installs it: in CI a missing browser is a failure, not a skip

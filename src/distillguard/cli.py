@@ -339,9 +339,11 @@ def ui(
     except ValueError as e:
         raise ConfigError(f"--token: {e}") from None
     app_ = create_app(UiSettings(hunt=hunt, tokens=tokens, log=log, gateway=gateway))
-    console.print(f"distillguard dashboard on http://{host}:{port} for {hunt}")
+    console.print(f"distillguard dashboard on http://{host}:{port} for {escape(str(hunt))}", soft_wrap=True)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"warning: --host {escape(host)} serves the dashboard beyond this machine: put TLS in front of it", soft_wrap=True)
     if generated:
-        console.print(f"token (new; --token or ${ENV} to choose one): {generated}")
+        typer.echo(f"token (new; --token or ${ENV} to choose one): {generated}", err=True)
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 

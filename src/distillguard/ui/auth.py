@@ -41,8 +41,8 @@ def _digest(secret: str) -> bytes:
 class Tokens:
     """The accepted tokens.
 
-    >>> t = Tokens(["alice:s3cret-one", "s3cret-two"])
-    >>> t.match("s3cret-one"), t.match("s3cret-two"), t.match("nope")
+    >>> t = Tokens(["alice:first-s3cret", "second-s3cret"])
+    >>> t.match("first-s3cret"), t.match("second-s3cret"), t.match("nope")
     (Token(name='alice'), Token(name=None), None)
     """
 

@@ -35,9 +35,11 @@ def anchor_for(html: str, campaign: str) -> str | None:
 
     >>> anchor_for('<div id="overview"></div><section id="campaign-C001"><div id="C001-chart">', "C001")
     'C001-chart'
+    >>> anchor_for('<section id="campaign-C10">', "C1") is None
+    True
     """
-    key = campaign.lower()
-    ids = [i for i in _ID.findall(html) if key in i.lower()]
+    names = re.compile(rf"(?<![A-Za-z0-9]){re.escape(campaign)}(?![A-Za-z0-9])", re.IGNORECASE)  # C1, not C10
+    ids = [i for i in _ID.findall(html) if names.search(i)]
     return min(ids, key=lambda i: (len(i), i)) if ids else None
 
 
