@@ -29,6 +29,7 @@ lint: $(WM_STAMP)
 
 test: $(WM_STAMP)
 	bash scripts/redis-server.sh install  # the gateway's Redis tests start their own server on 127.0.0.1
+	bash scripts/chromium.sh install  # the dashboard's browser tests drive Debian's headless chromium
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q

@@ -3,8 +3,8 @@
 The commands are read from README.md itself, so a command added there without working here
 fails this test. ``data fetch`` needs the network and ``watermark suspect`` a model behind an
 API, which tests never use here: they run with ``--help`` (``tests/watermark`` drives the
-suspect test against a fake endpoint); ``serve`` and ``mock-upstream`` run until stopped, so
-they run with ``--help`` too (``tests/gateway`` drives both); ``make demo`` and ``make test``
+suspect test against a fake endpoint); ``serve``, ``mock-upstream`` and ``ui`` run until stopped, so
+they run with ``--help`` too (``tests/gateway`` and ``tests/ui`` drive them); ``make demo`` and ``make test``
 are what CI runs.
 """
 
@@ -76,7 +76,7 @@ def _fill(cmd: str, log: Path, tmp: Path) -> list[str]:
         args = [a if a != str(log) else str(tmp / "sim") for a in args]
     if args[:2] in (["data", "fetch"], ["watermark", "suspect"]):
         args = [*args[:2], "--help"]
-    if args[0] in ("serve", "mock-upstream"):  # servers run until stopped: tests/gateway drives them
+    if args[0] in ("serve", "mock-upstream", "ui"):  # servers run until stopped: tests/gateway and tests/ui drive them
         args = [args[0], "--help"]
     return args
 

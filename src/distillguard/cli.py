@@ -285,7 +285,7 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes (quotas need `state.store: redis` with more than one).")] = 1,
     sink: Annotated[Path | None, typer.Option(help="Write every exchange here, per the spec (Parquet), for the hunt.")] = None,
     accounts: Annotated[Path | None, typer.Option(help="Accounts table (spec) or log folder whose accounts load at start.")] = None,
-    decisions: Annotated[list[Path] | None, typer.Option(help="Hunt output folder(s) whose decisions load now and on change.")] = None,
+    decisions: Annotated[list[Path] | None, typer.Option(help="Hunt output folder(s) whose decisions (and analysts' from `distillguard ui`) load now and on change.")] = None,
     rescore: Annotated[float, typer.Option(help="Seconds between live re-scorings of the traffic.")] = 5.0,
     live: Annotated[bool, typer.Option(help="Score the traffic online (decision files load either way).")] = True,
     upstream_client: Annotated[str, typer.Option(help="HTTP client to the upstream: aiohttp (fastest measured) or httpx.")] = "aiohttp",
@@ -314,6 +314,37 @@ def serve(
     )  # fmt: skip
     console.print(f"distillguard gateway on http://{host}:{port} in front of {upstream} ({workers} worker(s))")
     run(settings, host=host, port=port, workers=workers, server=server)
+
+
+@app.command()
+def ui(
+    hunt: Annotated[Path, typer.Option(help="A hunt output folder (accounts.parquet, campaigns.json).")],
+    gateway: Annotated[str | None, typer.Option(help="A gateway's base URL, to show whether it is up.")] = None,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default: put TLS in front to serve further).")] = "127.0.0.1",
+    token: Annotated[
+        list[str] | None, typer.Option(help="Access token, SECRET or NAME:SECRET (repeatable); default $DISTILLGUARD_UI_TOKEN, else a new one, printed.")
+    ] = None,
+    log: Annotated[Path | None, typer.Option(help="The decision log to append to (default HUNT/analyst-decisions.jsonl).")] = None,
+) -> None:
+    """The analysts' dashboard: a hunt's campaigns and accounts with their evidence; block, allow or appeal
+    an account or a whole campaign, with who and why. `serve --decisions HUNT` enforces the decisions."""
+    import uvicorn
+
+    from distillguard.ui.app import UiSettings, create_app
+    from distillguard.ui.auth import ENV, Tokens
+
+    try:
+        tokens, generated = Tokens.from_env(token or [], os.environ.get(ENV))
+    except ValueError as e:
+        raise ConfigError(f"--token: {e}") from None
+    app_ = create_app(UiSettings(hunt=hunt, tokens=tokens, log=log, gateway=gateway))
+    console.print(f"distillguard dashboard on http://{host}:{port} for {escape(str(hunt))}", soft_wrap=True)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"warning: --host {escape(host)} serves the dashboard beyond this machine: put TLS in front of it", soft_wrap=True)
+    if generated:
+        typer.echo(f"token (new; --token or ${ENV} to choose one): {generated}", err=True)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
 @data_app.command("where")

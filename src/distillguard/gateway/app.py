@@ -52,6 +52,7 @@ from distillguard.gateway.policy_file import AccountFacts, GatewayPolicy, Reques
 from distillguard.gateway.quota import Bucket, Grant, QuotaStore, Refusal
 from distillguard.gateway.sink import ExchangeSink
 from distillguard.gateway.upstream import Upstream, UpstreamError, UpstreamReply, make_upstream
+from distillguard.review import ReviewFollower
 
 __all__ = ["Gateway", "create_app"]
 
@@ -106,6 +107,7 @@ class Gateway:
     metrics: Metrics = field(default_factory=Metrics)
     http_client: str = "aiohttp"  # the library the upstream is called with (gateway/upstream.py)
     client: Upstream | None = None
+    reviews: ReviewFollower | None = None  # analysts' decisions (distillguard ui), above the hunt's
     _pending: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def startup(self) -> None:
@@ -152,11 +154,18 @@ class Gateway:
         """The action for this request and the cluster whose budget it shares (if any)."""
         ip = request.client.host if request.client else None
         req = RequestFacts(ip=ip, device_fp=request.headers.get("x-device-fingerprint"), email_domain=account.email_domain, template=None)
-        at_door = self.policy.door(facts, req)
         hunt = self.live.verdict(account.account_id) if self.live is not None else None
         cluster = hunt.campaign if hunt is not None and hunt.flagged else None
+        # An analyst's block refuses whatever else holds; their allow yields only to the policy
+        # file's own overrides and lists (distillguard/review.py).
+        analyst = self.reviews.get(account.account_id) if self.reviews is not None else None
+        if analyst is not None and analyst.action == "block":
+            return Verdict("block", "analyst_block", self.policy.actions.block_appeal_url), cluster
+        at_door = self.policy.door(facts, req)
         if at_door is not None:
             return at_door, cluster
+        if analyst is not None and analyst.action == "allow":
+            return Verdict("allow", "analyst_allow"), None
         if hunt is None:
             return Verdict("allow", "allowed"), None
         outlier = hunt.decision == "throttle" and not hunt.flagged

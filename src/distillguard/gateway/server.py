@@ -32,6 +32,7 @@ from distillguard.gateway.policy_file import GatewayPolicy
 from distillguard.gateway.quota import make_store
 from distillguard.gateway.scorer import ScorerClient, ScorerProcess
 from distillguard.gateway.sink import ExchangeSink
+from distillguard.review import LOG_NAME, ReviewFollower
 
 __all__ = ["BackgroundServer", "GatewaySettings", "app_from_env", "build_gateway", "serve"]
 
@@ -83,8 +84,12 @@ def build_gateway(s: GatewaySettings) -> Gateway:
         live = ScorerClient(s.scorer, bytes.fromhex(s.scorer_key or ""), every_s=s.rescore_s)
     elif s.live or s.decisions:
         live = LiveScorer(policy.risk, every_s=s.rescore_s, score=s.live)
+    # Analysts' decisions (distillguard ui): DIR/analyst-decisions.jsonl of each hunt folder, or a
+    # .jsonl given itself; followed even before it exists (distillguard/review.py).
+    logs = [Path(p) / LOG_NAME if Path(p).is_dir() else Path(p) for p in s.decisions]
+    reviews = ReviewFollower(p for p in logs if p.suffix == ".jsonl") if s.decisions else None
     if live is not None and s.decisions:
-        live.watch(Path(p) for p in s.decisions)
+        live.watch(Path(p) for p in s.decisions if not p.endswith(".jsonl"))
     sink = ExchangeSink(s.sink) if s.sink else None
     # Several replicas on one Redis: each one's verdicts reach the others (gateway/bus.py).
     bus = DecisionBus(policy.store_url, live) if live is not None and policy.store == "redis" else None
@@ -92,7 +97,7 @@ def build_gateway(s: GatewaySettings) -> Gateway:
     sync = DirectorySync(policy.store_url, directory) if policy.store == "redis" else None
     admin = s.admin_token or os.environ.get("DISTILLGUARD_ADMIN_TOKEN")
     upstream_key = s.upstream_key or os.environ.get("DISTILLGUARD_UPSTREAM_KEY")
-    return Gateway(s.upstream, policy, store, directory, sink, live, admin, upstream_key, s.timeout_s, bus, sync, http_client=s.http_client)
+    return Gateway(s.upstream, policy, store, directory, sink, live, admin, upstream_key, s.timeout_s, bus, sync, http_client=s.http_client, reviews=reviews)
 
 
 def app_from_env() -> Starlette:
