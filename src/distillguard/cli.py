@@ -217,6 +217,35 @@ def hunt(
 
 
 @app.command()
+def report(
+    hunt_dir: Annotated[Path, typer.Argument(help="A hunt output folder (accounts.parquet, campaigns.json, ...).")],
+    out: Annotated[Path, typer.Option(help="The HTML file to write; report.json goes beside it.")] = Path("report.html"),
+    log: Annotated[
+        list[Path] | None, typer.Option("--log", help="The log the hunt read (default: the one campaigns.json names).")
+    ] = None,
+    mapping: MappingOpt = None,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when it is a terminal).")
+    ] = None,
+) -> None:
+    """Write one self-contained HTML page (and report.json) showing what a hunt found, campaign by campaign."""
+    from distillguard.report import write_report
+
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; give the HTML file to write, e.g. {out}/report.html")
+    if out.name == "report.json":
+        raise ConfigError("--out report.json would be overwritten by the JSON written beside it; name the HTML file")
+    _check_out(out.parent)
+    show = sys.stderr.isatty() if progress is None else progress
+    res = write_report(hunt_dir, out, log, mapping=mapping, progress=show)
+    console.print(
+        f"wrote {res['html']} ({res['html_bytes'] / 1e6:.1f} MB, {res['campaigns']} campaign(s)) and {res['json']} "
+        f"in {res['seconds']['total']:.1f}s"
+    )
+    typer.echo(res["html"])  # stdout: the path, for scripts
+
+
+@app.command()
 def validate(
     log: LogArg,
     mapping: MappingOpt = None,
