@@ -195,6 +195,12 @@ def hunt(
     ] = None,
     engine: Annotated[str, typer.Option(help="Where enrich and aggregate run: polars (embedded).")] = "polars",
     max_bad_rows: MaxBadOpt = 0.001,
+    json_summary: Annotated[
+        bool, typer.Option("--json", metavar="", help="Print a machine summary (JSON) on stdout instead of the tables.")
+    ] = False,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when it is a terminal).")
+    ] = None,
 ) -> None:
     """Find campaigns in a log window, cluster their accounts and explain why."""
     from distillguard.hunt import HuntConfig, run_hunt
@@ -208,10 +214,17 @@ def hunt(
     if target_fpr is not None and not 0.0 < target_fpr < 1.0:
         raise ConfigError(f"--target-fpr has value {target_fpr:g}; expected a rate in (0, 1), e.g. 0.001")
     get_engine(engine)
-    verdicts = run_hunt(logs, out=out, mapping=mapping, strict=strict, target_fpr=target_fpr, config=cfg, engine=engine)
-    from distillguard.hunt.render import print_verdicts
+    verdicts = run_hunt(
+        logs, out=out, mapping=mapping, strict=strict, target_fpr=target_fpr, config=cfg, engine=engine, progress=progress
+    )
+    from distillguard.hunt.render import print_verdicts, summary
 
-    print_verdicts(verdicts, Console())
+    if json_summary:
+        import json
+
+        typer.echo(json.dumps(summary(verdicts, out), indent=1, default=str))
+    else:
+        print_verdicts(verdicts, Console(), out=out)
     console.print(f"wrote {out}/accounts.parquet, features.parquet, campaigns.json, decisions.json")
     _check_input(verdicts.meta["input"], max_bad_rows)
 
@@ -236,7 +249,7 @@ def report(
     if out.name == "report.json":
         raise ConfigError("--out report.json would be overwritten by the JSON written beside it; name the HTML file")
     _check_out(out.parent)
-    show = sys.stderr.isatty() if progress is None else progress
+    show = console.is_terminal if progress is None else progress
     res = write_report(hunt_dir, out, log, mapping=mapping, progress=show)
     console.print(
         f"wrote {res['html']} ({res['html_bytes'] / 1e6:.1f} MB, {res['campaigns']} campaign(s)) and {res['json']} "

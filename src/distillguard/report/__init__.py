@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
-from distillguard.report.aggregate import aggregate_log, find_log, read_hunt
+from distillguard.report.aggregate import aggregate_log, count_batches, find_log, read_hunt
 from distillguard.report.figures import FIGURES, campaign_figures, overview
 from distillguard.report.page import render_page
 
@@ -29,13 +29,11 @@ def build_report(
     hunt_dir: Path, log: Sequence[Path] | None = None, *, mapping: Path | None = None, progress: bool = False
 ) -> dict[str, Any]:
     """The report as a JSON-able dict: ``overview`` and one entry per campaign with :data:`FIGURES`."""
-    from distillguard.io import LogReader
-
     hunt = read_hunt(hunt_dir)
     logs = find_log(hunt, log)
-    n_days = sum(len(LogReader(p, mapping=mapping).days()) for p in logs) if progress else 0
+    n_batches = count_batches(logs, mapping) if progress else 0
     with Progress(console=Console(stderr=True), disable=not progress, transient=True) as bar:
-        task = bar.add_task("report: reading days", total=n_days)
+        task = bar.add_task("report: reading the log", total=n_batches)
         agg = aggregate_log(hunt, logs, mapping=mapping, advance=lambda n: bar.advance(task, n))
     return {
         "version": 1,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import polars as pl
 from distillguard.errors import ConfigError
 from distillguard.io import LogReader
 
-__all__ = ["BENIGN", "HuntOutput", "LogAggregates", "aggregate_log", "claimed_offsets", "find_log", "read_hunt"]
+__all__ = ["BENIGN", "HuntOutput", "LogAggregates", "aggregate_log", "claimed_offsets", "count_batches", "find_log", "read_hunt"]
 
 BENIGN = 0  # group index of the accounts the hunt did not flag; campaigns are 1..k
 BINS_PER_OCTAVE = 4  # output-length histogram: quarter-octave bins of output_tokens
@@ -94,7 +94,7 @@ def claimed_offsets(country: pl.Expr) -> pl.Expr:
     keep (``rules/countries.yaml``, as the lived-time signal reads it); null when unknown."""
     from distillguard.signals.lived_time import country_offsets
 
-    table = {k: int(round(sorted(v)[len(v) // 2] * 60)) for k, v in country_offsets().items() if v}
+    table = {k: round(sorted(v)[len(v) // 2] * 60) for k, v in country_offsets().items() if v}
     return country.str.strip_chars().str.to_uppercase().replace_strict(table, default=None, return_dtype=pl.Int32)
 
 
@@ -130,9 +130,57 @@ def _accounts_frame(hunt: HuntOutput, readers: Sequence[LogReader]) -> tuple[pl.
             off=claimed_offsets(pl.col("country")),
             signup_prefix=pl.coalesce(pl.col("signup_ip").str.extract(r"^(\d+\.\d+\.\d+)\.\d+$", 1), pl.col("signup_ip")),
         )
+        .sort("account_id")  # a full join's order varies from run to run; the index must not
         .with_row_index("a")
     )
     return acc, ["", *ids]
+
+
+def _parquet_files(log: Path) -> list[Path] | None:
+    """The exchanges files of ``log`` when every one is plain Parquet (the fast path), else None."""
+    files = sorted(p for p in (log / "exchanges").rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
+    if not files or any(p.suffix.lower() not in (".parquet", ".pq") for p in files):
+        return None
+    return files
+
+
+def _fast_batches(files: list[Path], wanted: list[str]) -> Iterator[pl.DataFrame]:
+    """Parquet read straight into polars, a partition folder (a day) at a time: ~10x faster than
+    :class:`LogReader`, which also validates every value and drops repeated ``request_id``s. The
+    hunt has read (and reported on) the same log, so here only rows without ``ts`` or
+    ``account_id`` are dropped; a missing optional column reads as null."""
+    by_dir: dict[Path, list[Path]] = {}
+    for f in files:
+        by_dir.setdefault(f.parent, []).append(f)
+    for group in by_dir.values():
+        lf = pl.scan_parquet(group, missing_columns="insert", extra_columns="ignore")
+        names = lf.collect_schema().names()
+        cols = [pl.col(c) if c in names else pl.lit(None, pl.String).alias(c) for c in wanted]
+        df = lf.select(cols).filter(pl.col("ts").is_not_null() & pl.col("account_id").is_not_null()).collect()
+        yield df.with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")), pl.col("output_tokens").cast(pl.Int64))
+
+
+def _batches(
+    logs: Sequence[Path], readers: Sequence[LogReader], wanted: list[str], fast: bool
+) -> Iterator[pl.DataFrame]:
+    for log, reader in zip(logs, readers, strict=True):
+        files = _parquet_files(log) if fast else None
+        if files is not None:
+            yield from _fast_batches(files, wanted)
+            continue
+        for batch in reader.exchange_batches(wanted, ordered=False):
+            df = pl.from_arrow(batch.select(wanted))
+            assert isinstance(df, pl.DataFrame)
+            yield df
+
+
+def count_batches(logs: Sequence[Path], mapping: Path | None = None) -> int:
+    """How many batches :func:`aggregate_log` will fold (for a progress bar)."""
+    total = 0
+    for log in logs:
+        files = _parquet_files(log) if mapping is None else None
+        total += len({f.parent for f in files}) if files is not None else len(LogReader(log, mapping=mapping).days())
+    return total
 
 
 def aggregate_log(
@@ -142,8 +190,9 @@ def aggregate_log(
     readers = [LogReader(p, mapping=mapping) for p in logs]
     acc, groups = _accounts_frame(hunt, readers)
     key = acc.select("account_id", "a", "g", "off")
+    present = frozenset().union(*(r.exchange_columns() for r in readers))
     wanted = ["ts", "account_id", "output_tokens", *_EXCHANGE_ARTIFACTS]
-    derive_prefix = all("ip_prefix" not in r.exchange_columns() for r in readers) and any("ip" in r.exchange_columns() for r in readers)
+    derive_prefix = "ip_prefix" not in present and "ip" in present
     if derive_prefix:
         wanted.append("ip")
     days: list[pl.DataFrame] = []
@@ -151,33 +200,28 @@ def aggregate_log(
     lengths: list[pl.DataFrame] = []
     pairs: list[pl.DataFrame] = []
     n = 0
-    for reader in readers:
-        for batch in reader.exchange_batches(wanted, ordered=False):
-            df = pl.from_arrow(batch.select(wanted))
-            assert isinstance(df, pl.DataFrame)
-            n += df.height
-            if derive_prefix:
-                df = df.with_columns(ip_prefix=pl.col("ip").str.extract(r"^(\d+\.\d+\.\d+)\.\d+$", 1))
-            df = df.join(key, on="account_id", how="left").with_columns(pl.col("g").fill_null(BENIGN))
-            # An account absent from accounts/ still counts (as benign): index past the table.
-            df = df.with_columns(pl.col("a").fill_null(pl.lit(acc.height, pl.UInt32)))
-            days.append(df.group_by("a", day=pl.col("ts").dt.date()).agg(n=pl.len()))
-            local = pl.col("ts") + pl.duration(minutes=pl.col("off"))
-            hours.append(df.group_by("g", hour=pl.col("ts").dt.hour()).agg(n=pl.len()).with_columns(clock=pl.lit("utc")))
-            hours.append(
-                df.filter(pl.col("off").is_not_null())
-                .group_by("g", hour=local.dt.hour())
-                .agg(n=pl.len())
-                .with_columns(clock=pl.lit("local"))
-            )
-            b = (pl.col("output_tokens").clip(0) + 1).log(2).mul(BINS_PER_OCTAVE).floor().cast(pl.Int32)
-            lengths.append(df.group_by("g", bin=b).agg(n=pl.len(), tokens=pl.col("output_tokens").sum()))
-            for kind in _EXCHANGE_ARTIFACTS:
-                pairs.append(
-                    df.select("a", value=pl.col(kind)).drop_nulls().unique().with_columns(kind=pl.lit(kind))
-                )
-            if advance is not None:
-                advance(1)
+    for df in _batches(logs, readers, wanted, fast=mapping is None):
+        n += df.height
+        if derive_prefix:
+            df = df.with_columns(ip_prefix=pl.col("ip").str.extract(r"^(\d+\.\d+\.\d+)\.\d+$", 1))
+        df = df.join(key, on="account_id", how="left").with_columns(pl.col("g").fill_null(BENIGN))
+        # An account absent from accounts/ still counts (as benign): index past the table.
+        df = df.with_columns(pl.col("a").fill_null(pl.lit(acc.height, pl.UInt32)))
+        days.append(df.group_by("a", day=pl.col("ts").dt.date()).agg(n=pl.len()))
+        local = pl.col("ts") + pl.duration(minutes=pl.col("off"))
+        hours.append(df.group_by("g", hour=pl.col("ts").dt.hour()).agg(n=pl.len()).with_columns(clock=pl.lit("utc")))
+        hours.append(
+            df.filter(pl.col("off").is_not_null())
+            .group_by("g", hour=local.dt.hour())
+            .agg(n=pl.len())
+            .with_columns(clock=pl.lit("local"))
+        )
+        b = (pl.col("output_tokens").clip(0) + 1).log(2).mul(BINS_PER_OCTAVE).floor().cast(pl.Int32)
+        lengths.append(df.group_by("g", bin=b).agg(n=pl.len(), tokens=pl.col("output_tokens").sum()))
+        for kind in _EXCHANGE_ARTIFACTS:
+            pairs.append(df.select("a", value=pl.col(kind).cast(pl.String)).drop_nulls().unique().with_columns(kind=pl.lit(kind)))
+        if advance is not None:
+            advance(1)
     issues = sum(len(r.issues) for r in readers)
     acct_pairs = [
         acc.select("a", value=pl.col(k)).drop_nulls().with_columns(kind=pl.lit(k)) for k in _ACCOUNT_ARTIFACTS

@@ -154,8 +154,9 @@ def _creations(s: _Shared, g: int) -> dict[str, Any]:
     own = s.created.filter(pl.col("g") == g)
     if own.is_empty():
         return {"days": [], "campaign": [], "benign": [], "benign_earlier": 0}
-    start = own["day"].min() - datetime.timedelta(days=CREATION_LEAD_DAYS)  # type: ignore[operator]
-    end = max(own["day"].max(), s.created["day"].max())  # type: ignore[type-var]
+    first: datetime.date = own["day"].min()  # type: ignore[assignment]
+    start = first - datetime.timedelta(days=CREATION_LEAD_DAYS)
+    end: datetime.date = max(own["day"].max(), s.created["day"].max())  # type: ignore[type-var,assignment]
     span = pl.DataFrame({"day": pl.date_range(start, end, "1d", eager=True)})
     benign = s.created.filter(pl.col("g") == BENIGN)
     counts = (
@@ -313,7 +314,7 @@ def _timeline(s: _Shared, g: int, camp: dict[str, Any]) -> dict[str, Any]:
     ex = dict(d.select("day", "exchanges").iter_rows())
     act = dict(d.select("day", "active").iter_rows())
     cr = dict(created.iter_rows())
-    events = []
+    events: list[dict[str, Any]] = []
     if created.height:
         events.append({"day": _day(created["day"].min()), "what": "first member account created"})
     if d.height:
