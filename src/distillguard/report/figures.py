@@ -252,7 +252,8 @@ def _output_length(agg: LogAggregates, g: int) -> dict[str, Any]:
 
 def _infrastructure(s: _Shared, members: pl.DataFrame, g: int) -> dict[str, Any]:
     """Accounts and the artifacts two or more of them carry, best first: artifacts held by
-    many members and few others (``in_campaign² / carriers``)."""
+    many members and few others (``in_campaign² / carriers``), each kind its share of the
+    places (a proxy pool's hundred prefixes would otherwise hide the phones and cards)."""
     mine = s.pairs.filter(pl.col("g") == g)
     arts = (
         mine.group_by("kind", "value")
@@ -261,6 +262,12 @@ def _infrastructure(s: _Shared, members: pl.DataFrame, g: int) -> dict[str, Any]
         .join(s.carriers, on=["kind", "value"])
         .with_columns(weight=pl.col("in_campaign") ** 2 / pl.col("total"))
         .sort(["weight", "kind", "value"], descending=[True, False, False])
+    )
+    per_kind = max(3, MAX_GRAPH_ARTIFACTS // max(1, arts["kind"].n_unique()))
+    arts = (
+        arts.with_columns(rank=pl.int_range(pl.len()).over("kind"))
+        .sort(["rank", "weight", "kind", "value"], descending=[False, True, False, False])
+        .filter(pl.col("rank") < per_kind)
         .head(MAX_GRAPH_ARTIFACTS)
     )
     edges = mine.join(arts.select("kind", "value"), on=["kind", "value"], how="semi")
