@@ -77,3 +77,12 @@ def test_cli_hunt_json_prints_json_instead_of_tables(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "o" / "campaigns.json").read_text())["campaigns"]
     assert [c["id"] for c in doc["campaigns"]] == [c["id"] for c in saved]
     assert "┃" not in res.stdout and "reading days" not in res.output  # no table; no bar when not a terminal
+
+
+@pytest.mark.parametrize(("flag", "shown"), [([], False), (["--progress"], True), (["--no-progress"], False)])
+def test_progress_bar_on_stderr_only_on_a_terminal_or_when_asked(flag: list[str], shown: bool, tmp_path: Path) -> None:
+    log = labelled_log(tmp_path / "log", seed=6, casual=40, campaign=6)
+    res = CliRunner().invoke(app, ["hunt", str(log), "--out", str(tmp_path / "o"), "--json", *flag])
+    assert res.exit_code == 0, res.output
+    assert ("hunt: reading days" in res.stderr) == shown
+    assert "reading days" not in res.stdout and json.loads(res.stdout)["accounts"] > 0

@@ -68,3 +68,10 @@ def test_errors_are_one_line_and_exit_2(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) <= 2
+
+
+@pytest.mark.parametrize(("flag", "shown"), [([], False), (["--progress"], True)])
+def test_progress_only_on_a_terminal_or_when_asked(hunted: tuple[Path, Path], tmp_path: Path, flag: list[str], shown: bool) -> None:
+    res = CliRunner().invoke(app, ["report", str(hunted[1]), "--out", str(tmp_path / "r.html"), *flag])
+    assert res.exit_code == 0, res.output
+    assert ("report: reading the log" in res.stderr) == shown and res.stdout.strip() == str(tmp_path / "r.html")

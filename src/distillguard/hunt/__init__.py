@@ -47,7 +47,8 @@ def run_hunt(
     readers = [LogReader(p, mapping=cmap, strict=strict, request_ids=ids) for p in logs]
     for r in readers:
         det.observe_accounts(r.accounts())
-    err = Console(stderr=True)
+    # Asked for explicitly, the bar draws even into a pipe or a CI log (force_terminal).
+    err = Console(stderr=True, force_terminal=True if progress else None)
     show = err.is_terminal if progress is None else progress
     with Progress(console=err, disable=not show, transient=True) as bar:
         task = bar.add_task("hunt: reading days", total=sum(len(r.days()) for r in readers))

@@ -32,7 +32,8 @@ def build_report(
     hunt = read_hunt(hunt_dir)
     logs = find_log(hunt, log)
     n_batches = count_batches(logs, mapping) if progress else 0
-    with Progress(console=Console(stderr=True), disable=not progress, transient=True) as bar:
+    err = Console(stderr=True, force_terminal=True if progress else None)  # asked for: drawn even into a pipe
+    with Progress(console=err, disable=not progress, transient=True) as bar:
         task = bar.add_task("report: reading the log", total=n_batches)
         agg = aggregate_log(hunt, logs, mapping=mapping, advance=lambda n: bar.advance(task, n))
     return {
