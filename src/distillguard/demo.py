@@ -75,5 +75,6 @@ def run_demo(out: Path, seed: int = 7, console: Console | None = None) -> dict[s
     console.print(f"gateway:    {out}/gateway-sink/ (the exchanges it served, per the spec)")
     console.print(f"report:     {out}/report.json (the same figures' numbers)")
     console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in times.items()))
-    console.print(f"[bold]report: {report['html']}[/bold] (open it in a browser; it needs no network)", highlight=False)
+    console.print("the report opens in any browser with no network:")
+    console.print(f"[bold]report: {report['html']}[/bold]", highlight=False)
     return times

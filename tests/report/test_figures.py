@@ -40,7 +40,7 @@ def test_hours_rows_are_shares(camp: dict[str, Any]) -> None:
     h = camp["figures"]["hours"]
     rows = dict(zip(h["rows"], h["share"], strict=True))
     assert rows["campaign, UTC"][0] == 1.0 and rows["campaign, claimed local time"][9] == 1.0
-    assert rows["benign, UTC"][8] == 0.5 and rows["benign, claimed local time"][11] == 0.5
+    assert rows["not flagged, UTC"][8] == 0.5 and rows["not flagged, claimed local time"][11] == 0.5
     assert h["accounts_without_claim"] == 0
 
 

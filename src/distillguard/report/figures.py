@@ -189,7 +189,7 @@ def _daily_volume(s: _Shared, g: int) -> dict[str, Any]:
 
 def _hours(agg: LogAggregates, g: int) -> dict[str, Any]:
     rows, z, counts = [], [], []
-    for gi, who in ((g, "campaign"), (BENIGN, "benign")):
+    for gi, who in ((g, "campaign"), (BENIGN, "not flagged")):
         for clock, label in (("local", "claimed local time"), ("utc", "UTC")):
             h = agg.hours.filter((pl.col("g") == gi) & (pl.col("clock") == clock))
             c = np.zeros(24, dtype=np.int64)
