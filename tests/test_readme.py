@@ -42,7 +42,7 @@ COMMANDS = _commands()
 
 def test_readme_shows_every_command() -> None:
     names = {c.split()[1] for c in COMMANDS}
-    assert {"simulate", "hunt", "bench", "validate", "data"} <= names
+    assert {"simulate", "hunt", "bench", "validate", "data", "report"} <= names
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,9 @@ def _fill(cmd: str, log: Path, tmp: Path) -> list[str]:
                      "C": "c1", "tokenizer.json": str(_tokenizer(tmp))})  # fmt: skip
         if words[1:3] != ["keys", "init"]:
             assert CliRunner().invoke(app, ["watermark", "keys", "init", "--store", str(tmp / "keys.json")]).exit_code == 0
+    if words[0] == "report":  # draws a hunt's output: hunt the log first
+        assert CliRunner().invoke(app, ["hunt", str(log), "--out", str(tmp / "hunt")]).exit_code == 0
+        subs.update({"HUNT": str(tmp / "hunt"), "FILE.html": str(tmp / "report.html")})
     args = [subs.get(w, w) for w in words]
     if args[0] == "simulate":
         args = [a if a != str(log) else str(tmp / "sim") for a in args]

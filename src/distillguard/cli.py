@@ -195,6 +195,12 @@ def hunt(
     ] = None,
     engine: Annotated[str, typer.Option(help="Where enrich and aggregate run: polars (embedded).")] = "polars",
     max_bad_rows: MaxBadOpt = 0.001,
+    json_summary: Annotated[
+        bool, typer.Option("--json", metavar="", help="Print a machine summary (JSON) on stdout instead of the tables.")
+    ] = False,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when it is a terminal).")
+    ] = None,
 ) -> None:
     """Find campaigns in a log window, cluster their accounts and explain why."""
     from distillguard.hunt import HuntConfig, run_hunt
@@ -208,12 +214,48 @@ def hunt(
     if target_fpr is not None and not 0.0 < target_fpr < 1.0:
         raise ConfigError(f"--target-fpr has value {target_fpr:g}; expected a rate in (0, 1), e.g. 0.001")
     get_engine(engine)
-    verdicts = run_hunt(logs, out=out, mapping=mapping, strict=strict, target_fpr=target_fpr, config=cfg, engine=engine)
-    from distillguard.hunt.render import print_verdicts
+    verdicts = run_hunt(
+        logs, out=out, mapping=mapping, strict=strict, target_fpr=target_fpr, config=cfg, engine=engine, progress=progress
+    )
+    from distillguard.hunt.render import print_verdicts, summary
 
-    print_verdicts(verdicts, Console())
+    if json_summary:
+        import json
+
+        typer.echo(json.dumps(summary(verdicts, out), indent=1, default=str))
+    else:
+        print_verdicts(verdicts, Console(), out=out)
     console.print(f"wrote {out}/accounts.parquet, features.parquet, campaigns.json, decisions.json")
     _check_input(verdicts.meta["input"], max_bad_rows)
+
+
+@app.command()
+def report(
+    hunt_dir: Annotated[Path, typer.Argument(help="A hunt output folder (accounts.parquet, campaigns.json, ...).")],
+    out: Annotated[Path, typer.Option(help="The HTML file to write; report.json goes beside it.")] = Path("report.html"),
+    log: Annotated[
+        list[Path] | None, typer.Option("--log", help="The log the hunt read (default: the one campaigns.json names).")
+    ] = None,
+    mapping: MappingOpt = None,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when it is a terminal).")
+    ] = None,
+) -> None:
+    """Write one self-contained HTML page (and report.json) showing what a hunt found, campaign by campaign."""
+    from distillguard.report import write_report
+
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; give the HTML file to write, e.g. {out}/report.html")
+    if out.name == "report.json":
+        raise ConfigError("--out report.json would be overwritten by the JSON written beside it; name the HTML file")
+    _check_out(out.parent)
+    show = console.is_terminal if progress is None else progress
+    res = write_report(hunt_dir, out, log, mapping=mapping, progress=show)
+    console.print(
+        f"wrote {res['html']} ({res['html_bytes'] / 1e6:.1f} MB, {res['campaigns']} campaign(s)) and {res['json']} "
+        f"in {res['seconds']['total']:.1f}s"
+    )
+    typer.echo(res["html"])  # stdout: the path, for scripts
 
 
 @app.command()

@@ -16,7 +16,7 @@ DEMO_REPLAY_HOURS = 12.0
 
 
 def run_demo(out: Path, seed: int = 7, console: Console | None = None) -> dict[str, float]:
-    """Simulate → hunt → bench; returns the wall seconds of each step."""
+    """Simulate → hunt → bench → gateway → report; returns the wall seconds of each step."""
     from distillguard.bench import run_bench
     from distillguard.hunt import run_hunt
     from distillguard.hunt.render import print_verdicts
@@ -35,7 +35,7 @@ def run_demo(out: Path, seed: int = 7, console: Console | None = None) -> dict[s
     t = time.perf_counter()
     console.rule("2. hunt: find campaigns, cluster accounts, explain")
     verdicts = run_hunt([log], out=hunt_out)
-    print_verdicts(verdicts, console)
+    print_verdicts(verdicts, console, out=hunt_out)
     times["hunt"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -61,10 +61,20 @@ def run_demo(out: Path, seed: int = 7, console: Console | None = None) -> dict[s
     replay_through_gateway(log, hunt_out, console, sink=out / "gateway-sink")
     times["gateway"] = time.perf_counter() - t
 
+    t = time.perf_counter()
+    console.rule("5. report: what the hunt found, for people (HTML) and machines (JSON)")
+    from distillguard.report import write_report
+
+    report = write_report(hunt_out, out / "report.html", [log])
+    times["report"] = time.perf_counter() - t
+
     console.rule("where things are")
     console.print(f"log:        {log}/ (exchanges/, accounts/, labels/)")
     console.print(f"hunt:       {hunt_out}/accounts.parquet, campaigns.json, decisions.json")
     console.print(f"bench JSON: {out}/bench-hunt.json, {out}/bench-baseline.json")
     console.print(f"gateway:    {out}/gateway-sink/ (the exchanges it served, per the spec)")
+    console.print(f"report:     {out}/report.json (the same figures' numbers)")
     console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in times.items()))
+    console.print("the report opens in any browser with no network:")
+    console.print(f"[bold]report: {report['html']}[/bold]", highlight=False)
     return times

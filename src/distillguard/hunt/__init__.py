@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from rich.console import Console
 from rich.progress import Progress
 
 from distillguard.hunt.config import HuntConfig
@@ -23,13 +24,15 @@ def run_hunt(
     target_fpr: float | None = None,
     config: HuntConfig | Path | None = None,
     engine: str = "polars",
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> Verdicts:
     """Hunt over one or more log folders (one window) and write the detector outputs to ``out``.
 
     ``config``: a :class:`HuntConfig` or its YAML file (default: every default);
     ``target_fpr`` overrides the config's. ``engine``: where enrich and aggregate run
     (:data:`distillguard.hunt.engines.ENGINES`); link, cluster and score run here.
+    ``progress``: a bar on stderr as the days are read; ``None`` shows it only when stderr
+    is a terminal (never in a pipe or a log file).
     """
     from distillguard.config import ColumnMapping
     from distillguard.hunt.engines import get_engine
@@ -44,7 +47,10 @@ def run_hunt(
     readers = [LogReader(p, mapping=cmap, strict=strict, request_ids=ids) for p in logs]
     for r in readers:
         det.observe_accounts(r.accounts())
-    with Progress(disable=not progress, transient=True) as bar:
+    # Asked for explicitly, the bar draws even into a pipe or a CI log (force_terminal).
+    err = Console(stderr=True, force_terminal=True if progress else None)
+    show = err.is_terminal if progress is None else progress
+    with Progress(console=err, disable=not show, transient=True) as bar:
         task = bar.add_task("hunt: reading days", total=sum(len(r.days()) for r in readers))
         runner.aggregate(readers, det.state, lambda n: bar.advance(task, n))
         bar.add_task("hunt: link, cluster, score", total=None)
