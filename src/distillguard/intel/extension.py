@@ -15,15 +15,19 @@ import json
 import uuid
 from typing import Any
 
-__all__ = ["AUTHOR_ID", "EXTENSION_ID", "EXTENSION_NAME", "EXTENSION_VERSION", "PATTERN_TYPES", "SCHEMA", "author", "definition"]
+__all__ = ["AUTHOR_ID", "EXTENSION_ID", "EXTENSION_NAME", "EXTENSION_VERSION", "SCHEMA", "author", "definition"]
 
 EXTENSION_NAME = "distillguard keyed indicator"
 EXTENSION_VERSION = "1.0.0"
 # Fixed, so that every producer's bundles name the same extension (UUIDv5 of its name).
-EXTENSION_ID = "extension-definition--" + str(
-    uuid.uuid5(uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7"), "distillguard/intel/keyed-indicator/v1")
-)
-PATTERN_TYPES = {"digest": "x-distillguard-keyed", "sketch": "x-distillguard-template"}
+_NS = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")
+
+
+def _v4(name: str) -> str:
+    return str(uuid.UUID(bytes=uuid.uuid5(_NS, name).bytes, version=4))
+
+
+EXTENSION_ID = "extension-definition--" + _v4("distillguard/intel/keyed-indicator/v1")
 
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -63,7 +67,7 @@ SCHEMA: dict[str, Any] = {
 }  # fmt: skip
 
 
-AUTHOR_ID = "identity--" + str(uuid.uuid5(uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7"), "distillguard"))
+AUTHOR_ID = "identity--" + _v4("distillguard")
 CREATED = "2026-05-01T00:00:00.000Z"
 
 
