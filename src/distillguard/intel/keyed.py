@@ -143,7 +143,7 @@ class ConsortiumKey:
         return hmac.new(self.epoch_key(epoch), msg, hashlib.sha256).hexdigest()
 
 
-def load_key(key_file: Path | None, epoch: int = 0) -> ConsortiumKey:
+def load_key(key_file: Path | None, epoch: int = 0, env: str = ENV_KEY) -> ConsortiumKey:
     """The consortium key from ``key_file`` (raw bytes, or hex text) else ``$DISTILLGUARD_INTEL_KEY``.
 
     There is no default key: a missing, short, repetitive or placeholder key is a
@@ -157,14 +157,14 @@ def load_key(key_file: Path | None, epoch: int = 0) -> ConsortiumKey:
         except OSError as exc:
             raise ConfigError(f"{where}: cannot read it ({exc.strerror})") from None
     else:
-        where = f"${ENV_KEY}"
-        env = os.environ.get(ENV_KEY)
-        if not env:
+        where = f"${env}"
+        value = os.environ.get(env)
+        if not value:
             raise ConfigError(
-                f"no consortium key: pass --key-file FILE or set {ENV_KEY} "
+                f"no consortium key: pass --key-file FILE or set {env} "
                 f"(at least {MIN_KEY_BYTES} random bytes shared with your partners; there is no default key)"
             )
-        raw = env.encode("utf-8")
+        raw = value.encode("utf-8")
     secret = raw.strip()
     text = secret.decode("ascii", "replace")
     if len(text) % 2 == 0 and re.fullmatch(r"[0-9a-fA-F]+", text):
