@@ -130,6 +130,7 @@ def collect(
     for batch in reader.exchange_batches(cols, ordered=False):
         df = pl.from_arrow(batch)
         assert isinstance(df, pl.DataFrame)
+        df = _with_prefix(df)
         for col in _EXCHANGE_KINDS:
             parts.append(
                 df.select("account_id", "ts", value=pl.col(col)).drop_nulls("value")
@@ -177,6 +178,17 @@ def collect(
     if prompts:
         intel.templates = _templates(raw, pl.concat(prompts))
     return intel
+
+
+def _with_prefix(df: pl.DataFrame) -> pl.DataFrame:
+    """``ip_prefix`` filled from ``ip`` where the log left it out (/24 for v4, /48 for v6)."""
+    from distillguard.privacy import _ip_prefix
+
+    ips = df["ip"].drop_nulls().unique()
+    if ips.len() == 0:
+        return df
+    table = pl.DataFrame({"ip": ips, "_p": [_ip_prefix(v) for v in ips.to_list()]}, schema={"ip": pl.String, "_p": pl.String})
+    return df.join(table, on="ip", how="left").with_columns(ip_prefix=pl.coalesce("ip_prefix", "_p")).drop("_p")
 
 
 def _artifacts(held: pl.DataFrame, members: pl.DataFrame, min_carriers: int, share: float) -> list[Artifact]:

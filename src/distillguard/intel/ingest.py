@@ -27,7 +27,7 @@ __all__ = ["IntelSet", "Source", "ingest"]
 
 VERSION = 1
 _CMP = re.compile(
-    r"(ipv4-addr|ipv6-addr|email-addr|domain-name):value\s*(=|ISSUBSET|LIKE)\s*'((?:[^'\\]|\\.)*)'"
+    r"(ipv4-addr|ipv6-addr|email-addr|domain-name|x-distillguard-device):(?:value|fingerprint)\s*(=|ISSUBSET|LIKE)\s*'((?:[^'\\]|\\.)*)'"
 )
 _ONLY = re.compile(r"^\[\s*(?:" + _CMP.pattern + r")(?:\s+OR\s+" + _CMP.pattern + r")*\s*\]$")
 
@@ -103,6 +103,8 @@ def _plain(pattern: str) -> list[tuple[str, str]] | None:
             kind = "email-addr" if op == "=" else None
             if op == "LIKE" and value.startswith("%@") and "%" not in value[2:] and "_" not in value[2:]:
                 kind, value = "email-domain", value[2:]
+        elif obj == "x-distillguard-device":
+            kind = "device-fp" if op == "=" else None
         else:
             kind = "email-domain" if op == "=" else None
         norm = canonical(kind, value) if kind else None
