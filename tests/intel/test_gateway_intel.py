@@ -13,7 +13,8 @@ from distillguard.intel.evidence import collect
 from distillguard.intel.export import build_bundle, write_bundle
 from distillguard.intel.ingest import ingest
 from tests.gateway.test_app import KEY as API_KEY
-from tests.gateway.test_app import _Gw, mock  # noqa: F401 - the fixture
+from tests.gateway.test_app import _Gw
+from tests.gateway.test_app import mock as mock  # the fixture
 from tests.intel.conftest import KEY
 from tests.intel.test_ingest import NOW
 
@@ -27,7 +28,12 @@ def _intel_file(hunt: Path, tmp_path: Path) -> Path:
     return tmp_path / "intel.json"
 
 
-def test_a_keyed_indicator_blocks_at_the_door(mock: object, hunt_dirs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_keyed_indicator_blocks_at_the_door(
+    mock: object,  # noqa: F811
+    hunt_dirs: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     _intel_file(hunt_dirs[1], tmp_path)
     monkeypatch.setenv(ENV, KEY.secret.hex())
     extra = f"intel: {{files: [intel.json], key_env: {ENV}}}\n"

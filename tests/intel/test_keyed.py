@@ -22,7 +22,7 @@ def test_a_weak_key_is_refused_naming_the_option(tmp_path: Path, secret: bytes, 
 
 def test_no_key_is_refused_naming_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DISTILLGUARD_INTEL_KEY", raising=False)
-    with pytest.raises(ConfigError, match="--key-file.*DISTILLGUARD_INTEL_KEY.*no default key"):
+    with pytest.raises(ConfigError, match=r"--key-file.*DISTILLGUARD_INTEL_KEY.*no default key"):
         load_key(None)
     monkeypatch.setenv("DISTILLGUARD_INTEL_KEY", "secret")
     with pytest.raises(ConfigError, match=r"\$DISTILLGUARD_INTEL_KEY"):

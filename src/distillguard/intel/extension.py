@@ -47,7 +47,7 @@ SCHEMA: dict[str, Any] = {
     "properties": {
         "extension_type": {"const": "property-extension"},
         "kind": {"enum": ["ipv4-addr", "ipv6-addr", "ipv4-prefix", "ipv6-prefix", "email-addr", "email-domain",
-                          "phone", "payment", "device-fp", "template"]},  # fmt: skip
+                          "phone", "payment", "device-fp", "template"]},
         "algorithm": {"enum": ["hmac-sha256", "keyed-minhash-blake2b"]},
         "epoch": {"type": "integer", "minimum": 0},
         "key_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
@@ -64,7 +64,7 @@ SCHEMA: dict[str, Any] = {
         {"if": {"properties": {"algorithm": {"const": "keyed-minhash-blake2b"}}},
          "then": {"required": ["sketch", "num_perm", "match_threshold"]}},
     ],
-}  # fmt: skip
+}
 
 
 AUTHOR_ID = "identity--" + _v4("distillguard")

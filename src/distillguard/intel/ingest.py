@@ -57,7 +57,9 @@ class IntelSet:
         return sum(map(len, self.clear.values())) + sum(map(len, self.keyed.values())) + len(self.sketches)
 
     def to_dict(self) -> dict[str, Any]:
-        src = lambda s: [s.bundle, s.producer, s.indicator, s.confidence]  # noqa: E731
+        def src(s: Source) -> list[Any]:
+            return [s.bundle, s.producer, s.indicator, s.confidence]
+
         return {
             "version": VERSION,
             "key_ids": sorted(self.key_ids),
