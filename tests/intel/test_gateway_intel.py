@@ -29,7 +29,7 @@ def _intel_file(hunt: Path, tmp_path: Path) -> Path:
 
 
 def test_a_keyed_indicator_blocks_at_the_door(
-    mock: object,  # noqa: F811
+    mock: object,
     hunt_dirs: tuple[Path, Path],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
