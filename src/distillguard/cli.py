@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from distillguard.errors import ConfigError, DistillguardError
+from distillguard.intel.cli import intel_app
 from distillguard.watermark.cli import watermark_app
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app = typer.Typer(
 data_app = typer.Typer(no_args_is_help=True, help="Locate and fetch the public corpora the simulator uses.")
 app.add_typer(data_app, name="data")
 app.add_typer(watermark_app, name="watermark")
+app.add_typer(intel_app, name="intel")
 console = Console(stderr=True)
 _debug = False
 
@@ -201,6 +203,10 @@ def hunt(
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when it is a terminal).")
     ] = None,
+    intel: Annotated[
+        Path | None,
+        typer.Option("--intel", help="Peers' intel (`distillguard intel import`) as prior evidence; keyed entries need $DISTILLGUARD_INTEL_KEY."),
+    ] = None,
 ) -> None:
     """Find campaigns in a log window, cluster their accounts and explain why."""
     from distillguard.hunt import HuntConfig, run_hunt
@@ -214,9 +220,23 @@ def hunt(
     if target_fpr is not None and not 0.0 < target_fpr < 1.0:
         raise ConfigError(f"--target-fpr has value {target_fpr:g}; expected a rate in (0, 1), e.g. 0.001")
     get_engine(engine)
+    matcher = None
+    if intel is not None:
+        from distillguard.intel.ingest import IntelSet
+        from distillguard.intel.keyed import load_key
+        from distillguard.intel.match import IntelMatcher
+
+        intel_set = IntelSet.load(intel)
+        matcher = IntelMatcher(intel_set, load_key(None) if intel_set.keyed or intel_set.sketches else None)
     verdicts = run_hunt(
-        logs, out=out, mapping=mapping, strict=strict, target_fpr=target_fpr, config=cfg, engine=engine, progress=progress
-    )
+        logs, out=None if matcher else out, mapping=mapping, strict=strict, target_fpr=target_fpr, config=cfg, engine=engine,
+        progress=progress,
+    )  # fmt: skip
+    if matcher is not None:
+        from distillguard.intel.prior import apply_prior
+
+        verdicts = apply_prior(verdicts, matcher, logs, cfg.policy)
+        verdicts.write(out)
     from distillguard.hunt.render import print_verdicts, summary
 
     if json_summary:

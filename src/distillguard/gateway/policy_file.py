@@ -20,7 +20,10 @@ Every problem names the file, the line, the key path and the value::
 Precedence at the door (:meth:`GatewayPolicy.door`), most specific first:
 
 1. an ``overrides`` entry with ``action`` (a person's decision about one account);
-2. ``blocklists`` (block, reason code per list: :data:`BLOCKLIST_REASONS`);
+2. ``blocklists`` (block, reason code per list: :data:`BLOCKLIST_REASONS`), then peers'
+   indicators imported with ``distillguard intel import`` (``intel:``; reason ``intel_ip``,
+   ``intel_prefix``, ``intel_device`` or ``intel_email_domain``; keyed ones are matched by
+   hashing what the request shows with the consortium key from ``intel.key_env``);
 3. ``allowlists`` (allow, reason ``allowlisted``): they exempt from the *risk rule* only,
    so a blocklist entry still refuses an allowlisted account;
 4. otherwise nothing: the risk rule decides (:meth:`GatewayPolicy.act`, the core
@@ -320,6 +323,8 @@ class GatewayPolicy:
     on_store_error: Literal["closed", "open"]
     store_timeout_s: float = 0.5
     source: str = field(default="policy", compare=False)
+    # Peers' indicators (``intel:``; :class:`distillguard.intel.match.IntelMatcher`), or None.
+    intel: Any = field(default=None, compare=False)
 
     # -- loading ---------------------------------------------------------------------------
     @classmethod
@@ -402,6 +407,11 @@ class GatewayPolicy:
         if forced is not None:
             return forced
         reason = self.blocklists.match(request)
+        if reason is None and self.intel is not None:
+            from distillguard.intel.match import REASONS
+
+            hit = self.intel.request(request.ip, request.device_fp, request.email_domain)
+            reason = REASONS[hit[0]] if hit is not None else None
         if reason is not None:
             return Verdict("block", reason, self.actions.block_appeal_url)
         if self.is_allowlisted(facts, request):
@@ -588,7 +598,8 @@ class _Problems:
 # -- building ------------------------------------------------------------------------------
 _SCHEMA: dict[KeyPath, tuple[str, ...]] = {
     (): ("identity", "default_plan", "plans", "release", "blocklists", "allowlists", "overrides", "risk",
-         "actions", "state"),
+         "actions", "state", "intel"),
+    ("intel",): ("files", "key_env"),
     ("identity",): ("header",),
     ("release",): ("stages", "trust", "cluster"),
     ("release", "trust"): ("verified", "paid", "clean_days"),
@@ -791,6 +802,7 @@ def _build(raw: Any, problems: _Problems) -> GatewayPolicy:
     risk = _risk(r, data.get("risk"))
     actions = _actions(r, data.get("actions"))
 
+    intel = _intel(r, data.get("intel"), problems.source)
     state = r.section(("state",), data.get("state"), _SCHEMA[("state",)]) or {}
     store = r.choice(("state", "store"), state.get("store"), STORES)
     store_url = r.url(("state", "url"), state.get("url"), _REDIS_SCHEMES)
@@ -814,6 +826,7 @@ def _build(raw: Any, problems: _Problems) -> GatewayPolicy:
         on_store_error=cast(Literal["closed", "open"], on_error),
         store_timeout_s=cast(int, timeout_ms) / 1000,
         source=problems.source,
+        intel=intel,
     )
 
 
@@ -923,6 +936,38 @@ def _blocklists(r: _Reader, value: Any) -> Blocklists:
         email_domains=strings("email_domains", lambda s: s.lower().lstrip("@").rstrip(".")),
         templates=strings("templates", _template_key),
     )
+
+
+def _intel(r: _Reader, value: Any, source: str) -> Any:
+    """The matcher over ``intel.files`` (relative to the policy file), or None when there are none."""
+    spec = r.section(("intel",), value, _SCHEMA[("intel",)]) if value is not None else {}
+    files = r.strings(("intel", "files"), (spec or {}).get("files", []))
+    if not files:
+        return None
+    env = (spec or {}).get("key_env", "DISTILLGUARD_INTEL_KEY")
+    if not isinstance(env, str) or not env:
+        r.p.bad(("intel", "key_env"), env, "the name of an environment variable holding the consortium key")
+        return None
+    from distillguard.intel.ingest import IntelSet
+    from distillguard.intel.keyed import load_key
+    from distillguard.intel.match import IntelMatcher
+
+    here = Path(source).parent if Path(source).is_file() else Path(".")
+    try:
+        merged = IntelSet()
+        for _, name in files:
+            one = IntelSet.load(here / name)
+            for kind, values in one.clear.items():
+                merged.clear.setdefault(kind, {}).update(values)
+            for epoch, digests in one.keyed.items():
+                merged.keyed.setdefault(epoch, {}).update(digests)
+            merged.sketches.extend(one.sketches)
+            merged.key_ids |= one.key_ids
+        key = load_key(None, env=env) if merged.keyed or merged.sketches else None
+        return IntelMatcher(merged, key)
+    except ConfigError as exc:
+        r.p.fail(("intel",), f"intel: {exc.message}")
+        return None
 
 
 def _allowlists(r: _Reader, value: Any) -> Allowlists:

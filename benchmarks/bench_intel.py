@@ -1,0 +1,128 @@
+"""Intel sharing: export size and time on a hunt, STIX validation, TAXII push/pull of many
+indicators, and the attacker's IPv4 sweep against the exported IP indicators.
+
+    PYTHONPATH=src python benchmarks/bench_intel.py --hunt HUNT_DIR [--indicators 100000] [--sweep-bits 32]
+
+``--hunt``: a hunt output (e.g. of ``qwen-2026 --scale 0.05 --seed 303``); the export uses a
+fresh random key. TAXII: a medallion server (memory backend, ``tests/intel/taxii_server.py``)
+on 127.0.0.1; ``--indicators`` plain indicators pushed in chunks and pulled back by pages,
+compared object by object (medallion's memory backend is quadratic in the collection's size:
+its push checks every new object against every stored one and its pages sort by scanning the
+manifest once per object, so 100,000 indicators do not finish in hours; the result says what
+size was run). Sweep: ``2^sweep-bits`` addresses starting at the /8 of the first
+exported IPv4 indicator (32: all of IPv4), 8 unkeyed digests each. JSON to
+``benchmarks/results/intel/intel.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import secrets
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # for tests.intel.taxii_server
+
+from stix2validator import validate_file  # noqa: E402
+from tests.intel.taxii_server import TaxiiServer  # noqa: E402
+from tests.intel.test_taxii import indicators  # noqa: E402
+
+from distillguard.intel.evidence import collect  # noqa: E402
+from distillguard.intel.export import build_bundle, write_bundle  # noqa: E402
+from distillguard.intel.extension import EXTENSION_ID  # noqa: E402
+from distillguard.intel.keyed import ConsortiumKey  # noqa: E402
+from distillguard.intel.sweep import run_sweep  # noqa: E402
+from distillguard.intel.taxii import pull, push  # noqa: E402
+
+
+def bench_export(hunt: Path, out: Path, key: ConsortiumKey) -> tuple[dict[str, object], tuple[list[str], int]]:
+    t0 = time.perf_counter()
+    intel = collect(hunt)
+    t1 = time.perf_counter()
+    bundle = build_bundle(intel, key, producer="benchmark provider")
+    size = write_bundle(bundle, out)
+    t2 = time.perf_counter()
+    r = validate_file(str(out))
+    errors = [str(e) for o in r.object_results for e in o.errors]
+    warnings = [str(w) for o in r.object_results for w in o.warnings]
+    objs = json.loads(out.read_text())["objects"]
+    inds = [o for o in objs if o["type"] == "indicator"]
+    kinds: dict[str, int] = {}
+    for o in inds:
+        k = o["extensions"][EXTENSION_ID]["kind"]
+        kinds[k] = kinds.get(k, 0) + 1
+    digests = [o["extensions"][EXTENSION_ID]["digest"] for o in inds if o["extensions"][EXTENSION_ID]["kind"] == "ipv4-addr"]
+    first = min((int.from_bytes(bytes(map(int, a.value.split("."))), "big") for a in intel.artifacts if a.kind == "ipv4-addr"), default=0)
+    return {
+        "hunt": str(hunt), "campaigns": len(intel.campaigns), "objects": len(objs), "indicators": len(inds),
+        "indicators_by_kind": kinds, "bytes": size, "collect_s": round(t1 - t0, 2), "build_and_write_s": round(t2 - t1, 2),
+        "validator_errors": len(errors), "validator_warnings": len(warnings), "first_errors": errors[:5],
+        "first_warnings": warnings[:5],
+    }, (digests, first)  # fmt: skip
+
+
+def bench_taxii(n: int, chunk: int, page: int) -> dict[str, object]:
+    objs = indicators(n)
+    with TaxiiServer(max_page_size=page) as s:
+        t0 = time.perf_counter()
+        pushed = push(objs, s.api_root, s.collection_id, s.user, s.password, chunk=chunk)
+        t1 = time.perf_counter()
+        back = pull(s.api_root, s.collection_id, s.user, s.password, per_request=page)
+        t2 = time.perf_counter()
+    same = sorted(back, key=lambda o: str(o["id"])) == sorted(objs, key=lambda o: str(o["id"]))
+    return {"indicators": n, "chunk": chunk, "page": page, "push_s": round(t1 - t0, 2), "pull_s": round(t2 - t1, 2),
+            "push_requests": pushed["requests"], "pull_requests": -(-n // page), "identical": same,
+            "server": "medallion 3.0.0, memory backend"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hunt", type=Path, required=True)
+    ap.add_argument("--indicators", type=int, default=100_000)
+    ap.add_argument("--chunk", type=int, default=5000)
+    ap.add_argument("--page", type=int, default=5000)
+    ap.add_argument("--sweep-bits", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "intel" / "intel.json")
+    args = ap.parse_args()
+    key = ConsortiumKey(secrets.token_bytes(32), epoch=1)
+    result: dict[str, object] = {
+        "command": " ".join(["python", *sys.argv]),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_avg_at_start": os.getloadavg(),
+        },
+    }
+    export, (digests, first) = bench_export(args.hunt, args.out.parent / "bench-bundle.json", key)
+    result["export"] = export
+    print(json.dumps(export, indent=1), flush=True)
+    if args.indicators:
+        result["taxii"] = bench_taxii(args.indicators, args.chunk, args.page)
+        print(json.dumps(result["taxii"], indent=1), flush=True)
+    if args.sweep_bits and digests:
+        bits = args.sweep_bits
+        start = 0 if bits >= 32 else (first >> bits) << bits  # the block holding the first exported address
+        t0 = time.perf_counter()
+        attack = run_sweep(digests, start, 1 << bits, threads=args.threads)
+        wall = time.perf_counter() - t0
+        result["sweep"] = {"addresses": 1 << bits, "start": start, "exported_ipv4_indicators": len(digests),
+                           "unkeyed_digests": attack.hashed, "hits": attack.hits, "seconds": round(attack.seconds, 1),
+                           "wall_s": round(wall, 1), "digests_per_s": round(attack.hashed / max(attack.seconds, 1e-9)),
+                           "algorithms": "sha256, sha1, md5, hmac-sha256(empty key), each over the address and over the keyed message"}  # fmt: skip
+        print(json.dumps(result["sweep"], indent=1), flush=True)
+    (args.out.parent / "bench-bundle.json").unlink(missing_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
