@@ -22,6 +22,7 @@ other entries are kept, this run's under its log's name).
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as dt
 import gc
 import json
@@ -177,8 +178,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # The check: a refresh equals a from-scratch score of the same state.
     det.rescorer.refresh_next()
     _, refreshed, _ = timed_flags(det, now)
-    scratch = HuntDetector(det.config)
-    scratch.state, scratch.accounts = det.state, det.accounts
+    scratch = HuntDetector(det.config)  # its own signals: lived time keeps a calibration on its signal
+    scratch.state, scratch.accounts = copy.copy(det.state), det.accounts
+    scratch.state.signals = det.config.build_signals()
     _, fresh, _ = timed_flags(scratch, now)
     result["refresh_equals_scratch"] = same(refreshed, fresh)
     result["last_incremental_equals_scratch"] = same(out, fresh)
