@@ -22,6 +22,7 @@ other entries are kept, this run's under its log's name).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import datetime as dt
 import gc
@@ -70,7 +71,7 @@ def traffic(log: Path, state: HuntState, n_rows: int, n_accounts: int, seed: int
     """``n_rows`` exchanges of ``n_accounts`` accounts resampled from the log's last file,
     moved to start at ``start_s`` (epoch seconds) in order: what the gateway would queue."""
     files = sorted((log / "exchanges").rglob("*.parquet"))
-    df = pl.read_parquet(files[-1], columns=[c for c in HuntDetector.columns if c in pl.read_parquet_schema(files[-1])])
+    df = pl.read_parquet(files[-1], columns=[c for c in HuntDetector.columns or () if c in pl.read_parquet_schema(files[-1])])
     rng = np.random.default_rng(seed)
     ids = df["account_id"].unique().sort()
     chosen = ids.gather(rng.choice(ids.len(), size=min(n_accounts, ids.len()), replace=False))
@@ -92,10 +93,8 @@ def same(a: pl.DataFrame, b: pl.DataFrame) -> bool:
 
 def machine() -> dict[str, Any]:
     model = ""
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     return {"cpus": os.cpu_count(), "cpu_model": model, "platform": platform.platform(), "load_average": list(os.getloadavg()),
             "mem_total_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
 

@@ -14,8 +14,8 @@ from distillguard.detectors.base import Detector
 from distillguard.hunt.config import HuntConfig
 from distillguard.hunt.explain import explain as explain_scored
 from distillguard.hunt.explain import near_misses
-from distillguard.hunt.score import accounts_table, score, stage
 from distillguard.hunt.rescore import Rescorer
+from distillguard.hunt.score import accounts_table, score, stage
 from distillguard.hunt.state import HuntState
 from distillguard.signals.base import TEXT_SPEC_DTYPES, Finding
 from distillguard.signals.prepare import ACCOUNT_COLUMNS, COLUMNS, fill_missing

@@ -317,7 +317,7 @@ class LivedTimeSignal(Signal):
         if self._fitted is None:
             return self.finalize_accounts(accounts)
         r, prev = self._fitted
-        claim, codes, gaps, ci = self._claim_gaps(p, accounts)
+        claim, _, gaps, ci = self._claim_gaps(p, accounts)
         aligned = pl.DataFrame({"account": p.account}, schema={"account": pl.UInt32}).join(
             prev, on="account", how="left", maintain_order="left"
         )
