@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import polars as pl
+import pytest
 
 from distillguard.hunt.cluster import components, rejoin_same_profile
 from distillguard.hunt.config import LinkParams, ScoreParams
@@ -83,3 +84,40 @@ def test_parts_that_behave_alike_are_rejoined_and_different_ones_are_not() -> No
     assert got[0] == got[1] == got[2] == got[3] == 10  # 10 and 11 alike: one campaign
     assert got[4] == got[5] == 12  # 12 behaves otherwise
     assert rejoin_same_profile(comp, feats, ScoreParams(profile_distance=0.01))["component"].n_unique() == 3
+
+
+def test_a_component_that_did_not_change_is_not_split_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live re-score clusters every few seconds: an unchanged component reuses its split,
+    a changed one is split again, and the result is the same as splitting afresh."""
+    import igraph as ig
+
+    from distillguard.hunt import cluster
+
+    n = 1000
+    behaviour = pl.DataFrame(
+        {"account": list(range(n)), "b": [9.0] * 100 + [1.0] * (n - 100)}, schema={"account": pl.UInt32, "b": pl.Float64}
+    )
+    rows = [(a, "tpl_head", 1) for a in range(100)]
+    for a in range(100):
+        rows += [(a, "prefix", 10 + a % 5 + a // 50 * 30), (a, "device", 20 + a % 4 + a // 50 * 30), (a, "tpl_tail", 30 + a // 50 * 30)]
+    arts = _arts(rows)
+    p = LinkParams()
+    tested = score_artifacts(arts, behaviour, p)
+    calls = 0
+    leiden = ig.Graph.community_leiden
+
+    def counted(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        return leiden(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ig.Graph, "community_leiden", counted)
+    monkeypatch.setattr(cluster, "_SPLITS", {})
+    first = components(arts, tested, behaviour, p)
+    assert calls == 1
+    assert components(arts, tested, behaviour, p).equals(first) and calls == 1
+    more = _arts([*rows, (100, "tpl_head", 1), (100, "prefix", 10)])  # one more account in the component
+    components(more, score_artifacts(more, behaviour, p), behaviour, p)
+    assert calls == 2
+    monkeypatch.setattr(cluster, "_SPLITS", {})
+    assert components(arts, tested, behaviour, p).equals(first) and calls == 3

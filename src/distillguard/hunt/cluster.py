@@ -8,6 +8,7 @@ back together where the parts behave alike (one operator, one script).
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import numpy as np
@@ -115,16 +116,42 @@ def split_loose(
         mask = labels[src] == comp
         s, d, ww = src[mask], dst[mask], w[mask]
         verts, inv = np.unique(np.concatenate([s, d]), return_inverse=True)
-        g = ig.Graph(n=len(verts), edges=np.stack([inv[: len(s)], inv[len(s) :]], axis=1).tolist())
-        ig.set_random_number_generator(random.Random(0))
-        comm = np.asarray(g.community_leiden(objective_function="modularity", weights=ww.tolist(), n_iterations=-1).membership)
-        groups = _merge_communities(comm, inv[: len(s)], inv[len(s) :], ww, verts < n_accounts, p, bridge[verts])
-        if len(np.unique(groups[verts < n_accounts])) <= 1:
+        is_account, can_bridge = verts < n_accounts, bridge[verts]
+        # The split depends on the component's graph alone (Leiden is seeded per component),
+        # so a component that did not change since the last call is not split again.
+        key = _graph_key(inv, ww, is_account, can_bridge, p)
+        groups = _SPLITS.get(key)
+        if groups is None:
+            g = ig.Graph(n=len(verts), edges=np.stack([inv[: len(s)], inv[len(s) :]], axis=1).tolist())
+            ig.set_random_number_generator(random.Random(0))
+            comm = np.asarray(g.community_leiden(objective_function="modularity", weights=ww.tolist(), n_iterations=-1).membership)
+            groups = _merge_communities(comm, inv[: len(s)], inv[len(s) :], ww, is_account, p, can_bridge)
+            _SPLITS[key] = groups
+            while len(_SPLITS) > _SPLITS_KEPT:
+                _SPLITS.pop(next(iter(_SPLITS)))
+        if len(np.unique(groups[is_account])) <= 1:
             continue
         for gid in np.unique(groups):
             out[verts[groups == gid]] = next_label
             next_label += 1
     return out
+
+
+# Splits of the components seen last (graph key -> community group of each vertex), oldest
+# first: the live re-score clusters every few seconds a graph that mostly did not change.
+_SPLITS: dict[bytes, np.ndarray] = {}
+_SPLITS_KEPT = 1024
+
+
+def _graph_key(inv: np.ndarray, w: np.ndarray, is_account: np.ndarray, can_bridge: np.ndarray, p: LinkParams) -> bytes:
+    """A digest of everything :func:`split_loose` reads of one component: its edges (local
+    vertex numbers, in order), their weights, which vertices are accounts and bridges, and
+    the parameters."""
+    h = hashlib.blake2b(repr(p).encode(), digest_size=20)
+    for a in (inv.astype(np.int64), w.astype(np.float64), is_account, can_bridge):
+        h.update(len(a).to_bytes(8, "little"))
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.digest()
 
 
 def find_root(parent: list[int], x: int) -> int:

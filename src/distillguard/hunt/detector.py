@@ -14,7 +14,8 @@ from distillguard.detectors.base import Detector
 from distillguard.hunt.config import HuntConfig
 from distillguard.hunt.explain import explain as explain_scored
 from distillguard.hunt.explain import near_misses
-from distillguard.hunt.score import accounts_table, score
+from distillguard.hunt.rescore import Rescorer
+from distillguard.hunt.score import accounts_table, score, stage
 from distillguard.hunt.state import HuntState
 from distillguard.signals.base import TEXT_SPEC_DTYPES, Finding
 from distillguard.signals.prepare import ACCOUNT_COLUMNS, COLUMNS, fill_missing
@@ -45,6 +46,7 @@ class HuntDetector(Detector):
         state_params.setdefault("signals", self.config.build_signals())
         self.state = HuntState(**state_params)
         self.accounts = pl.DataFrame()
+        self.rescorer = Rescorer(self)
 
     def observe_accounts(self, accounts: pa.Table) -> None:
         df = pl.from_arrow(accounts)
@@ -62,8 +64,13 @@ class HuntDetector(Detector):
         return self._timed(now, explain=True)
 
     def flags(self, now: dt.datetime | None = None) -> pa.Table:
-        """The verdicts without evidence or campaign summaries (about 2/3 of the cost)."""
-        return self._timed(now, explain=False).accounts
+        """The verdicts without evidence or campaign summaries, re-scored incrementally
+        (:class:`~distillguard.hunt.rescore.Rescorer`: only the accounts whose state changed
+        since the last call are finalized again; a full re-score every ``refresh_every``)."""
+        t0 = time.perf_counter()
+        out = self.rescorer.flags(now)
+        self.state.timings["link+cluster+score"] = self.state.timings.get("link+cluster+score", 0.0) + time.perf_counter() - t0
+        return out
 
     def _timed(self, now: dt.datetime | None, explain: bool) -> Verdicts:
         t0 = time.perf_counter()
@@ -76,24 +83,56 @@ class HuntDetector(Detector):
 
         ``now``: accounts registered after it are left out (no look-ahead in a replay).
         """
-        states = self.state.compacted()
+        own, from_accounts, orgs, _ = self.signal_findings(now)
+        return {**own, **{k: f for k, f in from_accounts.items() if f is not None}}, orgs
+
+    def signal_findings(
+        self,
+        now: dt.datetime | None = None,
+        dirty: pl.Series | None = None,
+        previous: tuple[dict[str, Finding], dict[str, Finding | None]] | None = None,
+    ) -> tuple[dict[str, Finding], dict[str, Finding | None], pl.DataFrame, pl.DataFrame]:
+        """Each signal's finding from its state and from the accounts table, ``account,
+        org_id``, and the accounts table as read (``account`` joined, registered by ``now``).
+
+        ``dirty`` and ``previous`` (the first two of an earlier call): only the accounts in
+        ``dirty`` changed since, so signals may finalize only those again
+        (:meth:`Signal.refinalize`); without them, everything is finalized.
+        """
+        timings = self.state.timings
+        with stage(timings, "rescore.compact"):
+            states = self.state.compacted()
         index = self.state.index
-        findings: dict[str, Finding] = {s.name: s.finalize(states[s.name], index.height) for s in self.state.signals}
+        own: dict[str, Finding] = {}
+        for s in self.state.signals:
+            with stage(timings, f"rescore.finalize.{s.name}"):
+                if dirty is None or previous is None or s.name not in previous[0]:
+                    own[s.name] = s.finalize(states[s.name], index.height)
+                else:
+                    own[s.name] = s.refinalize(states[s.name], index.height, dirty, previous[0][s.name])
+        from_accounts: dict[str, Finding | None] = {}
         orgs = index.with_columns(org_id=pl.lit(None, pl.String))
+        acc = pl.DataFrame()
         if self.accounts.height:
             acc = self.accounts.join(index, on="account_id", how="inner")
             if now is not None:
                 acc = acc.filter(pl.col("created_at") <= now)
             for s in self.state.signals:
-                found = s.finalize_accounts(acc)
-                if found is not None:
-                    findings[s.name] = found
+                with stage(timings, f"rescore.finalize.{s.name}"):
+                    if dirty is None or previous is None:
+                        from_accounts[s.name] = s.finalize_accounts(acc)
+                    else:
+                        from_accounts[s.name] = s.refinalize_accounts(acc, dirty, previous[1].get(s.name))
             orgs = index.join(acc.select("account", "org_id"), on="account", how="left")
-        return findings, orgs
+        return own, from_accounts, orgs, acc
 
     def _verdicts(self, now: dt.datetime | None, explain: bool) -> Verdicts:
         findings, orgs = self.findings(now)
-        scored = score(findings, orgs, self.state.index, self.config, now)
+        return self.verdicts_of(findings, orgs, now, explain)
+
+    def verdicts_of(self, findings: dict[str, Finding], orgs: pl.DataFrame, now: dt.datetime | None, explain: bool) -> Verdicts:
+        """Link, cluster and score ``findings`` (and with ``explain``, write the evidence)."""
+        scored = score(findings, orgs, self.state.index, self.config, now, timings=self.state.timings)
         feats, kept = scored.feats, None
         campaigns: list[dict[str, Any]] = []
         near: list[dict[str, Any]] = []

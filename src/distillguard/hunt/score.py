@@ -16,6 +16,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,15 +76,30 @@ def join_features(findings: dict[str, Finding], index: pl.DataFrame) -> pl.DataF
     return feats
 
 
+@contextmanager
+def stage(timings: dict[str, float] | None, name: str) -> Iterator[None]:
+    """Add the seconds the block took to ``timings[name]`` (profiling; nothing when None)."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        if timings is not None:
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+
+
 def score(
     findings: dict[str, Finding],
     accounts: pl.DataFrame,
     index: pl.DataFrame,
     config: HuntConfig,
     now: dt.datetime | None = None,
+    timings: dict[str, float] | None = None,
 ) -> Scored:
-    """Join every finding, compute behaviour, link and cluster campaigns, risk and decisions."""
-    feats = join_features(findings, index)
+    """Join every finding, compute behaviour, link and cluster campaigns, risk and decisions.
+
+    ``timings``: seconds per stage are added to it under ``rescore.*`` (profiling)."""
+    with stage(timings, "rescore.join"):
+        feats = join_features(findings, index)
     ts_cols = [c for c in feats.columns if c.split(".", 1)[-1].startswith("ts_")]
     n_col = VOLUME if VOLUME in feats.columns else None
     active = pl.col(n_col).fill_null(0) >= config.score.min_exchanges if n_col else pl.lit(True)
@@ -93,11 +111,14 @@ def score(
     behaviour = feats.filter(active).select("account", "b")
     arts = [f.artifacts for f in findings.values() if f.artifacts is not None and f.artifacts.height]
     artifacts = pl.concat(arts) if arts else pl.DataFrame(schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "share": pl.Float64})
-    tested = test_artifacts(artifacts, behaviour, config.link)
+    with stage(timings, "rescore.link.artifacts"):
+        tested = test_artifacts(artifacts, behaviour, config.link)
     orgs = accounts.select("account", "org_id") if "org_id" in accounts.columns else accounts.select("account", org_id=pl.lit(None, pl.String))
-    webs, web_stats, ties = identity_components(artifacts, behaviour, orgs, config.link)
-    comp = components(artifacts, tested, behaviour, config.link, ties=ties)
-    comp = rejoin_same_profile(comp, feats.select("account", *ts_cols), config.score)
+    with stage(timings, "rescore.link.identity"):
+        webs, web_stats, ties = identity_components(artifacts, behaviour, orgs, config.link)
+    with stage(timings, "rescore.cluster"):
+        comp = components(artifacts, tested, behaviour, config.link, ties=ties)
+        comp = rejoin_same_profile(comp, feats.select("account", *ts_cols), config.score)
     sig = tested.filter(pl.col("significant"))
 
     # Campaigns: components with enough accounts; strength = their strongest artifact.
@@ -125,7 +146,8 @@ def score(
     camp = sizes.join(strength, on="component").filter(pl.col("size") >= config.min_campaign)
     # Accounts that slipped through join the campaign whose members hold their phone, card,
     # device or small mail domain (campaigns are fixed first: association never makes one).
-    assoc = associates(artifacts, comp.join(camp.select("component"), on="component"), behaviour, orgs, config.link)
+    with stage(timings, "rescore.link.associates"):
+        assoc = associates(artifacts, comp.join(camp.select("component"), on="component"), behaviour, orgs, config.link)
     if assoc.height:
         comp = pl.concat([comp.join(assoc, on="account", how="anti"), assoc.select("account", "component").unique()])
         members = comp.join(feats.select("account", "account_id", "b"), on="account")

@@ -104,6 +104,7 @@ class HuntState:
         self.timings: dict[str, float] = {}  # seconds per stage, for profiling
         self.first_ts: int | None = None
         self.last_ts: int | None = None
+        self._touched: list[pl.Series] = []  # accounts with new rows since the last ``take_touched``
 
     # -- accounts ----------------------------------------------------------------------------
     def ensure_accounts(self, ids: pl.Series) -> pl.DataFrame:
@@ -126,6 +127,7 @@ class HuntState:
         else:
             return
         self.n_exchanges += df.height
+        self._touched.append(df["account"].unique())
         lo, hi = df["epoch_s"].min(), df["epoch_s"].max()
         assert isinstance(lo, int) and isinstance(hi, int)
         self.first_ts = lo if self.first_ts is None else min(self.first_ts, lo)
@@ -180,6 +182,13 @@ class HuntState:
 
         self._folds[s.name] = self._pool.submit(self._timed, f"fold.{s.name}", fold)
 
+    def take_touched(self) -> pl.Series:
+        """The accounts (u32 indices) given new rows since the last call, by :meth:`observe`
+        or a merge; the live re-score finalizes only those again (hunt/rescore.py)."""
+        seen = pl.concat(self._touched) if self._touched else pl.Series("account", [], pl.UInt32)
+        self._touched = []
+        return seen.unique().sort().cast(pl.UInt32).alias("account")
+
     def compacted(self) -> dict[str, State]:
         while self._inflight:
             self._drain_one()
@@ -216,6 +225,7 @@ class HuntState:
     ) -> None:
         remap = index.join(self.ensure_accounts(index["account_id"]), on="account_id", suffix="_new")
         mapping = dict(zip(remap["account"].to_list(), remap["account_new"].to_list(), strict=True))
+        self._touched.append(remap["account_new"])
         for s in self.signals:
             theirs = {
                 k: (t.with_columns(pl.col("account").replace_strict(mapping, return_dtype=pl.UInt32)) if "account" in t.columns else t)

@@ -71,6 +71,36 @@ class TableSpec:
             return self.empty()
         if len(frames) == 1:  # one batch's table: reduced when it is next merged
             return frames[0]
+        if self.keys[0] == "account":
+            big = max(frames, key=lambda f: f.height)
+            rest = [f for f in frames if f is not big]
+            if SPLICE * sum(f.height for f in rest) < big.height:
+                return self._splice(big, rest)
+        return self._compact(frames)
+
+    def _splice(self, big: pl.DataFrame, rest: list[pl.DataFrame]) -> pl.DataFrame:
+        """A few seconds of traffic folded into a large state: only the accounts it touches
+        are merged (every table keyed by account merges each account's rows on their own:
+        sums, heavy hitters and folds alike), then put back in their place. The same rows
+        as merging everything, at a fraction of the cost (the live re-score folds every
+        few seconds; benchmarks/results/gateway/rescore.json)."""
+        touched = pl.concat([f.select("account") for f in rest])["account"].unique().implode()
+        inside = big["account"].is_in(touched)
+        merged = self._compact([big.filter(inside), *rest])
+        out = big.filter(~inside)
+        if out.height == 0:
+            return merged
+        merged = merged.select(out.columns).cast(dict(out.schema))  # type: ignore[arg-type]
+        key = self.merge_key()
+        if key is not None:
+            ko = out.with_columns(key.alias("__k__"))
+            if ko["__k__"].is_sorted():  # a merged state is sorted by its merge key: keep it so
+                km = merged.with_columns(key.alias("__k__"))
+                km = km if km["__k__"].is_sorted() else km.sort("__k__", maintain_order=True)
+                return ko.merge_sorted(km, "__k__").drop("__k__")
+        return pl.concat([out, merged])
+
+    def _compact(self, frames: list[pl.DataFrame]) -> pl.DataFrame:
         if self.fold is not None:
             return self.fold(pl.concat(frames, how="vertical_relaxed"))
         aggs = self.merge_aggs()
@@ -155,6 +185,10 @@ class TableSpec:
         return out.with_columns(pl.col("__r__").cast(table.schema[n]).alias(n)).drop("__r__", "__k__")
 
 
+# A fold of frames whose rows are fewer than 1/SPLICE of the largest's merges only the
+# accounts they touch into it (``TableSpec._splice``).
+SPLICE = 8
+
 State = dict[str, pl.DataFrame]
 _MAGIC = b"DGSTATE1"
 
@@ -233,6 +267,13 @@ class Signal(ABC):
     # ``<name>.<feature>``. Declared so readers (the gateway, a policy, the report) can
     # rely on them; the conformance checks hold a finding to exactly this list.
     features: ClassVar[tuple[str, ...]] = ()
+    # ``local``: an account's features (but ``population``'s) and artifacts depend on its own
+    # rows of the state alone. Then :meth:`refinalize` finalizes only the accounts whose
+    # rows changed and recomputes ``population`` (tail scores, medians: columns over every
+    # account, added by :meth:`with_population`) over the patched whole: the live re-score
+    # of a 200,000-account state after a few seconds of traffic (hunt/rescore.py).
+    local: ClassVar[bool] = False
+    population: ClassVar[tuple[str, ...]] = ()
 
     def enrich(self, batch: pl.DataFrame) -> pl.DataFrame:
         """New row-aligned columns for ``batch`` (default: none). Never mutates its input."""
@@ -250,6 +291,36 @@ class Signal(ABC):
         """Features and artifacts from the accounts table (``account`` index joined, every
         spec column present), for signals that read registration data; default: none."""
         return None
+
+    def with_population(self, features: pl.DataFrame) -> pl.DataFrame:
+        """``features`` with the ``population`` columns (computed over every row); a
+        ``local`` signal's :meth:`finalize` ends with it, so both paths share one formula."""
+        return features
+
+    def refinalize(self, state: State, n_accounts: int, dirty: pl.Series, previous: Finding) -> Finding:
+        """:meth:`finalize` when only the accounts in ``dirty`` (u32 indices) changed since
+        ``previous`` (this signal's last finding). Features and artifacts are the same as
+        :meth:`finalize`'s (texts and ``explain`` are the dirty accounts' only: the live
+        re-score writes no evidence). Default: :meth:`finalize` over everything."""
+        if not self.local:
+            return self.finalize(state, n_accounts)
+        keep = dirty.implode()
+        sub = {k: (t.filter(pl.col("account").is_in(keep)) if "account" in t.columns else t) for k, t in state.items()}
+        part = self.finalize(sub, n_accounts)
+        own = [c for c in part.features.columns if c not in self.population]
+        feats = pl.concat(
+            [previous.features.filter(~pl.col("account").is_in(keep)).select(own), part.features.select(own)],
+            how="vertical_relaxed",
+        ).sort("account")
+        arts = part.artifacts
+        if previous.artifacts is not None and arts is not None:
+            arts = pl.concat([previous.artifacts.filter(~pl.col("account").is_in(keep)), arts], how="vertical_relaxed")
+        return Finding(self.with_population(feats).select(part.features.columns), arts, part.explain, part.texts)
+
+    def refinalize_accounts(self, accounts: pl.DataFrame, dirty: pl.Series, previous: Finding | None) -> Finding | None:
+        """:meth:`finalize_accounts` when only ``dirty`` accounts changed (their exchanges
+        or their row of ``accounts``) since ``previous``; default: :meth:`finalize_accounts`."""
+        return self.finalize_accounts(accounts)
 
     # -- generic state algebra -------------------------------------------------------------
     def empty(self) -> State:

@@ -191,7 +191,7 @@ class CapabilitySignal(Signal):
         features = shares.select(
             "account", *hits, tail_score(pl.col("target_share")).alias("ts_target")
         )
-        dominant = self.capabilities(features)
+        dominant: list[pl.DataFrame] = []  # computed at the first explanation (flags() writes none)
         min_requests = self.min_requests
         lm, lt = self.long_messages, self.long_input_tokens
         of = "requests" if self.sample == 1 else f"requests read (a sample of 1 in {self.sample})"
@@ -219,7 +219,9 @@ class CapabilitySignal(Signal):
                 )
             if details:
                 out.append(f"Of the {n} requests, {' and '.join(details)}.")
-            caps = dominant.row(acc, named=True)["capabilities"]
+            if not dominant:
+                dominant.append(self.capabilities(features))
+            caps = dominant[0].row(acc, named=True)["capabilities"]
             if caps:
                 listed = ", ".join(
                     f"{cap} ({pct(int(c[CAPABILITIES[cap][0]]) / n)})" for cap in caps

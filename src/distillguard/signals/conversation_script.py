@@ -73,6 +73,8 @@ class ConversationScriptSignal(Signal):
     name: ClassVar[str] = "script"
     features: ClassVar[tuple[str, ...]] = ("n_follow_ups", "top_line", "top_line_value", "line_share", "top_line_text")
     requires: ClassVar[tuple[str, ...]] = ("prompt", "n_messages")
+    local: ClassVar[bool] = True
+    population: ClassVar[tuple[str, ...]] = ()
     tables: ClassVar[dict[str, TableSpec]] = {
         "line": TableSpec(("account", "value"), {"n": "sum"}, _U, top_k=TOP_K),
         "acct": TableSpec(("account",), {"n": "sum"}, {"account": pl.UInt32}),

@@ -49,6 +49,8 @@ class InfrastructureSignal(Signal):
         "ts_datacenter", "ts_rotation",
     )
     requires: ClassVar[tuple[str, ...]] = ("ip_prefix|ip|asn|device_fp|user_agent",)
+    local: ClassVar[bool] = True
+    population: ClassVar[tuple[str, ...]] = ('ts_datacenter', 'ts_rotation')
     tables: ClassVar[dict[str, TableSpec]] = {
         **{k: TableSpec(("account", "value"), {"n": "sum"}, _U) for k in ARTIFACT_COLUMNS},
         "acct": TableSpec(("account",), {"n": "sum", "dc": "sum", "n_asn": "sum"}, {"account": pl.UInt32}),
@@ -111,8 +113,11 @@ class InfrastructureSignal(Signal):
             rotation=pl.when(pl.col("n") >= 20)
             .then(pl.col("distinct_device").fill_null(0) / pl.col("n"))
             .otherwise(0.0),
-        ).with_columns(ts_datacenter=tail_score(pl.col("dc_share")), ts_rotation=tail_score(pl.col("rotation")))
-        return Finding(feats, pl.concat(arts).cast(ARTIFACTS_SCHEMA), _explain, texts=state["text"])  # type: ignore[arg-type]
+        )
+        return Finding(self.with_population(feats), pl.concat(arts).cast(ARTIFACTS_SCHEMA), _explain, texts=state["text"])  # type: ignore[arg-type]
+
+    def with_population(self, features: pl.DataFrame) -> pl.DataFrame:
+        return features.with_columns(ts_datacenter=tail_score(pl.col("dc_share")), ts_rotation=tail_score(pl.col("rotation")))
 
 
 def _explain(r: dict[str, Any]) -> list[str]:

@@ -276,6 +276,9 @@ class LivedTimeSignal(Signal):
         self.ring_max = ring_max
         self.ring_confidence = ring_confidence
         self._profiles: Profiles | None = None
+        # The day shapes of the last full :meth:`lived` and every account's fit against them
+        # (``account, k, share, conf``): the calibration :meth:`refinalize_accounts` reuses.
+        self._fitted: tuple[np.ndarray, pl.DataFrame] | None = None
 
     def update(self, state: State, rows: pl.DataFrame) -> State:
         spec = self.tables["hour"]
@@ -302,13 +305,43 @@ class LivedTimeSignal(Signal):
             return None
         return self.lived(self._profiles, accounts)
 
-    def lived(self, p: Profiles, accounts: pl.DataFrame) -> Finding:
-        """Features, artifacts and texts from the profiles and the accounts' claims."""
+    def refinalize_accounts(self, accounts: pl.DataFrame, dirty: pl.Series, previous: Finding | None) -> Finding | None:
+        """As :meth:`finalize_accounts`, but against the day shapes of the last full one:
+        only the ``dirty`` accounts (and accounts new since) are fitted again. Rings, tail
+        scores and artifacts are recomputed over everyone. The day shapes are a population
+        calibration: they move a little with every account, so until the next full
+        :meth:`finalize_accounts` an account's fit can differ from a full one's."""
+        p = self._profiles
+        if p is None:
+            return None
+        if self._fitted is None:
+            return self.finalize_accounts(accounts)
+        r, prev = self._fitted
+        claim, _, gaps, ci = self._claim_gaps(p, accounts)
+        aligned = pl.DataFrame({"account": p.account}, schema={"account": pl.UInt32}).join(
+            prev, on="account", how="left", maintain_order="left"
+        )
+        redo = (aligned["k"].is_null() | aligned["account"].is_in(dirty.implode())).to_numpy()
+        k = aligned["k"].fill_null(0).to_numpy().astype(np.int64)
+        share = aligned["share"].fill_null(np.nan).to_numpy().astype(np.float64)
+        conf = aligned["conf"].fill_null(np.nan).to_numpy().astype(np.float64)
+        enough = p.cells >= self.min_cells
+        k[redo & ~enough], share[redo & ~enough], conf[redo & ~enough] = 0, np.nan, np.nan
+        rows = redo & enough
+        if rows.any():
+            k[rows], share[rows], conf[rows] = fit(p.counts[rows], p.cells[rows], r)
+        self._fitted = (r, _fits(p, k, share, conf))
+        found = self._finding(p, claim, ci, gaps, k, share, conf)
+        return self._with_rings(found, p, accounts, ci, gaps, r)
+
+    def _claim_gaps(self, p: Profiles, accounts: pl.DataFrame) -> tuple[pl.Series, list[str], np.ndarray, np.ndarray]:
+        """Each profiled account's claim, the known claimed countries, ``gaps[i, k]`` (hours
+        from lived offset k to the nearest offset of country i; last row: unknown claim) and
+        each account's row of it."""
         claim = self._claims(p, accounts)
         table = country_offsets()
         codes = sorted(c for c in claim.drop_nulls().unique().to_list() if c in table)
-        # gaps[i, k]: hours from lived offset k to the nearest offset of country i.
-        gaps = np.full((len(codes) + 1, HOURS), np.nan)  # last row: unknown claim
+        gaps = np.full((len(codes) + 1, HOURS), np.nan)
         for i, code in enumerate(codes):
             offs = np.asarray(table.get(code, ()), float)
             if offs.size:
@@ -319,6 +352,12 @@ class LivedTimeSignal(Signal):
             .fill_null(len(codes))
             .to_numpy()
         )
+        return claim, codes, gaps, ci
+
+    def lived(self, p: Profiles, accounts: pl.DataFrame) -> Finding:
+        """Features, artifacts and texts from the profiles and the accounts' claims."""
+        claim, codes, gaps, ci = self._claim_gaps(p, accounts)
+        table = country_offsets()
         enough = p.cells >= self.min_cells
         # Pass 1: accounts billed where one offset holds all year; where too few are, those
         # whose country keeps one offset and summer time, at standard time (an hour's blur).
@@ -347,8 +386,10 @@ class LivedTimeSignal(Signal):
                 r = reference(p.counts[agree], snap[agree])
                 k, share, conf = self._fit(p, enough, r)
         found = self._finding(p, claim, ci, gaps, k, share, conf)
-        if r is None or k is None or conf is None:
+        if r is None or k is None or share is None or conf is None:
+            self._fitted = None
             return dataclasses.replace(found, features=_no_ring(found.features))
+        self._fitted = (r, _fits(p, k, share, conf))
         return self._with_rings(found, p, accounts, ci, gaps, r)
 
     @staticmethod
@@ -582,6 +623,13 @@ class LivedTimeSignal(Signal):
             f"{int(r['cells']):,} active hours{busy}), billed in {r['country']} (UTC{claimed}): "
             f"{r['tz_gap']:g} hours from every offset of its claimed country"
         ]
+
+
+def _fits(p: Profiles, k: np.ndarray, share: np.ndarray, conf: np.ndarray) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"account": p.account, "k": k, "share": share, "conf": conf},
+        schema={"account": pl.UInt32, "k": pl.Int64, "share": pl.Float64, "conf": pl.Float64},
+    )
 
 
 def _no_ring(feats: pl.DataFrame) -> pl.DataFrame:

@@ -21,6 +21,8 @@ class OutputHarvestingSignal(Signal):
         "n", "out", "inp", "hit", "n_mt", "mt_top", "mt_top_n", "mean_out", "hit_share", "out_in", "pinned",
         "ts_mean_out", "ts_hit_share", "ts_out_in", "ts_pinned", "pop_mean_out", "pop_hit_share",
     )
+    local: ClassVar[bool] = True
+    population: ClassVar[tuple[str, ...]] = ('ts_mean_out', 'ts_hit_share', 'ts_out_in', 'ts_pinned', 'pop_mean_out', 'pop_hit_share')
     tables: ClassVar[dict[str, TableSpec]] = {
         "acct": TableSpec(
             ("account",),
@@ -69,16 +71,19 @@ class OutputHarvestingSignal(Signal):
                 .then(pl.col("mt_top").cast(pl.Float64) * pl.col("mt_top_n") / pl.col("n"))
                 .otherwise(0.0),
             )
-            .with_columns(
-                ts_mean_out=pl.when(enough).then(tail_score(pl.col("mean_out"))).otherwise(0.0),
-                ts_hit_share=pl.when(enough).then(tail_score(pl.col("hit_share"))).otherwise(0.0),
-                ts_out_in=pl.when(enough).then(tail_score(pl.col("out_in"))).otherwise(0.0),
-                ts_pinned=tail_score(pl.col("pinned")),
-                pop_mean_out=pl.col("mean_out").median(),
-                pop_hit_share=pl.col("hit_share").median(),
-            )
         )
-        return Finding(f, explain=_explain)
+        return Finding(self.with_population(f), explain=_explain)
+
+    def with_population(self, features: pl.DataFrame) -> pl.DataFrame:
+        enough = pl.col("n") >= 20
+        return features.with_columns(
+            ts_mean_out=pl.when(enough).then(tail_score(pl.col("mean_out"))).otherwise(0.0),
+            ts_hit_share=pl.when(enough).then(tail_score(pl.col("hit_share"))).otherwise(0.0),
+            ts_out_in=pl.when(enough).then(tail_score(pl.col("out_in"))).otherwise(0.0),
+            ts_pinned=tail_score(pl.col("pinned")),
+            pop_mean_out=pl.col("mean_out").median(),
+            pop_hit_share=pl.col("hit_share").median(),
+        )
 
 
 def _explain(r: dict[str, Any]) -> list[str]:

@@ -73,6 +73,8 @@ class TemplateSignal(Signal):
         "top_exact_value", "top_share", "top_kind", "concentration", "ts_concentration", "top_head_text",
     )
     requires: ClassVar[tuple[str, ...]] = ("prompt",)
+    local: ClassVar[bool] = True
+    population: ClassVar[tuple[str, ...]] = ('ts_concentration',)
     tables: ClassVar[dict[str, TableSpec]] = {
         # Heavy hitters per account: concentration and shared templates only need values
         # with a large share of an account's prompts, not every distinct prompt it sent.
@@ -164,13 +166,16 @@ class TemplateSignal(Signal):
             # Concentration only speaks once an account has sent enough prompts.
             concentration=pl.when(pl.col("n_prompts") >= 20).then(pl.col("top_share")).otherwise(0.0),
         )
-        feats = feats.with_columns(ts_concentration=tail_score(pl.col("concentration")))
+        feats = self.with_population(feats)
         texts = state["text"]
         feats = feats.join(
             texts.rename({"value": "top_head_value", "text": "top_head_text"}), on="top_head_value", how="left"
         )
         artifacts = pl.concat(arts).cast(ARTIFACTS_SCHEMA) if arts else None  # type: ignore[arg-type]
         return Finding(feats, artifacts, _explain, texts=texts)
+
+    def with_population(self, features: pl.DataFrame) -> pl.DataFrame:
+        return features.with_columns(ts_concentration=tail_score(pl.col("concentration")))
 
 
 def _explain(r: dict[str, Any]) -> list[str]:

@@ -55,6 +55,10 @@ class TemporalSignal(Signal):
         "lg_std", "lg_mean", "mean_daily", "round_clock", "regularity", "ts_peak_daily", "ts_mean_daily",
         "ts_round_clock", "ts_regularity", "pop_peak_p50", "pop_peak_p99",
     )
+    local: ClassVar[bool] = True
+    population: ClassVar[tuple[str, ...]] = (
+        "ts_peak_daily", "ts_mean_daily", "ts_round_clock", "ts_regularity", "pop_peak_p50", "pop_peak_p99",
+    )  # fmt: skip
     tables: ClassVar[dict[str, TableSpec]] = {
         "day": TableSpec(("account", "day"), {"n": "sum"}, {"account": pl.UInt32, "day": pl.Int32}),
         "hour": TableSpec(("account", "hour"), {"n": "sum"}, {"account": pl.UInt32, "hour": pl.Int8}),
@@ -119,16 +123,18 @@ class TemporalSignal(Signal):
                 round_clock=pl.when(pl.col("n") >= 48).then(pl.col("entropy")).otherwise(0.0),
                 regularity=pl.when(pl.col("n_gaps") >= MIN_GAPS).then(3.0 - pl.col("lg_std")).otherwise(0.0),
             )
-            .with_columns(
-                ts_peak_daily=tail_score(pl.col("peak_daily")),
-                ts_mean_daily=tail_score(pl.col("mean_daily")),
-                ts_round_clock=tail_score(pl.col("round_clock")),
-                ts_regularity=tail_score(pl.col("regularity")),
-                pop_peak_p50=pl.col("peak_daily").median(),
-                pop_peak_p99=pl.col("peak_daily").quantile(0.99),
-            )
         )
-        return Finding(f, explain=_explain)
+        return Finding(self.with_population(f), explain=_explain)
+
+    def with_population(self, features: pl.DataFrame) -> pl.DataFrame:
+        return features.with_columns(
+            ts_peak_daily=tail_score(pl.col("peak_daily")),
+            ts_mean_daily=tail_score(pl.col("mean_daily")),
+            ts_round_clock=tail_score(pl.col("round_clock")),
+            ts_regularity=tail_score(pl.col("regularity")),
+            pop_peak_p50=pl.col("peak_daily").median(),
+            pop_peak_p99=pl.col("peak_daily").quantile(0.99),
+        )
 
 
 def _explain(r: dict[str, Any]) -> list[str]:
