@@ -102,7 +102,7 @@ def machine() -> dict[str, Any]:
 def timed_flags(det: HuntDetector, now: dt.datetime | None) -> tuple[float, pl.DataFrame, dict[str, float]]:
     det.state.timings.clear()
     t = time.perf_counter()
-    out = pl.from_arrow(det.flags(now))
+    out = pl.from_arrow(det.flags(now, incremental=True))
     assert isinstance(out, pl.DataFrame)
     secs = time.perf_counter() - t
     stages = {k: round(v, 3) for k, v in det.state.timings.items() if k.startswith("rescore.")}

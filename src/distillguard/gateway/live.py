@@ -191,7 +191,7 @@ class LiveScorer(LiveVerdicts):
         if self.detector.state.n_exchanges == 0:
             return 0.0
         with self._lock:
-            flags = pl.from_arrow(self.detector.flags(now))
+            flags = pl.from_arrow(self.detector.flags(now, incremental=True))
         assert isinstance(flags, pl.DataFrame)
         acted = flags.filter(pl.col("decision") != "allow")
         self.live = {
