@@ -287,9 +287,17 @@ def serve(
     accounts: Annotated[Path | None, typer.Option(help="Accounts table (spec) or log folder whose accounts load at start.")] = None,
     decisions: Annotated[list[Path] | None, typer.Option(help="Hunt output folder(s) whose decisions load now and on change.")] = None,
     rescore: Annotated[float, typer.Option(help="Seconds between live re-scorings of the traffic.")] = 5.0,
+    replay_start: Annotated[
+        str | None,
+        typer.Option(metavar="ISO", help="For replaying a log in compressed time (benchmarks), never in production: simulated time starts here."),
+    ] = None,
+    replay_speed: Annotated[
+        float,
+        typer.Option(metavar="X", help="For replaying a log in compressed time (benchmarks), never in production: simulated seconds per wall second."),
+    ] = 1.0,
 ) -> None:
     """Put distillguard in front of a model: quotas, gradual release and the hunt's decisions at the door."""
-    from distillguard.gateway.server import GatewaySettings
+    from distillguard.gateway.server import GatewaySettings, make_clock
     from distillguard.gateway.server import serve as run
 
     if policy is not None and not policy.is_file():
@@ -299,7 +307,9 @@ def serve(
     settings = GatewaySettings(
         upstream=upstream, policy=str(policy) if policy else None, sink=str(sink) if sink else None,
         accounts=str(accounts) if accounts else None, decisions=[str(d) for d in decisions or []], rescore_s=rescore,
+        replay_start=replay_start, replay_speed=replay_speed,
     )  # fmt: skip
+    make_clock(settings)  # a bad --replay-start or --replay-speed fails here, before the port is taken
     console.print(f"distillguard gateway on http://{host}:{port} in front of {upstream} ({workers} worker(s))")
     run(settings, host=host, port=port, workers=workers)
 

@@ -45,6 +45,7 @@ from distillguard.gateway.api import (
     usage_of,
 )
 from distillguard.gateway.bus import DecisionBus
+from distillguard.gateway.clock import Clock, ReplayClock, WallClock, as_datetime
 from distillguard.gateway.directory import Account, Directory
 from distillguard.gateway.live import LiveScorer
 from distillguard.gateway.policy_file import AccountFacts, GatewayPolicy, RequestFacts, Verdict
@@ -100,9 +101,12 @@ class Gateway:
     bus: DecisionBus | None = None
     metrics: Metrics = field(default_factory=Metrics)
     client: httpx.AsyncClient | None = None
+    clock: Clock = field(default_factory=WallClock)  # a ReplayClock only to replay a log (benchmarks)
     _pending: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def startup(self) -> None:
+        if isinstance(self.clock, ReplayClock):  # simulated time starts with serving, not with building
+            self.clock.restart()
         limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
         self.client = httpx.AsyncClient(base_url=self.upstream.rstrip("/"), timeout=self.timeout_s, limits=limits)
         if self.live is not None:
@@ -151,7 +155,8 @@ class Gateway:
     # -- the chat endpoints ----------------------------------------------------------------
     async def chat(self, request: Request, flavor: Flavor, path: str) -> Response:
         t0 = time.perf_counter()
-        started = dt.datetime.now(dt.UTC)
+        now_s = self.clock.now()
+        started = as_datetime(now_s)
         try:
             body = await read_json(request)
             req = parse_chat(body, flavor)
@@ -191,7 +196,7 @@ class Gateway:
                 f"this request may cost up to {cost:,} tokens (input bound plus max_tokens), more than this "
                 f"account's limit of {whole:,}; send less input or a smaller max_tokens", param="max_tokens",
             )  # fmt: skip
-        grant = await self.store.reserve(buckets, cost)
+        grant = await self.store.reserve(buckets, cost, now=now_s)
         self.metrics.store_errors.set(self.store.errors)
         if isinstance(grant, Refusal):
             self.metrics.decisions.labels("quota", grant.reason).inc()

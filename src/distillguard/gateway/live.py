@@ -27,6 +27,7 @@ from typing import Any
 
 import polars as pl
 
+from distillguard.gateway.clock import Clock, as_datetime
 from distillguard.gateway.directory import Account
 from distillguard.hunt.config import HuntConfig
 from distillguard.hunt.detector import HuntDetector
@@ -70,9 +71,13 @@ class LiveScorer:
     """The hunt, fed per request and re-scored every ``every_s`` seconds in a background thread."""
 
     def __init__(
-        self, policy: Policy | None = None, *, every_s: float = 5.0, config: HuntConfig | None = None, score: bool = True
+        self, policy: Policy | None = None, *, every_s: float = 5.0, config: HuntConfig | None = None, score: bool = True,
+        clock: Clock | None = None,
     ) -> None:
-        """``score=False``: decisions from files only (no live signals, nothing queued)."""
+        """``score=False``: decisions from files only (no live signals, nothing queued). ``clock``:
+        the time re-scoring is "as of" (the gateway's replay clock when a log is replayed);
+        None scores as of the traffic itself, as before."""
+        self.clock = clock
         config = config or HuntConfig()
         if policy is not None:
             config = dataclasses.replace(config, policy=policy)
@@ -129,6 +134,8 @@ class LiveScorer:
         self.ingest()
         if self.detector.state.n_exchanges == 0:
             return 0.0
+        if now is None and self.clock is not None:
+            now = as_datetime(self.clock.now())
         with self._lock:
             flags = pl.from_arrow(self.detector.flags(now))
         assert isinstance(flags, pl.DataFrame)

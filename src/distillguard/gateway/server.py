@@ -8,6 +8,7 @@ in Redis (``state.store: redis`` in the policy): in-process counters are per pro
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import threading
@@ -23,13 +24,14 @@ from starlette.applications import Starlette
 from distillguard.errors import ConfigError
 from distillguard.gateway.app import Gateway, create_app
 from distillguard.gateway.bus import DecisionBus
+from distillguard.gateway.clock import Clock, ReplayClock, WallClock
 from distillguard.gateway.directory import Directory
 from distillguard.gateway.live import LiveScorer
 from distillguard.gateway.policy_file import GatewayPolicy
 from distillguard.gateway.quota import make_store
 from distillguard.gateway.sink import ExchangeSink
 
-__all__ = ["BackgroundServer", "GatewaySettings", "app_from_env", "build_gateway", "serve"]
+__all__ = ["BackgroundServer", "GatewaySettings", "app_from_env", "build_gateway", "make_clock", "serve"]
 
 ENV = "DISTILLGUARD_GATEWAY"
 
@@ -47,9 +49,32 @@ class GatewaySettings:
     live: bool = True  # score the traffic online (decision files load either way)
     rescore_s: float = 5.0
     timeout_s: float = 600.0
+    # For replaying a log in compressed time (benchmarks), never in production: simulated time
+    # starts at replay_start (ISO 8601 with an offset) when the gateway starts serving and runs
+    # replay_speed times faster than the wall's; quotas, account ages and the hunt follow it.
+    replay_start: str | None = None
+    replay_speed: float = 1.0
+
+
+def make_clock(s: GatewaySettings) -> Clock:
+    """The wall clock, or a :class:`ReplayClock` when the settings replay a log."""
+    if s.replay_start is None:
+        if s.replay_speed != 1.0:
+            raise ConfigError(f"replay_speed has value {s.replay_speed} but replay_start is not set; give both to replay a log")
+        return WallClock()
+    try:
+        start = dt.datetime.fromisoformat(s.replay_start.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"replay_start has value {s.replay_start!r}; expected an ISO 8601 time such as 2026-04-22T00:00:00Z") from None
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=dt.UTC)
+    if not (0 < s.replay_speed < float("inf")):
+        raise ConfigError(f"replay_speed has value {s.replay_speed}; expected a positive number")
+    return ReplayClock(start, s.replay_speed)
 
 
 def build_gateway(s: GatewaySettings) -> Gateway:
+    clock = make_clock(s)
     policy = GatewayPolicy.load(s.policy) if s.policy else GatewayPolicy.default()
     store = make_store(policy.store, policy.store_url, policy.on_store_error)
     directory = Directory()
@@ -67,7 +92,8 @@ def build_gateway(s: GatewaySettings) -> Gateway:
             directory.load(pl.DataFrame(pl.from_arrow(table)).iter_rows(named=True))
     for key, account in s.keys.items():
         directory.add_key(key, account)
-    live = LiveScorer(policy.risk, every_s=s.rescore_s, score=s.live) if s.live or s.decisions else None
+    replaying = clock if isinstance(clock, ReplayClock) else None  # production scoring unchanged
+    live = LiveScorer(policy.risk, every_s=s.rescore_s, score=s.live, clock=replaying) if s.live or s.decisions else None
     if live is not None and s.decisions:
         live.watch(Path(p) for p in s.decisions)
     sink = ExchangeSink(s.sink) if s.sink else None
@@ -75,7 +101,7 @@ def build_gateway(s: GatewaySettings) -> Gateway:
     bus = DecisionBus(policy.store_url, live) if live is not None and policy.store == "redis" else None
     admin = s.admin_token or os.environ.get("DISTILLGUARD_ADMIN_TOKEN")
     upstream_key = s.upstream_key or os.environ.get("DISTILLGUARD_UPSTREAM_KEY")
-    return Gateway(s.upstream, policy, store, directory, sink, live, admin, upstream_key, s.timeout_s, bus)
+    return Gateway(s.upstream, policy, store, directory, sink, live, admin, upstream_key, s.timeout_s, bus, clock=clock)
 
 
 def app_from_env() -> Starlette:
