@@ -95,6 +95,18 @@ BIG = 100_000_000_000
 COLUMNS = ["ts", "account_id", "ip", "user_agent", "device_fp", "endpoint", "model", "system", "prompt", "n_messages",
            "has_tools", "max_tokens", "input_tokens", "output_tokens", "stop_reason", "status"]  # fmt: skip
 FILLER = "earlier turn"
+NOTES = [
+    "What the gateway logs differs from the simulated log in ways the gateway causes: its rows have no asn "
+    "(it does not resolve client addresses to networks; the hunt's datacenter-ASN and proxy-pool signals use it) "
+    "and no api_key_id; OpenAI requests count the system message in n_messages (the simulator does not), so a "
+    "first turn with a system prompt is logged with n_messages 2.",
+    "Quotas never refuse here (see the docstring), so a throttle verdict changes nothing a client sees: it is "
+    "read off the decision bus. 'leaked' counts forwarded exchanges before an account's first action of any kind "
+    "(throttle, verify, block); 'leaked_before_refusal' before its first verify or block, the offline bench's "
+    "'flagged'.",
+    "The gateway's replay clock may run up to clock_offset_bound_simulated_s ahead of the schedule; a request "
+    "sent late is stamped late by its lag x speed.",
+]
 OPENAI_FINISH = {"max_tokens": "length", "tool_use": "tool_calls", "end_turn": "stop"}
 OPENAI_TOOLS = [
     {
@@ -407,6 +419,8 @@ def window_log(log: Path, days: float) -> Path:
     """A log folder beside ``log`` holding its exchanges of the first ``days`` (counted from the
     first exchange's hour), and all of its accounts and labels."""
     out = log.parent / f"{log.name}-first{days:g}d"
+    if all((out / t / "part-00000.parquet").exists() for t in ("exchanges", "accounts", "labels")):
+        return out  # written by an earlier run (and perhaps being read by its offline bench now)
     scan = pl.scan_parquet(str(log / "exchanges" / "**" / "*.parquet"), hive_partitioning=False)
     first = scan.select(pl.col("ts").min()).collect().item()
     cutoff = first.replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=days)
@@ -775,12 +789,6 @@ def main() -> None:
         cmd = dg_command("bench", str(args.log), "--replay-every", "1", "--json", str(args.offline))
         print("offline:", " ".join(cmd), file=sys.stderr)
         subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
-    offline = json.loads(args.offline.read_text())
-    result["offline"] = {"file": str(args.offline), "replay_every_hours": offline.get("replay_every_hours"),
-                         "leaked_exchanges": offline.get("leaked_exchanges"), "leaked_exchanges_all": offline.get("leaked_exchanges_all"),
-                         "time_to_detect_hours": offline.get("time_to_detect_hours"),
-                         "per_archetype": offline.get("per_archetype")}  # fmt: skip
-
     rows = load_log(args.log)
     labels = pl.read_parquet(str(args.log / "labels"))
     plans = sorted(
@@ -896,7 +904,14 @@ def main() -> None:
         "gateway_log_tail": gw_log,
         "clock_offset_bound_simulated_s": round(0.2 * args.speed, 1),
     }  # fmt: skip
+    offline = json.loads(args.offline.read_text())
+    result["offline"] = {"file": str(args.offline), "replay_every_hours": offline.get("replay_every_hours"),
+                         "leaked_exchanges": offline.get("leaked_exchanges"), "leaked_exchanges_all": offline.get("leaked_exchanges_all"),
+                         "time_to_detect_hours": offline.get("time_to_detect_hours"),
+                         "per_archetype": offline.get("per_archetype")}  # fmt: skip
+
     online = per_campaign(rows, out, acc, labels)
+    result["notes"] = NOTES
     result["campaigns"] = online
     result["traps"] = traps(acc, labels)
     cmp = compare(online, offline)
