@@ -387,7 +387,10 @@ class BusListener:
 
         self.events: list[tuple[float, str, str]] = []  # (wall perf_counter, account, decision)
         self.cleared: list[tuple[float, str]] = []
+        self.errors: list[str] = []
+        # Kept: a client that is garbage-collected closes its pool, the subscription's socket with it.
         client: Any = redis.Redis(port=redis_port)  # untyped in redis-py
+        self._client = client
         self._pubsub = client.pubsub(ignore_subscribe_messages=True)
         self._pubsub.subscribe("dg:decisions")
         self._stop = threading.Event()
@@ -396,7 +399,14 @@ class BusListener:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            msg = self._pubsub.get_message(timeout=0.2)
+            try:
+                msg = self._pubsub.get_message(timeout=0.2)
+            except (
+                Exception
+            ) as e:  # counted, never silent: a dead listener would lose every throttle
+                self.errors.append(repr(e))
+                time.sleep(0.5)
+                continue
             if msg is None:
                 continue
             now = time.perf_counter()
@@ -410,6 +420,7 @@ class BusListener:
         self._stop.set()
         self._thread.join(timeout=5)
         self._pubsub.close()
+        self._client.close()
 
 
 # ------------------------------------------------------------------------------ the replay
@@ -901,6 +912,7 @@ def main() -> None:
         "gateway_cpu_s_per_request": round(gw_cpu / max(1, out["sent"]), 5),
         "bus_events": len(bus.events),
         "bus_cleared": len(bus.cleared),
+        "bus_listener_errors": bus.errors[:5],
         "gateway_log_tail": gw_log,
         "clock_offset_bound_simulated_s": round(0.2 * args.speed, 1),
     }  # fmt: skip
