@@ -7,7 +7,11 @@ door act on the campaigns about as early as the offline hourly replay of the hun
     PYTHONPATH=src /work/main/.venv/bin/python benchmarks/bench_gateway_replay.py --log /tmp/q001 \\
         --offline /tmp/q001-offline.json --json benchmarks/results/gateway/replay.json
 
-(Without ``--offline`` the script runs ``distillguard bench`` itself first.)
+(Without ``--offline`` the script runs ``distillguard bench`` itself first. ``--days D`` replays
+only the log's first D days, written as a log of its own beside it, ``LOG-firstDd``, which the
+offline bench then reads too, so both sides see the same exchanges: the whole qwen-2026 0.01 log,
+577,400 exchanges over 44 days, needs hours at what one gateway process sustains on 2 shared
+cores. ``--recompare RESULT.json OFFLINE.json`` redoes the comparison of a saved result.)
 
 Everything runs on 127.0.0.1, each server in its own process started the way users start it:
 ``redis-server`` (quotas and the decision bus), a stand-in model, and ``distillguard serve``
@@ -723,6 +727,60 @@ def compare(online: dict[str, Any], offline: dict[str, Any]) -> dict[str, Any]:
                                          "holds": all_ratio <= BAR_RATIO}}  # fmt: skip
 
 
+def judge(result: dict[str, Any], offline_file: Path) -> None:
+    """The offline numbers, the comparison and the bars, into ``result`` (also run alone by
+    ``--recompare`` on a saved result, when the offline bench finished after the replay)."""
+    offline = json.loads(offline_file.read_text())
+    result["offline"] = {
+        "file": str(offline_file),
+        "command": f"distillguard bench {result['log']['path']} --replay-every 1 --json {offline_file}",
+        **{k: offline.get(k) for k in ("replay_every_hours", "leaked_exchanges", "leaked_exchanges_all",
+                                       "time_to_detect_hours", "per_archetype", "flagged_by_decision", "seconds")},
+    }  # fmt: skip
+    log = Path(result["log"]["path"])
+    if log.exists():  # benign accounts that sent anything in the replayed log, per archetype
+        ids = (
+            pl.scan_parquet(str(log / "exchanges" / "**" / "*.parquet"), hive_partitioning=False)
+            .select("account_id")
+            .unique()
+        )
+        active = (
+            pl.read_parquet(str(log / "labels"))
+            .join(ids.collect(), on="account_id")
+            .group_by("archetype")
+            .len()
+        )
+        for counts in result["traps"].values():
+            counts["active_in_log"] = 0
+        for archetype, n in active.iter_rows():
+            if archetype in result["traps"]:
+                result["traps"][archetype]["active_in_log"] = n
+    if "leaked_exchanges" not in offline:  # not a bench result (yet): nothing to compare with
+        result["compare"] = None
+        result["bars"] = {
+            "holds": None,
+            "pending": f"no offline bench result in {offline_file}; rerun --recompare",
+        }
+        return
+    cmp = compare(result["campaigns"], offline)
+    result["compare"] = cmp
+    trap_ok = all(
+        result["traps"].get(k, {}).get("blocked", 0) + result["traps"].get(k, {}).get("verify", 0)
+        == 0
+        for k in TRAPS_NO_BLOCK
+    )
+    complete = result["run"]["not_sent_cap"] == 0
+    every = all(v["holds"] for v in cmp["per_campaign"].values())
+    result["bars"] = {
+        "leaked_ratio_max": BAR_RATIO,
+        "leaked_within_2x_all": cmp["all"]["holds"],
+        "leaked_within_2x_every_campaign": every,
+        "no_enterprise_app_or_eval_runner_refused": trap_ok,
+        "log_replayed_completely": complete,
+        "holds": bool(cmp["all"]["holds"] and every and trap_ok and complete),
+    }
+
+
 # ------------------------------------------------------------------------------ main
 
 
@@ -916,37 +974,11 @@ def main() -> None:
         "gateway_log_tail": gw_log,
         "clock_offset_bound_simulated_s": round(0.2 * args.speed, 1),
     }  # fmt: skip
-    offline = json.loads(args.offline.read_text())
-    result["offline"] = {"file": str(args.offline), "replay_every_hours": offline.get("replay_every_hours"),
-                         "leaked_exchanges": offline.get("leaked_exchanges"), "leaked_exchanges_all": offline.get("leaked_exchanges_all"),
-                         "time_to_detect_hours": offline.get("time_to_detect_hours"),
-                         "per_archetype": offline.get("per_archetype")}  # fmt: skip
-
     online = per_campaign(rows, out, acc, labels)
     result["notes"] = NOTES
     result["campaigns"] = online
     result["traps"] = traps(acc, labels)
-    cmp = compare(online, offline)
-    result["compare"] = cmp
-    trap_ok = all(
-        result["traps"].get(k, {}).get("blocked", 0) + result["traps"].get(k, {}).get("verify", 0)
-        == 0
-        for k in TRAPS_NO_BLOCK
-    )
-    complete = result["run"]["not_sent_cap"] == 0
-    result["bars"] = {
-        "leaked_ratio_max": BAR_RATIO,
-        "leaked_within_2x_all": cmp["all"]["holds"],
-        "leaked_within_2x_every_campaign": all(v["holds"] for v in cmp["per_campaign"].values()),
-        "no_enterprise_app_or_eval_runner_refused": trap_ok,
-        "log_replayed_completely": complete,
-        "holds": bool(
-            cmp["all"]["holds"]
-            and all(v["holds"] for v in cmp["per_campaign"].values())
-            and trap_ok
-            and complete
-        ),
-    }
+    judge(result, args.offline)
     result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["wall_s_total"] = round(time.perf_counter() - t_all, 1)
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -957,5 +989,12 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--serve-upstream":
         serve_upstream(int(sys.argv[2]))
+    elif (
+        len(sys.argv) == 4 and sys.argv[1] == "--recompare"
+    ):  # --recompare RESULT.json OFFLINE.json
+        saved = json.loads(Path(sys.argv[2]).read_text())
+        judge(saved, Path(sys.argv[3]))
+        Path(sys.argv[2]).write_text(json.dumps(saved, indent=1, default=str) + "\n")
+        print(json.dumps({k: saved[k] for k in ("compare", "bars")}, indent=1, default=str))
     else:
         main()
