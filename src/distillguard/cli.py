@@ -354,9 +354,17 @@ def serve(
     server: Annotated[str, typer.Option(help="HTTP server: uvicorn (uvloop + httptools) or granian.")] = "uvicorn",
     log_format: Annotated[str, typer.Option(help="text, or json: one object per line with each refusal's fields.")] = "text",
     log_level: Annotated[str, typer.Option(help="debug, info (every refusal), warning or error.")] = "warning",
+    replay_start: Annotated[
+        str | None,
+        typer.Option(metavar="ISO", help="For replaying a log in compressed time (benchmarks), never in production: simulated time starts here."),
+    ] = None,
+    replay_speed: Annotated[
+        float,
+        typer.Option(metavar="X", help="For replaying a log in compressed time (benchmarks), never in production: simulated seconds per wall second."),
+    ] = 1.0,
 ) -> None:
     """Put distillguard in front of a model: quotas, gradual release and the hunt's decisions at the door."""
-    from distillguard.gateway.server import GatewaySettings
+    from distillguard.gateway.server import GatewaySettings, make_clock
     from distillguard.gateway.server import serve as run
 
     if policy is not None and not policy.is_file():
@@ -373,7 +381,9 @@ def serve(
         upstream=upstream, policy=str(policy) if policy else None, sink=str(sink) if sink else None,
         accounts=str(accounts) if accounts else None, decisions=[str(d) for d in decisions or []], rescore_s=rescore,
         live=live, http_client=upstream_client, log_format=log_format, log_level=log_level,
+        replay_start=replay_start, replay_speed=replay_speed,
     )  # fmt: skip
+    make_clock(settings)  # a bad --replay-start or --replay-speed fails here, before the port is taken
     console.print(f"distillguard gateway on http://{host}:{port} in front of {upstream} ({workers} worker(s))")
     run(settings, host=host, port=port, workers=workers, server=server)
 

@@ -307,7 +307,7 @@ def test_parse_openai() -> None:
     assert req.flavor == "openai" and req.model == "gpt-x" and req.stream and req.include_usage
     assert req.prompt == "What is\nin the picture?"
     assert req.system == "You are terse.\n\nUse metric units."
-    assert req.n_messages == 6 and req.has_tools and req.max_tokens == 200 and req.n_choices == 2
+    assert req.n_messages == 4 and req.has_tools and req.max_tokens == 200 and req.n_choices == 2  # system, developer apart
 
 
 def test_parse_anthropic() -> None:

@@ -60,3 +60,12 @@ def test_the_stronger_action_wins_and_decision_files_reload_on_change(tmp_path: 
     assert live.verdict("a2").decision == "verify"  # type: ignore[union-attr]
     assert live.verdict("a1").decision == "verify"  # type: ignore[union-attr]  # only the live one is left
     assert stronger(None, None) is None
+
+
+def test_a_campaign_members_action_holds_after_its_evidence_fades_then_expires() -> None:
+    live = LiveScorer(every_s=3600, hold_s=100)
+    member = AccountVerdict("block", 0.9, True, "C001", "live")
+    outlier = AccountVerdict("throttle", 0.3, False, None, "live")
+    assert live.hold({"a": member, "b": outlier}, now_s=0) == {"a": member, "b": outlier}
+    assert live.hold({}, now_s=50) == {"a": member}  # the member holds; a lone outlier does not
+    assert live.hold({}, now_s=101) == {}

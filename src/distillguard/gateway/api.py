@@ -335,7 +335,7 @@ def parse_chat(body: Mapping[str, Any], flavor: Flavor) -> ChatRequest:
         model=model,
         stream=stream,
         max_tokens=max_tokens,
-        n_messages=len(messages),
+        n_messages=sum(1 for m in messages if m.get("role") not in _SYSTEM_ROLES),  # as Anthropic's, whose system is apart
         has_tools=has_tools,
         prompt=prompt,
         system="\n\n".join(system_parts) if system_parts else None,

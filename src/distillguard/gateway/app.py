@@ -44,6 +44,7 @@ from distillguard.gateway.api import (
     usage_of,
 )
 from distillguard.gateway.bus import DecisionBus
+from distillguard.gateway.clock import Clock, ReplayClock, WallClock, as_datetime
 from distillguard.gateway.directory import Account, Directory, hash_key
 from distillguard.gateway.directory_sync import DirectoryStoreDown, DirectorySync
 from distillguard.gateway.live import LiveVerdicts
@@ -108,9 +109,12 @@ class Gateway:
     http_client: str = "aiohttp"  # the library the upstream is called with (gateway/upstream.py)
     client: Upstream | None = None
     reviews: ReviewFollower | None = None  # analysts' decisions (distillguard ui), above the hunt's
+    clock: Clock = field(default_factory=WallClock)  # a ReplayClock only to replay a log (benchmarks)
     _pending: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def startup(self) -> None:
+        if isinstance(self.clock, ReplayClock):  # simulated time starts with serving, not with building
+            self.clock.restart()
         self.client = make_upstream(self.http_client, self.upstream, self.timeout_s)
         await self.client.start()
         if self.live is not None:
@@ -174,7 +178,8 @@ class Gateway:
     # -- the chat endpoints ----------------------------------------------------------------
     async def chat(self, request: Request, flavor: Flavor, path: str) -> Response:
         t0 = time.perf_counter()
-        started = dt.datetime.now(dt.UTC)
+        now_s = self.clock.now()
+        started = as_datetime(now_s)
         try:
             body = await read_json(request)
             req = parse_chat(body, flavor)
@@ -214,7 +219,7 @@ class Gateway:
                 f"this request may cost up to {cost:,} tokens (input bound plus max_tokens), more than this "
                 f"account's limit of {whole:,}; send less input or a smaller max_tokens", param="max_tokens", account=account_id,
             )  # fmt: skip
-        grant = await self.store.reserve(buckets, cost)
+        grant = await self.store.reserve(buckets, cost, now=now_s)
         self.metrics.store_errors.set(self.store.errors)
         if isinstance(grant, Refusal):
             self.metrics.decisions.labels("quota", grant.reason).inc()

@@ -27,6 +27,7 @@ from typing import Any, Self
 
 import polars as pl
 
+from distillguard.gateway.clock import Clock, as_datetime
 from distillguard.gateway.directory import Account
 from distillguard.hunt.config import HuntConfig
 from distillguard.hunt.detector import HuntDetector
@@ -71,7 +72,10 @@ class LiveVerdicts:
     and the queue it feeds; :class:`LiveScorer` scores in this process,
     :class:`~distillguard.gateway.scorer.ScorerClient` in a scorer process shared by workers."""
 
-    def __init__(self, *, every_s: float = 5.0, score: bool = True) -> None:
+    def __init__(self, *, every_s: float = 5.0, score: bool = True, clock: Clock | None = None) -> None:
+        """``clock``: the time re-scoring is "as of" (the gateway's replay clock when a log is
+        replayed); None scores as of the traffic itself."""
+        self.clock = clock
         self.every_s = every_s if score else float("inf")
         self.ingest_s = min(2.0, every_s)
         self.score = score
@@ -163,10 +167,16 @@ class LiveScorer(LiveVerdicts):
     """The hunt, fed per request and re-scored every ``every_s`` seconds in a background thread."""
 
     def __init__(
-        self, policy: Policy | None = None, *, every_s: float = 5.0, config: HuntConfig | None = None, score: bool = True
+        self, policy: Policy | None = None, *, every_s: float = 5.0, config: HuntConfig | None = None, score: bool = True,
+        clock: Clock | None = None, hold_s: float = 86_400.0,
     ) -> None:
-        """``score=False``: decisions from files only (no live signals, nothing queued)."""
-        super().__init__(every_s=every_s, score=score)
+        """``score=False``: decisions from files only (no live signals, nothing queued).
+        ``hold_s``: how long a campaign member's action holds after the last re-scoring that
+        flagged it (replayed through the gateway, 54 accounts were cleared again once refused
+        traffic stopped adding to their evidence; an analyst's allow still lifts it)."""
+        super().__init__(every_s=every_s, score=score, clock=clock)
+        self.hold_s = hold_s
+        self._held: dict[str, tuple[AccountVerdict, float]] = {}
         config = config or HuntConfig()
         if policy is not None:
             config = dataclasses.replace(config, policy=policy)
@@ -190,19 +200,32 @@ class LiveScorer(LiveVerdicts):
         self.ingest()
         if self.detector.state.n_exchanges == 0:
             return 0.0
+        if now is None and self.clock is not None:
+            now = as_datetime(self.clock.now())
         with self._lock:
             flags = pl.from_arrow(self.detector.flags(now, incremental=True))
         assert isinstance(flags, pl.DataFrame)
         acted = flags.filter(pl.col("decision") != "allow")
-        self.live = {
+        fresh = {
             r["account_id"]: AccountVerdict(r["decision"], float(r["risk"]), bool(r["flagged"]), r["campaign"], "live")
             for r in acted.iter_rows(named=True)
         }
+        self.live = self.hold(fresh, self.clock.now() if self.clock is not None else time.time())
         self.rescore_seconds = time.perf_counter() - t0
         self.rescores += 1
         if self.on_rescore is not None:
             self.on_rescore(self.live)
         return self.rescore_seconds
+
+    def hold(self, fresh: dict[str, AccountVerdict], now_s: float) -> dict[str, AccountVerdict]:
+        """``fresh`` plus the campaign members flagged within ``hold_s`` that it no longer flags."""
+        for account, v in fresh.items():
+            if v.flagged:
+                self._held[account] = (v, now_s + self.hold_s)
+        self._held = {a: held for a, held in self._held.items() if held[1] > now_s}
+        out = {a: v for a, (v, _) in self._held.items()}
+        out.update(fresh)
+        return out
 
     def _run(self) -> None:
         # Feeding the detector costs per call more than per row (benchmarks/results/gateway/

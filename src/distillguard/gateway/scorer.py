@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Any
 
 from distillguard.errors import ConfigError
+from distillguard.gateway.clock import Clock
 from distillguard.gateway.directory import Account
 from distillguard.gateway.live import AccountVerdict, LiveScorer, LiveVerdicts
 from distillguard.policy import Policy
@@ -43,8 +44,11 @@ _NICE = 10  # the scorer yields the CPU to the workers, whose requests wait on i
 class ScorerClient(LiveVerdicts):
     """A worker's view of the shared scorer: the same surface as the in-process scorer."""
 
-    def __init__(self, address: str, authkey: bytes, *, every_s: float = 5.0, score: bool = True) -> None:
-        super().__init__(every_s=every_s, score=score)
+    def __init__(
+        self, address: str, authkey: bytes, *, every_s: float = 5.0, score: bool = True, clock: Clock | None = None
+    ) -> None:
+        """``clock``: a replay clock whose time goes to the scorer with each batch."""
+        super().__init__(every_s=every_s, score=score, clock=clock)
         self.address = address
         self.authkey = authkey
         self.sent_rows = 0
@@ -71,6 +75,8 @@ class ScorerClient(LiveVerdicts):
             return 0
         try:
             with self._send_lock:
+                if self.clock is not None:
+                    conn.send(("clock", self.clock.now()))
                 if accounts:
                     conn.send(("accounts", accounts))
                 if rows:
@@ -139,6 +145,16 @@ class ScorerClient(LiveVerdicts):
                 self.errors += 1
 
 
+class _Latest:
+    """The last time a worker's replay clock sent (a replayed log's simulated time)."""
+
+    def __init__(self, now: float) -> None:
+        self.value = now
+
+    def now(self) -> float:
+        return self.value
+
+
 class _Service:
     """The scorer process's side: accepts workers, feeds their traffic to one scorer, and
     sends every worker each new set of verdicts."""
@@ -175,6 +191,8 @@ class _Service:
                 return
             if kind == "rows":
                 self.scorer.observe_many(items)
+            elif kind == "clock":
+                self.scorer.clock = _Latest(items)
             elif kind == "accounts":
                 for account in items:
                     self.scorer.account_seen(account)

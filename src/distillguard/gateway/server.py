@@ -9,6 +9,7 @@ accounts made through any replica's admin API (``directory_sync.py``).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import threading
@@ -24,6 +25,7 @@ from starlette.applications import Starlette
 from distillguard.errors import ConfigError
 from distillguard.gateway.app import Gateway, create_app
 from distillguard.gateway.bus import DecisionBus
+from distillguard.gateway.clock import Clock, ReplayClock, WallClock
 from distillguard.gateway.directory import Directory
 from distillguard.gateway.directory_sync import DirectorySync
 from distillguard.gateway.live import LiveScorer, LiveVerdicts
@@ -34,7 +36,7 @@ from distillguard.gateway.scorer import ScorerClient, ScorerProcess
 from distillguard.gateway.sink import ExchangeSink
 from distillguard.review import LOG_NAME, ReviewFollower
 
-__all__ = ["BackgroundServer", "GatewaySettings", "app_from_env", "build_gateway", "serve"]
+__all__ = ["BackgroundServer", "GatewaySettings", "app_from_env", "build_gateway", "make_clock", "serve"]
 
 ENV = "DISTILLGUARD_GATEWAY"
 
@@ -59,9 +61,33 @@ class GatewaySettings:
     scorer_key: str | None = None
     log_format: str = "text"  # or json: one object per line (gateway/logs.py)
     log_level: str = "warning"
+    # For replaying a log in compressed time (benchmarks), never in production: simulated time
+    # starts at replay_start (ISO 8601 with an offset) when the gateway starts serving and runs
+    # replay_speed times faster than the wall's; quotas, account ages and the hunt follow it.
+    replay_start: str | None = None
+    replay_speed: float = 1.0
+
+
+def make_clock(s: GatewaySettings) -> Clock:
+    """The wall clock, or a :class:`ReplayClock` when the settings replay a log."""
+    if s.replay_start is None:
+        if s.replay_speed != 1.0:
+            raise ConfigError(f"replay_speed has value {s.replay_speed} but replay_start is not set; give both to replay a log")
+        return WallClock()
+    try:
+        start = dt.datetime.fromisoformat(s.replay_start.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"replay_start has value {s.replay_start!r}; expected an ISO 8601 time such as 2026-04-22T00:00:00Z") from None
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=dt.UTC)
+    if not (0 < s.replay_speed < float("inf")):
+        raise ConfigError(f"replay_speed has value {s.replay_speed}; expected a positive number")
+    return ReplayClock(start, s.replay_speed)
 
 
 def build_gateway(s: GatewaySettings) -> Gateway:
+    clock = make_clock(s)
+    replaying = clock if isinstance(clock, ReplayClock) else None  # production scoring unchanged
     policy = GatewayPolicy.load(s.policy) if s.policy else GatewayPolicy.default()
     store = make_store(policy.store, policy.store_url, policy.on_store_error, policy.store_timeout_s)
     directory = Directory()
@@ -81,9 +107,9 @@ def build_gateway(s: GatewaySettings) -> Gateway:
         directory.add_key(key, account)
     live: LiveVerdicts | None = None
     if s.live and s.scorer:
-        live = ScorerClient(s.scorer, bytes.fromhex(s.scorer_key or ""), every_s=s.rescore_s)
+        live = ScorerClient(s.scorer, bytes.fromhex(s.scorer_key or ""), every_s=s.rescore_s, clock=replaying)
     elif s.live or s.decisions:
-        live = LiveScorer(policy.risk, every_s=s.rescore_s, score=s.live)
+        live = LiveScorer(policy.risk, every_s=s.rescore_s, score=s.live, clock=replaying)
     # Analysts' decisions (distillguard ui): DIR/analyst-decisions.jsonl of each hunt folder, or a
     # .jsonl given itself; followed even before it exists (distillguard/review.py).
     logs = [Path(p) / LOG_NAME if Path(p).is_dir() else Path(p) for p in s.decisions]
@@ -97,7 +123,7 @@ def build_gateway(s: GatewaySettings) -> Gateway:
     sync = DirectorySync(policy.store_url, directory) if policy.store == "redis" else None
     admin = s.admin_token or os.environ.get("DISTILLGUARD_ADMIN_TOKEN")
     upstream_key = s.upstream_key or os.environ.get("DISTILLGUARD_UPSTREAM_KEY")
-    return Gateway(s.upstream, policy, store, directory, sink, live, admin, upstream_key, s.timeout_s, bus, sync, http_client=s.http_client, reviews=reviews)
+    return Gateway(s.upstream, policy, store, directory, sink, live, admin, upstream_key, s.timeout_s, bus, sync, http_client=s.http_client, reviews=reviews, clock=clock)
 
 
 def app_from_env() -> Starlette:
