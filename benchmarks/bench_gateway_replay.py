@@ -95,15 +95,14 @@ ROOT = HERE.parent
 BAR_RATIO = 2.0
 TRAPS_NO_BLOCK = ("enterprise_app", "eval_runner")
 IDENTITY = "x-account-id"
+ASN_HEADER = "x-client-asn"  # the edge's ASN lookup, as identity.asn_header
 BIG = 100_000_000_000
-COLUMNS = ["ts", "account_id", "ip", "user_agent", "device_fp", "endpoint", "model", "system", "prompt", "n_messages",
+COLUMNS = ["ts", "account_id", "ip", "asn", "user_agent", "device_fp", "endpoint", "model", "system", "prompt", "n_messages",
            "has_tools", "max_tokens", "input_tokens", "output_tokens", "stop_reason", "status"]  # fmt: skip
 FILLER = "earlier turn"
 NOTES = [
-    "What the gateway logs differs from the simulated log in ways the gateway causes: its rows have no asn "
-    "(it does not resolve client addresses to networks; the hunt's datacenter-ASN and proxy-pool signals use it) "
-    "and no api_key_id; OpenAI requests count the system message in n_messages (the simulator does not), so a "
-    "first turn with a system prompt is logged with n_messages 2.",
+    "The row's asn reaches the gateway's log through identity.asn_header (an edge's ASN lookup); the gateway "
+    "logs no api_key_id; n_messages counts no system turns in either API, as the simulator does.",
     "Quotas never refuse here (see the docstring), so a throttle verdict changes nothing a client sees: it is "
     "read off the decision bus. 'leaked' counts forwarded exchanges before an account's first action of any kind "
     "(throttle, verify, block); 'leaked_before_refusal' before its first verify or block, the offline bench's "
@@ -219,6 +218,7 @@ def request_of(row: dict[str, Any]) -> tuple[str, bytes, dict[str, str]]:
         "x-forwarded-for": row["ip"] or "",
         "user-agent": row["user_agent"] or "",
         "x-device-fingerprint": row["device_fp"] or "",
+        ASN_HEADER: str(row["asn"]) if row.get("asn") is not None else "",
         "x-replay-input": str(int(row["input_tokens"] or 1)),
         "x-replay-output": str(int(row["output_tokens"] or 0)),
         "x-replay-stop": row["stop_reason"] or "",
@@ -355,7 +355,7 @@ def start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
 
 def policy_yaml(plans: list[str], redis_port: int) -> str:
     plan = f"{{daily_tokens: {BIG}, requests_per_minute: {BIG}, tokens_per_minute: {BIG}, max_tokens: 1000000}}"
-    lines = [f"identity: {{header: {IDENTITY}}}", f"default_plan: {plans[0]}", "plans:"]
+    lines = [f"identity: {{header: {IDENTITY}, asn_header: {ASN_HEADER}}}", f"default_plan: {plans[0]}", "plans:"]
     lines += [f"  {p}: {plan}" for p in plans]
     lines += [
         "state:",

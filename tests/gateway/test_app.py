@@ -378,3 +378,14 @@ def test_a_client_gone_before_its_body_arrived_is_no_server_error(mock: ServerTh
                        json={"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8})  # fmt: skip
         assert r.status_code == 200
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_the_edges_asn_header_reaches_the_log(mock: ServerThread, tmp_path: Path) -> None:
+    with _Gw(mock, tmp_path, "identity: {asn_header: x-client-asn}\n") as (_, url):
+        client = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0)
+        for asn in ("AS16509", "13335", "not-a-number"):
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], max_tokens=4,
+                                           extra_headers={"x-client-asn": asn})  # fmt: skip
+    rows = pl.concat([pl.from_arrow(b) for b in LogReader(tmp_path / "sink").exchange_batches()])  # type: ignore[misc]
+    assert isinstance(rows, pl.DataFrame)
+    assert sorted(rows["asn"].to_list(), key=str) == sorted([16509, 13335, None], key=str)

@@ -367,6 +367,7 @@ class _Exchange:
             "account_id": self.account.account_id,
             "ip": ip,
             "ip_prefix": _prefix(ip),
+            "asn": _asn(self.request.headers.get(self.gw.policy.asn_header)) if self.gw.policy.asn_header else None,
             "user_agent": self.request.headers.get("user-agent"),
             "device_fp": self.request.headers.get("x-device-fingerprint"),
             "endpoint": self.path,
@@ -386,6 +387,13 @@ class _Exchange:
 
 def _facts(a: Account) -> AccountFacts:
     return AccountFacts(account_id=a.account_id, plan=a.plan, created_at=a.created_at, verified=a.verified, paid=a.paid, org_id=a.org_id)
+
+
+def _asn(value: str | None) -> int | None:
+    if value is None:
+        return None
+    value = value.strip().upper().removeprefix("AS")
+    return int(value) if value.isdigit() and int(value) < 2**32 else None
 
 
 def _prefix(ip: str | None) -> str | None:

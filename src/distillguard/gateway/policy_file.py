@@ -322,6 +322,7 @@ class GatewayPolicy:
     store_url: str
     on_store_error: Literal["closed", "open"]
     store_timeout_s: float = 0.5
+    asn_header: str | None = None
     source: str = field(default="policy", compare=False)
     # Peers' indicators (``intel:``; :class:`distillguard.intel.match.IntelMatcher`), or None.
     intel: Any = field(default=None, compare=False)
@@ -600,7 +601,7 @@ _SCHEMA: dict[KeyPath, tuple[str, ...]] = {
     (): ("identity", "default_plan", "plans", "release", "blocklists", "allowlists", "overrides", "risk",
          "actions", "state", "intel"),
     ("intel",): ("files", "key_env"),
-    ("identity",): ("header",),
+    ("identity",): ("header", "asn_header"),
     ("release",): ("stages", "trust", "cluster"),
     ("release", "trust"): ("verified", "paid", "clean_days"),
     ("release", "trust", "clean_days"): ("days", "share"),
@@ -778,6 +779,10 @@ def _build(raw: Any, problems: _Problems) -> GatewayPolicy:
             ("identity", "header"), header, "null or an HTTP header name such as x-account-id"
         )
         header = None
+    asn_header = identity.get("asn_header")
+    if asn_header is not None and (not isinstance(asn_header, str) or not _HEADER_RE.match(asn_header)):
+        problems.bad(("identity", "asn_header"), asn_header, "null or an HTTP header name such as x-client-asn")
+        asn_header = None
 
     plans = _plans(r, data.get("plans"))
     default_plan = data.get("default_plan")
@@ -813,6 +818,7 @@ def _build(raw: Any, problems: _Problems) -> GatewayPolicy:
         return _default_policy()
     return GatewayPolicy(
         identity_header=header.lower() if header else None,
+        asn_header=asn_header.lower() if asn_header else None,
         default_plan=cast(str, default_plan),
         plans=MappingProxyType(cast(dict[str, PlanLimits], plans)),
         release=cast(Release, release),
