@@ -3,8 +3,8 @@
 ``bash scripts/chromium.sh install`` installs the browser (``make test`` runs it); Playwright,
 from the ``dev`` extra, is pointed at that binary (``DISTILLGUARD_CHROMIUM`` overrides it) and
 never downloads one. Without Chromium the tests that need it skip, saying so, except in CI,
-where a missing browser is a failure. A page may reach only 127.0.0.1: any other request is
-refused and recorded, so a test can assert a page loads nothing from elsewhere (no CDN).
+where a missing browser is a failure. A page may reach only 127.0.0.1 and local files: any other
+request is refused and recorded, so a test can assert a page loads nothing from elsewhere (no CDN).
 
 Use the ``browser`` or ``page`` fixture (import them into a ``conftest.py``).
 """
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-__all__ = ["Loopback", "browser", "chromium_path", "image_spread", "page"]
+__all__ = ["Loopback", "browser", "chromium_path", "image_spread", "launch_args", "page"]
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
@@ -32,6 +32,21 @@ def chromium_path() -> str | None:
     if given:
         return given if shutil.which(given) else None
     return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def launch_args() -> list[str]:
+    """Chromium's switches: no name resolves but loopback's, no proxy, no background traffic."""
+    args = [
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",  # no name resolves: loopback only
+        "--no-proxy-server",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        args.append("--no-sandbox")  # Chromium's sandbox refuses to run as root (containers, CI)
+    return args
 
 
 @pytest.fixture(scope="module")
@@ -45,18 +60,8 @@ def browser() -> Iterator[Any]:
         pytest.skip("chromium is not installed (Debian's chromium package: `bash scripts/chromium.sh install`)")
     from playwright.sync_api import sync_playwright
 
-    args = [
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",  # no name resolves: loopback only
-        "--no-proxy-server",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-    ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        args.append("--no-sandbox")  # Chromium's sandbox refuses to run as root (containers, CI)
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=path, headless=True, args=args)
+        b = p.chromium.launch(executable_path=path, headless=True, args=launch_args())
         try:
             yield b
         finally:
@@ -77,8 +82,8 @@ def page(browser: Any) -> Iterator[Loopback]:
     held = Loopback(context.new_page())
 
     def guard(route: Any) -> None:
-        host = urllib.parse.urlsplit(route.request.url).hostname or ""
-        if host in LOOPBACK:
+        url = urllib.parse.urlsplit(route.request.url)
+        if (url.hostname or "") in LOOPBACK or (url.scheme == "file" and not url.netloc):  # a local file (a report)
             route.continue_()
         else:
             held.offsite.append(route.request.url)

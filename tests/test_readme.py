@@ -11,6 +11,7 @@ are what CI runs.
 from __future__ import annotations
 
 import re
+import secrets
 import shlex
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def _fill(cmd: str, log: Path, tmp: Path) -> list[str]:
             w = w.split("|")[0]
         words.append(w)
     subs = {"NAME": "smoke", "X": "0.5", "N": "3", "DIR": str(tmp / "out"), "LOG": str(log), "LOGS": str(log),
-            "OUT": str(tmp / "out.json"), "FILE": str(cfg)}  # fmt: skip
+            "OUT": str(tmp / "out.json"), "FILE": str(cfg), "HUNT": str(tmp / "hunt")}  # fmt: skip
     if words[0] == "watermark":
         text = tmp / "reply.txt"
         text.write_text("the quick answer is that you should sort the list first and then search it\n")
@@ -71,9 +72,10 @@ def _fill(cmd: str, log: Path, tmp: Path) -> list[str]:
                      "C": "c1", "tokenizer.json": str(_tokenizer(tmp))})  # fmt: skip
         if words[1:3] != ["keys", "init"]:
             assert CliRunner().invoke(app, ["watermark", "keys", "init", "--store", str(tmp / "keys.json")]).exit_code == 0
-    if words[0] == "report":  # draws a hunt's output: hunt the log first
+    if words[0] in ("report", "intel") and "HUNT" in words:  # reads a hunt's output: hunt the log first
         assert CliRunner().invoke(app, ["hunt", str(log), "--out", str(tmp / "hunt")]).exit_code == 0
-        subs.update({"HUNT": str(tmp / "hunt"), "FILE.html": str(tmp / "report.html")})
+        subs.update({"HUNT": str(tmp / "hunt"), "FILE.html": str(tmp / "report.html"), "report.html": str(tmp / "report.html"),
+                     "bundle.json": str(tmp / "bundle.json")})  # fmt: skip
     args = [subs.get(w, w) for w in words]
     if args[0] == "simulate":
         args = [a if a != str(log) else str(tmp / "sim") for a in args]
@@ -97,7 +99,8 @@ def _tokenizer(tmp: Path) -> Path:
 
 
 @pytest.mark.parametrize("cmd", COMMANDS)
-def test_readme_command_runs(cmd: str, log: Path, tmp_path: Path) -> None:
+def test_readme_command_runs(cmd: str, log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     args = _fill(cmd, log, tmp_path)
+    monkeypatch.setenv("DISTILLGUARD_INTEL_KEY", secrets.token_hex(32))  # `intel export`: as the README says, set
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, f"{args}\n{res.output}"
