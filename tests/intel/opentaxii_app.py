@@ -9,8 +9,12 @@ two fixes of 0.9.3 made through its plug-in point, so that what a client pushes 
 it was: (1) on SQLite its GUID columns come back as ``uuid.UUID``, which its responses
 cannot serialise (every collection request answers 500), so ids are handed out as strings;
 (2) its objects endpoints write the object's ``type`` into ``spec_version`` (server.py:
-``"spec_version": obj.type``), so the stored ``spec_version`` is put back. Storage, queries,
-pagination and the HTTP layer are OpenTAXII's.
+``"spec_version": obj.type``), so the stored ``spec_version`` is put back. And after each
+push it runs SQLite's ``ANALYZE``: without statistics SQLite answers the "latest version"
+subquery every page makes by walking the ``version`` index, and the objects of one export
+share their ``modified`` time, so each page cost (collection size)^2 (100,000 indicators: no
+page in 7 minutes; with statistics it uses the ``id`` index, about 1 s a page). Storage,
+queries, pagination and the HTTP layer are OpenTAXII's.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import sys
 from typing import Any
 
 from opentaxii.persistence.sqldb.api import Taxii2SQLDatabaseAPI
+from sqlalchemy import text
 
 
 def _str_ids(entity: Any, *fields: str) -> Any:
@@ -59,6 +64,14 @@ class Taxii2API(Taxii2SQLDatabaseAPI):  # type: ignore[misc]
 
     def _job_and_details_to_entity(self, job: Any, job_details: Any) -> Any:
         return _str_ids(super()._job_and_details_to_entity(job, job_details), "id", "api_root_id")
+
+    def add_objects(self, *args: Any, **kwargs: Any) -> Any:
+        job = super().add_objects(*args, **kwargs)
+        if self.db.session.get_bind().dialect.name == "sqlite":
+            self.db.session.execute(text("PRAGMA analysis_limit=1000"))
+            self.db.session.execute(text("ANALYZE"))
+            self.db.session.commit()
+        return job
 
     def get_objects(self, *args: Any, **kwargs: Any) -> Any:
         objects, more, next_param = super().get_objects(*args, **kwargs)
