@@ -1,17 +1,15 @@
 """Intel sharing: export size and time on a hunt, STIX validation, TAXII push/pull of many
 indicators, and the attacker's IPv4 sweep against the exported IP indicators.
 
-    PYTHONPATH=src python benchmarks/bench_intel.py --hunt HUNT_DIR [--indicators 100000] [--sweep-bits 32]
+    PYTHONPATH=src python benchmarks/bench_intel.py [--hunt HUNT_DIR] [--indicators 100000] [--sweep-bits 32]
 
 ``--hunt``: a hunt output (e.g. of ``qwen-2026 --scale 0.05 --seed 303``); the export uses a
-fresh random key. TAXII: a medallion server (memory backend, ``tests/intel/taxii_server.py``)
-on 127.0.0.1; ``--indicators`` plain indicators pushed in chunks and pulled back by pages,
-compared object by object (medallion's memory backend is quadratic in the collection's size:
-its push checks every new object against every stored one and its pages sort by scanning the
-manifest once per object, so 100,000 indicators do not finish in hours; the result says what
-size was run). Sweep: ``2^sweep-bits`` addresses starting at the /8 of the first
-exported IPv4 indicator (32: all of IPv4), 8 unkeyed digests each. JSON to
-``benchmarks/results/intel/intel.json``.
+fresh random key; without it the export and the sweep are skipped. TAXII: an OpenTAXII 2.1
+server (SQLite, ``tests/intel/taxii_server.py``) on 127.0.0.1; ``--indicators`` plain
+indicators pushed in chunks and pulled back by pages, compared by id and by canonical JSON.
+Sweep: ``2^sweep-bits`` addresses starting at the /8 of the first exported IPv4 indicator
+(32: all of IPv4), 8 unkeyed digests each. The sections run replace those in
+``benchmarks/results/intel/intel.json``; the others are kept.
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # for tests.intel.taxii_server
 
 from stix2validator import validate_file  # noqa: E402
-from tests.intel.taxii_server import TaxiiServer  # noqa: E402
+from tests.intel.taxii_server import TaxiiServer, server_version  # noqa: E402
 from tests.intel.test_taxii import indicators  # noqa: E402
 
 from distillguard.intel.evidence import collect  # noqa: E402
@@ -69,21 +67,24 @@ def bench_export(hunt: Path, out: Path, key: ConsortiumKey) -> tuple[dict[str, o
 
 def bench_taxii(n: int, chunk: int, page: int) -> dict[str, object]:
     objs = indicators(n)
-    with TaxiiServer(max_page_size=page) as s:
+    t = time.perf_counter()
+    with TaxiiServer() as s:
         t0 = time.perf_counter()
         pushed = push(objs, s.api_root, s.collection_id, s.user, s.password, chunk=chunk)
         t1 = time.perf_counter()
         back = pull(s.api_root, s.collection_id, s.user, s.password, per_request=page)
         t2 = time.perf_counter()
-    same = sorted(back, key=lambda o: str(o["id"])) == sorted(objs, key=lambda o: str(o["id"]))
-    return {"indicators": n, "chunk": chunk, "page": page, "push_s": round(t1 - t0, 2), "pull_s": round(t2 - t1, 2),
-            "push_requests": pushed["requests"], "pull_requests": -(-n // page), "identical": same,
-            "server": "medallion 3.0.0, memory backend"}
+    sent = {str(o["id"]): json.dumps(o, sort_keys=True) for o in objs}
+    got = {str(o["id"]): json.dumps(o, sort_keys=True) for o in back}
+    return {"server": server_version(), "indicators": n, "chunk": chunk, "page": page, "start_s": round(t0 - t, 2),
+            "push_s": round(t1 - t0, 2), "pull_s": round(t2 - t1, 2), "push_requests": pushed["requests"],
+            "pull_requests": max(1, -(-n // page)), "pulled": len(back), "same_ids": len(back) == len(got) and got.keys() == sent.keys(),
+            "identical": len(back) == len(got) and got == sent}  # fmt: skip
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--hunt", type=Path, required=True)
+    ap.add_argument("--hunt", type=Path, default=None)
     ap.add_argument("--indicators", type=int, default=100_000)
     ap.add_argument("--chunk", type=int, default=5000)
     ap.add_argument("--page", type=int, default=5000)
@@ -92,7 +93,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "intel" / "intel.json")
     args = ap.parse_args()
     key = ConsortiumKey(secrets.token_bytes(32), epoch=1)
-    result: dict[str, object] = {
+    run: dict[str, object] = {
         "command": " ".join(["python", *sys.argv]),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -102,11 +103,17 @@ def main() -> None:
             "load_avg_at_start": os.getloadavg(),
         },
     }
-    export, (digests, first) = bench_export(args.hunt, args.out.parent / "bench-bundle.json", key)
-    result["export"] = export
-    print(json.dumps(export, indent=1), flush=True)
+    result: dict[str, object] = json.loads(args.out.read_text()) if args.out.exists() else {}
+    digests: list[str] = []
+    first = 0
+    if args.hunt:
+        result.update(run)  # the top-level run is the one that made the export
+        export, (digests, first) = bench_export(args.hunt, args.out.parent / "bench-bundle.json", key)
+        (args.out.parent / "bench-bundle.json").unlink(missing_ok=True)
+        result["export"] = export
+        print(json.dumps(export, indent=1), flush=True)
     if args.indicators:
-        result["taxii"] = bench_taxii(args.indicators, args.chunk, args.page)
+        result["taxii"] = {**bench_taxii(args.indicators, args.chunk, args.page), **run}
         print(json.dumps(result["taxii"], indent=1), flush=True)
     if args.sweep_bits and digests:
         bits = args.sweep_bits
@@ -119,7 +126,6 @@ def main() -> None:
                            "wall_s": round(wall, 1), "digests_per_s": round(attack.hashed / max(attack.seconds, 1e-9)),
                            "algorithms": "sha256, sha1, md5, hmac-sha256(empty key), each over the address and over the keyed message"}  # fmt: skip
         print(json.dumps(result["sweep"], indent=1), flush=True)
-    (args.out.parent / "bench-bundle.json").unlink(missing_ok=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
 

@@ -1,4 +1,4 @@
-"""A small log and hunt output with two campaigns and bystanders, and a medallion TAXII server."""
+"""A small log and hunt output with two campaigns and bystanders, and an OpenTAXII 2.1 server."""
 
 from __future__ import annotations
 

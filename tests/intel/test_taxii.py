@@ -4,9 +4,12 @@ import json
 import uuid
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from distillguard.cli import app
+from distillguard.errors import ConfigError
+from distillguard.intel.taxii import taxii_timestamp
 from tests.intel.taxii_server import TaxiiServer
 
 
@@ -30,3 +33,12 @@ def test_push_then_pull_returns_the_same_objects(taxii: TaxiiServer, tmp_path: P
     assert sorted(back, key=lambda o: str(o["id"])) == sorted(objs, key=lambda o: str(o["id"]))
     r = CliRunner().invoke(app, ["intel", "pull", *auth, "--out", str(tmp_path / "none.json"), "--added-after", "2100-01-01T00:00:00Z"])
     assert r.exit_code == 0 and json.loads((tmp_path / "none.json").read_text())["objects"] == []
+    r = CliRunner().invoke(app, ["intel", "pull", *auth, "--out", str(tmp_path / "all.json"), "--added-after", "2000-01-01T00:00:00Z"])
+    assert r.exit_code == 0 and len(json.loads((tmp_path / "all.json").read_text())["objects"]) == len(objs)
+
+
+def test_added_after_goes_out_in_utc_with_microseconds() -> None:
+    assert taxii_timestamp("2026-04-01T02:30:00+02:00") == "2026-04-01T00:30:00.000000Z"
+    assert taxii_timestamp("2026-04-01T00:00:00.5Z") == "2026-04-01T00:00:00.500000Z"
+    with pytest.raises(ConfigError, match="added-after"):
+        taxii_timestamp("yesterday")

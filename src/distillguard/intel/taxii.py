@@ -8,6 +8,7 @@ root (``http://host:port/api1/``).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import uuid
@@ -54,11 +55,21 @@ def pull(url: str, collection_id: str, user: str | None = None, password: str | 
     from taxii2client.v21 import as_pages
 
     col = collection(url, collection_id, user, password)
-    kw: dict[str, Any] = {"added_after": added_after} if added_after else {}
+    kw: dict[str, Any] = {"added_after": taxii_timestamp(added_after)} if added_after else {}
     out: list[dict[str, Any]] = []
     for page in as_pages(col.get_objects, per_request=per_request, **kw):
         out.extend(page.get("objects", []))
     return out
+
+
+def taxii_timestamp(value: str) -> str:
+    """``value`` (RFC 3339) in UTC with microseconds: OpenTAXII refuses (400) any other form."""
+    try:
+        t = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"--added-after has value {value!r}; expected an RFC 3339 time such as 2026-04-01T00:00:00Z") from None
+    t = t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def as_bundle(objects: list[dict[str, Any]]) -> dict[str, Any]:
