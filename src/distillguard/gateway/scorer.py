@@ -5,7 +5,7 @@ Scoring in the request process cost it about 2 ms of CPU per request at 500 requ
 scoring off), and with ``--workers N`` each worker would have seen only its own share of the
 traffic. So ``serve`` starts one scorer process (:class:`ScorerProcess`, at a lower CPU
 priority than the workers) and each worker holds a :class:`ScorerClient`: requests still only
-append to a queue; a thread sends the queue to the scorer every ``ingest_s`` seconds over a
+append to a queue; a thread sends the queue to the scorer every 0.2 s over a
 Unix socket (``multiprocessing.connection``, authenticated with a random key, in a private
 folder) and applies the verdicts the scorer broadcasts after each re-scoring. The scorer is
 the same :class:`~distillguard.gateway.live.LiveScorer` as in process, so both agree.
@@ -38,7 +38,11 @@ from distillguard.policy import Policy
 
 __all__ = ["ScorerClient", "ScorerProcess"]
 
-_NICE = 10  # the scorer yields the CPU to the workers, whose requests wait on it
+PUSH_S = 0.2
+_NICE = 19  # the scorer yields the CPU to the workers, whose requests wait on it
+# One thread for Polars and BLAS in the scorer: its bursts then take one core, not all, and the
+# workers keep the rest (benchmarks/results/gateway/latency.json, `scorer_threads`).
+_ONE_THREAD = {"POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 class ScorerClient(LiveVerdicts):
@@ -134,13 +138,13 @@ class ScorerClient(LiveVerdicts):
     def _run(self) -> None:
         if self.score:
             self._connected()  # verdicts flow from the start, before any traffic
-        next_push = time.monotonic() + self.ingest_s
-        while not self._stop.wait(0.2):
+        # Small, frequent sends: pickling 2 s of traffic at once held this worker's GIL long
+        # enough to show in its p99; the scorer still feeds its detector every ``ingest_s``.
+        while not self._stop.wait(PUSH_S):
             try:
                 self._reload()
-                if self.score and time.monotonic() >= next_push:
+                if self.score:
                     self.push()
-                    next_push = time.monotonic() + self.ingest_s
             except Exception:  # never take the worker down; counted for /metrics
                 self.errors += 1
 
@@ -230,9 +234,10 @@ def _scorer_main(address: str, authkey: bytes, policy: Policy | None, every_s: f
 class ScorerProcess:
     """Start and stop the shared scorer: ``with ScorerProcess(policy, 5.0) as p: p.address``."""
 
-    def __init__(self, policy: Policy | None = None, every_s: float = 5.0) -> None:
+    def __init__(self, policy: Policy | None = None, every_s: float = 5.0, *, one_thread: bool = True) -> None:
         self.policy = policy
         self.every_s = every_s
+        self.one_thread = one_thread
         self.folder = Path(tempfile.mkdtemp(prefix="distillguard-scorer-"))  # mode 0700
         self.address = str(self.folder / "scorer.sock")
         self.authkey = secrets.token_bytes(32)
@@ -244,7 +249,17 @@ class ScorerProcess:
             target=_scorer_main, args=(self.address, self.authkey, self.policy, self.every_s, os.getpid()),
             name="distillguard-scorer", daemon=True,
         )  # fmt: skip
-        self.process.start()
+        saved = {k: os.environ.get(k) for k in _ONE_THREAD}
+        if self.one_thread:  # read by the child's imports; the parent's libraries are loaded already
+            os.environ.update(_ONE_THREAD)
+        try:
+            self.process.start()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         deadline = time.monotonic() + wait_s
         while not os.path.exists(self.address):
             if not self.process.is_alive():
