@@ -66,7 +66,6 @@ from typing import Any
 
 import httptools
 import httpx
-import msgspec
 import orjson
 
 HERE = Path(__file__).resolve().parent
@@ -539,28 +538,23 @@ def summarize(windows: list[dict[str, Any]]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ JSON
 
 
-class _Usage(msgspec.Struct):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-class _Reply(msgspec.Struct):
-    """Only the usage of a reply: msgspec skips the rest without building it."""
-
-    usage: _Usage | None = None
-
-
 def json_libraries(bodies: list[bytes], reply: bytes, calls: int = 20_000) -> dict[str, Any]:
     """What each JSON library costs on the gateway's own JSON work: decode a request, encode the
     upstream body, decode a whole reply for its usage (median µs per call, one sitting)."""
     import json as stdlib_json
+
+    import msgspec  # the `bench` extra; imported here so the tests that reuse this module need not
+
+    usage_type = msgspec.defstruct("Usage", [("prompt_tokens", int, 0), ("completion_tokens", int, 0)])
+    # Only the usage of a reply: msgspec skips the rest without building it.
+    reply_type = msgspec.defstruct("Reply", [("usage", usage_type | None, None)])
 
     decoded = [orjson.loads(b) for b in bodies]
     enc = msgspec.json.Encoder()
     libs: dict[str, dict[str, Any]] = {
         "orjson": {"decode_request": orjson.loads, "encode_request": orjson.dumps, "reply_usage": lambda b: orjson.loads(b)["usage"]},
         "msgspec": {"decode_request": msgspec.json.decode, "encode_request": enc.encode,
-                    "reply_usage": lambda b: msgspec.json.decode(b, type=_Reply).usage},
+                    "reply_usage": lambda b: getattr(msgspec.json.decode(b, type=reply_type), "usage")},
         "json": {"decode_request": stdlib_json.loads, "encode_request": lambda o: stdlib_json.dumps(o).encode(),
                  "reply_usage": lambda b: stdlib_json.loads(b)["usage"]},
     }  # fmt: skip
