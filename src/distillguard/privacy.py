@@ -25,6 +25,7 @@ from distillguard.errors import ConfigError
 __all__ = [
     "ENV_KEY",
     "TEXT_COLUMNS",
+    "ip_prefix",
     "load_key",
     "pseudonymise",
     "pseudonymise_log",
@@ -114,7 +115,7 @@ def pseudonymise(
     return table.take(pc.index_in(col, value_set=uniq))
 
 
-def _ip_prefix(ip: str) -> str | None:
+def ip_prefix(ip: str) -> str | None:
     """The client network of an IP: /24 for v4, /48 for v6; None when it is not an IP."""
     try:
         addr = ipaddress.ip_address(ip)
@@ -132,7 +133,7 @@ def _derived(col: pa.ChunkedArray | pa.Array, fn: str) -> pa.Array:
         col = pc.cast(col, pa.string())
     uniq = pc.unique(pc.drop_null(col))
     if fn == "ip_prefix":
-        values = [_ip_prefix(v) for v in uniq.to_pylist()]
+        values = [ip_prefix(v) for v in uniq.to_pylist()]
     else:
         values = [v.rsplit("@", 1)[1].lower() if "@" in v else None for v in uniq.to_pylist()]
     return pa.array(values, pa.string()).take(pc.index_in(col, value_set=uniq))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import ipaddress
 import logging
 import time
 import uuid
@@ -53,6 +52,7 @@ from distillguard.gateway.policy_file import AccountFacts, GatewayPolicy, Reques
 from distillguard.gateway.quota import Bucket, Grant, QuotaStore, Refusal
 from distillguard.gateway.sink import ExchangeSink
 from distillguard.gateway.upstream import Upstream, UpstreamError, UpstreamReply, make_upstream
+from distillguard.privacy import ip_prefix
 from distillguard.review import ReviewFollower
 
 __all__ = ["Gateway", "create_app"]
@@ -366,7 +366,7 @@ class _Exchange:
             "ts": self.started,
             "account_id": self.account.account_id,
             "ip": ip,
-            "ip_prefix": _prefix(ip),
+            "ip_prefix": ip_prefix(ip) if ip else None,
             "asn": _asn(self.request.headers.get(self.gw.policy.asn_header)) if self.gw.policy.asn_header else None,
             "user_agent": self.request.headers.get("user-agent"),
             "device_fp": self.request.headers.get("x-device-fingerprint"),
@@ -394,17 +394,6 @@ def _asn(value: str | None) -> int | None:
         return None
     value = value.strip().upper().removeprefix("AS")
     return int(value) if value.isdigit() and int(value) < 2**32 else None
-
-
-def _prefix(ip: str | None) -> str | None:
-    if not ip:
-        return None
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return None
-    bits = 24 if addr.version == 4 else 48
-    return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
 
 
 def create_app(gw: Gateway) -> Starlette:

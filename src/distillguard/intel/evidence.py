@@ -182,12 +182,12 @@ def collect(
 
 def _with_prefix(df: pl.DataFrame) -> pl.DataFrame:
     """``ip_prefix`` filled from ``ip`` where the log left it out (/24 for v4, /48 for v6)."""
-    from distillguard.privacy import _ip_prefix
+    from distillguard.privacy import ip_prefix
 
     ips = df["ip"].drop_nulls().unique()
     if ips.len() == 0:
         return df
-    table = pl.DataFrame({"ip": ips, "_p": [_ip_prefix(v) for v in ips.to_list()]}, schema={"ip": pl.String, "_p": pl.String})
+    table = pl.DataFrame({"ip": ips, "_p": [ip_prefix(v) for v in ips.to_list()]}, schema={"ip": pl.String, "_p": pl.String})
     return df.join(table, on="ip", how="left").with_columns(ip_prefix=pl.coalesce("ip_prefix", "_p")).drop("_p")
 
 
