@@ -126,6 +126,14 @@ def main() -> None:
                            "wall_s": round(wall, 1), "digests_per_s": round(attack.hashed / max(attack.seconds, 1e-9)),
                            "algorithms": "sha256, sha1, md5, hmac-sha256(empty key), each over the address and over the keyed message"}  # fmt: skip
         print(json.dumps(result["sweep"], indent=1), flush=True)
+        t0 = time.perf_counter()
+        partner = run_sweep(digests, start, 1 << bits, key=key.epoch_key(), threads=args.threads)
+        wall = time.perf_counter() - t0
+        matched = {addr for _algo, addr in partner.hits}
+        result["sweep"]["with_key"] = {"hmac_digests": partner.hashed, "matched_addresses": len(matched),
+                                       "exported_ipv4_indicators": len(digests), "all_matched": len(matched) == len(digests),
+                                       "seconds": round(partner.seconds, 1), "wall_s": round(wall, 1)}  # fmt: skip
+        print(json.dumps(result["sweep"]["with_key"], indent=1), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
 

@@ -389,3 +389,25 @@ def test_the_edges_asn_header_reaches_the_log(mock: ServerThread, tmp_path: Path
     rows = pl.concat([pl.from_arrow(b) for b in LogReader(tmp_path / "sink").exchange_batches()])  # type: ignore[misc]
     assert isinstance(rows, pl.DataFrame)
     assert sorted(rows["asn"].to_list(), key=str) == sorted([16509, 13335, None], key=str)
+
+
+def test_a_template_on_the_blocklist_is_refused_at_the_door(mock: ServerThread, tmp_path: Path) -> None:
+    """Signatures as the hunt's evidence prints them (opening words, or a ``#`` id): the same
+    template with other fill-ins is refused (``blocklist_template``); other prompts pass."""
+    from distillguard.signals.template_repetition import prompt_signatures
+
+    wrapper = "Solve the following problem step by step and explain each step carefully: {}"
+    sig = sorted(s for s in prompt_signatures([wrapper.format("what is 3 + 4?")])[0] if " " not in s)[0]
+    extra = f'blocklists:\n  templates: ["solve the following problem step by", "#{sig.upper()}"]\n'
+    auth = {"authorization": f"Bearer {KEY}"}
+    with _Gw(mock, tmp_path, extra) as (gw, url):
+        assert gw.policy.reads_prompt
+        for text, status in ((wrapper.format("how many legs do 9 spiders have?"), 403), (wrapper.format("what is 3 + 4?"), 403),
+                             ("Tell me a story about a lighthouse keeper and a cat.", 200)):  # fmt: skip
+            body = {"model": "m", "messages": [{"role": "user", "content": text}], "max_tokens": 8}
+            r = httpx.post(url + "/v1/chat/completions", json=body, headers=auth)
+            assert r.status_code == status, r.text
+            assert status == 200 or "blocklist_template" in r.text
+    with _Gw(mock, tmp_path, f'blocklists:\n  templates: ["#{sig}"]\n') as (gw, url):  # one id alone
+        body = {"model": "m", "messages": [{"role": "user", "content": wrapper.format("what is 3 + 4?")}], "max_tokens": 8}
+        assert httpx.post(url + "/v1/chat/completions", json=body, headers=auth).status_code == 403

@@ -26,7 +26,7 @@ from distillguard.policy import Policy
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "policy.yaml"
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
-NO_REQUEST = RequestFacts(ip=None, device_fp=None, email_domain=None, template=None)
+NO_REQUEST = RequestFacts(ip=None, device_fp=None, email_domain=None)
 
 
 def account(days: float | None = 20, **kw: object) -> AccountFacts:
@@ -35,9 +35,9 @@ def account(days: float | None = 20, **kw: object) -> AccountFacts:
 
 
 def request(**kw: str) -> RequestFacts:
-    return RequestFacts(
-        **{"ip": None, "device_fp": None, "email_domain": None, "template": None, **kw}
-    )
+    """``template=`` is one signature the prompt carries (as prompt_signatures writes it)."""
+    templates = frozenset([kw.pop("template")]) if "template" in kw else frozenset()
+    return RequestFacts(**{"ip": None, "device_fp": None, "email_domain": None, **kw}, templates=templates)  # type: ignore[arg-type]
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -55,3 +55,31 @@ def test_keyed_intel_without_the_key_is_a_config_error(hunt_dirs: tuple[Path, Pa
     with pytest.raises(ConfigError, match=f"intel.*{ENV}"):
         GatewayPolicy.load(p)
     assert GatewayPolicy.default().intel is None
+
+
+def test_a_template_sketch_blocks_a_reworded_prompt_at_the_door(
+    mock: object,
+    hunt_dirs: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A peer's keyed template sketch alone: the template reworded is refused (``intel_template``),
+    another prompt passes."""
+    from distillguard.intel.ingest import IntelSet
+
+    path = _intel_file(hunt_dirs[1], tmp_path)
+    only = IntelSet.load(path)
+    assert only.sketches
+    only.clear, only.keyed = {}, {}
+    only.save(path)
+    monkeypatch.setenv(ENV, KEY.secret.hex())
+    extra = f"intel: {{files: [intel.json], key_env: {ENV}}}\n"
+    auth = {"authorization": f"Bearer {API_KEY}"}
+    reworded = ("Below is an instruction which describes a task, paired with an input that gives further context. "
+                "Write a reply that appropriately completes the request about hash tables for case 12.")  # fmt: skip
+    with _Gw(mock, tmp_path, extra) as (_gw, url):  # type: ignore[arg-type]
+        for text, status in (("What is a good name for a golden retriever puppy?", 200), (reworded, 403)):
+            body = {"model": "m", "messages": [{"role": "user", "content": text}], "max_tokens": 8}
+            r = httpx.post(url + "/v1/chat/completions", json=body, headers=auth)
+            assert r.status_code == status, r.text
+        assert "intel_template" in r.text

@@ -65,3 +65,19 @@ def test_hunt_intel_option(hunt_dirs: tuple[Path, Path], tmp_path: Path, monkeyp
     c = {r["account_id"]: r for r in pq.read_table(tmp_path / "h1" / "accounts.parquet").to_pylist()}
     changed = {r["account_id"] for r in a if c[r["account_id"]]["risk"] != r["risk"]}
     assert changed == {r["account_id"] for r in a if r["account_id"].startswith(("acct_c1", "acct_c2"))}
+
+
+def test_template_sketches_alone_raise_the_accounts_that_send_the_template(hunt_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    """A peer's keyed template sketch (no address, device or domain) finds the accounts whose
+    prompts carry the template, and only those."""
+    log, hunt = hunt_dirs
+    b = tmp_path / "peer-t.json"
+    write_bundle(build_bundle(collect(hunt), KEY, producer="Provider T"), b)
+    intel = ingest([b], now=NOW)
+    assert intel.sketches
+    intel.clear, intel.keyed = {}, {}
+    before = {r["account_id"]: r for r in _verdicts(log).accounts.to_pylist()}
+    after = apply_prior(_verdicts(log), IntelMatcher(intel, KEY), [log], Policy()).accounts.to_pylist()
+    raised = {r["account_id"] for r in after if r["risk"] > before[r["account_id"]]["risk"]}
+    assert raised == {a for a in before if a.startswith("acct_c1")}
+    assert all("matching a template that Provider T reported" in r["evidence"][-1] for r in after if r["account_id"] in raised)

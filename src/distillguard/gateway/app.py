@@ -111,6 +111,19 @@ class Gateway:
     reviews: ReviewFollower | None = None  # analysts' decisions (distillguard ui), above the hunt's
     clock: Clock = field(default_factory=WallClock)  # a ReplayClock only to replay a log (benchmarks)
     _pending: set[asyncio.Task[None]] = field(default_factory=set)
+    _signature_cache: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def _signatures(self, prompt: str) -> frozenset[str]:
+        """The prompt's template signatures (hunt's fingerprints), cached for repeated prompts
+        (scripts resend them); the cache is bounded and cleared when full."""
+        got = self._signature_cache.get(prompt)
+        if got is None:
+            from distillguard.signals.template_repetition import prompt_signatures
+
+            if len(self._signature_cache) >= 65536:
+                self._signature_cache.clear()
+            got = self._signature_cache[prompt] = prompt_signatures([prompt])[0]
+        return got
 
     async def startup(self) -> None:
         if isinstance(self.clock, ReplayClock):  # simulated time starts with serving, not with building
@@ -154,10 +167,16 @@ class Gateway:
             return await self.directory_sync.account_for_key(key)
         return self.directory.account_for_key(key)
 
-    def decide(self, account: Account, facts: AccountFacts, request: Request) -> tuple[Verdict, str | None]:
+    def decide(self, account: Account, facts: AccountFacts, request: Request, prompt: str | None = None) -> tuple[Verdict, str | None]:
         """The action for this request and the cluster whose budget it shares (if any)."""
         ip = request.client.host if request.client else None
-        req = RequestFacts(ip=ip, device_fp=request.headers.get("x-device-fingerprint"), email_domain=account.email_domain, template=None)
+        templates: frozenset[str] = frozenset()
+        if self.policy.reads_prompt and prompt:
+            templates = self._signatures(prompt) if self.policy.blocklists.templates else frozenset()
+        else:
+            prompt = None
+        req = RequestFacts(ip=ip, device_fp=request.headers.get("x-device-fingerprint"), email_domain=account.email_domain,
+                           templates=templates, prompt=prompt)  # fmt: skip
         hunt = self.live.verdict(account.account_id) if self.live is not None else None
         cluster = hunt.campaign if hunt is not None and hunt.flagged else None
         # An analyst's block refuses whatever else holds; their allow yields only to the policy
@@ -192,7 +211,7 @@ class Gateway:
         if self.live is not None:
             self.live.account_seen(account)
         facts = _facts(account)
-        verdict, cluster = self.decide(account, facts, request)
+        verdict, cluster = self.decide(account, facts, request, req.prompt)
         if verdict.action in ("block", "verify"):
             self.metrics.decisions.labels(verdict.action, verdict.reason).inc()
             ref = uuid.uuid4().hex[:12]

@@ -22,8 +22,9 @@ Precedence at the door (:meth:`GatewayPolicy.door`), most specific first:
 1. an ``overrides`` entry with ``action`` (a person's decision about one account);
 2. ``blocklists`` (block, reason code per list: :data:`BLOCKLIST_REASONS`), then peers'
    indicators imported with ``distillguard intel import`` (``intel:``; reason ``intel_ip``,
-   ``intel_prefix``, ``intel_device`` or ``intel_email_domain``; keyed ones are matched by
-   hashing what the request shows with the consortium key from ``intel.key_env``);
+   ``intel_prefix``, ``intel_device``, ``intel_email_domain`` or ``intel_template``; keyed
+   ones are matched by hashing what the request shows with the consortium key from
+   ``intel.key_env``, template sketches by sketching the request's last user turn);
 3. ``allowlists`` (allow, reason ``allowlisted``): they exempt from the *risk rule* only,
    so a blocklist entry still refuses an allowlisted account;
 4. otherwise nothing: the risk rule decides (:meth:`GatewayPolicy.act`, the core
@@ -125,12 +126,15 @@ class AccountFacts:
 @dataclass(frozen=True)
 class RequestFacts:
     """What one request shows: client address, device fingerprint, the account's e-mail
-    domain and the prompt's template signature (as the hunt's evidence prints it)."""
+    domain, and (only when a template blocklist or imported template sketches need them)
+    the prompt and its template signatures as the hunt's evidence prints them
+    (:func:`distillguard.signals.template_repetition.prompt_signatures`)."""
 
     ip: str | None
     device_fp: str | None
     email_domain: str | None
-    template: str | None
+    templates: frozenset[str] = frozenset()
+    prompt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -235,7 +239,7 @@ class Blocklists:
             return BLOCKLIST_REASONS["devices"]
         if request.email_domain and _domain_in(request.email_domain, self.email_domains):
             return BLOCKLIST_REASONS["email_domains"]
-        if request.template is not None and _template_key(request.template) in self.templates:
+        if request.templates and not self.templates.isdisjoint(request.templates):
             return BLOCKLIST_REASONS["templates"]
         return None
 
@@ -401,6 +405,12 @@ class GatewayPolicy:
         """Whether the account, its org or the request's address is on an allowlist."""
         return self.allowlists.holds_account(facts) or self.allowlists.holds_request(request)
 
+    @property
+    def reads_prompt(self) -> bool:
+        """Whether the door needs the prompt: a template blocklist or imported template
+        sketches (each costs a fingerprint or a keyed sketch per request; see the docs)."""
+        return bool(self.blocklists.templates) or bool(self.intel is not None and self.intel.intel.sketches)
+
     def door(self, facts: AccountFacts, request: RequestFacts) -> Verdict | None:
         """The verdict of overrides and lists (see the module docstring for the order),
         or None when the risk rule should decide."""
@@ -412,6 +422,9 @@ class GatewayPolicy:
             from distillguard.intel.match import REASONS
 
             hit = self.intel.request(request.ip, request.device_fp, request.email_domain)
+            if hit is None and request.prompt:
+                src = self.intel.template(request.prompt)
+                hit = ("template", src) if src is not None else None
             reason = REASONS[hit[0]] if hit is not None else None
         if reason is not None:
             return Verdict("block", reason, self.actions.block_appeal_url)

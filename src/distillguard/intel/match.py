@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+from collections.abc import Sequence
+
+import numpy as np
 
 from distillguard.errors import ConfigError
 from distillguard.intel.ingest import IntelSet, Source
 from distillguard.intel.keyed import ConsortiumKey, canonical, ip_kind
-from distillguard.intel.sketch import similarity, sketch
+from distillguard.intel.sketch import sketch_many
 
 __all__ = ["REASONS", "IntelMatcher"]
 
-REASONS = {"ip": "intel_ip", "prefix": "intel_prefix", "device": "intel_device", "email_domain": "intel_email_domain"}
+REASONS = {"ip": "intel_ip", "prefix": "intel_prefix", "device": "intel_device", "email_domain": "intel_email_domain",
+           "template": "intel_template"}
 """The gateway's reason code per kind of match."""
 
 
@@ -95,13 +99,28 @@ class IntelMatcher:
 
     def template(self, text: str) -> Source | None:
         """The source of a template sketch ``text`` matches (same key, same epoch), or None."""
-        if self.key is None or not self.intel.sketches:
-            return None
-        mine: dict[int, list[int] | None] = {}
-        for epoch, sk, threshold, src in self.intel.sketches:
-            if epoch not in mine:
-                mine[epoch] = sketch(text, self.key, epoch)
-            own = mine[epoch]
-            if own is not None and similarity(own, sk) >= threshold:
-                return src
-        return None
+        return self.templates([text])[0]
+
+    def templates(self, texts: Sequence[str | None]) -> list[Source | None]:
+        """Per text, the source of the imported template sketch it matches best (estimated
+        Jaccard at or above the sketch's threshold), or None. Sketched once per epoch, all
+        texts at a time; compared in chunks of at most 64 MiB."""
+        out: list[Source | None] = [None] * len(texts)
+        if self.key is None or not self.intel.sketches or not texts:
+            return out
+        best = np.zeros(len(texts))
+        for epoch in sorted({e for e, *_ in self.intel.sketches}):
+            rows = [(sk, th, src) for e, sk, th, src in self.intel.sketches if e == epoch]
+            theirs = np.asarray([sk for sk, _, _ in rows], dtype=np.uint32)
+            thresholds = np.asarray([th for _, th, _ in rows])
+            mine, ok = sketch_many(texts, self.key, epoch)
+            step = max(1, (1 << 26) // max(1, theirs.size))
+            for lo in range(0, len(texts), step):
+                sim = (mine[lo : lo + step, None, :] == theirs[None, :, :]).mean(axis=2)
+                sim[~ok[lo : lo + step]] = 0.0
+                sim[sim < thresholds[None, :]] = 0.0
+                j = sim.argmax(axis=1)
+                top = sim[np.arange(len(j)), j]
+                for i in np.flatnonzero(top > best[lo : lo + step]):
+                    best[lo + i], out[lo + i] = top[i], rows[j[i]][2]
+        return out

@@ -30,21 +30,32 @@ WEIGHT = 0.5
 
 _LABEL = {"ipv4-addr": "IP address", "ipv6-addr": "IP address", "ipv4-prefix": "IP prefix", "ipv6-prefix": "IP prefix",
           "device-fp": "device fingerprint", "email-domain": "e-mail domain", "email-addr": "e-mail address",
-          "phone": "phone number", "payment": "payment method"}  # fmt: skip
+          "phone": "phone number", "payment": "payment method", "template": "prompt template"}  # fmt: skip
+
+PROMPTS_PER_ACCOUNT = 16
+"""Distinct prompts per account sketched against imported template sketches: a harvesting
+account sends its template far more often than this, so a sample finds it; every prompt
+would cost a keyed MinHash per distinct prompt of the log."""
 
 
-def account_values(logs: Sequence[Path]) -> pl.DataFrame:
-    """``(account_id, kind, value)``: every distinct identifier each account used, from the logs."""
+def account_values(logs: Sequence[Path], prompts_per_account: int = 0) -> pl.DataFrame:
+    """``(account_id, kind, value)``: every distinct identifier each account used, from the
+    logs, and (kind ``template``) up to ``prompts_per_account`` of its distinct prompts."""
     from distillguard.io import LogReader
 
     parts = []
+    prompts: list[pl.DataFrame] = []
     for log in logs:
         reader = LogReader(log)
-        for batch in reader.exchange_batches(["account_id", "ip", "ip_prefix", "device_fp"], ordered=False):
+        cols = ["account_id", "ip", "ip_prefix", "device_fp"] + (["prompt"] if prompts_per_account else [])
+        for batch in reader.exchange_batches(cols, ordered=False):
             df = pl.from_arrow(batch)
             assert isinstance(df, pl.DataFrame)
             for col, kind in (("ip", "ip"), ("ip_prefix", "prefix"), ("device_fp", "device-fp")):
                 parts.append(df.select("account_id", value=pl.col(col)).drop_nulls().unique().with_columns(kind=pl.lit(kind)))
+            if prompts_per_account:
+                p = df.select("account_id", value=pl.col("prompt")).drop_nulls().unique(maintain_order=True)
+                prompts.append(p.group_by("account_id", maintain_order=True).head(prompts_per_account))
         acc = pl.from_arrow(reader.accounts())
         assert isinstance(acc, pl.DataFrame)
         if "email_domain" in acc.columns or "email" in acc.columns:
@@ -53,9 +64,12 @@ def account_values(logs: Sequence[Path]) -> pl.DataFrame:
         for col, kind in (("email", "email-addr"), ("phone_hash", "phone"), ("payment_fp", "payment"), ("signup_ip", "ip")):
             if col in acc.columns:
                 parts.append(acc.select("account_id", value=pl.col(col).cast(pl.String)).drop_nulls().with_columns(kind=pl.lit(kind)))
+    if prompts:
+        p = pl.concat(prompts).unique(maintain_order=True).group_by("account_id", maintain_order=True).head(prompts_per_account)
+        parts.append(p.with_columns(kind=pl.lit("template")))
     if not parts:
         return pl.DataFrame(schema={"account_id": pl.String, "value": pl.String, "kind": pl.String})
-    return pl.concat(parts).unique()
+    return pl.concat(parts, how="vertical_relaxed").unique()
 
 
 def _match(m: IntelMatcher, kind: str, value: str) -> tuple[str, Source] | None:
@@ -75,12 +89,16 @@ def _match(m: IntelMatcher, kind: str, value: str) -> tuple[str, Source] | None:
 
 def apply_prior(verdicts: Verdicts, matcher: IntelMatcher, logs: Sequence[Path], policy: Policy, weight: float = WEIGHT) -> Verdicts:
     """``verdicts`` with the accounts that hold a reported value raised and explained."""
-    values = account_values(logs)
+    values = account_values(logs, PROMPTS_PER_ACCOUNT if matcher.intel.sketches else 0)
     hits: dict[str, tuple[str, Source]] = {}
-    for kind, value in values.select("kind", "value").unique().iter_rows():
+    for kind, value in values.filter(pl.col("kind") != "template").select("kind", "value").unique().iter_rows():
         got = _match(matcher, kind, value)
         if got is not None:
             hits[f"{kind}\x00{value}"] = got
+    texts = values.filter(pl.col("kind") == "template")["value"].unique().to_list()
+    for text, src in zip(texts, matcher.templates(texts), strict=True):
+        if src is not None:
+            hits[f"template\x00{text}"] = ("template", src)
     best: dict[str, tuple[str, Source]] = {}
     for acct, kind, value in values.select("account_id", "kind", "value").iter_rows():
         got = hits.get(f"{kind}\x00{value}")
@@ -104,7 +122,8 @@ def apply_prior(verdicts: Verdicts, matcher: IntelMatcher, logs: Sequence[Path],
             r["risk"] = 0.49 * (1 - (1 - min(before / 0.49, 1.0)) * (1 - p))
         r["evidence"] = [
             *(r["evidence"] or []),
-            f"prior evidence: holds {_LABEL.get(kind, kind)} that {src.producer} reported as part of a "
+            f"prior evidence: {'sends prompts matching a template' if kind == 'template' else 'holds ' + _LABEL.get(kind, kind)} "
+            f"that {src.producer} reported as part of a "
             f"distillation campaign (indicator {src.indicator}, confidence {src.confidence}, bundle {Path(src.bundle).name}); "
             f"risk raised from {before:.2f} to {r['risk']:.2f}",
         ]

@@ -19,13 +19,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from distillguard.intel.keyed import ConsortiumKey
 from distillguard.signals.minhash import FILLER, HEAD_CHARS, MAX_WORDS, signatures
 
-__all__ = ["MATCH_THRESHOLD", "NUM_PERM", "content_words", "similarity", "sketch"]
+__all__ = ["MATCH_THRESHOLD", "NUM_PERM", "content_words", "similarity", "sketch", "sketch_many"]
 
 NUM_PERM = 128
 """Minima per sketch: the Jaccard estimate's standard error is at most 0.5 / sqrt(128) = 0.044."""
@@ -51,23 +52,44 @@ def content_words(text: str) -> list[str]:
     return [w for w in words if w and w not in FILLER][:MAX_WORDS]
 
 
+def _word_hasher(key: ConsortiumKey, epoch: int | None) -> tuple[Callable[[str], int], int]:
+    """The keyed 64-bit word hash and the permutations' seed of one epoch."""
+    ek = key.epoch_key(epoch)
+    mac = hashlib.blake2b(key=ek[:32], digest_size=8, person=b"dg-intel-words")
+
+    def word(w: str) -> int:
+        h = mac.copy()
+        h.update(w.encode("utf-8"))
+        return int.from_bytes(h.digest(), "little")
+
+    seed = int.from_bytes(hmac.new(ek, b"minhash-permutations", hashlib.sha256).digest()[:16], "little")
+    return word, seed
+
+
+def sketch_many(texts: Sequence[str | None], key: ConsortiumKey, epoch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The keyed MinHash of every text at once: ``(len(texts), NUM_PERM)`` u32 rows and a
+    mask of the rows that have one (at least :data:`MIN_WORDS` content words). Each
+    distinct word is hashed once; the permutations run over all texts in one pass."""
+    word, seed = _word_hasher(key, epoch)
+    codes: dict[str, int] = {}
+    per_text: list[list[int]] = []
+    for text in texts:
+        words = sorted(set(content_words(text))) if text else []
+        if len(words) < MIN_WORDS:
+            words = []
+        per_text.append([codes[w] if w in codes else codes.setdefault(w, word(w)) for w in words])
+    hashes = np.fromiter((h for row in per_text for h in row), dtype=np.uint64)
+    offsets = np.zeros(len(per_text) + 1, dtype=np.uint64)
+    np.cumsum([len(row) for row in per_text], out=offsets[1:])
+    sigs = signatures(hashes, offsets, NUM_PERM, seed=seed)
+    return sigs, np.diff(offsets) > 0
+
+
 def sketch(text: str, key: ConsortiumKey, epoch: int | None = None) -> list[int] | None:
     """The keyed MinHash of ``text`` (:data:`NUM_PERM` values), or None when it has fewer
     than :data:`MIN_WORDS` content words."""
-    words = sorted(set(content_words(text)))
-    if len(words) < MIN_WORDS:
-        return None
-    ek = key.epoch_key(epoch)
-    mac = hashlib.blake2b(key=ek[:32], digest_size=8, person=b"dg-intel-words")
-    hashes = np.empty(len(words), dtype=np.uint64)
-    for i, w in enumerate(words):
-        h = mac.copy()
-        h.update(w.encode("utf-8"))
-        hashes[i] = int.from_bytes(h.digest(), "little")
-    seed = int.from_bytes(hmac.new(ek, b"minhash-permutations", hashlib.sha256).digest()[:16], "little")
-    offsets = np.array([0, len(words)], dtype=np.uint64)
-    sig = signatures(hashes, offsets, NUM_PERM, seed=seed)[0]
-    return [int(x) for x in sig]
+    sigs, ok = sketch_many([text], key, epoch)
+    return [int(x) for x in sigs[0]] if ok[0] else None
 
 
 def similarity(a: list[int], b: list[int]) -> float:

@@ -95,9 +95,14 @@ class TemplateSignal(Signal):
         self.min_share = min_share
 
     def enrich(self, batch: pl.DataFrame) -> pl.DataFrame:
-        # Head and tail are cut from the first 240 and last 64 characters; "exact" is the
-        # whole prompt. Each fingerprint runs once per distinct prompt, the tail once per
-        # distinct ending (scripts that vary the start repeat it: about half the cost).
+        # Each fingerprint runs once per distinct prompt (see ``fingerprints``).
+        return on_unique(batch, "prompt", self.fingerprints)
+
+    def fingerprints(self, u: pl.DataFrame) -> pl.DataFrame:
+        """``tpl_exact``, ``tpl_head``, ``tpl_tail`` and ``tpl_head_text`` of each ``prompt``
+        of ``u``. Head and tail are cut from the first 240 and last 64 characters; "exact"
+        is the whole prompt. The tail runs once per distinct ending (scripts that vary the
+        start repeat it: about half the cost)."""
         k = self.k - 1
         # No capture group: the regex engine finds a plain match 3x faster; mask() strips.
         words = rf"^\W*\w+(?:\W+\w+){{0,{k}}}"
@@ -108,23 +113,20 @@ class TemplateSignal(Signal):
             t = mask(pl.col("ending").str.replace(r"^\w*\W+", ""))
             return u.select(tail=pl.when(t.str.len_bytes() > 0).then(t).hash(3))
 
-        def fingerprints(u: pl.DataFrame) -> pl.DataFrame:
-            p = pl.col("prompt")
-            head = p.str.slice(0, 240)
-            fp = u.select(
-                tpl_exact=pl.when(p.is_not_null()).then(p.hash(1)),
-                long=head.str.contains(rf"^\W*(?:\w+\W+){{{self.min_words - 1}}}\w"),
-                head=mask(head.str.extract(words, 0)),
-                ending=p.str.slice(-64),
-            )
-            return fp.select(
-                "tpl_exact",
-                tpl_head=pl.when(pl.col("long")).then(pl.col("head").hash(2)),
-                tpl_tail=pl.when(pl.col("long")).then(on_unique(fp, "ending", tails)["tail"]),
-                tpl_head_text=pl.col("head"),
-            )
-
-        return on_unique(batch, "prompt", fingerprints)
+        p = pl.col("prompt")
+        head = p.str.slice(0, 240)
+        fp = u.select(
+            tpl_exact=pl.when(p.is_not_null()).then(p.hash(1)),
+            long=head.str.contains(rf"^\W*(?:\w+\W+){{{self.min_words - 1}}}\w"),
+            head=mask(head.str.extract(words, 0)),
+            ending=p.str.slice(-64),
+        )
+        return fp.select(
+            "tpl_exact",
+            tpl_head=pl.when(pl.col("long")).then(pl.col("head").hash(2)),
+            tpl_tail=pl.when(pl.col("long")).then((tails(fp) if fp.height == 1 else on_unique(fp, "ending", tails))["tail"]),
+            tpl_head_text=pl.col("head"),
+        )
 
     def update(self, state: State, rows: pl.DataFrame) -> State:
         t = self.tables
@@ -176,6 +178,23 @@ class TemplateSignal(Signal):
 
     def with_population(self, features: pl.DataFrame) -> pl.DataFrame:
         return features.with_columns(ts_concentration=tail_score(pl.col("concentration")))
+
+
+_DOOR = TemplateSignal()
+
+
+def prompt_signatures(prompts: list[str | None], signal: TemplateSignal | None = None) -> list[frozenset[str]]:
+    """Per prompt, the template signatures it carries as the hunt's evidence prints them:
+    the masked opening words, and the head, tail and exact fingerprints as 16 hex digits
+    (``#`` left off, lower case). What a blocklist of templates is matched against."""
+    rows = (signal or _DOOR).fingerprints(pl.DataFrame({"prompt": prompts}, schema={"prompt": pl.String}))
+    out = []
+    for exact, head, tail, text in rows.select("tpl_exact", "tpl_head", "tpl_tail", "tpl_head_text").iter_rows():
+        keys = {f"{v:016x}" for v in (exact, head, tail) if v is not None}
+        if head is not None and text:
+            keys.add(text)
+        out.append(frozenset(keys))
+    return out
 
 
 def _explain(r: dict[str, Any]) -> list[str]:
