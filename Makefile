@@ -3,7 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# the test venv also carries the `watermark` extra (torch, transformers); `make demo` does not
+# the test venv also carries the `watermark` (torch, transformers) and `spark` (PySpark) extras;
+# `make demo` does not
 WM_STAMP := $(VENV)/.installed-watermark
 
 .PHONY: demo test lint venv clean
@@ -15,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(WM_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[dev,watermark]'
+	$(BIN)/python -m pip install -q -e '.[dev,watermark,spark]'
 	touch $(WM_STAMP)
 
 venv: $(STAMP)
@@ -30,6 +31,7 @@ lint: $(WM_STAMP)
 test: $(WM_STAMP)
 	bash scripts/redis-server.sh install  # the gateway's Redis tests start their own server on 127.0.0.1
 	bash scripts/chromium.sh install  # the dashboard's browser tests drive Debian's headless chromium
+	bash scripts/spark.sh install  # --engine spark: Java 17 from Debian (PySpark comes with the spark extra)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q

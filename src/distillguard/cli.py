@@ -195,7 +195,11 @@ def hunt(
     config: Annotated[
         Path | None, typer.Option("--config", help="Hunt config YAML: thresholds, link, score, policy, signal settings.")
     ] = None,
-    engine: Annotated[str, typer.Option(help="Where enrich and aggregate run: polars (embedded).")] = "polars",
+    engine: Annotated[str, typer.Option(help="Where enrich and aggregate run: polars (embedded) or spark (pip install 'distillguard[spark]').")] = "polars",
+    master: Annotated[
+        str | None, typer.Option("--master", help="Spark master URL for --engine spark (default local[*]): local[2], spark://host:7077, yarn ...")
+    ] = None,
+    partitions: Annotated[int | None, typer.Option("--partitions", help="Spark partitions the accounts are folded in (default: Spark's parallelism).")] = None,
     max_bad_rows: MaxBadOpt = 0.001,
     json_summary: Annotated[
         bool, typer.Option("--json", metavar="", help="Print a machine summary (JSON) on stdout instead of the tables.")
@@ -219,7 +223,9 @@ def hunt(
     cfg = HuntConfig.load(config) if config is not None else HuntConfig()
     if target_fpr is not None and not 0.0 < target_fpr < 1.0:
         raise ConfigError(f"--target-fpr has value {target_fpr:g}; expected a rate in (0, 1), e.g. 0.001")
-    get_engine(engine)
+    if engine != "spark" and (master or partitions):
+        raise ConfigError("--master and --partitions are settings of --engine spark")
+    runner = get_engine(engine, **({"master": master, "partitions": partitions} if engine == "spark" else {}))
     matcher = None
     if intel is not None:
         from distillguard.intel.ingest import IntelSet
@@ -229,7 +235,7 @@ def hunt(
         intel_set = IntelSet.load(intel)
         matcher = IntelMatcher(intel_set, load_key(None) if intel_set.keyed or intel_set.sketches else None)
     verdicts = run_hunt(
-        logs, out=None if matcher else out, mapping=mapping, strict=strict, target_fpr=target_fpr, config=cfg, engine=engine,
+        logs, out=None if matcher else out, mapping=mapping, strict=strict, target_fpr=target_fpr, config=cfg, engine=runner,
         progress=progress,
     )  # fmt: skip
     if matcher is not None:

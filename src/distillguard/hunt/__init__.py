@@ -10,6 +10,7 @@ from rich.progress import Progress
 
 from distillguard.hunt.config import HuntConfig
 from distillguard.hunt.detector import HuntDetector
+from distillguard.hunt.engines.base import Engine
 from distillguard.verdicts import Verdicts
 
 __all__ = ["HuntConfig", "HuntDetector", "run_hunt"]
@@ -23,7 +24,7 @@ def run_hunt(
     strict: bool = False,
     target_fpr: float | None = None,
     config: HuntConfig | Path | None = None,
-    engine: str = "polars",
+    engine: str | Engine = "polars",
     progress: bool | None = None,
 ) -> Verdicts:
     """Hunt over one or more log folders (one window) and write the detector outputs to ``out``.
@@ -38,7 +39,7 @@ def run_hunt(
     from distillguard.hunt.engines import get_engine
     from distillguard.io import LogReader, Loss, RequestIds
 
-    runner = get_engine(engine)
+    runner = get_engine(engine) if isinstance(engine, str) else engine
     if isinstance(config, Path):
         config = HuntConfig.load(config)
     det = HuntDetector(config, target_fpr=target_fpr)
@@ -59,7 +60,7 @@ def run_hunt(
     kept = {"exchanges": det.state.n_exchanges, "accounts": det.accounts.height}
     verdicts.meta["input"] = Loss.of(readers).summary(kept)
     verdicts.meta["logs"] = [str(p) for p in logs]
-    verdicts.meta["engine"] = engine
+    verdicts.meta["engine"] = runner.name
     if out is not None:
         verdicts.write(out)
     return verdicts

@@ -147,6 +147,10 @@ def _hash64(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return series.hash(seed=0x5EED).to_numpy()
 
 
+Report = tuple[str, Location, Severity, "int | None"]
+"""One issue as :meth:`LogReader._report` took it: message, where, severity, rows lost."""
+
+
 class LogReader:
     """Read a log folder, normalised to :mod:`distillguard.schema`, reporting what is wrong.
 
@@ -208,6 +212,9 @@ class LogReader:
         self._created: Any = None  # account_id -> created_at, once read (polars)
         self._pf: tuple[Path, pq.ParquetFile] | None = None
         self._quiet = 0
+        self.reports: list[Report] | None = None
+        """Every issue as reported, when a list is set: a reader on a Spark executor hands
+        them to the driver's reader (:meth:`replay`), which counts and raises as if it read."""
         self._spec_names = frozenset(n for t in schema.TABLES.values() for n in t.names)
 
     # ------------------------------------------------------------------ public API
@@ -292,6 +299,35 @@ class LogReader:
                 if batch.num_rows:
                     yield batch
 
+    def day_exchanges(self, day: datetime.date, columns: Sequence[str] | None = None, ordered: bool = False) -> pa.Table | None:
+        """One UTC day's exchanges as :meth:`exchange_batches` yields it (same rows, same
+        order), for engines that read days in parallel (Spark). A repeated ``request_id`` is
+        dropped within the day only: across days and logs that is the caller's to do
+        (keeping the first in log, day and row order, as :meth:`exchange_batches` does)."""
+        fields = self._wanted(columns)
+        keep_extras = columns is None
+        plan = self._plan()
+        # exchange_batches reads a chunk at its first day and carries later days' rows forward:
+        # chunks begun on earlier days first, each day's in plan order.
+        mine = sorted((ch.days[0], i, ch) for i, ch in enumerate(plan) if day in ch.days)
+        parts = []
+        for _, _, ch in mine:
+            t = self._read_chunk(ch, fields, keep_extras)
+            if t is None or t.num_rows == 0:
+                continue
+            if len(ch.days) > 1:
+                t = t.filter(pc.equal(pc.cast(t.column("ts"), pa.date32()), pa.scalar(day, pa.date32())))
+            parts.append(t)
+        if not parts:
+            return None
+        batch = self._finish_day(parts, RequestIds(), ordered)
+        return batch if batch.num_rows else None
+
+    def replay(self, reports: Sequence[Report]) -> None:
+        """Report issues another reader of the same log recorded (:attr:`reports`), each once."""
+        for message, source, severity, rows_lost in reports:
+            self._report(message, source, severity, rows_lost)
+
     def read_exchanges(self, columns: Sequence[str] | None = None) -> pa.Table:
         """All exchanges in one table (small logs and tests); see :meth:`exchange_batches`."""
         batches = list(self.exchange_batches(columns))
@@ -309,6 +345,8 @@ class LogReader:
         if key in self._reported:
             return
         self._reported.add(key)
+        if self.reports is not None:
+            self.reports.append((message, source, severity, rows_lost))
         table = source.path.split("/", 1)[0]
         if rows_lost is None:
             rows_lost = 1 if message.endswith(("row dropped", "row skipped")) else 0

@@ -62,7 +62,7 @@ def test_batch_hunt_agrees_with_the_replay(engine: str, smoke_log: Path, every: 
 
 
 def test_unknown_engine_and_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ConfigError, match="unknown engine 'nope'; known: polars"):
+    with pytest.raises(ConfigError, match="unknown engine 'nope'; known: polars, spark"):
         get_engine("nope")
     monkeypatch.setitem(ENGINES, "cluster", ("distillguard_no_such_module:Engine", "spark"))
     with pytest.raises(ConfigError, match=r"pip install 'distillguard\[spark\]'"):

@@ -47,6 +47,7 @@ class Engine(ABC):
 # name -> ("module:Class", extra that installs its dependencies or None)
 ENGINES: dict[str, tuple[str, str | None]] = {
     "polars": ("distillguard.hunt.engines.polars:PolarsEngine", None),
+    "spark": ("distillguard.hunt.engines.spark:SparkEngine", "spark"),
 }
 
 
