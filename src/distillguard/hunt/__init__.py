@@ -61,6 +61,9 @@ def run_hunt(
     verdicts.meta["input"] = Loss.of(readers).summary(kept)
     verdicts.meta["logs"] = [str(p) for p in logs]
     verdicts.meta["engine"] = runner.name
+    stats = getattr(runner, "stats", None)
+    if stats:
+        verdicts.meta["engine_stats"] = stats
     if out is not None:
         verdicts.write(out)
     return verdicts

@@ -299,11 +299,15 @@ class LogReader:
                 if batch.num_rows:
                     yield batch
 
-    def day_exchanges(self, day: datetime.date, columns: Sequence[str] | None = None, ordered: bool = False) -> pa.Table | None:
+    def day_exchanges(
+        self, day: datetime.date, columns: Sequence[str] | None = None, ordered: bool = False, locate: bool = False
+    ) -> pa.Table | None:
         """One UTC day's exchanges as :meth:`exchange_batches` yields it (same rows, same
         order), for engines that read days in parallel (Spark). A repeated ``request_id`` is
         dropped within the day only: across days and logs that is the caller's to do
-        (keeping the first in log, day and row order, as :meth:`exchange_batches` does)."""
+        (keeping the first in log, day and row order, as :meth:`exchange_batches` does, and
+        reporting the others with :meth:`report_repeats`). ``locate``: keep the source file
+        and row of each exchange (columns ``__file`` and ``__row``) for that report."""
         fields = self._wanted(columns)
         keep_extras = columns is None
         plan = self._plan()
@@ -320,8 +324,13 @@ class LogReader:
             parts.append(t)
         if not parts:
             return None
-        batch = self._finish_day(parts, RequestIds(), ordered)
+        batch = self._finish_day(parts, RequestIds(), ordered, locate)
         return batch if batch.num_rows else None
+
+    def report_repeats(self, repeats: pa.Table) -> None:
+        """Report rows dropped as repeats of an earlier ``request_id`` (columns ``request_id``,
+        ``__file``, ``__row`` as :meth:`day_exchanges` kept them), as this reader would have."""
+        self._report_duplicates(repeats, np.ones(repeats.num_rows, dtype=bool), "request_id")
 
     def replay(self, reports: Sequence[Report]) -> None:
         """Report issues another reader of the same log recorded (:attr:`reports`), each once."""
@@ -761,7 +770,7 @@ class LogReader:
         return self._normalise(raw, f, "exchanges", fields, ch.resolved, keep_extras)
 
     def _finish_day(
-        self, parts: list[pa.Table], seen: RequestIds, ordered: bool = True
+        self, parts: list[pa.Table], seen: RequestIds, ordered: bool = True, locate: bool = False
     ) -> pa.Table:
         """One day: concatenated, sorted by ts (stable), repeated request_ids reported and dropped."""
         t = _concat(parts)
@@ -774,7 +783,7 @@ class LogReader:
             self._report_duplicates(t, dup, "request_id")
             t = t.filter(pa.array(~dup))
         self._check_accounts(t)
-        return t.drop_columns(list(HIDDEN))
+        return t if locate else t.drop_columns(list(HIDDEN))
 
     def _check_accounts(self, t: pa.Table) -> None:
         """Warn, once per account, of exchanges whose account is not in ``accounts/`` or that

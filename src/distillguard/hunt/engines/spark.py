@@ -26,6 +26,7 @@ workers need this package and its dependencies on the interpreter named by
 from __future__ import annotations
 
 import datetime
+import itertools
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -42,6 +43,7 @@ from distillguard.signals.prepare import COLUMNS
 __all__ = ["SparkEngine", "spark_missing"]
 
 _ORDER = ("_log", "_day", "_row")
+_WHERE = ("__file", "__row")  # the source file (index in its reader) and row, for reports
 
 
 def spark_missing() -> str | None:
@@ -82,11 +84,14 @@ class SparkEngine(Engine):
         from pyspark.sql import SparkSession
 
         active = SparkSession.getActiveSession()
-        if active is not None and self.master is None:
+        if active is not None:
+            running = active.sparkContext.master
+            if self.master is not None and self.master != running:
+                raise ConfigError(f"a Spark session on {running} already runs in this process; it cannot also run on {self.master}")
             return active
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers: this interpreter, unless told
         b = SparkSession.builder.master(self.master or "local[*]").appName("distillguard hunt")
-        for k, v in {"spark.ui.enabled": "false", "spark.sql.session.timeZone": "UTC",
+        for k, v in {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false", "spark.sql.session.timeZone": "UTC",
                      "spark.sql.execution.arrow.maxRecordsPerBatch": "100000", **self.conf}.items():  # fmt: skip
             b = b.config(k, v)
         return b.getOrCreate()
@@ -107,7 +112,8 @@ class SparkEngine(Engine):
         mappings = {li: r.mapping for li, r in enumerate(readers)}
         if not tasks:
             return state
-        arrow = pa.schema([*(f for f in _exchange_schema() if f.name in COLUMNS), *(pa.field(c, pa.int64()) for c in _ORDER),
+        # All nullable: the row that carries a read task's issues has no exchange in it.
+        arrow = pa.schema([*(f.with_nullable(True) for f in _exchange_schema() if f.name in COLUMNS), *(pa.field(c, pa.int64()) for c in (*_ORDER, *_WHERE)),
                            pa.field("_reports", pa.binary())])  # fmt: skip
         read_schema = from_arrow_schema(arrow)
         plan = spark.createDataFrame(tasks, "log int, path string, day int, iso string")
@@ -121,12 +127,12 @@ class SparkEngine(Engine):
             .filter(F.col("n") > 1)
             .select("request_id", *(F.col(f"k.{c}").alias(c) for c in _ORDER))
         )
-        dups = first.count()
-        if dups:  # keep only the first row of a repeated id
-            keep = data.join(F.broadcast(first.withColumn("_keep", F.lit(True))), ["request_id", *_ORDER], "left")
-            repeated = data.join(F.broadcast(first.select("request_id")), "request_id", "left_semi").select("request_id")
-            rest = data.join(F.broadcast(repeated.distinct()), "request_id", "left_anti")
-            data = rest.unionByName(keep.filter(F.col("_keep")).drop("_keep"))
+        repeats: list[Any] = []
+        if first.count():  # keep only the first row of a repeated id; report the others
+            marked = data.join(F.broadcast(first.withColumn("_first", F.lit(True))), ["request_id", *_ORDER], "left").join(
+                F.broadcast(first.select("request_id", F.lit(True).alias("_rep"))), "request_id", "left")  # fmt: skip
+            repeats = marked.filter(F.col("_rep") & F.col("_first").isNull()).select("request_id", *_ORDER, *_WHERE).collect()
+            data = marked.filter(F.col("_rep").isNull() | F.col("_first")).drop("_first", "_rep")
         n_parts = self.partitions or max(2, spark.sparkContext.defaultParallelism)
         config_blob = _state_blob(state)
         folded = (
@@ -136,9 +142,9 @@ class SparkEngine(Engine):
             .collect()
         )
         rows.unpersist()
-        _replay(readers, reports)
+        _replay(readers, reports, repeats)
         _merge(state, folded)
-        self.stats = {"read_tasks": len(tasks), "fold_partitions": n_parts, "repeated_ids": dups,
+        self.stats = {"read_tasks": len(tasks), "fold_partitions": n_parts, "repeated_rows_dropped": len(repeats),
                       "state_bytes": sum(len(r["state"]) for r in folded)}  # fmt: skip
         if advance is not None:
             advance(len(tasks))
@@ -167,17 +173,19 @@ def _read_days(arrow: pa.Schema, mappings: dict[int, Any]) -> Callable[[Iterator
         import pickle
 
         from distillguard.io import LogReader
+        from distillguard.io.normalise import FILE, ROW
 
         for b in batches:
             for li, path, di, iso in zip(*(b.column(i).to_pylist() for i in range(4)), strict=True):
                 reader = LogReader(path, mapping=mappings[li])
                 reader.reports = []
-                t = reader.day_exchanges(datetime.date.fromisoformat(iso), COLUMNS)
+                t = reader.day_exchanges(datetime.date.fromisoformat(iso), COLUMNS, locate=True)
                 if t is not None:
                     n = t.num_rows
                     t = t.append_column("_log", pa.array([li] * n, pa.int64())).append_column(
                         "_day", pa.array([di] * n, pa.int64())).append_column("_row", pa.array(range(n), pa.int64()))  # fmt: skip
                     t = t.append_column("_reports", pa.nulls(n, pa.binary()))
+                    t = t.rename_columns([{ROW: "__row", FILE: "__file"}.get(c, c) for c in t.column_names])
                     yield from t.select(arrow.names).cast(arrow).to_batches()
                 if reader.reports:
                     blob = pickle.dumps(reader.reports)
@@ -202,8 +210,8 @@ def _fold(signals_blob: bytes, arrow: pa.Schema) -> Callable[[Iterator[pa.Record
 
         def flush() -> None:
             if pending:
-                t = pa.Table.from_batches(pending).cast(arrow)
-                df = pl.from_arrow(t.drop_columns(list(_ORDER)))
+                t = pa.Table.from_batches(pending).select(arrow.names).cast(arrow)
+                df = pl.from_arrow(t.drop_columns([*_ORDER, *_WHERE]))
                 assert isinstance(df, pl.DataFrame)
                 assert day is not None
                 firsts.append(df.select(pl.col("account_id").unique()).with_columns(_log=pl.lit(day[0]), _day=pl.lit(day[1])))
@@ -216,7 +224,7 @@ def _fold(signals_blob: bytes, arrow: pa.Schema) -> Callable[[Iterator[pa.Record
             logs, days = b.column("_log").to_numpy(), b.column("_day").to_numpy()
             key = logs * (1 << 32) + days
             cuts = [0, *(int(i) + 1 for i in (key[1:] != key[:-1]).nonzero()[0]), b.num_rows]
-            for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+            for lo, hi in itertools.pairwise(cuts):
                 k = (int(logs[lo]), int(days[lo]))
                 if k != day:
                     flush()
@@ -233,13 +241,20 @@ def _fold(signals_blob: bytes, arrow: pa.Schema) -> Callable[[Iterator[pa.Record
     return run
 
 
-def _replay(readers: Sequence[Any], reports: Sequence[Any]) -> None:
-    """The issues each read task recorded, into its log's reader on the driver (in log and
-    day order, so that ``--strict`` raises on the first as the embedded engine would)."""
+def _replay(readers: Sequence[Any], reports: Sequence[Any], repeats: Sequence[Any]) -> None:
+    """The issues each read task recorded, and the repeated ids dropped, into each log's
+    reader on the driver (in log and day order, so that ``--strict`` raises on the first)."""
     import pickle
+
+    from distillguard.io.normalise import FILE, ROW
 
     for row in sorted(reports, key=lambda r: (r["_log"], r["_day"])):
         readers[row["_log"]].replay(pickle.loads(row["_reports"]))
+    for li, r in enumerate(readers):
+        mine = sorted((x for x in repeats if x["_log"] == li), key=lambda x: (x["_day"], x["_row"]))
+        if mine:
+            r.report_repeats(pa.table({"request_id": [x["request_id"] for x in mine], FILE: [x["__file"] for x in mine],
+                                       ROW: [x["__row"] for x in mine]}))  # fmt: skip
 
 
 def _merge(state: HuntState, folded: Sequence[Any]) -> None:
