@@ -200,6 +200,10 @@ def hunt(
         str | None, typer.Option("--master", help="Spark master URL for --engine spark (default local[*]): local[2], spark://host:7077, yarn ...")
     ] = None,
     partitions: Annotated[int | None, typer.Option("--partitions", help="Spark partitions the accounts are folded in (default: Spark's parallelism).")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume/--no-resume", help="Embedded engine: resume a killed run after its last finished day (progress kept in OUT/.checkpoint).")
+    ] = True,
+    checkpoint_every: Annotated[float, typer.Option("--checkpoint-every", help="Seconds of reading between two checkpoints.")] = 60.0,
     max_bad_rows: MaxBadOpt = 0.001,
     json_summary: Annotated[
         bool, typer.Option("--json", metavar="", help="Print a machine summary (JSON) on stdout instead of the tables.")
@@ -235,8 +239,9 @@ def hunt(
         intel_set = IntelSet.load(intel)
         matcher = IntelMatcher(intel_set, load_key(None) if intel_set.keyed or intel_set.sketches else None)
     verdicts = run_hunt(
-        logs, out=None if matcher else out, mapping=mapping, strict=strict, target_fpr=target_fpr, config=cfg, engine=runner,
-        progress=progress,
+        logs, out=None if matcher else out, mapping=mapping, strict=strict, target_fpr=target_fpr, config=cfg,
+        engine=engine if engine == "polars" else runner, progress=progress,
+        checkpoint=out / ".checkpoint" if engine == "polars" else None, checkpoint_every_s=checkpoint_every, resume=resume,
     )  # fmt: skip
     if matcher is not None:
         from distillguard.intel.prior import apply_prior

@@ -26,6 +26,9 @@ def run_hunt(
     config: HuntConfig | Path | None = None,
     engine: str | Engine = "polars",
     progress: bool | None = None,
+    checkpoint: Path | None = None,
+    checkpoint_every_s: float = 60.0,
+    resume: bool = True,
 ) -> Verdicts:
     """Hunt over one or more log folders (one window) and write the detector outputs to ``out``.
 
@@ -33,15 +36,27 @@ def run_hunt(
     ``target_fpr`` overrides the config's. ``engine``: where enrich and aggregate run
     (:data:`distillguard.hunt.engines.ENGINES`); link, cluster and score run here.
     ``progress``: a bar on stderr as the days are read; ``None`` shows it only when stderr
-    is a terminal (never in a pipe or a log file).
+    is a terminal (never in a pipe or a log file). ``checkpoint``: a folder where the
+    embedded engine keeps its progress every ``checkpoint_every_s`` seconds, so that a
+    killed run resumes after its last finished day (``resume=False`` starts over);
+    removed when the hunt ends.
     """
     from distillguard.config import ColumnMapping
     from distillguard.hunt.engines import get_engine
     from distillguard.io import LogReader, Loss, RequestIds
 
-    runner = get_engine(engine) if isinstance(engine, str) else engine
     if isinstance(config, Path):
         config = HuntConfig.load(config)
+    cp = None
+    if checkpoint is not None and engine == "polars":
+        from distillguard.hunt.checkpoint import Checkpoint, fingerprint
+
+        settings = {"config": repr(config), "target_fpr": target_fpr, "strict": strict,
+                    "mapping": Path(mapping).read_text() if mapping else None}  # fmt: skip
+        cp = Checkpoint(checkpoint, fingerprint(logs, settings), checkpoint_every_s)
+        if not resume:
+            cp.clear()
+    runner = (get_engine(engine, checkpoint=cp) if cp is not None else get_engine(engine)) if isinstance(engine, str) else engine
     det = HuntDetector(config, target_fpr=target_fpr)
     cmap = ColumnMapping.load(mapping) if mapping else None
     ids = RequestIds()  # one set for every log: the same log given twice is seen as duplicates
@@ -60,6 +75,11 @@ def run_hunt(
     kept = {"exchanges": det.state.n_exchanges, "accounts": det.accounts.height}
     verdicts.meta["input"] = Loss.of(readers).summary(kept)
     verdicts.meta["logs"] = [str(p) for p in logs]
+    if cp is not None:
+        if cp.note:
+            verdicts.meta["checkpoint"] = {"note": cp.note, "days_not_read_again": cp.resumed_days}
+            err.print(f"hunt: {cp.note}")
+        cp.clear()
     verdicts.meta["engine"] = runner.name
     stats = getattr(runner, "stats", None)
     if stats:

@@ -199,6 +199,27 @@ class HuntState:
             self._state(s.name)
         return self.states
 
+    def snapshot(self) -> dict[str, Any]:
+        """The state exactly as it stands, folded and pending parts apart (nothing folded
+        that would not have been), for a checkpoint; :meth:`restore` puts it back."""
+        while self._inflight:  # in batch order, as the next observe() would
+            self._drain_one()
+        for s in self.signals:
+            self._state(s.name)
+        return {
+            "signals": [s.name for s in self.signals], "params": {s.name: s.state_params() for s in self.signals},
+            "index": self.index, "states": self.states, "pending": self._pending, "base_rows": self._base_rows,
+            "nonnull": self.nonnull, "n_exchanges": self.n_exchanges, "first_ts": self.first_ts, "last_ts": self.last_ts,
+        }  # fmt: skip
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Become the state :meth:`snapshot` saved (same signals and settings, or it refuses)."""
+        self._check_same_signals(snap["signals"], snap["params"])
+        self.index, self.states, self._pending = snap["index"], snap["states"], snap["pending"]
+        self._base_rows, self.nonnull, self.n_exchanges = snap["base_rows"], snap["nonnull"], snap["n_exchanges"]
+        self.first_ts, self.last_ts = snap["first_ts"], snap["last_ts"]
+        self._inflight, self._folds = [], {}
+
     def merge(self, other: HuntState) -> None:
         """Fold another state (a partition's, another process's) into this one, by account id.
 

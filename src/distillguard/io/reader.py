@@ -300,14 +300,16 @@ class LogReader:
                     yield batch
 
     def day_exchanges(
-        self, day: datetime.date, columns: Sequence[str] | None = None, ordered: bool = False, locate: bool = False
-    ) -> pa.Table | None:
+        self, day: datetime.date, columns: Sequence[str] | None = None, ordered: bool = False, locate: bool = False,
+        seen: RequestIds | None = None,
+    ) -> pa.Table | None:  # fmt: skip
         """One UTC day's exchanges as :meth:`exchange_batches` yields it (same rows, same
         order), for engines that read days in parallel (Spark). A repeated ``request_id`` is
         dropped within the day only: across days and logs that is the caller's to do
         (keeping the first in log, day and row order, as :meth:`exchange_batches` does, and
-        reporting the others with :meth:`report_repeats`). ``locate``: keep the source file
-        and row of each exchange (columns ``__file`` and ``__row``) for that report."""
+        reporting the others with :meth:`report_repeats`), unless ``seen`` holds the ids of
+        the days read before (a resumed hunt). ``locate``: keep the source file and row of
+        each exchange (columns ``__file`` and ``__row``) for that report."""
         fields = self._wanted(columns)
         keep_extras = columns is None
         plan = self._plan()
@@ -324,13 +326,34 @@ class LogReader:
             parts.append(t)
         if not parts:
             return None
-        batch = self._finish_day(parts, RequestIds(), ordered, locate)
+        batch = self._finish_day(parts, seen if seen is not None else RequestIds(), ordered, locate)
         return batch if batch.num_rows else None
 
     def report_repeats(self, repeats: pa.Table) -> None:
         """Report rows dropped as repeats of an earlier ``request_id`` (columns ``request_id``,
         ``__file``, ``__row`` as :meth:`day_exchanges` kept them), as this reader would have."""
         self._report_duplicates(repeats, np.ones(repeats.num_rows, dtype=bool), "request_id")
+
+    def issue_state(self) -> dict[str, Any]:
+        """Everything this reader has reported so far, for a checkpoint (:mod:`distillguard.hunt.checkpoint`)."""
+        return {"issues": self.issues, "tally": self.tally, "lost": self.lost, "reported": self._reported}
+
+    def restore_issue_state(self, saved: dict[str, Any]) -> None:
+        self.issues, self.tally, self.lost, self._reported = saved["issues"], saved["tally"], saved["lost"], saved["reported"]
+
+    def request_ids_state(self) -> list[np.ndarray] | None:
+        """The request ids seen so far (shared by a hunt's readers), for a checkpoint."""
+        return None if self._request_ids is None else list(self._request_ids._runs)
+
+    def restore_request_ids(self, runs: list[np.ndarray]) -> None:
+        if self._request_ids is None:
+            self._request_ids = RequestIds()
+        self._request_ids._runs = list(runs)
+
+    @property
+    def request_ids(self) -> RequestIds | None:
+        """The set of request ids this reader drops repeats against (shared across a hunt's logs)."""
+        return self._request_ids
 
     def replay(self, reports: Sequence[Report]) -> None:
         """Report issues another reader of the same log recorded (:attr:`reports`), each once."""

@@ -90,7 +90,9 @@ class SparkEngine(Engine):
                 raise ConfigError(f"a Spark session on {running} already runs in this process; it cannot also run on {self.master}")
             return active
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers: this interpreter, unless told
-        b = SparkSession.builder.master(self.master or "local[*]").appName("distillguard hunt")
+        b = SparkSession.builder.appName("distillguard hunt")
+        if self.master is not None or "PYSPARK_GATEWAY_PORT" not in os.environ:  # not under spark-submit
+            b = b.master(self.master or "local[*]")
         for k, v in {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false", "spark.sql.session.timeZone": "UTC",
                      "spark.sql.execution.arrow.maxRecordsPerBatch": "100000", **self.conf}.items():  # fmt: skip
             b = b.config(k, v)

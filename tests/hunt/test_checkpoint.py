@@ -1,0 +1,76 @@
+"""A killed hunt resumes after its last finished day and gives the answer it would have given."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from distillguard.hunt import run_hunt
+from distillguard.hunt.checkpoint import FILE, Checkpoint, fingerprint
+from distillguard.hunt.state import HuntState
+from distillguard.io import LogReader
+from distillguard.sim import simulate
+
+CLI = str(Path(sys.executable).parent / "distillguard")
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("checkpoint-demo")
+    simulate("demo", seed=12, out=out, progress=False, responses=False)
+    return out
+
+
+def _accounts(out: Path) -> pl.DataFrame:
+    return pl.read_parquet(out / "accounts.parquet").sort("account_id")
+
+
+def test_killed_half_way_resumes_with_the_same_answer(log: Path, tmp_path: Path) -> None:
+    days = len(LogReader(log).days())
+    out = tmp_path / "out"
+    cmd = [CLI, "hunt", str(log), "--out", str(out), "--no-progress", "--checkpoint-every", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cp = out / ".checkpoint" / FILE
+    done = -1
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        if cp.exists():
+            with contextlib.suppress(Exception):  # caught mid-rename: look again
+                done = pickle.loads(cp.read_bytes())["done"][1]
+            if done >= days // 2:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+        time.sleep(0.02)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the hunt ended before it could be killed half-way"
+    assert cp.exists() and not (out / "accounts.parquet").exists()
+    again = subprocess.run(cmd[:-2], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    said = "".join(again.stderr.split())  # rich folds long lines, even inside a path
+    assert "".join(f"resumed from checkpoint {cp} after day {done + 1} of log 1".split()) in said
+    assert not cp.exists()  # removed once the hunt ended
+    whole = tmp_path / "whole"
+    run_hunt([log], out=whole, progress=False)
+    assert _accounts(out).equals(_accounts(whole))
+
+
+def test_a_checkpoint_of_other_settings_is_ignored(log: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "cp"
+    a = Checkpoint(folder, fingerprint([log], {"x": 1}))
+    reader = LogReader(log)
+    a.save(HuntState(), [reader], (0, 3), None)
+    b = Checkpoint(folder, fingerprint([log], {"x": 2}))
+    assert b.restore(HuntState(), [LogReader(log)]) is None and b.note and "other logs or settings" in b.note
+    assert Checkpoint(folder, a.key).restore(HuntState(), [LogReader(log)]) == (0, 3)
+    (folder / FILE).write_bytes(b"torn")
+    c = Checkpoint(folder, a.key)
+    assert c.restore(HuntState(), [LogReader(log)]) is None and c.note and "unreadable" in c.note
