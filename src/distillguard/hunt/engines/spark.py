@@ -93,8 +93,11 @@ class SparkEngine(Engine):
         b = SparkSession.builder.appName("distillguard hunt")
         if self.master is not None or "PYSPARK_GATEWAY_PORT" not in os.environ:  # not under spark-submit
             b = b.master(self.master or "local[*]")
+        # The partition states come back to the driver (collect): its heap and result size
+        # must hold them all at once (Spark's defaults, 1g each, do not at qwen-2026 0.1).
         for k, v in {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false", "spark.sql.session.timeZone": "UTC",
-                     "spark.sql.execution.arrow.maxRecordsPerBatch": "100000", **self.conf}.items():  # fmt: skip
+                     "spark.sql.execution.arrow.maxRecordsPerBatch": "100000", "spark.driver.memory": "4g",
+                     "spark.driver.maxResultSize": "0", **self.conf}.items():  # fmt: skip
             b = b.config(k, v)
         return b.getOrCreate()
 
@@ -135,7 +138,8 @@ class SparkEngine(Engine):
                 F.broadcast(first.select("request_id", F.lit(True).alias("_rep"))), "request_id", "left")  # fmt: skip
             repeats = marked.filter(F.col("_rep") & F.col("_first").isNull()).select("request_id", *_ORDER, *_WHERE).collect()
             data = marked.filter(F.col("_rep").isNull() | F.col("_first")).drop("_first", "_rep")
-        n_parts = self.partitions or max(2, spark.sparkContext.defaultParallelism)
+        # several partitions per core: each returns a smaller state, and a slow one holds less up
+        n_parts = self.partitions or 4 * max(2, spark.sparkContext.defaultParallelism)
         config_blob = _state_blob(state)
         folded = (
             data.repartition(n_parts, "account_id")
