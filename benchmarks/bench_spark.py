@@ -71,7 +71,7 @@ def bench_log(log: Path, label: str, master: str, rounds: int, work: Path, parti
         "embedded_s": [round(x, 1) for x in emb_t], "spark_s": [round(x, 1) for x in spark_t],
         "embedded_median_s": round(emb, 1), "spark_median_s": round(spark, 1), "spark_over_embedded": round(spark / emb, 2),
         "identical": cmp.returncode == 0, "compare": {k: compare.get(k) for k in ("same_flagged", "same_campaign_membership",
-                                                                                  "decisions_differ", "max_risk_diff", "flagged_a", "flagged_b")},
+                                                                                  "decisions_differ", "max_risk_diff", "risk_diff_over_tol", "flagged_a", "flagged_b")},
         "spark_stats": meta.get("engine_stats"), "peak_rss_gib_largest_process": {k: round(v, 2) for k, v in peaks.items()},
     }  # fmt: skip
 
