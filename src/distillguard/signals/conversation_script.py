@@ -42,7 +42,6 @@ from distillguard.signals.base import (
     concentrated,
     count_values,
     grouped,
-    in_sample,
 )
 from distillguard.signals.minhash import lsh_keys
 
@@ -127,21 +126,23 @@ class ConversationScriptSignal(Signal):
         flat = r.select("account", value=pl.col("script_keys").arr.to_list()).explode("value")
         out: State = {"line": count_values(state, flat, t["line"], "line", "value")}
         out["acct"] = t["acct"].compact([state["acct"], grouped(r, t["acct"], {"n": pl.len()})])
-        # Readable text: a wording of each key an account leans on in this batch, from a
-        # sample of rows chosen by request id (so that which wording is quoted depends on
-        # each account's own rows, not on which other accounts share the batch: the Spark
-        # engine folds accounts apart and must quote the same). Only leaned-on lines can be
-        # quoted, so the table stays as small as the heavy hitters (at full scale, texts of
-        # every repeated follow-up cost gigabytes).
-        leaned = out["line"].filter(pl.col("n") >= self.min_count).select("account", "value")
+        # Readable text: the most common wording of each key repeated in a sample of the batch
+        # (sampled before the keys are spread out, so no text is copied per band).
+        sample = rows.gather_every(8).select("script_keys", "prompt").filter(pl.col("script_keys").is_not_null())
         txt = (
-            rows.filter(pl.col("script_keys").is_not_null() & in_sample(pl.col("request_id"), 8))
-            .select("account", value=pl.col("script_keys").arr.to_list(), text=pl.col("prompt").str.strip_chars())
+            sample.select(value=pl.col("script_keys").arr.to_list(), text="prompt")
             .explode("value")
-            .join(leaned, on=["account", "value"], how="semi")
-            .group_by("value")
-            .agg(pl.col("text").min())
+            .group_by("value", "text")
+            .agg(c=pl.len())
+            .filter(pl.col("c") >= 2)  # a wording seen twice in the sample
+            .sort(["value", "c", "text"], descending=[False, True, False])
+            .unique("value", keep="first")
+            .select("value", pl.col("text").str.strip_chars())
         )
+        # Only lines some account leans on can be quoted: the table stays as small as the heavy
+        # hitters (at full scale, texts of every repeated follow-up cost gigabytes).
+        leaned = out["line"].filter(pl.col("n") >= self.min_count).select("value").unique()
+        txt = txt.join(leaned, on="value", how="semi")
         out["text"] = t["text"].compact([state["text"], txt])
         return out
 
