@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
+import threading
 import time
 from pathlib import Path
 
+from distillguard.hunt.budget import MemoryBudget
 from distillguard.hunt.detector import HuntDetector
-from distillguard.hunt.state import prefetch
+from distillguard.hunt.engines.polars import PolarsEngine
 from distillguard.io import LogReader
 
 HERE = Path(__file__).resolve().parent
@@ -31,6 +34,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=101)
     ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument("--memory", default="auto", help="the embedded engine's budget (hunt --memory): 8G, auto (the default), none")
     args = ap.parse_args(argv)
     log = args.log
     name = log.name if log else f"{args.scenario}-{args.scale:g}-s{args.seed}"
@@ -41,22 +45,39 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         if not (log / "exchanges").exists():
             simulate(args.scenario, scale=args.scale, seed=args.seed, out=log, responses=False)
 
+    phase = ["read+fold"]
+    peaks: dict[str, int] = {}
+    starts: dict[str, float] = {"read+fold": 0.0}
+    done = threading.Event()
+
+    def sample() -> None:  # peak resident memory per phase, so the phase to shrink is known
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not done.wait(0.2):
+            with open("/proc/self/statm") as f:
+                rss = int(f.read().split()[1]) * page
+            peaks[phase[0]] = max(peaks.get(phase[0], 0), rss)
+
+    threading.Thread(target=sample, daemon=True).start()
     t0 = time.perf_counter()
-    det = HuntDetector()
+    det = HuntDetector(budget=MemoryBudget.of(args.memory))
     reader = LogReader(log)
     det.observe_accounts(reader.accounts())
-    t_read = 0.0
-    t = time.perf_counter()
-    for batch in prefetch(reader.exchange_batches(columns=det.columns, ordered=False)):
-        t_read += time.perf_counter() - t
-        det.observe(batch)
-        t = time.perf_counter()
+    PolarsEngine().aggregate([reader], det.state)  # as `distillguard hunt` reads: pieces on a budget
+    phase[0] = "compact"
+    starts["compact"] = round(time.perf_counter() - t0, 2)
+    state_bytes = {name: sum(int(t.estimated_size()) for t in st.values()) for name, st in det.state.compacted().items()}
+    phase[0] = "verdicts"
+    starts["verdicts"] = round(time.perf_counter() - t0, 2)
     verdicts = det.verdicts()
+    phase[0] = "write"
+    starts["write"] = round(time.perf_counter() - t0, 2)
     verdicts.write(args.out / f"hunt-{name}-out")
     seconds = time.perf_counter() - t0
+    done.set()
     n = det.state.n_exchanges
     result: dict[str, object] = {
         "log": str(log),
+        "memory": args.memory,
         "exchanges": n,
         "accounts": verdicts.accounts.num_rows,
         "flagged": sum(verdicts.accounts["flagged"].to_pylist()),
@@ -64,8 +85,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "seconds": round(seconds, 2),
         "throughput_exchanges_per_s": round(n / seconds),
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "stages": {"read": round(t_read, 2), **{k: round(v, 2) for k, v in sorted(det.state.timings.items())}},
-        "note": "read runs in a prefetch thread and 'read' is the time the flow waited for it; enrich stages run side by side in threads, so stages can add up to more than the wall time",
+        "peak_rss_bytes_by_phase": peaks,
+        "phase_starts_s": starts,
+        "state_bytes_by_signal": state_bytes,
+        "stages": {k: round(v, 2) for k, v in sorted(det.state.timings.items())},
+        "note": "days are read in a prefetch thread; enrich stages run side by side in threads, so stages can add up to more than the wall time",
     }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"hunt-{name}.json"

@@ -204,6 +204,10 @@ def hunt(
         bool, typer.Option("--resume/--no-resume", help="Embedded engine: resume a killed run after its last finished day (progress kept in OUT/.checkpoint).")
     ] = True,
     checkpoint_every: Annotated[float, typer.Option("--checkpoint-every", help="Seconds of reading between two checkpoints.")] = 60.0,
+    memory: Annotated[
+        str,
+        typer.Option("--memory", help="Embedded engine: the memory budget its piles stay within (8G, 512M; auto: 8G or half the machine's memory; none: unbounded)."),
+    ] = "auto",
     max_bad_rows: MaxBadOpt = 0.001,
     json_summary: Annotated[
         bool, typer.Option("--json", metavar="", help="Print a machine summary (JSON) on stdout instead of the tables.")
@@ -229,6 +233,11 @@ def hunt(
         raise ConfigError(f"--target-fpr has value {target_fpr:g}; expected a rate in (0, 1), e.g. 0.001")
     if engine != "spark" and (master or partitions):
         raise ConfigError("--master and --partitions are settings of --engine spark")
+    if engine == "spark" and memory != "auto":
+        raise ConfigError("--memory is a setting of the embedded engine; give Spark spark.executor.memory (docs/scale.md)")
+    from distillguard.hunt.budget import parse_size
+
+    parse_size(memory)
     runner = get_engine(engine, **({"master": master, "partitions": partitions} if engine == "spark" else {}))
     matcher = None
     if intel is not None:
@@ -242,6 +251,7 @@ def hunt(
         logs, out=None if matcher else out, mapping=mapping, strict=strict, target_fpr=target_fpr, config=cfg,
         engine=engine if engine == "polars" else runner, progress=progress,
         checkpoint=out / ".checkpoint" if engine == "polars" else None, checkpoint_every_s=checkpoint_every, resume=resume,
+        memory=memory,
     )  # fmt: skip
     if matcher is not None:
         from distillguard.intel.prior import apply_prior

@@ -160,6 +160,53 @@ def test_unpartitioned_file_spanning_days_is_regrouped(tmp_path: Path) -> None:
     assert sum(b.num_rows for b in batches) == 14
 
 
+def _spanning_log(path: Path) -> Path:
+    """Files spanning days, row groups of 5, repeated ids across files (as above, plus repeats)."""
+    write_log(path, exchanges(1), accounts())
+    for p in (path / "exchanges").rglob("*.parquet"):
+        p.unlink()
+    pq.write_table(exchanges(40, step_h=2), path / "exchanges" / "all.parquet", row_group_size=5)
+    pq.write_table(exchanges(6, start=T0 + dt.timedelta(hours=1), prefix="z"), path / "exchanges" / "b.parquet", row_group_size=2)
+    pq.write_table(exchanges(4, step_h=2), path / "exchanges" / "c.parquet")  # repeats of r0..r3
+    return path
+
+
+@pytest.mark.parametrize("max_bytes", [None, 1, 300, 10**9])
+def test_pieces_are_the_unordered_batches_cut_at_day_ends(tmp_path: Path, max_bytes: int | None) -> None:
+    whole = list(LogReader(_spanning_log(tmp_path)).exchange_batches(ordered=False))
+    r = LogReader(tmp_path)
+    pieces = list(r.exchange_pieces(max_bytes=max_bytes))
+    days, current = [], []
+    for t, ends in pieces:
+        assert t.num_rows and len({x.date() for x in t.column("ts").to_pylist()}) == 1
+        current.append(t)
+        if ends:
+            days.append(pa.concat_tables(current))
+            current = []
+    assert not current and [d.to_pylist() for d in days] == [b.to_pylist() for b in whole]
+    assert len(pieces) > len(whole) if max_bytes == 1 else True
+    assert r.issues.n_errors == 4  # the repeats, reported as the whole read reports them
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_pieces_from_a_day_on_are_the_rest_of_the_read(tmp_path: Path, k: int) -> None:
+    """A resumed hunt: the ids of the days before come from its checkpoint."""
+    log = _spanning_log(tmp_path)
+    full = list(LogReader(log).exchange_batches(ordered=False))
+    first = LogReader(log, request_ids=RequestIds())
+    ends = 0
+    for _, end in first.exchange_pieces(max_bytes=200):
+        ends += end
+        if ends == k:
+            break
+    saved = first.request_ids_state()
+    assert saved is not None
+    again = LogReader(log, request_ids=RequestIds())
+    again.restore_request_ids(saved)
+    rest = [t for t, _ in again.exchange_pieces(max_bytes=200, first_day=first.days()[k])]
+    assert pa.concat_tables(rest).to_pylist() == pa.concat_tables(full[k:]).to_pylist()
+
+
 def test_seen_hashes_matches_a_set() -> None:
     rng = np.random.default_rng(0)
     seen, ref = RequestIds(), set()

@@ -29,6 +29,7 @@ def run_hunt(
     checkpoint: Path | None = None,
     checkpoint_every_s: float = 60.0,
     resume: bool = True,
+    memory: str | int | None = "auto",
 ) -> Verdicts:
     """Hunt over one or more log folders (one window) and write the detector outputs to ``out``.
 
@@ -39,7 +40,8 @@ def run_hunt(
     is a terminal (never in a pipe or a log file). ``checkpoint``: a folder where the
     embedded engine keeps its progress every ``checkpoint_every_s`` seconds, so that a
     killed run resumes after its last finished day (``resume=False`` starts over);
-    removed when the hunt ends.
+    removed when the hunt ends. ``memory``: the embedded engine's budget (``8G``; ``auto``: 8 GiB or
+    half the machine's memory; None or ``none``: unbounded; see :mod:`distillguard.hunt.budget`).
     """
     from distillguard.config import ColumnMapping
     from distillguard.hunt.engines import get_engine
@@ -51,13 +53,15 @@ def run_hunt(
     if checkpoint is not None and engine == "polars":
         from distillguard.hunt.checkpoint import Checkpoint, fingerprint
 
-        settings = {"config": repr(config), "target_fpr": target_fpr, "strict": strict,
+        settings = {"config": repr(config), "target_fpr": target_fpr, "strict": strict, "memory": memory,
                     "mapping": Path(mapping).read_text() if mapping else None}  # fmt: skip
         cp = Checkpoint(checkpoint, fingerprint(logs, settings), checkpoint_every_s)
         if not resume:
             cp.clear()
     runner = (get_engine(engine, checkpoint=cp) if cp is not None else get_engine(engine)) if isinstance(engine, str) else engine
-    det = HuntDetector(config, target_fpr=target_fpr)
+    from distillguard.hunt.budget import MemoryBudget
+
+    det = HuntDetector(config, target_fpr=target_fpr, budget=MemoryBudget.of(memory))
     cmap = ColumnMapping.load(mapping) if mapping else None
     ids = RequestIds()  # one set for every log: the same log given twice is seen as duplicates
     readers = [LogReader(p, mapping=cmap, strict=strict, request_ids=ids) for p in logs]

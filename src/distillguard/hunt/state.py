@@ -24,6 +24,7 @@ import polars as pl
 import pyarrow as pa
 
 from distillguard.errors import SignalStateError
+from distillguard.hunt.budget import MemoryBudget
 from distillguard.hunt.config import HuntConfig
 from distillguard.signals import Signal
 from distillguard.signals.base import State
@@ -74,6 +75,10 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
                 worker.join(0.01)
 
 
+def _bytes(parts: list[State]) -> int:
+    return sum(int(t.estimated_size()) for part in parts for t in part.values())
+
+
 def available(requires: str, present: set[str]) -> bool:
     """``requires`` is ``a|b|c``: any one of the columns having data is enough."""
     return any(c in present for c in requires.split("|"))
@@ -82,7 +87,9 @@ def available(requires: str, present: set[str]) -> bool:
 class HuntState:
     """Per-account mergeable state of every signal, plus the account index."""
 
-    def __init__(self, signals: Sequence[Signal] | None = None, compact_every: int = 24) -> None:
+    def __init__(
+        self, signals: Sequence[Signal] | None = None, compact_every: int = 24, budget: MemoryBudget | None = None
+    ) -> None:
         self.signals: list[Signal] = (
             list(signals) if signals is not None else HuntConfig().build_signals()
         )
@@ -92,6 +99,7 @@ class HuntState:
         self.compact_every = compact_every
         self.max_inflight = 1  # batches enriched ahead of the one being folded
         self.compact_rows = 2_000_000
+        self.budget = budget  # bounds the piles below (hunt/budget.py); None: as fast as memory allows
         self._inflight: list[list[Future[State]]] = []
         # A fold of pending batches into a signal's state runs in the pool while the next
         # batches are enriched; ``_base_rows`` (the state size that went into the last fold)
@@ -122,6 +130,18 @@ class HuntState:
         return prepare(df, self.ensure_accounts(df["account_id"]))
 
     def observe(self, batch: pa.Table | pl.DataFrame) -> None:
+        """Enrich and fold a batch of exchanges (a day, an hour, a piece of a day); on a
+        budget, one larger than its chunk is worked in slices (rows in order, no copy)."""
+        size = batch.nbytes if isinstance(batch, pa.Table) else int(batch.estimated_size())
+        if self.budget is not None and size > self.budget.chunk_bytes:
+            n = len(batch)
+            step = max(1, n * self.budget.chunk_bytes // size)
+            for at in range(0, n, step):
+                self._observe(batch.slice(at, step))
+        else:
+            self._observe(batch)
+
+    def _observe(self, batch: pa.Table | pl.DataFrame) -> None:
         if batch.num_rows if isinstance(batch, pa.Table) else batch.height:
             df = self.prepare(batch)
         else:
@@ -154,8 +174,18 @@ class HuntState:
             # Fold every ``compact_every`` batches, or sooner once the pending rows outgrow
             # the state (memory: a day of a large log holds millions of per-account rows).
             rows = sum(t.height for part in pending for t in part.values())
-            if len(pending) >= self.compact_every or rows > max(self.compact_rows, self._base_rows[s.name]):
+            if len(pending) >= self.compact_every or (
+                self.budget is None and rows > max(self.compact_rows, self._base_rows[s.name])
+            ):
                 self._compact(s)
+        if self.budget is not None:  # the largest piles first, until all of them fit
+            sizes = {s.name: _bytes(self._pending[s.name]) for s in self.signals}
+            for s in sorted(self.signals, key=lambda s: -sizes[s.name]):
+                if sum(sizes.values()) <= self.budget.pending_bytes:
+                    break
+                if sizes[s.name]:
+                    self._compact(s)
+                    sizes[s.name] = 0
 
     def _state(self, name: str) -> State:
         """The signal's state, waiting for a fold in flight."""

@@ -270,6 +270,24 @@ class LogReader:
         pyarrow.Table
             One day's exchanges sorted by ``ts``, cast to :data:`schema.EXCHANGES`.
         """
+        for batch, _ in self._pieces(columns, ordered):
+            yield batch
+
+    def exchange_pieces(
+        self, columns: Sequence[str] | None = None, max_bytes: int | None = None, first_day: datetime.date | None = None
+    ) -> Iterator[tuple[pa.Table, bool]]:
+        """Exchanges as :meth:`exchange_batches` yields them unordered, in pieces of about
+        ``max_bytes`` (row groups of a day gathered in plan order until they pass it) with
+        whether each piece ends its day: a hunt on a memory budget never holds a whole large
+        day. ``first_day``: start there (a resumed hunt; the request ids of the days before
+        come from its checkpoint). The rows, their order and the repeats dropped are those
+        of :meth:`exchange_batches`."""
+        return self._pieces(columns, False, max_bytes, first_day)
+
+    def _pieces(
+        self, columns: Sequence[str] | None, ordered: bool, max_bytes: int | None = None,
+        first_day: datetime.date | None = None,
+    ) -> Iterator[tuple[pa.Table, bool]]:  # fmt: skip
         fields = self._wanted(columns)
         keep_extras = columns is None
         plan = self._plan()
@@ -277,27 +295,42 @@ class LogReader:
         for ch in plan:
             if ch.days:
                 by_day[ch.days[0]].append(ch)
-            else:  # nothing usable; read anyway so that its problems are reported
+            elif first_day is None:  # nothing usable; read anyway so that its problems are reported
                 self._read_chunk(ch, fields, keep_extras)
         pending: dict[datetime.date, list[pa.Table]] = defaultdict(list)
         seen = self._request_ids if self._request_ids is not None else RequestIds()
         for day in sorted({d for ch in plan for d in ch.days}):
             parts = pending.pop(day, [])
+            held: pa.Table | None = None  # a full piece waits until it is known whether it ends the day
             for ch in by_day.get(day, []):
+                if first_day is not None and max(ch.days) < first_day:
+                    continue  # read before the restart
                 t = self._read_chunk(ch, fields, keep_extras)
                 if t is None or t.num_rows == 0:
                     continue
                 if len(ch.days) == 1:
                     parts.append(t)
-                    continue
-                tday = pc.cast(t.column("ts"), pa.date32())
-                for d in pc.unique(tday).to_pylist():
-                    piece = t.filter(pc.equal(tday, pa.scalar(d, pa.date32())))
-                    (parts if d <= day else pending[d]).append(piece)
-            if parts:
-                batch = self._finish_day(parts, seen, ordered)
-                if batch.num_rows:
-                    yield batch
+                else:
+                    tday = pc.cast(t.column("ts"), pa.date32())
+                    for d in pc.unique(tday).to_pylist():
+                        piece = t.filter(pc.equal(tday, pa.scalar(d, pa.date32())))
+                        (parts if d <= day else pending[d]).append(piece)
+                if max_bytes is not None and (first_day is None or day >= first_day) and sum(p.nbytes for p in parts) >= max_bytes:
+                    batch = self._finish_day(parts, seen, ordered)
+                    parts = []
+                    if batch.num_rows:
+                        if held is not None:
+                            yield held, False
+                        held = batch
+            if first_day is not None and day < first_day:
+                continue
+            batch = self._finish_day(parts, seen, ordered) if parts else None
+            if batch is not None and batch.num_rows:
+                if held is not None:
+                    yield held, False
+                held = batch
+            if held is not None:
+                yield held, True
 
     def day_exchanges(
         self, day: datetime.date, columns: Sequence[str] | None = None, ordered: bool = False, locate: bool = False,

@@ -22,6 +22,10 @@ class LogSource(Protocol):
 
     def exchange_batches(self, columns: Sequence[str] | None = None, ordered: bool = True) -> Iterator[pa.Table]: ...
 
+    def exchange_pieces(
+        self, columns: Sequence[str] | None = None, max_bytes: int | None = None, first_day: Any = None
+    ) -> Iterator[tuple[pa.Table, bool]]: ...
+
 
 class Engine(ABC):
     """Runs prepare → enrich → aggregate over logs into a :class:`HuntState`.

@@ -8,7 +8,7 @@ enriches and folds the current one in its thread pool.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import pyarrow as pa
 
@@ -18,6 +18,8 @@ from distillguard.hunt.state import HuntState, prefetch
 from distillguard.signals.prepare import COLUMNS
 
 __all__ = ["PolarsEngine"]
+
+T = TypeVar("T")
 
 
 class PolarsEngine(Engine):
@@ -37,37 +39,37 @@ class PolarsEngine(Engine):
     ) -> HuntState:
         cp = self.checkpoint
         done = cp.restore(state, sources) if cp is not None else None
+        budget = state.budget
         for li, source in enumerate(sources):
             days = source.days()
-            if done is not None and li < done[0]:
-                cp.resumed_days += len(days)  # type: ignore[union-attr]
-                if advance is not None:
-                    advance(len(days))
-                continue
-            first = done[1] + 1 if done is not None and li == done[0] else 0
+            first = 0 if done is None or li > done[0] else len(days) if li < done[0] else done[1] + 1
             if first:
                 cp.resumed_days += first  # type: ignore[union-attr]
                 if advance is not None:
                     advance(first)
-                # the days left one at a time, repeats dropped against the ids restored
-                batches: Iterator[pa.Table] = (
-                    t for d in days[first:]
-                    if (t := source.day_exchanges(d, COLUMNS, seen=source.request_ids)) is not None  # type: ignore[attr-defined]
-                )  # fmt: skip
-            else:
-                batches = source.exchange_batches(columns=COLUMNS, ordered=False)
+                if first == len(days):
+                    continue
+            # Pieces of days: whole days, or slices of about the budget's chunk; a resumed run
+            # starts after its last saved day, repeats dropped against the ids restored.
+            pieces: Iterator[tuple[pa.Table, bool]] = source.exchange_pieces(
+                COLUMNS, max_bytes=budget.chunk_bytes if budget is not None else None,
+                first_day=days[first] if first else None,
+            )  # fmt: skip
             at = {d: i for i, d in enumerate(days)}
-            for batch, seen in prefetch(_with_seen(batches, source) if cp is not None else ((b, None) for b in batches)):
+            read = _with_seen(pieces, source) if cp is not None else ((p, None) for p in pieces)
+            for (batch, day_done), seen in prefetch(read, depth=budget.prefetch if budget is not None else 2):
                 state.observe(batch)
+                if not day_done:
+                    continue
                 if advance is not None:
                     advance(1)
-                if cp is not None and cp.due():  # a batch is one UTC day: its first row names it
+                if cp is not None and cp.due():  # a piece holds one UTC day: its first row names it
                     ts = batch.column("ts")[0].as_py()
                     cp.save(state, sources, (li, at[ts.date()]), seen)
         return state
 
 
-def _with_seen(batches: Iterator[pa.Table], source: LogSource) -> Iterator[tuple[pa.Table, Any]]:
+def _with_seen(batches: Iterator[T], source: LogSource) -> Iterator[tuple[T, Any]]:
     """Each day with the request ids seen up to it (taken as it is read: the prefetch reads
     ahead, and a checkpoint must not hold the ids of days it has not folded)."""
     for b in batches:

@@ -1,0 +1,86 @@
+"""How the embedded hunt's time and memory grow with the population, in one sitting.
+
+    PYTHONPATH=src python benchmarks/bench_growth.py [--scenario qwen-2026] [--scales 0.01 0.1 1]
+        [--seed 7] [--logs /tmp] [--memory 8G] [--out benchmarks/results/growth.json]
+
+For each scale, simulates the scenario (without response text, as a provider's log of token
+counts) into ``LOGS/<scenario>-<scale>-s<seed>`` unless it is there, then runs
+``bench_hunt.py`` on it in a fresh process (so each peak resident memory is that run's own).
+Reports exchanges, seconds, exchanges/s and peak memory per scale, and the growth exponents
+between neighbouring scales and end to end: ``log(time ratio) / log(exchanges ratio)``
+(1.0 is linear in exchanges; less grows slower).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def exponent(a: dict[str, float], b: dict[str, float], key: str) -> float:
+    return round(math.log(b[key] / a[key]) / math.log(b["exchanges"] / a["exchanges"]), 3)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scenario", default="qwen-2026")
+    ap.add_argument("--scales", type=float, nargs="+", default=[0.01, 0.1, 1.0])
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()))
+    ap.add_argument("--memory", default=None, help="passed to bench_hunt.py --memory")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "growth.json")
+    args = ap.parse_args()
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent / "src")}
+    runs: list[dict[str, float]] = []
+    for scale in sorted(args.scales):
+        log = args.logs / f"{args.scenario}-{scale:g}-s{args.seed}"
+        if not (log / "exchanges").exists():
+            subprocess.run(
+                [str(Path(sys.executable).parent / "distillguard"), "simulate", "--scenario", args.scenario, "--scale", str(scale),
+                 "--seed", str(args.seed), "--no-responses", "--out", str(log)],
+                check=True, env=env,
+            )  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="bench-growth-") as tmp:
+            cmd = [sys.executable, str(HERE / "bench_hunt.py"), "--log", str(log), "--out", tmp]
+            if args.memory:
+                cmd += ["--memory", args.memory]
+            subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+            r = json.loads((Path(tmp) / f"hunt-{log.name}.json").read_text())
+        runs.append({
+            "scale": scale, "exchanges": r["exchanges"], "accounts": r["accounts"], "flagged": r["flagged"],
+            "campaigns": r["campaigns"], "seconds": r["seconds"], "exchanges_per_s": r["throughput_exchanges_per_s"],
+            "peak_rss_gib": round(r["peak_rss_bytes"] / 2**30, 2),
+        })  # fmt: skip
+        print(json.dumps(runs[-1]), flush=True)
+    pairs = list(itertools.pairwise(runs))
+    if len(runs) > 2:
+        pairs.append((runs[0], runs[-1]))
+    result = {
+        "command": "python benchmarks/bench_growth.py " + " ".join(sys.argv[1:]),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "scenario": args.scenario, "seed": args.seed, "memory": args.memory, "runs": runs,
+        "exponents": [
+            {"from": a["scale"], "to": b["scale"], "time": exponent(a, b, "seconds"), "memory": exponent(a, b, "peak_rss_gib")}
+            for a, b in pairs
+        ],
+        "note": "exponent = log(ratio) / log(exchanges ratio): 1.0 grows linearly with exchanges",
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg_at_end": os.getloadavg()},
+    }  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print(json.dumps(result["exponents"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
