@@ -32,6 +32,24 @@ def exponent(a: dict[str, float], b: dict[str, float], key: str) -> float:
     return round(math.log(b[key] / a[key]) / math.log(b["exchanges"] / a["exchanges"]), 3)
 
 
+def measure(args: argparse.Namespace, scale: float, env: dict[str, str]) -> dict[str, float]:
+    """Simulate the scale's log if it is not there, then bench_hunt.py on it in a fresh process."""
+    log = args.logs / f"{args.scenario}-{scale:g}-s{args.seed}"
+    if not (log / "exchanges").exists():
+        subprocess.run(
+            [str(Path(sys.executable).parent / "distillguard"), "simulate", "--scenario", args.scenario, "--scale", str(scale),
+             "--seed", str(args.seed), "--no-responses", "--out", str(log)],
+            check=True, env=env,
+        )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="bench-growth-") as tmp:
+        cmd = [sys.executable, str(HERE / "bench_hunt.py"), "--log", str(log), "--out", tmp]
+        if args.memory:
+            cmd += ["--memory", args.memory]
+        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+        out: dict[str, float] = json.loads((Path(tmp) / f"hunt-{log.name}.json").read_text())
+        return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenario", default="qwen-2026")
@@ -40,23 +58,16 @@ def main() -> None:
     ap.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()))
     ap.add_argument("--memory", default=None, help="passed to bench_hunt.py --memory")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "growth.json")
+    ap.add_argument(
+        "--known", action="append", default=[], metavar="SCALE=JSON",
+        help="a bench_hunt.py result already measured in this sitting for SCALE (the full scale takes 14 min)",
+    )  # fmt: skip
     args = ap.parse_args()
     env = {**os.environ, "PYTHONPATH": str(HERE.parent / "src")}
     runs: list[dict[str, float]] = []
-    for scale in sorted(args.scales):
-        log = args.logs / f"{args.scenario}-{scale:g}-s{args.seed}"
-        if not (log / "exchanges").exists():
-            subprocess.run(
-                [str(Path(sys.executable).parent / "distillguard"), "simulate", "--scenario", args.scenario, "--scale", str(scale),
-                 "--seed", str(args.seed), "--no-responses", "--out", str(log)],
-                check=True, env=env,
-            )  # fmt: skip
-        with tempfile.TemporaryDirectory(prefix="bench-growth-") as tmp:
-            cmd = [sys.executable, str(HERE / "bench_hunt.py"), "--log", str(log), "--out", tmp]
-            if args.memory:
-                cmd += ["--memory", args.memory]
-            subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
-            r = json.loads((Path(tmp) / f"hunt-{log.name}.json").read_text())
+    known = {float(k): Path(v) for k, v in (item.split("=", 1) for item in args.known)}
+    for scale in sorted({*args.scales, *known}):
+        r = json.loads(known[scale].read_text()) if scale in known else measure(args, scale, env)
         runs.append({
             "scale": scale, "exchanges": r["exchanges"], "accounts": r["accounts"], "flagged": r["flagged"],
             "campaigns": r["campaigns"], "seconds": r["seconds"], "exchanges_per_s": r["throughput_exchanges_per_s"],
@@ -69,7 +80,8 @@ def main() -> None:
     result = {
         "command": "python benchmarks/bench_growth.py " + " ".join(sys.argv[1:]),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "scenario": args.scenario, "seed": args.seed, "memory": args.memory, "runs": runs,
+        "scenario": args.scenario, "seed": args.seed, "memory": args.memory or "auto", "runs": runs,
+        "known": {str(k): str(v) for k, v in known.items()},
         "exponents": [
             {"from": a["scale"], "to": b["scale"], "time": exponent(a, b, "seconds"), "memory": exponent(a, b, "peak_rss_gib")}
             for a, b in pairs
