@@ -14,16 +14,13 @@ from distillguard.hunt import run_hunt
 from distillguard.hunt.budget import MemoryBudget, parse_size
 from distillguard.hunt.detector import HuntDetector
 from distillguard.io import LogReader
-from distillguard.sim import simulate
 
 CLI = str(Path(sys.executable).parent / "distillguard")
 
 
-@pytest.fixture(scope="module")
-def log(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("budget-demo")
-    simulate("demo", seed=12, out=out, progress=False, responses=False)
-    return out
+@pytest.fixture
+def log(demo12_log: Path) -> Path:
+    return demo12_log
 
 
 @pytest.mark.parametrize(("text", "n"), [("8G", 8 * 2**30), ("512M", 512 * 2**20), ("1.5GiB", 3 * 2**29), ("300000000", 300_000_000)])

@@ -18,16 +18,13 @@ from distillguard.hunt import run_hunt
 from distillguard.hunt.checkpoint import FILE, Checkpoint, fingerprint
 from distillguard.hunt.state import HuntState
 from distillguard.io import LogReader
-from distillguard.sim import simulate
 
 CLI = str(Path(sys.executable).parent / "distillguard")
 
 
-@pytest.fixture(scope="module")
-def log(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("checkpoint-demo")
-    simulate("demo", seed=12, out=out, progress=False, responses=False)
-    return out
+@pytest.fixture
+def log(demo12_log: Path) -> Path:
+    return demo12_log
 
 
 def _accounts(out: Path) -> pl.DataFrame:
