@@ -333,15 +333,13 @@ class LogReader:
                 yield held, True
 
     def day_exchanges(
-        self, day: datetime.date, columns: Sequence[str] | None = None, ordered: bool = False, locate: bool = False,
-        seen: RequestIds | None = None,
-    ) -> pa.Table | None:  # fmt: skip
+        self, day: datetime.date, columns: Sequence[str] | None = None, ordered: bool = False, locate: bool = False
+    ) -> pa.Table | None:
         """One UTC day's exchanges as :meth:`exchange_batches` yields it (same rows, same
         order), for engines that read days in parallel (Spark). A repeated ``request_id`` is
         dropped within the day only: across days and logs that is the caller's to do
         (keeping the first in log, day and row order, as :meth:`exchange_batches` does, and
-        reporting the others with :meth:`report_repeats`), unless ``seen`` holds the ids of
-        the days read before (a resumed hunt). ``locate``: keep the source file and row of
+        reporting the others with :meth:`report_repeats`). ``locate``: keep the source file and row of
         each exchange (columns ``__file`` and ``__row``) for that report."""
         fields = self._wanted(columns)
         keep_extras = columns is None
@@ -359,7 +357,7 @@ class LogReader:
             parts.append(t)
         if not parts:
             return None
-        batch = self._finish_day(parts, seen if seen is not None else RequestIds(), ordered, locate)
+        batch = self._finish_day(parts, RequestIds(), ordered, locate)
         return batch if batch.num_rows else None
 
     def report_repeats(self, repeats: pa.Table) -> None:
