@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "phase_starts_s": starts,
         "state_bytes_by_signal": state_bytes,
         "stages": {k: round(v, 2) for k, v in sorted(det.state.timings.items())},
+        "folds": {k: dict(zip(("folds", "state_rows", "pending_rows"), v, strict=True)) for k, v in det.state.fold_rows.items()},
         "note": "days are read in a prefetch thread; enrich stages run side by side in threads, so stages can add up to more than the wall time",
     }
     args.out.mkdir(parents=True, exist_ok=True)

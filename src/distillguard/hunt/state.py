@@ -110,6 +110,8 @@ class HuntState:
         self.nonnull: dict[str, int] = {}
         self.n_exchanges = 0
         self.timings: dict[str, float] = {}  # seconds per stage, for profiling
+        # per signal: folds, rows of the state folded into, rows of the pending batches (profiling)
+        self.fold_rows: dict[str, list[int]] = {}
         self.first_ts: int | None = None
         self.last_ts: int | None = None
         self._touched: list[pl.Series] = []  # accounts with new rows since the last ``take_touched``
@@ -205,6 +207,10 @@ class HuntState:
         base = self._state(s.name)
         self._base_rows[s.name] = sum(t.height for t in base.values())
         parts = [base, *self._pending[s.name]]
+        seen = self.fold_rows.setdefault(s.name, [0, 0, 0])
+        seen[0] += 1
+        seen[1] += self._base_rows[s.name]
+        seen[2] += sum(t.height for part in parts[1:] for t in part.values())
         self._pending[s.name] = []
 
         def fold() -> State:

@@ -165,6 +165,7 @@ class CapabilitySignal(Signal):
         if "cap_coding" not in rows.columns:
             rows = rows.hstack(self.enrich(rows))
         spec = self.tables["acct"]
+        rows = rows.select("account", pl.col("^cap_.*$"))  # not the batch's text columns
         rows = rows.filter(pl.col("cap_read")) if "cap_read" in rows.columns else rows
         flags = [pl.col(f"cap_{c}") for c in CAPABILITIES]
         new = grouped(

@@ -128,7 +128,7 @@ class ConversationScriptSignal(Signal):
         out["acct"] = t["acct"].compact([state["acct"], grouped(r, t["acct"], {"n": pl.len()})])
         # Readable text: the most common wording of each key repeated in a sample of the batch
         # (sampled before the keys are spread out, so no text is copied per band).
-        sample = rows.gather_every(8).select("script_keys", "prompt").filter(pl.col("script_keys").is_not_null())
+        sample = rows.select("script_keys", "prompt").gather_every(8).filter(pl.col("script_keys").is_not_null())
         txt = (
             sample.select(value=pl.col("script_keys").arr.to_list(), text="prompt")
             .explode("value")

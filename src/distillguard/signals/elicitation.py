@@ -160,7 +160,7 @@ class ElicitationSignal(Signal):
             },
         ).sort("account")
         rspec = self.tables["rule"]
-        hit = rows.filter(pl.col("elicitation_bits") != 0)
+        hit = rows.select("account", "elicitation_bits").filter(pl.col("elicitation_bits") != 0)
         per_rule = (
             hit.group_by("account")
             .agg(**self._rules.count_bits(pl.col("elicitation_bits")))

@@ -46,7 +46,8 @@ class LockstepSignal(Signal):
 
     def update(self, state: State, rows: pl.DataFrame) -> State:
         spec = self.tables["model"]
-        r = rows.filter(pl.col("model").is_not_null()).select("account", "epoch_s", value=pl.col("model").hash(21))
+        r = rows.select("account", "epoch_s", "model").filter(pl.col("model").is_not_null())
+        r = r.select("account", "epoch_s", value=pl.col("model").hash(21))
         names = texts_seen(pl.col("model").hash(21), pl.col("model"), rows, min_count=1)
         return {
             "model": spec.compact([state["model"], grouped(r, spec, {"n": pl.len(), "first": pl.col("epoch_s").min()})]),
