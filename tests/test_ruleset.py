@@ -209,6 +209,61 @@ def test_compiled_agrees_with_reference(tmp_path: Path, builtin: RuleSet) -> Non
             assert got == rs.evaluate_row(row), row
 
 
+OVERLAPPING = """
+- id: o.nested_phrases
+  title: phrases inside phrases
+  category: o
+  match: {contains: ["step by step", "by step", "STEP"]}
+- id: o.gated_regex
+  title: a regex behind its literals
+  category: o
+  match:
+    all_of:
+      - contains: [rate, score]
+      - regex: ["(?i)\\\\b(?:rate|score)\\\\b.{0,20}\\\\d"]
+- id: o.either
+  title: a phrase or a regex behind another phrase
+  category: o
+  match:
+    any_of:
+      - contains: [by step]
+      - all_of:
+          - contains: [alpha]
+          - min_len: 12
+"""
+
+NON_ASCII_CASE = """
+- id: u.upper
+  title: upper
+  category: u
+  match: {contains: ["Über"]}
+- id: u.lower
+  title: lower
+  category: u
+  match: {contains: ["über"]}
+"""
+
+
+@pytest.mark.parametrize("extra", [OVERLAPPING, NON_ASCII_CASE], ids=["overlapping", "non-ascii-case"])
+def test_apply_agrees_with_the_reference(tmp_path: Path, builtin: RuleSet, extra: str) -> None:
+    # apply() finds every phrase of a field in one scan and runs each rule where its own
+    # literals are; phrases apart only in non-ASCII case take the per-rule path.
+    custom = RuleSet.load([write(tmp_path, ALL_OPERATORS + extra)])
+    texts = VARIED_TEXTS + [t for t, _ in TYPICAL] + PLAIN_CHAT + [
+        "Step by STEP by step", "by stepping", "rate it 9", "score: 7 of 10", "RATE this essay",
+        "Über alles", "über alles", "ÜBER", "alpha", "alpha and more text", "ALPHA beta step",
+    ]  # fmt: skip
+    rows: list[dict[str, Any]] = [
+        {"prompt": p, "system": texts[(i + 3) % len(texts)], "response": texts[(i + 7) % len(texts)]}
+        for i, p in enumerate(texts)
+    ]
+    df = pl.DataFrame(rows, schema={"prompt": pl.String, "system": pl.String, "response": pl.String})
+    for rs in (custom, builtin):
+        out = rs.apply(df, rs.categories, ids="ids")
+        for row, ids in zip(rows, out["ids"], strict=True):
+            assert set(ids) == {rid for rid, hit in rs.evaluate_row(row).items() if hit}, row
+
+
 def test_reference_semantics_on_edge_cases(tmp_path: Path) -> None:
     rs = RuleSet.load([write(tmp_path, ALL_OPERATORS)])
     ev = rs.evaluate_row
