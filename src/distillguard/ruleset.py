@@ -779,8 +779,8 @@ class RuleSet:
         one more scan, a ``contains`` looks its phrases up in what was found instead of
         scanning the text again, and a rule that still reads the text (a regex, a length)
         runs only where one of its own literals was found. On real prompts about half the
-        rows hold some rule's literals but few hold a given rule's: the rules cost about
-        half as much as a scan per rule (benchmarks/results/rules.json).
+        rows hold some rule's literals but few hold a given rule's, so two scans replace one
+        per rule.
         """
         gated: dict[str, list[Rule]] = {}
         open_rules: list[Rule] = []
