@@ -59,6 +59,9 @@ def _out_of_range(col: Any, name: str) -> np.ndarray:
     if name not in RANGES or not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
         return np.empty(0, dtype=np.int64)
     lo, hi = RANGES[name]
+    seen = pc.min_max(col)  # one pass; the row-by-row test only when some value is outside
+    if seen["min"].as_py() is None or (lo <= seen["min"].as_py() and seen["max"].as_py() <= hi):
+        return np.empty(0, dtype=np.int64)
     outside = pc.or_(pc.less(col, lo), pc.greater(col, hi))
     return np.flatnonzero(pc.fill_null(outside, False).to_numpy(zero_copy_only=False))
 
@@ -248,7 +251,7 @@ def normalise_rows(
             bad = np.union1d(bad, out_of_range)
             if not fld.nullable:
                 drop[out_of_range] = True
-        for i in np.setdiff1d(bad, out_of_range):
+        for i in np.setdiff1d(bad, out_of_range) if bad.size else ():
             value = value_at(raw.column(src), int(i))
             what = "is not valid UTF-8" if isinstance(value, bytes) else f"cannot be read as {fld.type}"
             if fld.nullable:
