@@ -174,7 +174,9 @@ class TableSpec:
         # Sorted by account (the merge key), so each account is one run; only the runs
         # over ``k`` need a cut (a per-group top-k over every account costs 5x more).
         per = self.keys[0]
-        t = self._sorted(table).with_columns(pl.col(per).rle_id().alias("__r__"))
+        # Folded tables come sorted by their merge key, so by account: only then is the key skipped.
+        t = table if table[per].is_sorted() else self._sorted(table).drop("__k__")
+        t = t.with_columns(pl.col(per).rle_id().alias("__r__"))
         over = t.select(pl.col(per).rle().struct.field("len") > self.slack * k).to_series()
         if not over.any():
             return table
@@ -183,7 +185,7 @@ class TableSpec:
         cut = pl.zeros(over.len(), pl.Int64, eager=True).scatter(cuts["__r__"], cuts[n])
         left = pl.col(n).cast(pl.Int64) - cut.gather(t["__r__"])  # signed: no wrap below zero
         out = t.with_columns(left.alias("__r__")).filter(pl.col("__r__") > 0)
-        return out.with_columns(pl.col("__r__").cast(table.schema[n]).alias(n)).drop("__r__", "__k__")
+        return out.with_columns(pl.col("__r__").cast(table.schema[n]).alias(n)).drop("__r__")
 
 
 # A fold of frames whose rows are fewer than 1/SPLICE of the largest's merges only the
