@@ -148,13 +148,21 @@ class TableSpec:
         # twice as fast as merging the state with the sorted pending rows (``merge_sorted``).
         schema = parts[0].schema
         merged = pl.concat([parts[0], *(p.cast(schema) for p in parts[1:])]).sort("__k__", maintain_order=True)  # type: ignore[arg-type]
-        return self.runs(merged, aggs).cast(dict(parts[0].drop("__k__").schema))  # type: ignore[arg-type]
+        sums = list(self.values) if all(a == "sum" for a in self.values.values()) else []
+        return self.runs(merged, aggs, sums).cast(dict(parts[0].drop("__k__").schema))  # type: ignore[arg-type]
 
-    def runs(self, rows: pl.DataFrame, aggs: Sequence[pl.Expr]) -> pl.DataFrame:
-        """Aggregate ``rows`` sorted by the merge key (``__k__``): a pass over adjacent rows."""
-        run = pl.struct(*self.keys).rle_id().alias("__r__")  # equal keys are adjacent ...
-        firsts = [pl.col(c).first() for c in (*self.keys, "__k__")]
-        out = rows.group_by(run, maintain_order=True).agg(*firsts, *aggs).drop("__r__")
+    def runs(self, rows: pl.DataFrame, aggs: Sequence[pl.Expr], sums: Sequence[str] = ()) -> pl.DataFrame:
+        """Aggregate ``rows`` sorted by the merge key (``__k__``): a pass over adjacent rows.
+        ``sums``: instead of ``aggs``, these columns summed per run, from their running sums
+        at each run's last row (no grouping: a third of the cost)."""
+        if sums:
+            last = pl.any_horizontal(pl.col(c) != pl.col(c).shift(-1) for c in self.keys).fill_null(True)
+            ends = rows.select(*self.keys, "__k__", *(pl.col(c).cum_sum() for c in sums)).filter(last)
+            out = ends.with_columns(pl.col(c) - pl.col(c).shift(1, fill_value=0) for c in sums)
+        else:
+            run = pl.struct(*self.keys).rle_id().alias("__r__")  # equal keys are adjacent ...
+            firsts = [pl.col(c).first() for c in (*self.keys, "__k__")]
+            out = rows.group_by(run, maintain_order=True).agg(*firsts, *aggs).drop("__r__")
         # ... unless two 64-bit second keys of one account fold to one merge key: the sort
         # may have interleaved them. Those few rows are regrouped by the full keys.
         k = pl.col("__k__")
@@ -488,7 +496,8 @@ def count_values(state: State, rows: pl.DataFrame, spec: TableSpec, table: str, 
     # table comes out sorted, ready to be merged into the state. Heavy-hitter tables are
     # reduced here already (summaries merge with the same error bound): a day of scripted
     # traffic shrinks 3x before it waits to be folded.
-    counts = spec.runs(spec._sorted(r), [pl.len().cast(spec.empty().schema["n"]).alias("n")])
+    ones = r.with_columns(n=pl.lit(1, dtype=spec.empty().schema["n"]))
+    counts = spec.runs(spec._sorted(ones), [], sums=["n"])
     return spec.compact([state[table], spec.heavy(counts)])
 
 
