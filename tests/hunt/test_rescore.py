@@ -125,3 +125,13 @@ def test_splice_folds_like_a_full_merge(signal: str, table: str) -> None:
         assert whole.height < pl.concat([big, small]).unique(keys).height
     assert spliced.height == whole.height
     assert spliced.select(whole.columns).sort(keys).equals(whole.sort(keys))
+    key = spec.merge_key()
+    if key is not None and big.select(key).to_series().is_sorted():  # a folded state stays sorted
+        assert spliced.select(key).to_series().is_sorted()
+    # New accounts between and after the state's, and accounts the state has: each lands in place.
+    fresh = table_of(500, 10).with_columns(pl.col("account") * 400 + 7)
+    spliced = spec.compact([big, fresh])
+    whole = spec._compact([big, fresh])
+    assert spliced.select(whole.columns).sort(keys).equals(whole.sort(keys))
+    if key is not None and big.select(key).to_series().is_sorted():
+        assert spliced.select(key).to_series().is_sorted()
