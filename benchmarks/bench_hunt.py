@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench_rescore import machine
 from distillguard.hunt.budget import MemoryBudget
 from distillguard.hunt.detector import HuntDetector
 from distillguard.hunt.engines.polars import PolarsEngine
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             peaks[phase[0]] = max(peaks.get(phase[0], 0), rss)
 
     threading.Thread(target=sample, daemon=True).start()
+    host = machine()  # the host a VM lands on moves throughput more than most changes: say which
     t0 = time.perf_counter()
     det = HuntDetector(budget=MemoryBudget.of(args.memory))
     reader = LogReader(log)
@@ -77,6 +79,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     n = det.state.n_exchanges
     result: dict[str, object] = {
         "log": str(log),
+        "machine": host,
+        "user_cpu_s": round(resource.getrusage(resource.RUSAGE_SELF).ru_utime, 1),
         "memory": args.memory,
         "exchanges": n,
         "accounts": verdicts.accounts.num_rows,
