@@ -109,8 +109,8 @@ def split_loose(
 
     out = labels.copy()
     next_label = int(labels.max()) + 1
-    # Only components of at least two campaigns' worth of accounts can split; a full-scale
-    # graph has thousands of small ones, so they are found by count, not visited one by one.
+    # Only components of at least two campaigns' worth of accounts can split: found by their
+    # account counts, not by a pass over every account per component.
     sizes = np.bincount(labels[:n_accounts])
     edge_comp = labels[src]
     for comp in np.flatnonzero(sizes >= 2 * p.min_campaign):
