@@ -184,6 +184,12 @@ def test_a_joining_kind_joins_cells_but_links_nothing_alone() -> None:
     rows = [(a, "lived_tz_near", 77) for a in range(20)]
     joined, ties = join_rings(cells, _arts(rows), ranks, p)
     assert joined["web"].n_unique() == 1 and set(ties["kind"].to_list()) == {"lived_tz_near"}
+    # joins chain (cells 0-1 through one value, 1-2 through another) and keep the smallest label
+    chain = [(a, "lived_tz_near", 77) for a in range(10)] + [(a, "lived_tz_near", 78) for a in range(5, 15)]
+    chained, _ = join_rings(cells, _arts(chain), ranks, p)
+    assert dict(zip(chained["account"].to_list(), chained["web"].to_list(), strict=True)) == {
+        a: (0 if a < 15 else 3) for a in range(20)
+    }
     # a kind that neither links nor joins (a sign-up hour) joins nothing
     apart, _ = join_rings(cells, _arts([(a, "signup_burst", 77) for a in range(20)]), ranks, p)
     assert apart["web"].n_unique() == 4

@@ -135,3 +135,47 @@ def test_splice_folds_like_a_full_merge(signal: str, table: str) -> None:
     assert spliced.select(whole.columns).sort(keys).equals(whole.sort(keys))
     if key is not None and big.select(key).to_series().is_sorted():
         assert spliced.select(key).to_series().is_sorted()
+
+
+@pytest.mark.parametrize(("signal", "table"), [(s, t) for s, c in SIGNALS.items() for t, spec in c.tables.items() if spec.keys == ("value",)])
+def test_append_folds_like_a_full_merge(signal: str, table: str) -> None:
+    """A few rows folded into a large table keyed by value alone: new values appended, held
+    ones merged, the same rows as merging everything."""
+    spec: TableSpec = SIGNALS[signal].tables[table]
+    big = pl.DataFrame({"value": np.arange(0, 20_000, 2, dtype=np.uint64), "text": [f"t{i % 97}" for i in range(10_000)]})
+    for small in (
+        pl.DataFrame({"value": np.array([1, 3, 20_001], np.uint64), "text": ["a", "b", "c"]}),  # new values only
+        pl.DataFrame({"value": np.array([0, 2, 5], np.uint64), "text": ["a", "zz", "c"]}),  # two held: min text
+    ):
+        small = small.cast(dict(big.schema))  # type: ignore[arg-type]
+        out = spec.compact([big, small])
+        whole = spec._compact([big, small])
+        assert out.sort("value").equals(whole.select(out.columns).sort("value"))
+    assert spec.compact([big, small]).filter(pl.col("value") == 2)["text"].to_list() == ["t1"]
+
+
+def test_splices_stay_in_few_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spliced tables are not copied into one buffer at every fold, but never hold more than
+    ``MAX_CHUNKS`` chunks either; the rows stay those of a full merge."""
+    import distillguard.signals.base as base
+
+    monkeypatch.setattr(base, "MAX_CHUNKS", 8)
+    spec: TableSpec = SIGNALS["template"].tables["head"]
+    rng = np.random.default_rng(3)
+
+    def batch(n: int, accounts: int) -> pl.DataFrame:
+        df = pl.DataFrame({"account": rng.integers(0, accounts, n), "value": rng.integers(1, 50, n), "n": rng.integers(1, 5, n)})
+        return spec._compact([df.cast(dict(spec.empty().schema))])  # type: ignore[arg-type]
+
+    state = batch(50_000, 2_000)
+    whole = state
+    chunks = []
+    for _ in range(12):
+        small = batch(2, 2_000)  # one or two accounts: a few pieces
+        state = spec.compact([state, small])
+        whole = spec._compact([whole, small])
+        chunks.append(state.n_chunks())
+        assert state.n_chunks() <= 8
+    assert max(chunks) > 1  # some folds did leave pieces
+    keys = list(spec.keys)
+    assert state.sort(keys).equals(whole.select(state.columns).sort(keys))

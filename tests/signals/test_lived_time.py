@@ -186,3 +186,7 @@ def test_a_ring_sharing_a_phone_lives_at_its_operators_clock_before_any_member_c
     assert line.startswith("one of a ring of 6 accounts") and f"UTC+{ring_offset}" in line and "(this one in DE)" in line
     # the ring's clock links it to the fleet living at UTC+8, it does not accuse
     assert f["ring1"]["ts_misplaced"] == 0.0
+    # rings are kept while the accounts table holds, found again when it changes
+    apart = acc.with_columns(phone_hash=pl.lit(None, pl.String), payment_fp=pl.col("account_id"))
+    again = sig.finalize_accounts(apart)
+    assert again is not None and again.features["ring_offset"].null_count() == again.features.height

@@ -40,8 +40,14 @@ def test_registration_artifacts_and_burst_text() -> None:
         },
         schema_overrides={"email_domain": pl.String, "payment_fp": pl.String, "org_id": pl.String},
     )
-    f = RegistrationSignal().finalize_accounts(acc)
+    sig = RegistrationSignal()
+    f = sig.finalize_accounts(acc)
     assert f.artifacts is not None and f.texts is not None
+    # The same table again gives the kept finding; a changed one is read again.
+    assert sig.finalize_accounts(acc.clone()) is f
+    moved = sig.finalize_accounts(acc.with_columns(phone_hash=pl.Series(["p1", "p2", None])))
+    assert moved is not f and moved.artifacts is not None
+    assert moved.artifacts.filter(pl.col("kind") == "phone_hash")["value"].n_unique() == 2
     dom = f.artifacts.filter(pl.col("kind") == "email_domain")
     assert dom.group_by("value").len()["len"].sort().to_list() == [1, 2]
     assert "acme.io" in f.texts["text"].to_list()

@@ -25,7 +25,6 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.stats import binom, norm
 
-from distillguard.hunt.cluster import find_root
 from distillguard.hunt.config import LinkParams
 
 
@@ -185,17 +184,22 @@ def join_rings(
     )
     if per_web.height == 0:
         return webs, empty
-    # Union-find over webs (labels 0..n) through the shared artifacts; a joined web keeps its smallest label.
-    ids = sorted(set(webs["web"].to_list()))
-    parent = list(range(ids[-1] + 1))
-    for (_, _), g in per_web.group_by(["kind", "value"], maintain_order=True):
-        ws = sorted(g["web"].to_list())
-        for w in ws[1:]:
-            a, b = find_root(parent, ws[0]), find_root(parent, w)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    remap = {w: find_root(parent, w) for w in ids}
-    joined = webs.with_columns(pl.col("web").replace_strict(remap, return_dtype=pl.Int64))
+    # Webs joined through the shared artifacts (connected pieces of the web-artifact graph;
+    # a Python union-find over them cost 0.3 s per live re-score at 200,000 accounts); a
+    # joined web keeps its smallest label.
+    ids = webs.select(pl.col("web").unique().sort())
+    n_w = ids.height
+    arts = per_web.select("kind", "value").unique(maintain_order=True).with_row_index("j")
+    e = per_web.join(ids.with_row_index("i"), on="web").join(arts, on=["kind", "value"])
+    adj = sparse.coo_matrix(
+        (np.ones(e.height, dtype=np.int8), (e["i"].to_numpy().astype(np.int64), e["j"].to_numpy().astype(np.int64) + n_w)),
+        shape=(n_w + arts.height, n_w + arts.height),
+    )
+    _, labels = connected_components(adj, directed=False)
+    remap = ids.with_columns(piece=pl.Series(labels[:n_w])).with_columns(joined=pl.col("web").min().over("piece"))
+    joined = webs.join(remap.select("web", "joined"), on="web", how="left", maintain_order="left").select(
+        "account", web=pl.col("joined").cast(pl.Int64)
+    )
     ties = (
         held.join(webs, on="account")
         .join(per_web.select("web", "kind", "value"), on=["web", "kind", "value"])

@@ -12,7 +12,9 @@ visible) are finalized again, each signal as it can (:meth:`Signal.refinalize`):
   over the patched whole: the same features and artifacts as a full finalize;
 * lived time fits only the dirty accounts, against the day shapes of the last full
   re-score (see below);
-* every other signal, and link, cluster and score, run in full, as in :meth:`flags`.
+* every other signal, and link, cluster and score, run in full, as in :meth:`flags`; what
+  reads only the accounts table (registration, lived time's identity rings, the row hashes
+  below) is computed again only when that table changed.
 
 When the two can differ: only through lived time's day shapes (``reference``), a population
 calibration kept from the last full re-score. A fit against them can differ from a fit
@@ -50,6 +52,7 @@ class Rescorer:
         self.last_mode: str | None = None  # "full" or "incremental", for benchmarks and /metrics
         self._previous: tuple[dict[str, Finding], dict[str, Finding | None]] | None = None
         self._accounts = pl.DataFrame()  # ``account, row`` hashes of the accounts table last read
+        self._accounts_seen: tuple[pl.DataFrame, int, int] | None = None  # what they were read from
         self._since_full = 0
         self._full_next = True
 
@@ -57,6 +60,7 @@ class Rescorer:
         """Forget every cache: the next call re-scores in full."""
         self._previous = None
         self._accounts = pl.DataFrame()
+        self._accounts_seen = None
         self._full_next = True
 
     def refresh_next(self) -> None:
@@ -67,7 +71,16 @@ class Rescorer:
         det = self.detector
         touched = det.state.take_touched()
         full = self._full_next or self._previous is None or self._since_full + 1 >= self.refresh_every
-        rows = _row_hashes(det.accounts, det.state.index, now)
+        # The accounts table's rows are hashed again only when it may have changed: another
+        # table, more accounts indexed, or more of them registered by ``now`` (a threshold on
+        # ``created_at``: equal counts are equal sets). Hashing it: 0.2 s at 196,017 accounts.
+        visible = det.accounts.height
+        if now is not None and visible:
+            visible = int(det.accounts.select((pl.col("created_at") <= now).sum()).item())
+        seen = (det.accounts, det.state.index.height, visible)
+        same = self._accounts_seen is not None and self._accounts_seen[0] is seen[0] and self._accounts_seen[1:] == seen[1:]
+        rows = self._accounts if same else _row_hashes(det.accounts, det.state.index, now)
+        self._accounts_seen = seen
         if full:
             own, from_accounts, orgs, _ = det.signal_findings(now)
             self._since_full = 0

@@ -110,7 +110,9 @@ def score(
     )
     behaviour = feats.filter(active).select("account", "b")
     arts = [f.artifacts for f in findings.values() if f.artifacts is not None and f.artifacts.height]
-    artifacts = pl.concat(arts) if arts else pl.DataFrame(schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "share": pl.Float64})
+    # One buffer: findings patched cycle after cycle by the live re-score arrive in thousands
+    # of chunks, and every join and group-by of the link step below pays for each.
+    artifacts = pl.concat(arts, rechunk=True) if arts else pl.DataFrame(schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "share": pl.Float64})
     with stage(timings, "rescore.link.artifacts"):
         tested = test_artifacts(artifacts, behaviour, config.link)
     orgs = accounts.select("account", "org_id") if "org_id" in accounts.columns else accounts.select("account", org_id=pl.lit(None, pl.String))

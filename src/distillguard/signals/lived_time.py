@@ -93,12 +93,19 @@ class Profiles:
 
 
 def profiles(hour: pl.DataFrame) -> Profiles:
-    acct = hour["account"].to_numpy()
-    uniq, inv = np.unique(acct, return_inverse=True)
+    """The profiles of every account in ``hour`` (one row per account and UTC hour).
+    Accounts are dense u32 indices, so rows find their account by a lookup table, not a
+    sort (2.6 million rows: 0.45 s with ``np.unique`` and ``np.add.at``)."""
+    acct = hour["account"].to_numpy().astype(np.int64)
+    if acct.size == 0:
+        return Profiles(np.zeros(0, np.uint32), np.zeros((0, HOURS)), np.zeros(0))
+    uniq = np.flatnonzero(np.bincount(acct))
+    pos = np.zeros(int(acct.max()) + 1, np.int64)
+    pos[uniq] = np.arange(len(uniq))
+    inv = pos[acct]
     counts = np.zeros((len(uniq), HOURS))
     counts[inv, hour["hour"].to_numpy().astype(np.int64)] = hour["n"].to_numpy()
-    cells = np.zeros(len(uniq))
-    np.add.at(cells, inv, hour["days"].bitwise_count_ones().to_numpy().astype(np.float64))
+    cells = np.bincount(inv, weights=hour["days"].bitwise_count_ones().to_numpy().astype(np.float64), minlength=len(uniq))
     return Profiles(uniq.astype(np.uint32), counts, cells)
 
 
@@ -279,6 +286,9 @@ class LivedTimeSignal(Signal):
         # The day shapes of the last full :meth:`lived` and every account's fit against them
         # (``account, k, share, conf``): the calibration :meth:`refinalize_accounts` reuses.
         self._fitted: tuple[np.ndarray, pl.DataFrame] | None = None
+        # The accounts table's ring columns and the rings found in them: the live re-score
+        # reads an unchanged table every few seconds (finding rings: 0.3 s at 196,017 accounts).
+        self._rings: tuple[pl.DataFrame, pl.DataFrame] | None = None
 
     def update(self, state: State, rows: pl.DataFrame) -> State:
         spec = self.tables["hour"]
@@ -504,7 +514,7 @@ class LivedTimeSignal(Signal):
         """``found`` with the lived offsets of identity rings: their members' profiles pooled
         (see the class docstring), ``ring_size`` and ``ring_offset`` on every member of a
         misplaced ring, and one ``lived_tz`` artifact per member not already carrying it."""
-        ring = identity_rings(accounts, self.ring_max)
+        ring = self._identity_rings(accounts)
         pos = pl.DataFrame(
             {"account": p.account, "row": np.arange(len(p.account))},
             schema={"account": pl.UInt32, "row": pl.Int64},
@@ -578,6 +588,15 @@ class LivedTimeSignal(Signal):
         exact = found.texts if found.texts is not None else pl.DataFrame(schema=TEXT_SPEC_DTYPES)
         texts = pl.concat([exact.filter(~pl.col("value").is_in(near["value"].implode())), near])
         return dataclasses.replace(found, features=feats, artifacts=arts, texts=texts)
+
+    def _identity_rings(self, accounts: pl.DataFrame) -> pl.DataFrame:
+        """:func:`identity_rings`, again only when the columns it reads changed."""
+        held = accounts.select(c for c in ("account", "org_id", "email", *RING_COLUMNS) if c in accounts.columns)
+        if self._rings is not None and self._rings[0].equals(held):
+            return self._rings[1]
+        ring = identity_rings(accounts, self.ring_max)
+        self._rings = (held, ring)
+        return ring
 
     @staticmethod
     def _texts(mis: pl.DataFrame, near: bool = False) -> pl.DataFrame:

@@ -33,6 +33,9 @@ class RegistrationSignal(Signal):
 
     def __init__(self, burst_minutes: int = 60) -> None:
         self.burst_minutes = burst_minutes
+        # The last accounts table read and its finding: the live re-score reads an unchanged
+        # table every few seconds (0.3-0.45 s a time at 196,017 accounts; comparing: 0.03 s).
+        self._last: tuple[pl.DataFrame, Finding] | None = None
 
     def update(self, state: State, rows: pl.DataFrame) -> State:
         return state
@@ -41,6 +44,13 @@ class RegistrationSignal(Signal):
         return Finding(pl.DataFrame(schema={"account": pl.UInt32}))
 
     def finalize_accounts(self, accounts: pl.DataFrame) -> Finding:
+        if self._last is not None and self._last[0].equals(accounts):
+            return self._last[1]
+        found = self._finalize_accounts(accounts)
+        self._last = (accounts, found)
+        return found
+
+    def _finalize_accounts(self, accounts: pl.DataFrame) -> Finding:
         a = accounts.with_columns(
             email_domain=pl.coalesce(pl.col("email_domain"), pl.col("email").str.extract(r"@(.+)$", 1)).str.to_lowercase(),
             signup_prefix=pl.coalesce(
