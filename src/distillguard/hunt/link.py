@@ -184,9 +184,8 @@ def join_rings(
     )
     if per_web.height == 0:
         return webs, empty
-    # Webs joined through the shared artifacts (connected pieces of the web-artifact graph;
-    # a Python union-find over them cost 0.3 s per live re-score at 200,000 accounts); a
-    # joined web keeps its smallest label.
+    # Webs joined through the shared artifacts: connected pieces of the web-artifact graph,
+    # as everywhere in this module; a joined web keeps its smallest label.
     ids = webs.select(pl.col("web").unique().sort())
     n_w = ids.height
     arts = per_web.select("kind", "value").unique(maintain_order=True).with_row_index("j")
