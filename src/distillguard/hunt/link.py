@@ -59,7 +59,11 @@ def test_artifacts(artifacts: pl.DataFrame, behaviour: pl.DataFrame, p: LinkPara
 
 
 def identity_components(
-    artifacts: pl.DataFrame, behaviour: pl.DataFrame, orgs: pl.DataFrame, p: LinkParams
+    artifacts: pl.DataFrame,
+    behaviour: pl.DataFrame,
+    orgs: pl.DataFrame,
+    p: LinkParams,
+    shared: tuple[pl.DataFrame, pl.DataFrame] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Webs of accounts that share identity artifacts, kept when their members behave unusually.
 
@@ -85,7 +89,7 @@ def identity_components(
     if artifacts.height == 0 or n_pop == 0:
         return empty, stats_empty, ties_empty
     kmax = max(p.min_campaign * 2, int(p.identity_max_share * n_pop))
-    ident, keep = _shared_identity(artifacts, orgs, p, kmax)
+    ident, keep = _shared_identity(artifacts, orgs, p, kmax, shared)
     ranks = behaviour.select("account", u=(pl.col("b").rank("average") - 0.5) / pl.col("b").count())
     keep = _unusual_carriers(ident.join(keep.select("kind", "value"), on=["kind", "value"]), ranks, p)
     edges = ident.join(keep, on=["kind", "value"]).select("account", "kind", "value")
@@ -207,18 +211,26 @@ def join_rings(
     return joined, ties
 
 
-def _shared_identity(
-    artifacts: pl.DataFrame, orgs: pl.DataFrame, p: LinkParams, kmax: int
-) -> tuple[pl.DataFrame, pl.DataFrame]:
+def shared_identity(artifacts: pl.DataFrame, orgs: pl.DataFrame, p: LinkParams) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Identity artifact rows (with the holder's ``org_id``), and the artifacts ``(kind,
-    value, k)`` held by 2 to ``kmax`` accounts and not all by one declared organisation's
-    members (that artifact is the organisation's: its card, its domain)."""
+    value, k)`` held by two accounts or more and not all by one declared organisation's
+    members (that artifact is the organisation's: its card, its domain). Computed once by
+    the score for :func:`identity_components` and :func:`associates`, which cap ``k`` each
+    their own way."""
     ident = artifacts.filter(pl.col("kind").is_in(list(p.identity))).join(orgs, on="account", how="left")
     per = ident.group_by("kind", "value").agg(
         k=pl.len().cast(pl.UInt32), orgs=pl.col("org_id").n_unique(), org_null=pl.col("org_id").null_count()
     )
     one_org = (pl.col("orgs") == 1) & (pl.col("org_null") == 0)
-    return ident, per.filter((pl.col("k") >= 2) & (pl.col("k") <= kmax) & ~one_org).select("kind", "value", "k")
+    return ident, per.filter((pl.col("k") >= 2) & ~one_org).select("kind", "value", "k")
+
+
+def _shared_identity(
+    artifacts: pl.DataFrame, orgs: pl.DataFrame, p: LinkParams, kmax: int, shared: tuple[pl.DataFrame, pl.DataFrame] | None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`shared_identity` (``shared`` where the caller has it) held by at most ``kmax`` accounts."""
+    ident, per = shared if shared is not None else shared_identity(artifacts, orgs, p)
+    return ident, per.filter(pl.col("k") <= kmax)
 
 
 def _unusual_carriers(ident: pl.DataFrame, ranks: pl.DataFrame, p: LinkParams) -> pl.DataFrame:
@@ -243,7 +255,12 @@ def _unusual_carriers(ident: pl.DataFrame, ranks: pl.DataFrame, p: LinkParams) -
 
 
 def associates(
-    artifacts: pl.DataFrame, members: pl.DataFrame, behaviour: pl.DataFrame, orgs: pl.DataFrame, p: LinkParams
+    artifacts: pl.DataFrame,
+    members: pl.DataFrame,
+    behaviour: pl.DataFrame,
+    orgs: pl.DataFrame,
+    p: LinkParams,
+    shared: tuple[pl.DataFrame, pl.DataFrame] | None = None,
 ) -> pl.DataFrame:
     """Accounts outside every campaign tied to one by a small identity artifact its members hold.
 
@@ -265,7 +282,7 @@ def associates(
                   "k": pl.UInt32, "inside": pl.UInt32}  # fmt: skip
     if artifacts.height == 0 or members.height == 0:
         return pl.DataFrame(schema=out_schema)
-    ident, per = _shared_identity(artifacts, orgs, p, p.identity_testable)
+    ident, per = _shared_identity(artifacts, orgs, p, p.identity_testable, shared)
     q_link = behaviour["b"].quantile(p.link_quantile) if behaviour.height else None
     ranked = behaviour.select("account", ok=pl.col("b") >= (q_link if q_link is not None else 0.0))
     held = ident.select("account", "kind", "value").join(per.select("kind", "value", "k"), on=["kind", "value"])

@@ -28,7 +28,7 @@ import pyarrow as pa
 from distillguard.errors import ConfigError
 from distillguard.hunt.cluster import components, rejoin_same_profile
 from distillguard.hunt.config import HuntConfig
-from distillguard.hunt.link import associates, identity_components, test_artifacts
+from distillguard.hunt.link import associates, identity_components, shared_identity, test_artifacts
 from distillguard.signals.base import Finding
 
 __all__ = ["VOLUME", "Scored", "accounts_table", "join_features", "score"]
@@ -117,7 +117,8 @@ def score(
         tested = test_artifacts(artifacts, behaviour, config.link)
     orgs = accounts.select("account", "org_id") if "org_id" in accounts.columns else accounts.select("account", org_id=pl.lit(None, pl.String))
     with stage(timings, "rescore.link.identity"):
-        webs, web_stats, ties = identity_components(artifacts, behaviour, orgs, config.link)
+        shared = shared_identity(artifacts, orgs, config.link)
+        webs, web_stats, ties = identity_components(artifacts, behaviour, orgs, config.link, shared)
     with stage(timings, "rescore.cluster"):
         comp = components(artifacts, tested, behaviour, config.link, ties=ties)
         comp = rejoin_same_profile(comp, feats.select("account", *ts_cols), config.score)
@@ -149,7 +150,7 @@ def score(
     # Accounts that slipped through join the campaign whose members hold their phone, card,
     # device or small mail domain (campaigns are fixed first: association never makes one).
     with stage(timings, "rescore.link.associates"):
-        assoc = associates(artifacts, comp.join(camp.select("component"), on="component"), behaviour, orgs, config.link)
+        assoc = associates(artifacts, comp.join(camp.select("component"), on="component"), behaviour, orgs, config.link, shared)
     if assoc.height:
         comp = pl.concat([comp.join(assoc, on="account", how="anti"), assoc.select("account", "component").unique()])
         members = comp.join(feats.select("account", "account_id", "b"), on="account")
