@@ -120,6 +120,19 @@ def test_association_joins_accounts_tied_to_a_campaign_by_a_small_identity_artif
     assert associates(_arts([]), members, behaviour, orgs, LinkParams()).height == 0
 
 
+def test_association_measures_a_straggler_against_ordinary_accounts_not_the_campaigns() -> None:
+    from distillguard.hunt.link import associates
+
+    # 100 accounts ranked by b = account; 60-99 are one campaign. Over everyone the median is
+    # about 49.5, over the 60 ordinary accounts 29.5: account 40, tied by a phone to a member,
+    # behaves above the ordinary median and joins; account 20, below it, stays out.
+    behaviour = pl.DataFrame({"account": np.arange(100), "b": np.arange(100.0)}, schema={"account": pl.UInt32, "b": pl.Float64})
+    members = pl.DataFrame({"account": np.arange(60, 100), "component": [1] * 40}, schema={"account": pl.UInt32, "component": pl.Int64})
+    rows = [(a, "phone_hash", 1) for a in (60, 40)] + [(a, "phone_hash", 2) for a in (61, 20)]
+    got = associates(_arts(rows), members, behaviour, pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String}), LinkParams())
+    assert got["account"].to_list() == [40]
+
+
 def test_cells_of_one_operator_join_through_a_pool_most_of_them_use_and_ordinary_cells_stay_out() -> None:
     from distillguard.hunt.link import identity_components, join_rings
 

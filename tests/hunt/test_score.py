@@ -11,6 +11,7 @@ from distillguard.hunt.detector import HuntDetector
 from distillguard.hunt.score import Scored, join_features, score
 from distillguard.policy import Policy
 from distillguard.signals.base import Finding
+from tests.hunt.graphs import arts
 from tests.hunt.population import population
 
 
@@ -68,3 +69,23 @@ def test_two_findings_with_one_name_are_refused() -> None:
     assert feats.columns == ["account_id", "account", "toy.x"]
     with pytest.raises(ConfigError, match=r"feature 'toy\.x' twice"):
         join_features({"toy": f}, feats)  # a second finding named "toy"
+
+
+def test_a_second_campaign_is_measured_against_the_accounts_outside_the_first() -> None:
+    # 200 accounts: campaign A (0-24) fills the top tenth of the population on its own, so a
+    # smaller campaign B (25-44), clearly above every ordinary account (45-199), has no
+    # carrier in that tenth. Without A, B's template is carried by the accounts left on top.
+    n = 200
+    ts = [2.5 + 0.01 * i for i in range(25)] + [2.0 + 0.01 * i for i in range(20)] + [1.5 * i / 155 for i in range(155)]
+    feats = pl.DataFrame({"account": range(n), "ts_x": ts}, schema={"account": pl.UInt32, "ts_x": pl.Float64})
+    rows = [(a, "tpl_head", 1) for a in range(25)] + [(a, "tpl_head", 2) for a in range(25, 45)]
+    rows += [(a, "tpl_head", 3) for a in range(45, 200, 7)]  # a popular opening among ordinary accounts
+    index = pl.DataFrame({"account_id": [f"a{i:03d}" for i in range(n)], "account": range(n)},
+                         schema={"account_id": pl.String, "account": pl.UInt32})  # fmt: skip
+    orgs = index.select("account", org_id=pl.lit(None, pl.String))
+    s = score({"toy": Finding(feats, arts(rows))}, orgs, index, HuntConfig())
+    by_campaign = s.feats.filter("flagged").group_by("campaign").agg(pl.col("account").sort())
+    assert sorted(by_campaign["account"].to_list()) == [list(range(25)), list(range(25, 45))]
+    tested = s.artifacts_tested.filter(pl.col("kind") == "tpl_head").sort("value")
+    assert tested["significant"].to_list() == [True, True, False]
+    assert tested["k"].to_list()[:2] == [25, 20]  # B's template as tested in the second pass

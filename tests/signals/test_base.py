@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from distillguard.signals.base import TableSpec, on_unique, with_distinct_index
+from distillguard.signals.base import TableSpec, on_unique, shrunk, with_distinct_index
 
 PROMPTS = ["a", "b", "a", None, "c", "b", None, "a"]
 
@@ -90,3 +90,14 @@ def test_sorted_folds_take_small_signed_keys_and_unsorted_frames() -> None:
     a = pl.DataFrame({"account": [2, 0, 1, 0], "day": [-3, 5, -3, -1], "n": [1, 2, 3, 4]}, schema=spec.empty().schema)
     b = pl.DataFrame({"account": [0, 2, 0], "day": [5, -3, 7], "n": [10, 20, 30]}, schema=spec.empty().schema)
     assert_frame_equal(spec.compact([a, b]).sort("account", "day"), _by_hash(spec, [a, b]))
+
+
+def test_shrunk_pulls_thin_accounts_toward_the_median_of_the_reliable_ones() -> None:
+    df = pl.DataFrame({"v": [0.1, 0.2, 0.3, 1.0, 1.0, None], "n": [40, 20, 30, 10, 1, 0]})
+    out = df.select(s=shrunk(pl.col("v"), pl.col("n"), 20))["s"].to_list()
+    assert out[:3] == [0.1, 0.2, 0.3]  # enough rows: their own value
+    assert out[3] == 0.5 * 1.0 + 0.5 * 0.2  # half the rows: half way to the median 0.2
+    assert abs(out[4] - (0.05 + 0.95 * 0.2)) < 1e-12 and out[5] == 0.2  # one row: near the median; none: the median
+    # Nobody reliable yet (the first hours of a log): the prior is zero, so thin evidence still ranks.
+    early = pl.DataFrame({"v": [1.0, 0.1], "n": [10, 5]}).select(s=shrunk(pl.col("v"), pl.col("n"), 20))["s"].to_list()
+    assert early == [0.5, 0.025]

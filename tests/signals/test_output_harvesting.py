@@ -25,3 +25,16 @@ def test_capped_long_outputs_stand_out() -> None:
     assert f.explain is not None
     lines = f.explain(r["harvester"])
     assert any(line.startswith("40 of 40 replies (100%) stopped at max_tokens") for line in lines)
+
+
+def test_a_harvester_with_few_replies_ranks_before_it_has_twenty() -> None:
+    rows = [{"request_id": f"h{k}", "ts": T0, "account_id": "new", "input_tokens": 200, "output_tokens": 4096,
+             "max_tokens": 4096, "stop_reason": "max_tokens"} for k in range(8)]  # fmt: skip
+    for a in range(10):
+        for k in range(25):
+            rows.append({"request_id": f"u{a}-{k}", "ts": T0, "account_id": f"u{a}", "input_tokens": 300,
+                         "output_tokens": 150 + k, "max_tokens": None, "stop_reason": "end_turn"})  # fmt: skip
+    f, idx = finding(OutputHarvestingSignal(), rows)
+    r = by_id(f, idx)
+    for ts in ("ts_mean_out", "ts_hit_share", "ts_out_in"):
+        assert r["new"][ts] > max(r[f"u{a}"][ts] for a in range(10)), ts

@@ -57,6 +57,23 @@ def test_fill_ins_keep_the_template_and_accounts_share_it() -> None:
     assert f.explain(r["s0"])[0].startswith("30 of 30 prompts (100%) follow one template")
 
 
+def test_a_dozen_prompts_on_one_template_already_rank_above_varied_askers() -> None:
+    # A campaign's accounts start with a few requests each: concentration speaks from 20
+    # prompts, but the tail score sees a thin account pulled toward the population, not zeroed.
+    rows = [_row("new", k, f"You are an expert. Solve the following task carefully and completely: task {k}") for k in range(10)]
+    rng = random.Random(1)
+    vocab = ["rice", "peru", "poem", "cat", "taxes", "sky", "book", "lisbon", "resume", "garden", "bike", "loan"]
+    for a in range(30):
+        for k in range(20):
+            rows.append(_row(f"p{a}", k, " ".join(rng.choices(vocab, k=10))))
+    rows += [_row("once", 0, "hello there, how are you today my friend")]
+    f, idx = finding(TemplateSignal(), rows)
+    r = by_id(f, idx)
+    assert r["new"]["concentration"] == 0.0  # the explained feature still waits for 20 prompts
+    assert r["new"]["ts_concentration"] > max(r[f"p{a}"]["ts_concentration"] for a in range(30))
+    assert r["once"]["ts_concentration"] < r["new"]["ts_concentration"]
+
+
 def test_short_prompts_are_not_templates() -> None:
     rows = [_row(f"u{a}", k, "hello") for a in range(5) for k in range(10)]
     f, _ = finding(TemplateSignal(), rows)

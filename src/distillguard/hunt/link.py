@@ -271,7 +271,8 @@ def associates(
     company domain links nothing), is not one declared organisation's, and at least
     ``associate_min`` of its carriers, and at least half of all, are members of the same
     campaign (``members``: ``account, component``). The account itself must rank at or
-    above the link quantile, or be too new to rank: an ordinary user who shares a recycled
+    above the link quantile of the accounts outside every campaign, or be too new to rank: an
+    ordinary user who shares a recycled
     phone with a fraud ring stays out. An account that joined can bring in its own
     siblings in the next round, up to ``associate_rounds`` rounds.
 
@@ -283,7 +284,11 @@ def associates(
     if artifacts.height == 0 or members.height == 0:
         return pl.DataFrame(schema=out_schema)
     ident, per = _shared_identity(artifacts, orgs, p, p.identity_testable, shared)
-    q_link = behaviour["b"].quantile(p.link_quantile) if behaviour.height else None
+    # The bar is the ordinary account's: campaign members, scripted by definition, would
+    # otherwise lift the median they are measured against (a tenth of the population in a
+    # busy log), and a straggler at the ordinary median would stay out.
+    ordinary = behaviour.join(members.select("account"), on="account", how="anti")
+    q_link = ordinary["b"].quantile(p.link_quantile) if ordinary.height else None
     ranked = behaviour.select("account", ok=pl.col("b") >= (q_link if q_link is not None else 0.0))
     held = ident.select("account", "kind", "value").join(per.select("kind", "value", "k"), on=["kind", "value"])
     found: list[pl.DataFrame] = []

@@ -87,6 +87,64 @@ def stage(timings: dict[str, float] | None, name: str) -> Iterator[None]:
             timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
 
 
+@dataclass
+class Linked:
+    """One pass of link and cluster: every artifact's test, the significant identity webs
+    (``account, web``), every web's test, the webs' ties, and ``account -> component``."""
+
+    tested: pl.DataFrame
+    webs: pl.DataFrame
+    web_stats: pl.DataFrame
+    ties: pl.DataFrame
+    comp: pl.DataFrame
+
+    def with_second_pass(self, rest: Linked, min_campaign: int) -> Linked:
+        """This pass plus the campaigns ``rest`` (a pass over the accounts outside this one's
+        campaigns) found: their components and webs renumbered after this pass's, and the
+        tests of artifacts significant only there."""
+        new = rest.comp.filter(pl.len().over("component") >= min_campaign)
+        if new.height == 0:
+            return self
+        c_off = int(self.comp["component"].max() or 0) + 1  # type: ignore[arg-type]
+        w_off = int(self.web_stats["web"].max() or 0) + 1 if self.web_stats.height else 0  # type: ignore[arg-type]
+        new = new.with_columns(pl.col("component") + c_off)
+        comp = pl.concat([self.comp.join(new, on="account", how="anti"), new])
+        webs2 = rest.webs.join(new.select("account"), on="account").with_columns(pl.col("web") + w_off)
+        kept = webs2.select("web").unique()
+        stats2 = rest.web_stats.with_columns(pl.col("web") + w_off).join(kept, on="web")
+        ties2 = rest.ties.with_columns(pl.col("web") + w_off).join(kept, on="web")
+        keys = ["kind", "value"]
+        added = rest.tested.filter("significant").join(self.tested.filter("significant").select(keys), on=keys, how="anti")
+        tested = pl.concat([self.tested.join(added.select(keys), on=keys, how="anti"), added], how="vertical_relaxed")
+        return Linked(
+            tested,
+            pl.concat([self.webs, webs2]),
+            pl.concat([self.web_stats, stats2], how="vertical_relaxed"),
+            pl.concat([self.ties, ties2], how="vertical_relaxed"),
+            comp,
+        )
+
+
+def _link(
+    artifacts: pl.DataFrame,
+    behaviour: pl.DataFrame,
+    orgs: pl.DataFrame,
+    profile: pl.DataFrame,
+    config: HuntConfig,
+    shared: tuple[pl.DataFrame, pl.DataFrame] | None,
+    timings: dict[str, float] | None,
+) -> Linked:
+    """Test the artifacts and identity webs against ``behaviour``'s population, then cluster."""
+    with stage(timings, "rescore.link.artifacts"):
+        tested = test_artifacts(artifacts, behaviour, config.link)
+    with stage(timings, "rescore.link.identity"):
+        webs, web_stats, ties = identity_components(artifacts, behaviour, orgs, config.link, shared)
+    with stage(timings, "rescore.cluster"):
+        comp = components(artifacts, tested, behaviour, config.link, ties=ties)
+        comp = rejoin_same_profile(comp, profile, config.score)
+    return Linked(tested, webs, web_stats, ties, comp)
+
+
 def score(
     findings: dict[str, Finding],
     accounts: pl.DataFrame,
@@ -113,15 +171,25 @@ def score(
     # One buffer: findings patched cycle after cycle by the live re-score arrive in thousands
     # of chunks, and every join and group-by of the link step below pays for each.
     artifacts = pl.concat(arts, rechunk=True) if arts else pl.DataFrame(schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "share": pl.Float64})
-    with stage(timings, "rescore.link.artifacts"):
-        tested = test_artifacts(artifacts, behaviour, config.link)
     orgs = accounts.select("account", "org_id") if "org_id" in accounts.columns else accounts.select("account", org_id=pl.lit(None, pl.String))
     with stage(timings, "rescore.link.identity"):
         shared = shared_identity(artifacts, orgs, config.link)
-        webs, web_stats, ties = identity_components(artifacts, behaviour, orgs, config.link, shared)
-    with stage(timings, "rescore.cluster"):
-        comp = components(artifacts, tested, behaviour, config.link, ties=ties)
-        comp = rejoin_same_profile(comp, feats.select("account", *ts_cols), config.score)
+    profile = feats.select("account", *ts_cols)
+    linked = _link(artifacts, behaviour, orgs, profile, config, shared, timings)
+    # Second pass, without the campaigns found: their members fill the top of the population
+    # that every test measures against (in a log's first hours, or wherever campaigns are a
+    # tenth of the active accounts), so a second campaign's accounts cannot look unusual
+    # beside them. Measured against the accounts left, the second campaign stands out as the
+    # first did; what the first pass found stays as it is.
+    inside = linked.comp.filter(pl.len().over("component") >= config.min_campaign).select("account")
+    if inside.height and behaviour.height > inside.height:
+        rest = _link(
+            artifacts.join(inside, on="account", how="anti"),
+            behaviour.join(inside, on="account", how="anti"),
+            orgs, profile, config, None, timings,
+        )  # fmt: skip
+        linked = linked.with_second_pass(rest, config.min_campaign)
+    tested, webs, web_stats, ties, comp = linked.tested, linked.webs, linked.web_stats, linked.ties, linked.comp
     sig = tested.filter(pl.col("significant"))
 
     # Campaigns: components with enough accounts; strength = their strongest artifact.

@@ -584,6 +584,18 @@ def tail_score(x: pl.Expr) -> pl.Expr:
     return (-((rank.cast(pl.Float64)) / n).log10()).fill_null(0.0)
 
 
+def shrunk(value: pl.Expr, n: pl.Expr, min_n: int) -> pl.Expr:
+    """``value`` pulled toward the median of the accounts with at least ``min_n`` rows, the
+    more the fewer rows an account has (weight ``n / min_n``; 0 when none has ``min_n``).
+
+    Why not a hard gate: an account with a dozen requests, all one template, is already
+    unusual, and a campaign's accounts all start that way; a gate kept their tail scores at
+    zero until each had ``min_n`` rows, so a loud fleet went unranked for its first hours."""
+    w = (n.cast(pl.Float64) / max(min_n, 1)).clip(upper_bound=1.0).fill_null(0.0)
+    med = value.filter(n >= min_n).median().fill_null(0.0)
+    return w * value.fill_null(med).fill_nan(med) + (1.0 - w) * med
+
+
 # -- helpers for count-and-share signals (elicitation, capability) ---------------------------
 def account_frame(acct: pl.DataFrame, n_accounts: int, values: Sequence[str]) -> pl.DataFrame:
     """One row per account index ``0..N-1`` (row i = account i), zero counts where unseen."""

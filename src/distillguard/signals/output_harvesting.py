@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from distillguard.signals.base import Finding, Signal, State, TableSpec, grouped, tail_score
+from distillguard.signals.base import Finding, Signal, State, TableSpec, grouped, shrunk, tail_score
 
 
 class OutputHarvestingSignal(Signal):
@@ -75,11 +75,11 @@ class OutputHarvestingSignal(Signal):
         return Finding(self.with_population(f), explain=_explain)
 
     def with_population(self, features: pl.DataFrame) -> pl.DataFrame:
-        enough = pl.col("n") >= 20
+        n = pl.col("n")
         return features.with_columns(
-            ts_mean_out=pl.when(enough).then(tail_score(pl.col("mean_out"))).otherwise(0.0),
-            ts_hit_share=pl.when(enough).then(tail_score(pl.col("hit_share"))).otherwise(0.0),
-            ts_out_in=pl.when(enough).then(tail_score(pl.col("out_in"))).otherwise(0.0),
+            ts_mean_out=tail_score(shrunk(pl.col("mean_out"), n, 20)),
+            ts_hit_share=tail_score(shrunk(pl.col("hit_share"), n, 20)),
+            ts_out_in=tail_score(shrunk(pl.col("out_in"), n, 20)),
             ts_pinned=tail_score(pl.col("pinned")),
             pop_mean_out=pl.col("mean_out").median(),
             pop_hit_share=pl.col("hit_share").median(),

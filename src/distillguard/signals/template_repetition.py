@@ -38,6 +38,7 @@ from distillguard.signals.base import (
     count_values,
     grouped,
     on_unique,
+    shrunk,
     tail_score,
     texts_seen,
 )
@@ -177,7 +178,7 @@ class TemplateSignal(Signal):
         return Finding(feats, artifacts, _explain, texts=texts)
 
     def with_population(self, features: pl.DataFrame) -> pl.DataFrame:
-        return features.with_columns(ts_concentration=tail_score(pl.col("concentration")))
+        return features.with_columns(ts_concentration=tail_score(shrunk(pl.col("top_share"), pl.col("n_prompts"), 20)))
 
 
 _DOOR = TemplateSignal()

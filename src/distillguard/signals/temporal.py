@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from distillguard.signals.base import Finding, Signal, State, TableSpec, grouped, tail_score
+from distillguard.signals.base import Finding, Signal, State, TableSpec, grouped, shrunk, tail_score
 
 MIN_GAPS = 20  # fewer gaps than this say nothing about regularity
 
@@ -140,7 +140,7 @@ class TemporalSignal(Signal):
             ts_peak_daily=tail_score(pl.col("peak_daily")),
             ts_mean_daily=tail_score(pl.col("mean_daily")),
             ts_round_clock=tail_score(pl.col("round_clock")),
-            ts_regularity=tail_score(pl.col("regularity")),
+            ts_regularity=tail_score(shrunk(3.0 - pl.col("lg_std"), pl.col("n_gaps"), MIN_GAPS)),
             pop_peak_p50=pl.col("peak_daily").median(),
             pop_peak_p99=pl.col("peak_daily").quantile(0.99),
         )
