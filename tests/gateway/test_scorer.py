@@ -51,6 +51,14 @@ def test_two_workers_traffic_is_scored_as_one_and_both_get_the_batch_hunts_verdi
     assert campaign <= {a for a, v in workers[0].live.items() if v.flagged}
 
 
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policies")
+def test_the_scorer_runs_only_on_cpu_time_the_workers_leave() -> None:
+    with ScorerProcess(every_s=60.0) as proc:
+        pid = proc.process.pid
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+        assert os.getpriority(os.PRIO_PROCESS, pid) == 19
+
+
 def test_a_client_without_its_scorer_keeps_serving_and_counts_the_error() -> None:
     client = ScorerClient("/nonexistent/distillguard.sock", b"k" * 32, every_s=1.0)
     client.observe({"account_id": "a"})

@@ -213,10 +213,20 @@ class _Service:
             self.conns.remove(conn)
 
 
-def _scorer_main(address: str, authkey: bytes, policy: Policy | None, every_s: float, parent: int) -> None:
-    """The scorer process: one :class:`LiveScorer` fed by every worker, until its parent goes."""
+def _yield_cpu() -> None:
+    """Run the scorer only on CPU time nobody else wants: Linux's ``SCHED_IDLE`` (a waking
+    worker preempts it at once, where a nice-19 task can keep the core for a scheduler
+    slice), else nice 19."""
     with contextlib.suppress(OSError):
         os.nice(_NICE)
+    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+def _scorer_main(address: str, authkey: bytes, policy: Policy | None, every_s: float, parent: int) -> None:
+    """The scorer process: one :class:`LiveScorer` fed by every worker, until its parent goes."""
+    _yield_cpu()
     scorer = LiveScorer(policy, every_s=every_s)
     listener = Listener(address, family="AF_UNIX", authkey=authkey)
     service = _Service(scorer, listener)
