@@ -13,6 +13,7 @@ import pytest
 
 from distillguard.hunt import run_hunt
 from distillguard.report import write_report
+from distillguard.report.charts import NO_TEMPLATES
 from distillguard.sim import simulate
 from tests.browser import Loopback, image_spread
 
@@ -62,11 +63,20 @@ def test_every_chart_of_report_json_is_drawn(opened: Opened) -> None:
     charts = p.eval_on_selector_all(
         ".dg-chart",
         f"els => els.map(el => [el.dataset.campaign, el.dataset.figure, el.dataset.rendered, "
-        f"el.querySelectorAll('svg.main-svg').length, ({_MARKS})(el)])",
+        f"el.querySelectorAll('svg.main-svg').length, ({_MARKS})(el), "
+        f"Array.from(el.querySelectorAll('.annotation-text')).map(a => a.textContent).join(' ')])",
     )
     expected = [(c["id"], f) for c in doc["campaigns"] for f in doc["figures"] if f != "accounts"]
     assert [(c, f) for c, f, *_ in charts] == expected  # one per figure, in the order of report.json
-    undrawn = [(c, f, r, svgs, marks) for c, f, r, svgs, marks in charts if r != "1" or svgs == 0 or marks == 0]
+    # A campaign none of whose members repeats a prompt opening has no template bars: its chart says so.
+    no_templates = {c["id"] for c in doc["campaigns"] if not c["figures"]["templates"]["top"]}
+    said = {c for c, f, _, _, _, notes in charts if f == "templates" and NO_TEMPLATES in notes}
+    assert said == no_templates
+    undrawn = [
+        (c, f, r, svgs, marks)
+        for c, f, r, svgs, marks, _ in charts
+        if r != "1" or svgs == 0 or (marks == 0 and not (f == "templates" and c in said))
+    ]
     assert undrawn == []
     tables = p.eval_on_selector_all("table.dg-table[data-figure=accounts]", "els => els.map(t => [t.dataset.campaign, t.tBodies[0].rows.length])")
     assert [c for c, _ in tables] == [c["id"] for c in doc["campaigns"]] and all(n > 0 for _, n in tables)
