@@ -584,15 +584,16 @@ def tail_score(x: pl.Expr) -> pl.Expr:
     return (-((rank.cast(pl.Float64)) / n).log10()).fill_null(0.0)
 
 
-def shrunk(value: pl.Expr, n: pl.Expr, min_n: int) -> pl.Expr:
-    """``value`` pulled toward the median of the accounts with at least ``min_n`` rows, the
-    more the fewer rows an account has (weight ``n / min_n``; 0 when none has ``min_n``).
+def shrunk(value: pl.Expr, n: pl.Expr, min_n: int, prior: pl.Expr | None = None) -> pl.Expr:
+    """``value`` pulled toward ``prior`` (default: the median of the accounts with at least
+    ``min_n`` rows, 0 when none has them), the more the fewer rows an account has (weight
+    ``n / min_n``).
 
     Why not a hard gate: an account with a dozen requests, all one template, is already
     unusual, and a campaign's accounts all start that way; a gate kept their tail scores at
     zero until each had ``min_n`` rows, so a loud fleet went unranked for its first hours."""
     w = (n.cast(pl.Float64) / max(min_n, 1)).clip(upper_bound=1.0).fill_null(0.0)
-    med = value.filter(n >= min_n).median().fill_null(0.0)
+    med = value.filter(n >= min_n).median().fill_null(0.0) if prior is None else prior
     return w * value.fill_null(med).fill_nan(med) + (1.0 - w) * med
 
 
@@ -620,12 +621,11 @@ def shrunk_shares(
         reliable = counts.filter(pl.col(n) > 0)
     medians: dict[str, float] = {}
     exprs = []
-    weight = (pl.col(n).cast(pl.Float64) / max(min_n, 1)).clip(upper_bound=1.0)
     for out, col in hits.items():
         raw = pl.col(col).cast(pl.Float64) / pl.col(n).cast(pl.Float64)
         med = reliable.select(raw.median()).item() if reliable.height else None
         medians[out] = float(med) if med is not None else 0.0
-        exprs.append((weight * raw.fill_nan(0.0) + (1.0 - weight) * medians[out]).alias(out))
+        exprs.append(shrunk(raw, pl.col(n), min_n, prior=pl.lit(medians[out])).alias(out))
     return counts.with_columns(exprs), medians
 
 
