@@ -271,10 +271,10 @@ def associates(
     company domain links nothing), is not one declared organisation's, and at least
     ``associate_min`` of its carriers, and at least half of all, are members of the same
     campaign (``members``: ``account, component``). The account itself must rank at or
-    above the link quantile of the accounts outside every campaign, or be too new to rank: an
-    ordinary user who shares a recycled
-    phone with a fraud ring stays out. An account that joined can bring in its own
-    siblings in the next round, up to ``associate_rounds`` rounds.
+    above the link quantile of the accounts outside every campaign, or be too new to rank:
+    an ordinary user who shares a recycled phone with a fraud ring stays out. An account
+    that joined can bring in its own siblings in the next round, up to
+    ``associate_rounds`` rounds.
 
     Returns ``account, component, kind, value, k, inside``: one row per tie, every tie of an
     associated account to the campaign it joins (the one it shares most artifacts with).
