@@ -121,3 +121,35 @@ def test_a_component_that_did_not_change_is_not_split_again(monkeypatch: pytest.
     assert calls == 2
     monkeypatch.setattr(cluster, "_SPLITS", {})
     assert components(arts, tested, behaviour, p).equals(first) and calls == 3
+
+
+def test_a_small_closed_campaign_touching_a_large_one_through_a_network_stays_apart() -> None:
+    # A full-scale log puts several campaigns into one component, so ``min_part`` (a share of
+    # the whole) can exceed a whole campaign: B (100 accounts, 4 % of the component) met A
+    # (2,400) only through one sign-up network that one of B's accounts and three of A's used.
+    # B's ties all but stay inside it: it is a closed group, not a fragment of A's web.
+    n = 50_000
+    b = [9.0] * 2500 + [1.0] * (n - 2500)
+    behaviour = pl.DataFrame({"account": list(range(n)), "b": b}, schema={"account": pl.UInt32, "b": pl.Float64})
+    rows = []
+    for a in range(2400):  # A: its template, exits of 20 accounts
+        rows += [(a, "tpl_head", 10), (a, "prefix", 1000 + a % 120)]
+    for a in range(2400, 2500):  # B: its own template and exits
+        rows += [(a, "tpl_head", 11), (a, "prefix", 2000 + a % 10)]
+    rows += [(a, "signup_prefix", 99) for a in (0, 1, 2, 2400)]
+    arts = _arts(rows)
+    p = LinkParams()
+    tested = score_artifacts(arts, behaviour, p)
+    comp = components(arts, tested, behaviour, p)
+    # (B's one account on the shared network may fall on either side: Leiden's call.)
+    rest = comp.filter(pl.col("account") != 2400).with_columns(op=pl.col("account") >= 2400)
+    groups = rest.group_by("component").agg(pl.col("op").n_unique(), pl.len())
+    assert sorted(groups["len"].to_list()) == [99, 2400]
+    assert groups["op"].to_list() == [1, 1]
+    # A fragment of a sparse web (most of its ties outside) still joins: with B's template gone
+    # and its exits shared with A, B is no longer closed.
+    open_rows = [r for r in rows if r[1] != "tpl_head" or r[2] != 11]
+    open_rows += [(a, "prefix", 1000 + a % 120) for a in range(2400, 2500)]
+    arts2 = _arts(open_rows)
+    comp2 = components(arts2, score_artifacts(arts2, behaviour, p), behaviour, p)
+    assert comp2["component"].n_unique() == 1

@@ -208,12 +208,16 @@ def _merge_communities(
         if cut[a, b] >= p.merge_ratio * max(vol[a], vol[b]) or bridge[a, b] >= p.merge_bridge:
             parent[find(int(a))] = find(int(b))
     # Only a split into big parts stands: a piece smaller than ``min_part`` joins the group
-    # it is most tied to (sparse webs fall apart into many small communities otherwise).
+    # it is most tied to (sparse webs fall apart into many small communities otherwise),
+    # unless it is closed: almost all of its ties inside. ``min_part`` is a share of the
+    # whole component, so where several campaigns meet in one (a full-scale log) a whole
+    # campaign can be under it; tied to another by a shared network or two, it stays apart.
     min_part = max(2 * p.min_campaign, int(p.min_part_share * size.sum()))
+    closed: set[int] = set()
     while True:
         roots = np.array([find(i) for i in range(n)])
         gsize = np.bincount(roots, weights=size, minlength=n)
-        small = [r for r in np.unique(roots) if gsize[r] < min_part]
+        small = [r for r in np.unique(roots) if gsize[r] < min_part and r not in closed]
         if not small or len(np.unique(roots)) == 1:
             break
         r = min(small, key=lambda x: (gsize[x], x))
@@ -222,7 +226,12 @@ def _merge_communities(
         gcut[r] = 0.0
         if not gcut.any():
             break
-        parent[r] = int(np.argmax(gcut))
+        if gcut.sum() < p.closed_share * vol[roots == r].sum():
+            closed.add(int(r))
+            continue
+        target = int(np.argmax(gcut))
+        parent[r] = target
+        closed.discard(target)  # its ties changed with the piece it took in
     return np.array([find(int(c)) for c in comm])
 
 

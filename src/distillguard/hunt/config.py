@@ -73,6 +73,10 @@ class LinkParams:
     merge_ratio: float = 0.1
     merge_bridge: float = 1.0
     min_part_share: float = 0.05
+    # A piece under ``min_part`` that sends less than this share of its tie weight outside
+    # is a closed group (another operator's web touching this one through a network or
+    # two), not a fragment of a sparse web: it stands alone. Fragments send 10-25 %.
+    closed_share: float = 0.01
     # Set from ``HuntConfig.min_campaign``.
     min_campaign: int = 5
     # Artifact kinds by role, from the signals' declarations (see ``roles_from_signals``).
