@@ -218,8 +218,9 @@ def _artifact_lines(
     keep = keep.join(texts.unique("value"), on="value", how="left") if texts.height else keep.with_columns(text=pl.lit(None, pl.String))
     out: dict[int, list[str]] = {}
     keep = keep.with_columns(supporting=pl.col("kind").is_in(list(supporting)))
-    order = ["component", "supporting", "neglog_p", "k", "value"]
-    for r in keep.sort(order, descending=[False, False, True, True, False]).to_dicts():
+    # Ties broken by value, then kind (a network's prefix and sign-up prefix share a value).
+    order = ["component", "supporting", "neglog_p", "k", "value", "kind"]
+    for r in keep.sort(order, descending=[False, False, True, True, False, False]).to_dicts():
         label = _label(r["kind"], r["kind"])
         txt = r["text"]
         what = f"{label} \u201c{txt}\u201d" if txt else f"{label} #{r['value'] % 10**8:08d}"

@@ -200,7 +200,7 @@ def score(
         .join(comp, on="account")
         .group_by("component", "kind", "value")
         .agg(pl.col("k").first(), pl.col("m").first(), pl.col("neglog_p").first(), inside=pl.len())
-        .sort("component", "neglog_p", "k", "value", descending=[False, True, True, False])
+        .sort("component", "neglog_p", "k", "value", "kind", descending=[False, True, True, False, False])
     )
     # Strength: how far the strongest evidence clears its own significance cut (-log10 units).
     margin_a = sig.select("kind", "value", margin=pl.col("neglog_p") - pl.col("cut"))
