@@ -153,23 +153,3 @@ def test_a_small_closed_campaign_touching_a_large_one_through_a_network_stays_ap
     arts2 = _arts(open_rows)
     comp2 = components(arts2, score_artifacts(arts2, behaviour, p), behaviour, p)
     assert comp2["component"].n_unique() == 1
-
-
-def test_one_network_signed_up_from_and_sent_from_is_one_tie() -> None:
-    # A lab on a cloud /24 that a fleet also uses signed up from that /24 too: one shared
-    # network, one coincidence (registration hashes a sign-up network to its prefix value).
-    # An account on one of the fleet's exits that signed up from another of its networks
-    # holds two.
-    n = 2000
-    b = [9.0] * 22 + [1.0] * (n - 22)
-    behaviour = pl.DataFrame({"account": list(range(n)), "b": b}, schema={"account": pl.UInt32, "b": pl.Float64})
-    rows = [(a, "tpl_head", 1) for a in range(20)] + [(a, "prefix", 5) for a in range(20)]
-    rows += [(a, "signup_prefix", 5 if a < 10 else 6) for a in range(20)]
-    rows += [(20, "prefix", 5), (20, "signup_prefix", 5)]  # the lab: one network, twice
-    rows += [(21, "prefix", 5), (21, "signup_prefix", 6)]  # two of the fleet's networks
-    arts = _arts(rows)
-    p = LinkParams()
-    tested = score_artifacts(arts, behaviour, p)
-    linked = set(components(arts, tested, behaviour, p)["account"].to_list())
-    assert set(range(20)) <= linked
-    assert 21 in linked and 20 not in linked

@@ -54,10 +54,8 @@ def components(
     edges = edges.unique()
     # An account tied only by one shared network (its home /24 is also a proxy exit) met
     # the campaign by coincidence; two shared networks, or any tie of its own, link it.
-    # Ties are counted by value: the network it signed up from and sends from is one.
     byst = pl.col("kind").is_in(list(p.bystander))
-    n_byst = pl.col("value").filter(byst).n_unique().over("account")
-    edges = edges.filter(~byst | (~byst).any().over("account") | (n_byst >= p.bystander_min_ties))
+    edges = edges.filter(~byst | (~byst).any().over("account") | (byst.sum().over("account") >= p.bystander_min_ties))
     if edges.height == 0:
         return pl.DataFrame(schema={"account": pl.UInt32, "component": pl.Int64, "whole": pl.Int64})
     nodes = (

@@ -218,7 +218,7 @@ def _artifact_lines(
     keep = keep.join(texts.unique("value"), on="value", how="left") if texts.height else keep.with_columns(text=pl.lit(None, pl.String))
     out: dict[int, list[str]] = {}
     keep = keep.with_columns(supporting=pl.col("kind").is_in(list(supporting)))
-    # Ties broken by value, then kind (a network's prefix and sign-up prefix share a value).
+    # Ties broken by value, then kind: every engine writes the same sentence first.
     order = ["component", "supporting", "neglog_p", "k", "value", "kind"]
     for r in keep.sort(order, descending=[False, False, True, True, False, False]).to_dicts():
         label = _label(r["kind"], r["kind"])

@@ -36,18 +36,6 @@ _U: dict[str, DType] = {"account": pl.UInt32, "value": pl.UInt64}
 ARTIFACT_COLUMNS = {"prefix": "ip_prefix", "device": "device_fp", "ua": "user_agent"}
 
 
-# The hash seed of a network's value, shared by every kind naming a network (``prefix``, and
-# registration's ``signup_prefix``): one network is one value, so the link step counts a
-# network an account signed up from and sends from as one tie, not two.
-PREFIX_SEED = 11
-
-
-def network_of(ip: pl.Expr) -> pl.Expr:
-    """The /24 of an IPv4 address as the spec writes ``ip_prefix`` ("203.0.113.0/24"); null
-    for anything else (the caller keeps what it has)."""
-    return ip.str.extract(r"^(\d+\.\d+\.\d+)\.\d+$", 1) + ".0/24"
-
-
 @cache
 def hosting_asns() -> frozenset[int]:
     doc = yaml.safe_load(resources.files("distillguard").joinpath("rules/asn.yaml").read_text())
@@ -79,13 +67,14 @@ class InfrastructureSignal(Signal):
         self.min_share = min_share
 
     def enrich(self, batch: pl.DataFrame) -> pl.DataFrame:
-        prefix = pl.coalesce(pl.col("ip_prefix"), network_of(pl.col("ip")))
+        v4 = pl.col("ip").str.extract(r"^(\d+\.\d+\.\d+)\.\d+$", 1) + ".0/24"
+        prefix = pl.coalesce(pl.col("ip_prefix"), v4)
         def h(e: pl.Expr, seed: int) -> pl.Expr:
             return pl.when(e.is_not_null()).then(e.hash(seed))
 
         return batch.select(
             inf_prefix_text=prefix,
-            inf_prefix=h(prefix, PREFIX_SEED),
+            inf_prefix=h(prefix, 11),
             inf_device=h(pl.col("device_fp"), 12),
             inf_ua=h(pl.col("user_agent"), 13),
             inf_dc=pl.col("asn").is_in(list(hosting_asns())),

@@ -14,7 +14,6 @@ from typing import ClassVar
 import polars as pl
 
 from distillguard.signals.base import ARTIFACTS_SCHEMA, ArtifactKind, Finding, Signal, State
-from distillguard.signals.infrastructure import PREFIX_SEED, network_of
 
 REG_ARTIFACTS = ("email_domain", "phone_hash", "payment_fp", "signup_prefix")
 
@@ -54,17 +53,16 @@ class RegistrationSignal(Signal):
     def _finalize_accounts(self, accounts: pl.DataFrame) -> Finding:
         a = accounts.with_columns(
             email_domain=pl.coalesce(pl.col("email_domain"), pl.col("email").str.extract(r"@(.+)$", 1)).str.to_lowercase(),
-            signup_prefix=pl.coalesce(network_of(pl.col("signup_ip")), pl.col("signup_ip")),
+            signup_prefix=pl.coalesce(
+                pl.col("signup_ip").str.extract(r"^(\d+\.\d+\.\d+)\.\d+$", 1), pl.col("signup_ip")
+            ),
             burst=(pl.col("created_at").dt.epoch("s") // (self.burst_minutes * 60)),
         )
-        def value(c: str) -> pl.Expr:  # a sign-up network is the same value as that network's ``prefix``
-            return pl.col(c).hash(PREFIX_SEED if c == "signup_prefix" else 31)
-
         arts = [
-            a.filter(pl.col(c).is_not_null()).select("account", kind=pl.lit(c), value=value(c), share=pl.lit(1.0))
+            a.filter(pl.col(c).is_not_null()).select("account", kind=pl.lit(c), value=pl.col(c).hash(31), share=pl.lit(1.0))
             for c in REG_ARTIFACTS
         ]
-        texts = [a.select(value=value(c), text=pl.col(c)).drop_nulls("text").unique("value") for c in REG_ARTIFACTS]
+        texts = [a.select(value=pl.col(c).hash(31), text=pl.col(c)).drop_nulls("text").unique("value") for c in REG_ARTIFACTS]
         texts.append(
             a.drop_nulls("burst")
             .select(value=pl.col("burst").hash(32), text=(pl.col("created_at").dt.truncate(f"{self.burst_minutes}m")).dt.strftime("%Y-%m-%d %H:%M UTC"))
