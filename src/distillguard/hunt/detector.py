@@ -46,6 +46,7 @@ class HuntDetector(Detector):
         state_params.setdefault("signals", self.config.build_signals())
         self.state = HuntState(**state_params)
         self.accounts = pl.DataFrame()
+        self._accounts_kept: tuple[pl.DataFrame, pl.DataFrame, int, pl.DataFrame, pl.DataFrame] | None = None
         self.rescorer = Rescorer(self)
 
     def observe_accounts(self, accounts: pa.Table) -> None:
@@ -118,17 +119,32 @@ class HuntDetector(Detector):
         orgs = index.with_columns(org_id=pl.lit(None, pl.String))
         acc = pl.DataFrame()
         if self.accounts.height:
-            acc = self.accounts.join(index, on="account_id", how="inner")
-            if now is not None:
-                acc = acc.filter(pl.col("created_at") <= now)
+            acc, orgs = self._accounts_read(now)
             for s in self.state.signals:
                 with stage(timings, f"rescore.finalize.{s.name}"):
                     if dirty is None or previous is None:
                         from_accounts[s.name] = s.finalize_accounts(acc)
                     else:
                         from_accounts[s.name] = s.refinalize_accounts(acc, dirty, previous[1].get(s.name))
-            orgs = index.join(acc.select("account", "org_id"), on="account", how="left")
         return own, from_accounts, orgs, acc
+
+    def _accounts_read(self, now: dt.datetime | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """The accounts table with ``account`` joined, registered by ``now``, and ``account,
+        org_id`` for every indexed account. Kept while the table, the index and the number
+        registered by ``now`` stay the same (a threshold on ``created_at``: equal counts are
+        equal sets), since the live re-score reads them every few seconds: 0.15 s at 196,017
+        accounts."""
+        index = self.state.index
+        visible = self.accounts.height if now is None else int(self.accounts.select((pl.col("created_at") <= now).sum()).item())
+        kept = self._accounts_kept
+        if kept is not None and kept[0] is self.accounts and kept[1] is index and kept[2] == visible:
+            return kept[3], kept[4]
+        acc = self.accounts.join(index, on="account_id", how="inner")
+        if now is not None:
+            acc = acc.filter(pl.col("created_at") <= now)
+        orgs = index.join(acc.select("account", "org_id"), on="account", how="left")
+        self._accounts_kept = (self.accounts, index, visible, acc, orgs)
+        return acc, orgs
 
     def _verdicts(self, now: dt.datetime | None, explain: bool) -> Verdicts:
         findings, orgs = self.findings(now)

@@ -193,7 +193,8 @@ def _association_lines(assoc: pl.DataFrame, texts: pl.DataFrame) -> dict[int, li
 
 def _web_lines(comp_webs: pl.DataFrame, ties: pl.DataFrame, comp: pl.DataFrame) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
-    for w in comp_webs.to_dicts():
+    # Strongest web first; ties by web number, so every run and engine lists them alike.
+    for w in comp_webs.sort(["component", "neglog_p", "web"], descending=[False, True, False]).to_dicts():
         t = ties.filter(pl.col("web") == w["web"]).group_by("kind").agg(
             values=pl.col("value").n_unique(), accounts=pl.col("account").n_unique()
         )

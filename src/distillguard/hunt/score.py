@@ -28,7 +28,13 @@ import pyarrow as pa
 from distillguard.errors import ConfigError
 from distillguard.hunt.cluster import components, rejoin_same_profile
 from distillguard.hunt.config import HuntConfig
-from distillguard.hunt.link import associates, identity_components, shared_identity, test_artifacts
+from distillguard.hunt.link import (
+    associates,
+    identity_components,
+    shared_identity,
+    shared_identity_without,
+    test_artifacts,
+)
 from distillguard.signals.base import Finding
 
 __all__ = ["VOLUME", "Scored", "accounts_table", "join_features", "score"]
@@ -183,10 +189,12 @@ def score(
     # first did; what the first pass found stays as it is.
     inside = linked.comp.filter(pl.len().over("component") >= config.min_campaign).select("account")
     if inside.height and behaviour.height > inside.height:
+        with stage(timings, "rescore.link.identity"):
+            shared_rest = shared_identity_without(shared, inside)
         rest = _link(
             artifacts.join(inside, on="account", how="anti"),
             behaviour.join(inside, on="account", how="anti"),
-            orgs, profile, config, None, timings,
+            orgs, profile, config, shared_rest, timings,
         )  # fmt: skip
         linked = linked.with_second_pass(rest, config.min_campaign)
     tested, webs, web_stats, ties, comp = linked.tested, linked.webs, linked.web_stats, linked.ties, linked.comp

@@ -162,8 +162,9 @@ class ProxyPoolSignal(Signal):
         )
         # Operators are read off the prefix sketch: exact up to ``SKETCH`` prefixes, a lower
         # bound beyond (a second sketch of ASNs cost as much as the first, for rotators only).
-        ops = net.group_by("account").agg(asns=pl.col("op").n_unique().cast(pl.Float64))
-        feats = state["acct"].join(_distinct(net, "prefixes"), on="account", how="left").join(ops, on="account", how="left")
+        # One pass: distinct prefixes (:func:`_distinct_expr`) and operators per account.
+        ops = net.group_by("account").agg(_distinct_expr("prefixes"), asns=pl.col("op").n_unique().cast(pl.Float64))
+        feats = state["acct"].join(ops, on="account", how="left")
         feats = feats.with_columns(pl.col("prefixes", "asns").fill_null(0.0)).with_columns(
             rotation=pl.when(pl.col("n") >= self.min_volume).then(pl.col("asns")).otherwise(0.0)
         )
@@ -313,13 +314,12 @@ def _members(uses: pl.DataFrame, exits: pl.DataFrame, outside: pl.DataFrame, alp
     return uses.join(keep, on="account")
 
 
-def _distinct(sketch: pl.DataFrame, name: str) -> pl.DataFrame:
-    """Distinct values per account from its bottom-k sketch: exact below ``SKETCH`` values,
-    else the KMV estimate ``(k - 1) / h_k`` with ``h_k`` the k-th smallest hash in [0, 1)."""
+def _distinct_expr(name: str) -> pl.Expr:
+    """Distinct values per account (in an aggregation by account) from its bottom-k sketch:
+    exact below ``SKETCH`` values, else the KMV estimate ``(k - 1) / h_k`` with ``h_k`` the
+    k-th smallest hash in [0, 1)."""
     kth = pl.col("value").max().cast(pl.Float64) / float(2**64)
-    return sketch.group_by("account").agg(
-        pl.when(pl.len() < SKETCH).then(pl.len().cast(pl.Float64)).otherwise((SKETCH - 1) / kth).alias(name)
-    )
+    return pl.when(pl.len() < SKETCH).then(pl.len().cast(pl.Float64)).otherwise((SKETCH - 1) / kth).alias(name)
 
 
 def _peel(shared: pl.DataFrame, min_asns: int, core_share: float) -> pl.DataFrame:
