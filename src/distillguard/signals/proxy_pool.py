@@ -201,7 +201,8 @@ class ProxyPoolSignal(Signal):
         uses = net.join(comp, on="account")
         per_prefix = uses.group_by("pool", "value").agg(c=pl.len(), op=pl.col("op").max())
         observed = per_prefix.group_by("pool").agg(observed=(pl.col("c") * (pl.col("c") - 1) // 2).sum())
-        rate, pooled = _collision_rates(net.join(comp, on="account", how="anti"))
+        outside = net.join(comp, on="account", how="anti")
+        rate, pooled = _collision_rates(outside)
         n_a = uses.group_by("pool", "op").agg(n=pl.len()).join(rate, on="op", how="left").with_columns(
             pl.col("rate").fill_null(pooled)  # an operator only pool members use: the pooled rate
         )
@@ -229,7 +230,7 @@ class ProxyPoolSignal(Signal):
         # link step judges it whole by how its members behave.
         test = test.with_columns(neglog_p=pl.Series(neglog))
         exits = per_prefix.join(test.select("pool"), on="pool").filter(pl.col("c") >= 2).select("pool", "value", "c")
-        uses = _members(uses.join(test.select("pool"), on="pool"), exits, net.join(comp, on="account", how="anti"), self.alpha)
+        uses = _members(uses.join(test.select("pool"), on="pool"), exits, outside, self.alpha)
         test = test.drop("size").join(uses.group_by("pool").agg(size=pl.col("account").n_unique()), on="pool")
         test = test.filter(pl.col("size") >= self.min_pool)
         uses = uses.join(test.select("pool"), on="pool")
@@ -292,15 +293,12 @@ def _members(uses: pl.DataFrame, exits: pl.DataFrame, outside: pl.DataFrame, alp
     from scipy.stats import poisson
 
     on = outside.select("value", "op").join(exits.select("pool", "value"), on="value")
-    cover = (
-        on.group_by("pool", "op")
-        .agg(hit=pl.len())
-        .join(outside.group_by("op").agg(tot=pl.len()), on="op", how="left")
-    )
+    per_op = outside.group_by("op").agg(tot=pl.len())
+    cover = on.group_by("pool", "op").agg(hit=pl.len()).join(per_op, on="op", how="left")
     rows = (
         uses.join(exits.select("pool", "value", exit=pl.lit(True)), on=["pool", "value"], how="left")
         .join(cover, on=["pool", "op"], how="left")
-        .join(outside.group_by("op").agg(all_=pl.len()), on="op", how="left")
+        .join(per_op.rename({"tot": "all_"}), on="op", how="left")
         .with_columns(
             q=(pl.col("hit").fill_null(0) + 0.5) / (pl.coalesce("tot", "all_").fill_null(0) + 1.0),
             exit=pl.col("exit").fill_null(False),
