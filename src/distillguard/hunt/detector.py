@@ -132,8 +132,8 @@ class HuntDetector(Detector):
         """The accounts table with ``account`` joined, registered by ``now``, and ``account,
         org_id`` for every indexed account. Kept while the table, the index and the number
         registered by ``now`` stay the same (a threshold on ``created_at``: equal counts are
-        equal sets), since the live re-score reads them every few seconds: 0.15 s at 196,017
-        accounts."""
+        equal sets), since the live re-score reads them every few seconds: 0.15-0.3 s at
+        196,017 accounts."""
         index = self.state.index
         visible = self.accounts.height if now is None else int(self.accounts.select((pl.col("created_at") <= now).sum()).item())
         kept = self._accounts_kept

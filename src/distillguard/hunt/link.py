@@ -63,7 +63,7 @@ def _carriers(artifacts: pl.DataFrame, high: pl.DataFrame) -> pl.DataFrame:
 
     Counted with numpy, one kind at a time (a sort of its values), because this runs twice
     per re-score over every artifact: at 196,017 accounts (1.75 million rows) the polars
-    join and group-by on ``(kind, value)`` took 0.60 s, this 0.29 s, side by side.
+    join and group-by on ``(kind, value)`` took 0.54 s, this 0.39 s, measured side by side.
     """
     n = max(int(artifacts["account"].max()), int(high["account"].max())) + 1  # type: ignore[arg-type]
     flag = np.full(n, -1, dtype=np.int8)  # -1: not ranked, so not counted
@@ -198,8 +198,8 @@ def join_rings(
         return webs, empty
     size = webs.group_by("web").agg(size=pl.len())
     joinable = artifacts.filter(pl.col("kind").is_in(joiners)).select("account", "kind", "value")
-    # Members' artifacts first, and the carriers' mean rank only of those most of a web
-    # holds: at 196,017 accounts, the web members hold a tenth of the joinable rows.
+    # Members' artifacts first: the carriers' mean rank is needed only for the artifacts
+    # most of a web holds, not for every joinable artifact of the population.
     held = joinable.join(webs, on="account").unique()
     candidates = (
         held.group_by("web", "kind", "value")
