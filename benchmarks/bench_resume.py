@@ -1,7 +1,7 @@
 """A killed hunt resumed: how much of a whole run's time the restart takes, and the same answer.
 
     PYTHONPATH=src python benchmarks/bench_resume.py --log LOG [--kill-at 0.5] [--every 10]
-        [--out benchmarks/results/resume.json]
+        [--out benchmarks/results/resume.json] [--keep DIR]
 
 Runs ``distillguard hunt LOG`` once whole (wall time T), then again with a checkpoint every
 ``--every`` seconds of reading, kills it (SIGKILL) once ``--kill-at`` of T has passed, and
@@ -13,6 +13,7 @@ R / T, the day it resumed after, and whether the resumed output equals the whole
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -36,9 +37,11 @@ def main() -> None:
     ap.add_argument("--kill-at", type=float, default=0.5)
     ap.add_argument("--every", type=float, default=10.0)
     ap.add_argument("--out", type=Path, default=HERE / "results" / "resume.json")
+    ap.add_argument("--keep", type=Path, default=None, help="write both runs' outputs here (kept) rather than in a temporary folder")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-resume-") as tmp:
-        whole, resumed = Path(tmp) / "whole", Path(tmp) / "resumed"
+    with contextlib.ExitStack() as stack:
+        tmp = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-resume-")))
+        whole, resumed = tmp / "whole", tmp / "resumed"
         t = time.perf_counter()
         subprocess.run([BIN, "hunt", str(args.log), "--out", str(whole), "--no-progress"], check=True, capture_output=True)
         full = time.perf_counter() - t
@@ -66,6 +69,7 @@ def main() -> None:
         "resumed_run_s": round(rest, 1), "resumed_over_whole": round(rest / full, 3), "checkpoint": meta.get("checkpoint"),
         "resumed_note": note[note.find("resumed from") :][:200] if "resumed from" in note else None,
         "same_answer": cmp.returncode == 0, "accounts_tables_equal": a.equals(b),
+        "accounts_columns_differ": [c for c in a.columns if c not in b.columns or not a[c].equals(b[c])],
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg_at_end": os.getloadavg()},
     }  # fmt: skip
     print(json.dumps(result, indent=1))

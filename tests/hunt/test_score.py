@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -46,6 +47,19 @@ def test_features_are_namespaced_and_behaviour_sums_tail_scores(scored: tuple[Sc
     assert "temporal.ts_peak_daily" in cols and "template.ts_concentration" in cols
     assert not any(c.startswith("ts_") for c in cols)
     assert s.feats["b"].min() >= 0.0  # type: ignore[operator]
+
+
+def test_behaviour_adds_the_capped_tail_scores_left_to_right(scored: tuple[Scored, dict[str, str]]) -> None:
+    """Bit for bit, so two hunts of one log agree (an unordered sum differed in the last bit)."""
+    s, _ = scored
+    cap = HuntConfig().score.cap
+    ts = [c for c in s.feats.columns if c.split(".", 1)[-1].startswith("ts_")]
+    active = s.feats.filter(pl.col("temporal.n").fill_null(0) >= HuntConfig().score.min_exchanges)
+    assert len(ts) > 5 and active.height > 100
+    expected = np.clip(active[ts[0]].fill_null(0.0).to_numpy(), 0.0, cap)
+    for c in ts[1:]:
+        expected = expected + np.clip(active[c].fill_null(0.0).to_numpy(), 0.0, cap)
+    assert np.array_equal(active["b"].to_numpy(), expected)
 
 
 def test_decision_is_the_policy_applied_to_the_numbers(scored: tuple[Scored, dict[str, str]]) -> None:

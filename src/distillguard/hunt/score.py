@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import math
+import operator
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -167,10 +169,11 @@ def score(
     ts_cols = [c for c in feats.columns if c.split(".", 1)[-1].startswith("ts_")]
     n_col = VOLUME if VOLUME in feats.columns else None
     active = pl.col(n_col).fill_null(0) >= config.score.min_exchanges if n_col else pl.lit(True)
+    # Added left to right, one column after another: ``sum_horizontal``'s order of addition
+    # varied from run to run, so two hunts of one log disagreed in b's last bit.
+    parts = [pl.col(c).fill_null(0.0).clip(0.0, config.score.cap) for c in ts_cols]
     feats = feats.with_columns(
-        b=pl.when(active)
-        .then(pl.sum_horizontal(*(pl.col(c).fill_null(0.0).clip(0.0, config.score.cap) for c in ts_cols)) if ts_cols else 0.0)
-        .otherwise(0.0)
+        b=pl.when(active).then(functools.reduce(operator.add, parts) if parts else 0.0).otherwise(0.0)
     )
     behaviour = feats.filter(active).select("account", "b")
     arts = [f.artifacts for f in findings.values() if f.artifacts is not None and f.artifacts.height]
