@@ -449,6 +449,22 @@ def window_log(log: Path, days: float) -> Path:
     return out
 
 
+def scrape_live(url: str) -> dict[str, float]:
+    """The gateway's live-scoring gauges from ``/metrics`` (empty when it does not answer)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    return {
+        name: float(value)
+        for name, _, value in (line.partition(" ") for line in text.splitlines())
+        if name in ("dg_live_rescores", "dg_live_rescore_seconds")
+    }
+
+
 def load_log(log: Path) -> pl.DataFrame:
     scan = pl.scan_parquet(str(log / "exchanges" / "**" / "*.parquet"), hive_partitioning=False)
     return scan.select(COLUMNS).sort("ts").collect()
@@ -946,6 +962,7 @@ def main() -> None:
                     )
                     gw_cpu = cpu_seconds(gw.proc.pid) - cpu0
                     time.sleep(max(3.0, rescore * 1.5))  # the last verdicts onto the bus
+                    live_metrics = scrape_live(gw.url)
                     bus.close()
                     gw_log = gw.tail(40)
         finally:
@@ -973,6 +990,11 @@ def main() -> None:
         "bus_listener_errors": bus.errors[:5],
         "gateway_log_tail": gw_log,
         "clock_offset_bound_simulated_s": round(0.2 * args.speed, 1),
+        # how often the live hunt re-scored: the offline side re-scores every simulated hour
+        "live_rescores": live_metrics.get("dg_live_rescores"),
+        "live_rescore_every_simulated_minutes": round(out["wall_s"] * args.speed / 60 / live_metrics["dg_live_rescores"], 1)
+        if live_metrics.get("dg_live_rescores") else None,
+        "live_last_rescore_s": live_metrics.get("dg_live_rescore_seconds"),
     }  # fmt: skip
     online = per_campaign(rows, out, acc, labels)
     result["notes"] = NOTES

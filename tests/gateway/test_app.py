@@ -232,6 +232,18 @@ def test_metrics_and_health(mock: ServerThread, tmp_path: Path) -> None:
         assert 'dg_requests_total{api="openai",status="200"} 1.0' in text and "dg_upstream_latency_seconds_bucket" in text
 
 
+def test_metrics_count_the_live_rescorings(mock: ServerThread, tmp_path: Path) -> None:
+    with _Gw(mock, tmp_path, live=True, rescore_s=3600) as (gw, url):
+        assert gw.live is not None
+        assert "dg_live_rescores 0.0" in httpx.get(url + "/metrics").text
+        openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0).chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "x"}])  # fmt: skip
+        deadline = time.monotonic() + 10
+        while gw.live.rescore() == 0.0 and time.monotonic() < deadline:  # the row reaches the queue after the reply
+            time.sleep(0.05)
+        assert "dg_live_rescores 1.0" in httpx.get(url + "/metrics").text
+
+
 def test_the_admin_api_creates_accounts_and_keys_kept_hashed(mock: ServerThread, tmp_path: Path) -> None:
     with _Gw(mock, tmp_path, admin_token="s3cret") as (gw, url):
         assert httpx.post(url + "/admin/accounts", json={"account_id": "acct_x"}).status_code == 401

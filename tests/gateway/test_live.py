@@ -9,7 +9,13 @@ from pathlib import Path
 import polars as pl
 
 from distillguard.gateway.directory import Account
-from distillguard.gateway.live import AccountVerdict, LiveScorer, read_decisions, stronger
+from distillguard.gateway.live import (
+    AccountVerdict,
+    LiveScorer,
+    next_rescore_at,
+    read_decisions,
+    stronger,
+)
 from distillguard.hunt.detector import HuntDetector
 from tests.hunt.population import population
 
@@ -69,3 +75,28 @@ def test_a_campaign_members_action_holds_after_its_evidence_fades_then_expires()
     assert live.hold({"a": member, "b": outlier}, now_s=0) == {"a": member, "b": outlier}
     assert live.hold({}, now_s=50) == {"a": member}  # the member holds; a lone outlier does not
     assert live.hold({}, now_s=101) == {}
+
+
+def test_rescoring_keeps_a_fixed_rate_whatever_each_one_takes() -> None:
+    # due at 10, every 8: began on time, the next is due at 18 however long this one ran
+    assert next_rescore_at(10.0, 10.1, 8.0) == 18.0
+    # began late (a long ingest) but within the period: still 18, the schedule does not drift
+    assert next_rescore_at(10.0, 15.0, 8.0) == 18.0
+    # began after the next was due: the next starts at once, with no burst of catch-ups after it
+    assert next_rescore_at(10.0, 30.0, 8.0) == 30.0
+    assert next_rescore_at(30.0, 30.2, 8.0) == 38.0
+
+
+def test_the_scoring_thread_rescores_at_its_period() -> None:
+    ex, _, _ = population(seed=3)
+    live = LiveScorer(every_s=0.5)
+    for r in ex.head(200).iter_rows(named=True):
+        live.observe(r)
+    live.start()
+    try:
+        deadline = time.monotonic() + 30
+        while live.rescores < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        live.close()
+    assert live.rescores >= 3 and live.errors == 0

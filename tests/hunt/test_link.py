@@ -39,6 +39,10 @@ def test_empty_inputs() -> None:
     arts = _arts([])
     tested = score_artifacts(arts, behaviour, LinkParams())
     assert tested.height == 0
+    # the same columns as a non-empty test (the score reads `cut`: a one-account state failed)
+    one = pl.DataFrame({"account": [0], "b": [1.0]}, schema={"account": pl.UInt32, "b": pl.Float64})
+    full = score_artifacts(_arts([(0, "prefix", 1)]), one, LinkParams())
+    assert full.height == 1 and tested.schema == full.schema
 
 
 def test_identity_web_of_moderately_unusual_accounts_is_significant_and_a_nat_is_not() -> None:

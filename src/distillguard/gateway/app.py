@@ -83,6 +83,7 @@ class Metrics:
         self.store_errors = Gauge("dg_state_store_errors", "Quota store errors seen", registry=r)
         self.sink_dropped = Gauge("dg_sink_dropped_rows", "Exchange rows dropped by a full sink", registry=r)
         self.rescore = Gauge("dg_live_rescore_seconds", "Last live re-scoring time", registry=r)
+        self.rescores = Gauge("dg_live_rescores", "Live re-scorings finished since start", registry=r)
         self.live_flagged = Gauge("dg_live_accounts_acted_on", "Accounts the live hunt acts on", registry=r)
         self.bus_errors = Gauge("dg_decision_bus_errors", "Decision fan-out errors (Redis pub/sub)", registry=r)
         self.remote = Gauge("dg_remote_verdicts", "Verdicts received from other replicas", registry=r)
@@ -446,6 +447,7 @@ def create_app(gw: Gateway) -> Starlette:
             m.sink_dropped.set(gw.sink.dropped)
         if gw.live is not None:
             m.rescore.set(gw.live.rescore_seconds or 0.0)
+            m.rescores.set(gw.live.rescores)
             m.live_flagged.set(len(gw.live.live))
             m.remote.set(len(gw.live.remote))
         if gw.bus is not None:

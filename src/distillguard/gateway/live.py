@@ -34,7 +34,7 @@ from distillguard.hunt.detector import HuntDetector
 from distillguard.policy import DECISIONS, Policy
 from distillguard.schema import ACCOUNTS, EXCHANGES
 
-__all__ = ["AccountVerdict", "LiveScorer", "LiveVerdicts", "read_decisions"]
+__all__ = ["AccountVerdict", "LiveScorer", "LiveVerdicts", "next_rescore_at", "read_decisions"]
 
 _RANK: dict[str, int] = {d: i for i, d in enumerate(DECISIONS)}
 
@@ -239,11 +239,20 @@ class LiveScorer(LiveVerdicts):
                     self.ingest()
                     next_ingest = time.monotonic() + self.ingest_s
                 self._reload()
-                if time.monotonic() >= next_score:
+                started = time.monotonic()
+                if started >= next_score:
                     self.rescore()
-                    next_score = time.monotonic() + self.every_s
+                    next_score = next_rescore_at(next_score, started, self.every_s)
             except Exception:  # scoring must never take the gateway down; counted for /metrics
                 self.errors += 1
+
+
+def next_rescore_at(due: float, started: float, every_s: float) -> float:
+    """When the re-scoring after one due at ``due`` (begun at ``started``) is due: at a fixed
+    rate, as the offline replay re-scores every hour, so a re-scoring's own time does not stretch
+    the period (counted from its end, a 1-s re-scoring every 8.7 s would come every 9.7 s); once late,
+    the next one starts at once rather than a burst catching up."""
+    return max(due + every_s, started)
 
 
 _EXCHANGE_TYPES: dict[str, pl.DataType] = dict(pl.DataFrame(EXCHANGES.empty_table()).schema)

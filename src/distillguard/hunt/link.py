@@ -36,7 +36,7 @@ def test_artifacts(artifacts: pl.DataFrame, behaviour: pl.DataFrame, p: LinkPara
     if artifacts.height == 0 or behaviour.height == 0:
         return pl.DataFrame(
             schema={"kind": pl.String, "value": pl.UInt64, "k": pl.UInt32, "m": pl.UInt32,
-                    "neglog_p": pl.Float64, "significant": pl.Boolean}
+                    "neglog_p": pl.Float64, "significant": pl.Boolean, "cut": pl.Float64, "q_high": pl.Float64}
         )  # fmt: skip
     q_high = behaviour["b"].quantile(p.high_quantile)
     assert q_high is not None
