@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["Account", "Directory", "generate_key", "hash_key"]
+__all__ = ["IDENTITY_FIELDS", "Account", "Directory", "generate_key", "hash_key"]
 
 KEY_PREFIX = "dg-"
 KEY_LENGTH = len(KEY_PREFIX) + 43  # token_urlsafe(32): 43 characters
@@ -32,6 +32,9 @@ def generate_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+IDENTITY_FIELDS = ("email", "phone_hash", "payment_fp", "signup_ip", "country")
+
+
 @dataclass(frozen=True)
 class Account:
     """An account as the policy sees it (columns of the spec's accounts table)."""
@@ -43,6 +46,14 @@ class Account:
     paid: bool = False
     org_id: str | None = None
     email_domain: str | None = None
+    # What the hunt links accounts by (its identity webs, sign-up networks, claimed place):
+    # without them the live hunt could not see a fleet the batch hunt finds (replayed through
+    # the gateway, a stealth fleet the offline replay flags at 39 h was never acted on).
+    email: str | None = None
+    phone_hash: str | None = None
+    payment_fp: str | None = None
+    signup_ip: str | None = None
+    country: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Account:
@@ -61,6 +72,7 @@ class Account:
             paid=bool(row.get("paid") or False),
             org_id=row.get("org_id"),
             email_domain=domain,
+            **{name: _text(row, name) for name in IDENTITY_FIELDS},
         )
 
     def to_row(self) -> dict[str, Any]:
@@ -68,10 +80,17 @@ class Account:
         row: dict[str, Any] = {"account_id": self.account_id, "verified": self.verified, "paid": self.paid}
         if self.created_at is not None:
             row["created_at"] = self.created_at.isoformat()
-        for name in ("plan", "org_id", "email_domain"):
+        for name in ("plan", "org_id", "email_domain", *IDENTITY_FIELDS):
             if getattr(self, name) is not None:
                 row[name] = getattr(self, name)
         return row
+
+
+def _text(row: Mapping[str, Any], name: str) -> str | None:
+    value = row.get(name)
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name}: expected a string, got {value!r}")
+    return value
 
 
 @dataclass

@@ -267,10 +267,5 @@ def _exchanges_table(rows: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
 def _accounts_table(accounts: Iterable[Account]) -> Any:
     import pyarrow as pa
 
-    rows = [
-        {"account_id": a.account_id, "created_at": a.created_at, "email_domain": a.email_domain, "org_id": a.org_id,
-         "verified": a.verified, "plan": a.plan}
-        for a in accounts
-        if a.created_at is not None
-    ]  # fmt: skip
-    return pa.Table.from_pylist(rows, schema=pa.schema([ACCOUNTS.field(n) for n in ("account_id", "created_at", "email_domain", "org_id", "verified", "plan")]))
+    rows = [{n: getattr(a, n) for n in ACCOUNTS.names} for a in accounts if a.created_at is not None]
+    return pa.Table.from_pylist(rows, schema=ACCOUNTS)

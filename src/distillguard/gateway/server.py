@@ -110,6 +110,11 @@ def build_gateway(s: GatewaySettings) -> Gateway:
         live = ScorerClient(s.scorer, bytes.fromhex(s.scorer_key or ""), every_s=s.rescore_s, clock=replaying)
     elif s.live or s.decisions:
         live = LiveScorer(policy.risk, every_s=s.rescore_s, score=s.live, clock=replaying)
+    if live is not None and s.live:
+        # The whole directory, as the batch hunt reads the whole accounts table: accounts that
+        # have not sent anything yet still count in the population (sign-ups, shared identities).
+        for known in directory.accounts.values():
+            live.account_seen(known)
     # Analysts' decisions (distillguard ui): DIR/analyst-decisions.jsonl of each hunt folder, or a
     # .jsonl given itself; followed even before it exists (distillguard/review.py).
     logs = [Path(p) / LOG_NAME if Path(p).is_dir() else Path(p) for p in s.decisions]
