@@ -84,6 +84,28 @@ def test_full_rescore_every_refresh_every() -> None:
     assert modes[:4] == ["full", "incremental", "incremental", "full"]
 
 
+def test_full_rescore_once_now_is_refresh_s_past_the_last_full_one() -> None:
+    import datetime as dt
+
+    from tests.hunt.population import population
+
+    ex, acc, _ = population(seed=2)
+    ex = ex.sort("ts")
+    det = HuntDetector()
+    det.rescorer.refresh_every = 1000
+    det.observe_accounts(acc.to_arrow())
+    cut = int(ex.height * 0.8)
+    det.observe(ex.head(cut).to_arrow())
+    t = ex["ts"][cut - 1] + dt.timedelta(seconds=1)
+    modes = []
+    rest = ex.slice(cut)
+    for i, part in enumerate(rest.iter_slices(rest.height // 6 + 1)):
+        det.observe(part.to_arrow())
+        det.flags(t + dt.timedelta(seconds=[0, 100, 200, 310, 400, 620][i]), incremental=True)
+        modes.append(det.rescorer.last_mode)
+    assert modes == ["full", "incremental", "incremental", "full", "incremental", "full"]
+
+
 def test_touched_accounts_are_taken_once() -> None:
     from tests.hunt.population import population
 

@@ -42,13 +42,20 @@ __all__ = ["Rescorer"]
 
 
 class Rescorer:
-    """Incremental :meth:`HuntDetector.flags`, with a full re-score every ``refresh_every`` calls."""
+    """Incremental :meth:`HuntDetector.flags`, with a full re-score every ``refresh_every`` calls
+    or ``refresh_s`` seconds of ``now``, whichever comes first."""
 
-    def __init__(self, detector: HuntDetector, refresh_every: int = 60) -> None:
+    def __init__(self, detector: HuntDetector, refresh_every: int = 60, refresh_s: float = 300.0) -> None:
         """``refresh_every``: calls between two full re-scores (60: every five minutes at
-        the gateway's five-second cycle)."""
+        the gateway's five-second cycle). ``refresh_s``: when calls give ``now`` (a replay
+        clock's time), also a full re-score once ``now`` is that much past the last one's:
+        lived time's day shapes calibrate the traffic's own time, so they are as stale as the
+        time they missed, not the calls (replayed through the gateway at 900x, 60 calls were
+        60 simulated hours)."""
         self.detector = detector
         self.refresh_every = refresh_every
+        self.refresh_s = refresh_s
+        self._full_at: dt.datetime | None = None  # ``now`` of the last full re-score
         self.last_mode: str | None = None  # "full" or "incremental", for benchmarks and /metrics
         self._previous: tuple[dict[str, Finding], dict[str, Finding | None]] | None = None
         self._accounts = pl.DataFrame()  # ``account, row`` hashes of the accounts table last read
@@ -70,7 +77,10 @@ class Rescorer:
     def flags(self, now: dt.datetime | None = None) -> pa.Table:
         det = self.detector
         touched = det.state.take_touched()
-        full = self._full_next or self._previous is None or self._since_full + 1 >= self.refresh_every
+        full = (
+            self._full_next or self._previous is None or self._since_full + 1 >= self.refresh_every
+            or (now is not None and self._full_at is not None and (now - self._full_at).total_seconds() >= self.refresh_s)
+        )  # fmt: skip
         # The accounts table's rows are hashed again only when it may have changed: another
         # table, more accounts indexed, or more of them registered by ``now`` (a threshold on
         # ``created_at``: equal counts are equal sets). Hashing it: 0.2 s at 196,017 accounts.
@@ -84,6 +94,7 @@ class Rescorer:
         if full:
             own, from_accounts, orgs, _ = det.signal_findings(now)
             self._since_full = 0
+            self._full_at = now
         else:
             # Dirty: new exchanges, or a new, changed or newly visible row of the accounts table.
             dirty = touched
