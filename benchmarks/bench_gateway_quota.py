@@ -536,6 +536,9 @@ async def store_fault(st: Stack, modes: list[str], *, kind: Literal["kill", "han
             await asyncio.to_thread(st.redis.stop if kind == "kill" else st.redis.pause)
             t_down = time.monotonic()
             await asyncio.sleep(down_s)
+            # "while down" ends before Redis is started again: measured after start() returns,
+            # a busy event loop could count an answer the restarted Redis already gave
+            t_restart = time.monotonic()
             await asyncio.to_thread(st.redis.start if kind == "kill" else st.redis.resume)
             t_up = (
                 time.monotonic()
@@ -552,10 +555,10 @@ async def store_fault(st: Stack, modes: list[str], *, kind: Literal["kill", "han
         await asyncio.sleep(0.5)  # every settle done
         held = [await store.usage(f"acct:{r.account}") for r in replicas]
         await store.close()
-    out: dict[str, Any] = {"kind": kind, "before_s": before_s, "down_s": round(t_up - t_down, 3),
+    out: dict[str, Any] = {"kind": kind, "before_s": before_s, "down_s": round(t_restart - t_down, 3),
                            "after_s": after_s, "clients_per_replica": clients, "replicas": []}  # fmt: skip
     for r, checked, usage in zip(replicas, checked_again, held, strict=True):
-        down = [a for a in r.answers if a.sent >= t_down and a.answered <= t_up]
+        down = [a for a in r.answers if a.sent >= t_down and a.answered <= t_restart]
         ok_after = [a.answered - t_up for a in r.answers if a.status == 200 and a.answered >= t_up]
         recovery: float | None
         if r.mode == "closed":
