@@ -49,7 +49,6 @@ class ReportSource:
     def __init__(self, hunt: Path, *, timeout_s: float = 300.0) -> None:
         self.hunt = hunt
         self.timeout_s = timeout_s
-        self._dir = Path(tempfile.mkdtemp(prefix="distillguard-ui-report-"))
         self._lock = threading.Lock()
         self._cached: tuple[tuple[float, ...], str] | None = None
         self.error: str | None = None
@@ -76,7 +75,10 @@ class ReportSource:
         return None
 
     def _generate(self) -> str | None:
-        out = self._dir / "report.html"
+        with tempfile.TemporaryDirectory(prefix="distillguard-ui-report-") as folder:  # none left behind
+            return self._generate_in(Path(folder) / "report.html")
+
+    def _generate_in(self, out: Path) -> str | None:
         cmd = [sys.executable, "-m", "distillguard.cli", "report", str(self.hunt), "--out", str(out)]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout_s, check=False)
