@@ -169,7 +169,7 @@ def identity_components(
 
 def holm(stats: pl.DataFrame, alpha: float) -> pl.DataFrame:
     """``cut`` and ``significant`` per row of ``stats`` (``neglog_p``, ``testable``) by Holm's
-    step-down: the k-th smallest p of m tests is held to ``alpha / (m - k)``, and testing stops
+    step-down: the k-th smallest p of m tests (k from 0) is held to ``alpha / (m - k)``, and testing stops
     at the first that fails. The same family-wise error as Bonferroni (every cut
     ``alpha / m``), and never less power: a web judged in a pass where another, weaker web
     is tested beside it is not held to the cut of two (replayed through the gateway, a
