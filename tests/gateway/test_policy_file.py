@@ -560,3 +560,39 @@ def test_policy_is_frozen() -> None:
         p.default_plan = "pro"  # type: ignore[misc]
     with pytest.raises(TypeError):
         p.plans["free"] = PlanLimits(1, 1, 1, 1)  # type: ignore[index]
+
+
+# -- PrefixSet: integer probes agree with ipaddress's own containment ----------------------
+def test_prefix_set_agrees_with_ipaddress_on_random_networks() -> None:
+    """The shifted-integer lookup answers exactly what ``ip in network`` answers, for both
+    families and every prefix length from /0 to full length."""
+    import ipaddress
+    import random
+
+    rng = random.Random(7)
+    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for _ in range(60):
+        v4 = rng.random() < 0.5
+        bits = 32 if v4 else 128
+        length = rng.choice([8, 16, 23, 24, 31, bits])  # /0 would hold every probe (below)
+        addr = rng.getrandbits(bits)
+        nets.append(ipaddress.ip_network((addr, length), strict=False))
+    prefixes = policy_file.PrefixSet(tuple(nets))
+    probes: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+    for net in nets:  # inside each network, at its edges, and one past its end
+        probes += [net.network_address, net.broadcast_address]
+        past = int(net.broadcast_address) + 1
+        if past < 2**net.max_prefixlen:
+            probes.append(ipaddress.ip_address(past) if net.version == 4 else ipaddress.IPv6Address(past))
+    probes += [ipaddress.IPv4Address(rng.getrandbits(32)) for _ in range(300)]
+    probes += [ipaddress.IPv6Address(rng.getrandbits(128)) for _ in range(300)]
+    for ip in probes:
+        expected = any(ip.version == n.version and ip in n for n in nets)
+        assert (ip in prefixes) is expected, ip
+    hits = sum(ip in prefixes for ip in probes)
+    assert 0 < hits < len(probes)  # both answers were tried
+    assert "10.0.0.1" not in prefixes  # a string is not an address
+    everything = policy_file.PrefixSet((ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/1")))
+    assert ipaddress.ip_address("203.0.113.9") in everything
+    assert ipaddress.ip_address("::1") in everything and ipaddress.ip_address("ffff::1") not in everything
+    assert ipaddress.ip_address("10.0.0.1") not in policy_file.PrefixSet()

@@ -181,8 +181,11 @@ class Release:
 
     def stage_share(self, age_days: float) -> float:
         """The share of the last stage that has begun at ``age_days`` (>= 0)."""
-        ages = [s.age_days for s in self.stages]
-        return self.stages[max(0, bisect.bisect_right(ages, age_days) - 1)].share
+        return self.stages[max(0, bisect.bisect_right(self._ages, age_days) - 1)].share
+
+    @functools.cached_property
+    def _ages(self) -> tuple[float, ...]:
+        return tuple(s.age_days for s in self.stages)
 
 
 @dataclass(frozen=True)
@@ -194,22 +197,27 @@ class PrefixSet:
     _by_length: Mapping[tuple[int, int], frozenset[IPNetwork]] = field(
         init=False, compare=False, repr=False
     )
+    _heads: Mapping[tuple[int, int], frozenset[int]] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         index: dict[tuple[int, int], set[IPNetwork]] = {}
         for net in self.networks:
             index.setdefault((net.version, net.prefixlen), set()).add(net)
         object.__setattr__(self, "_by_length", {k: frozenset(v) for k, v in index.items()})
+        # the networks' leading bits as integers: a probe is a shift and a set lookup, not an
+        # ip_network built per prefix length (microseconds each, on every request)
+        heads = {
+            k: frozenset(int(n.network_address) >> (n.max_prefixlen - k[1]) for n in v)
+            for k, v in index.items()
+        }
+        object.__setattr__(self, "_heads", heads)
 
     def __contains__(self, ip: object) -> bool:
-        if not isinstance(ip, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        if not isinstance(ip, ipaddress.IPv4Address | ipaddress.IPv6Address) or not self.networks:
             return False
+        bits, value = ip.max_prefixlen, int(ip)
         for version, length in self._by_length:
-            if (
-                version == ip.version
-                and ipaddress.ip_network((ip, length), strict=False)
-                in self._by_length[(version, length)]
-            ):
+            if version == ip.version and (value >> (bits - length)) in self._heads[(version, length)]:
                 return True
         return False
 
@@ -230,7 +238,7 @@ class Blocklists:
 
     def match(self, request: RequestFacts) -> str | None:
         """The reason code of the first list that holds this request, or None."""
-        ip = _parse_ip(request.ip)
+        ip = _parse_ip(request.ip) if self.ips or self.prefixes.networks else None
         if ip is not None and ip in self.ips:
             return BLOCKLIST_REASONS["ips"]
         if ip in self.prefixes:
@@ -259,6 +267,8 @@ class Allowlists:
         )
 
     def holds_request(self, request: RequestFacts) -> bool:
+        if not self.ips and not self.prefixes.networks:
+            return False
         ip = _parse_ip(request.ip)
         return ip is not None and (ip in self.ips or ip in self.prefixes)
 
@@ -369,7 +379,7 @@ class GatewayPolicy:
         trust = self.release.trust
         share += trust.verified if facts.verified else 0.0
         share += trust.paid if facts.paid else 0.0
-        clean = _days_between(facts.last_action_at or facts.created_at, now)
+        clean = age if facts.last_action_at is None else _days_between(facts.last_action_at, now)
         if clean is not None and clean >= trust.clean_days:
             share += trust.clean_share
         return round(min(1.0, share), 9)
@@ -390,15 +400,7 @@ class GatewayPolicy:
         share = self.release_share(facts, now)
         if action == "throttle":
             share *= self.actions.throttle_share
-        base = self.plan_limits(facts)
-        daily = _scale(base.daily_tokens, share)
-        per_minute = _scale(base.tokens_per_minute, share)
-        return PlanLimits(
-            daily_tokens=daily,
-            requests_per_minute=_scale(base.requests_per_minute, share),
-            tokens_per_minute=per_minute,
-            max_tokens=min(base.max_tokens, per_minute, daily),
-        )
+        return _scaled(self.plan_limits(facts), share)
 
     # -- decisions -------------------------------------------------------------------------
     def is_allowlisted(self, facts: AccountFacts, request: RequestFacts) -> bool:
@@ -470,9 +472,11 @@ def validate(path: str | Path) -> list[str]:
 
 
 # -- helpers for matching and arithmetic ---------------------------------------------------
+@functools.lru_cache(maxsize=65536)
 def _parse_ip(text: str | None) -> IPAddress | None:
     """A request's address; an IPv4-mapped IPv6 address is its IPv4 address. Anything
-    unparsable matches no list (a request never fails on its own address)."""
+    unparsable matches no list (a request never fails on its own address). Cached: the
+    same clients come back, and parsing is microseconds on every request's path."""
     if not text:
         return None
     try:
@@ -502,6 +506,20 @@ def _days_between(start: datetime | None, now: datetime) -> float | None:
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     return max(0.0, (now - start).total_seconds() / 86400)
+
+
+@functools.lru_cache(maxsize=4096)
+def _scaled(base: PlanLimits, share: float) -> PlanLimits:
+    """``base`` x ``share`` (see :meth:`GatewayPolicy.limits`); cached, since a policy has
+    few plans and stages, and this runs on every request's path."""
+    daily = _scale(base.daily_tokens, share)
+    per_minute = _scale(base.tokens_per_minute, share)
+    return PlanLimits(
+        daily_tokens=daily,
+        requests_per_minute=_scale(base.requests_per_minute, share),
+        tokens_per_minute=per_minute,
+        max_tokens=min(base.max_tokens, per_minute, daily),
+    )
 
 
 def _scale(value: int, share: float) -> int:
