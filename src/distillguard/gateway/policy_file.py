@@ -194,32 +194,25 @@ class PrefixSet:
     for IPv4 and 129 for IPv6), not by a scan of the list."""
 
     networks: tuple[IPNetwork, ...] = ()
-    _by_length: Mapping[tuple[int, int], frozenset[IPNetwork]] = field(
-        init=False, compare=False, repr=False
-    )
+    # (version, prefix length) -> the networks' leading bits as integers: a probe is a shift
+    # and a set lookup, not an ip_network built per prefix length (microseconds each)
     _heads: Mapping[tuple[int, int], frozenset[int]] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        index: dict[tuple[int, int], set[IPNetwork]] = {}
+        heads: dict[tuple[int, int], set[int]] = {}
         for net in self.networks:
-            index.setdefault((net.version, net.prefixlen), set()).add(net)
-        object.__setattr__(self, "_by_length", {k: frozenset(v) for k, v in index.items()})
-        # the networks' leading bits as integers: a probe is a shift and a set lookup, not an
-        # ip_network built per prefix length (microseconds each, on every request)
-        heads = {
-            k: frozenset(int(n.network_address) >> (n.max_prefixlen - k[1]) for n in v)
-            for k, v in index.items()
-        }
-        object.__setattr__(self, "_heads", heads)
+            head = int(net.network_address) >> (net.max_prefixlen - net.prefixlen)
+            heads.setdefault((net.version, net.prefixlen), set()).add(head)
+        object.__setattr__(self, "_heads", {k: frozenset(v) for k, v in heads.items()})
 
     def __contains__(self, ip: object) -> bool:
         if not isinstance(ip, ipaddress.IPv4Address | ipaddress.IPv6Address) or not self.networks:
             return False
         bits, value = ip.max_prefixlen, int(ip)
-        for version, length in self._by_length:
-            if version == ip.version and (value >> (bits - length)) in self._heads[(version, length)]:
-                return True
-        return False
+        return any(
+            version == ip.version and (value >> (bits - length)) in heads
+            for (version, length), heads in self._heads.items()
+        )
 
 
 @dataclass(frozen=True)
