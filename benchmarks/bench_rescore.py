@@ -101,7 +101,7 @@ def same(a: pl.DataFrame, b: pl.DataFrame) -> bool:
     (a campaign's sums can add in another order: 1e-9 apart at full scale, never a decision)."""
     cols = ["account_id", "flagged", "campaign", "decision"]
     exact = a.select(cols).sort("account_id").equals(b.select(cols).sort("account_id"))
-    return exact and a.height == b.height and risk_gap(a, b) <= RISK_TOLERANCE
+    return exact and risk_gap(a, b) <= RISK_TOLERANCE
 
 
 def machine() -> dict[str, Any]:
