@@ -77,13 +77,14 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     seconds = time.perf_counter() - t0
     done.set()
     n = det.state.n_exchanges
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     result: dict[str, object] = {
         "log": str(log),
         "machine": host,
-        "user_cpu_s": round(resource.getrusage(resource.RUSAGE_SELF).ru_utime, 1),
+        "user_cpu_s": round(usage.ru_utime, 1),
         # kernel time: page faults and zeroing of fresh allocations show here, not in user time
-        "system_cpu_s": round(resource.getrusage(resource.RUSAGE_SELF).ru_stime, 1),
-        "minor_page_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt,
+        "system_cpu_s": round(usage.ru_stime, 1),
+        "minor_page_faults": usage.ru_minflt,
         "memory": args.memory,
         "exchanges": n,
         "accounts": verdicts.accounts.num_rows,
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "campaigns": len(verdicts.campaigns),
         "seconds": round(seconds, 2),
         "throughput_exchanges_per_s": round(n / seconds),
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": usage.ru_maxrss * 1024,
         "peak_rss_bytes_by_phase": peaks,
         "phase_starts_s": starts,
         "state_bytes_by_signal": state_bytes,

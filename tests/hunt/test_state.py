@@ -118,7 +118,7 @@ def test_folds_rewrite_the_state_a_bounded_number_of_times(budget: MemoryBudget 
     """A log whose state keeps growing (every batch brings new accounts), in many small
     batches: a fold every ``compact_every`` batches rewrites the whole state each time, a
     cost quadratic in the log (here 12x the folded rows; the template state 14 times at
-    full-scale qwen-2026); folding once the pile is as large as the state keeps the
+    full-scale qwen-2026); folding once the pile holds twice the state's rows keeps the
     rewrites a constant share of the rows folded in, whatever the log's length."""
     ex, _, _ = population(seed=6, days=2, casual=400, campaign=10)
     ex = ex.sort("account_id", "ts")
