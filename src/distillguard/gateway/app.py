@@ -243,7 +243,6 @@ class Gateway:
                 f"account's limit of {whole:,}; send less input or a smaller max_tokens", param="max_tokens", account=account_id,
             )  # fmt: skip
         grant = await self.store.reserve(buckets, cost, now=now_s)
-        self.metrics.store_errors.set(self.store.errors)
         if isinstance(grant, Refusal):
             self.metrics.decisions.labels("quota", grant.reason).inc()
             # A store that is down is refused with 429 too (never a 5xx of our own): clients'
