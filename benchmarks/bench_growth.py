@@ -8,9 +8,11 @@ counts) into ``LOGS/<scenario>-<scale>-s<seed>`` unless it is there, then runs
 ``bench_hunt.py`` on it in a fresh process (so each peak resident memory is that run's own).
 Reports exchanges, seconds, exchanges/s and peak memory per scale, and the growth exponents
 between neighbouring scales and end to end: ``log(time ratio) / log(exchanges ratio)``
-(1.0 is linear in exchanges; less grows slower). ``--repeat N`` runs each measured scale N
-times and keeps the run of median time (a small scale's minute varies by 5-10 % between runs
-on a shared host, enough to move an exponent by 0.03); every run's seconds are kept too.
+(1.0 is linear in exchanges; less grows slower), and the same for CPU time (user plus
+system, medians). ``--repeat N`` runs N rounds, each over every measured scale in turn (so a
+shared host's drift in the sitting falls on every scale alike), and reports each scale's
+median time (a run varies by 5-10 % on a shared host, enough to move an exponent by 0.03);
+every run's seconds and CPU seconds are kept too.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +36,12 @@ HERE = Path(__file__).resolve().parent
 
 def exponent(a: dict[str, float], b: dict[str, float], key: str) -> float:
     return round(math.log(b[key] / a[key]) / math.log(b["exchanges"] / a["exchanges"]), 3)
+
+
+def cpu_exponent(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """:func:`exponent` of the median CPU seconds (the work done, whatever the cores' share)."""
+    cpu_a, cpu_b = statistics.median(a["cpu_s_of_every_run"]), statistics.median(b["cpu_s_of_every_run"])
+    return round(math.log(cpu_b / cpu_a) / math.log(b["exchanges"] / a["exchanges"]), 3)
 
 
 def measure(args: argparse.Namespace, scale: float, env: dict[str, str]) -> dict[str, float]:
@@ -60,7 +69,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()))
     ap.add_argument("--memory", default=None, help="passed to bench_hunt.py --memory")
-    ap.add_argument("--repeat", type=int, default=1, help="runs per measured scale; the median-time one is reported")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds over the measured scales; each scale's median time is reported")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "growth.json")
     ap.add_argument(
         "--known", action="append", default=[], metavar="SCALE=JSON",
@@ -70,16 +79,23 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(HERE.parent / "src")}
     runs: list[dict[str, Any]] = []
     known = {float(k): Path(v) for k, v in (item.split("=", 1) for item in args.known)}
-    for scale in sorted({*args.scales, *known}):
-        if scale in known:
-            tries = [json.loads(known[scale].read_text())]
-        else:
-            tries = sorted((measure(args, scale, env) for _ in range(args.repeat)), key=lambda t: t["seconds"])
-        r = tries[len(tries) // 2]
+    scales = sorted({*args.scales, *known})
+    # Rounds, each over every scale: the host's drift in a sitting then falls on every scale
+    # alike, not on whichever scale ran last.
+    measured: dict[float, list[dict[str, Any]]] = {s: [json.loads(known[s].read_text())] if s in known else [] for s in scales}
+    for _ in range(args.repeat):
+        for scale in scales:
+            if scale not in known:
+                measured[scale].append(measure(args, scale, env))
+    for scale in scales:
+        tries = measured[scale]
+        seconds = statistics.median(t["seconds"] for t in tries)
+        r = min(tries, key=lambda t: abs(t["seconds"] - seconds))
         runs.append({
             "scale": scale, "exchanges": r["exchanges"], "accounts": r["accounts"], "flagged": r["flagged"],
-            "campaigns": r["campaigns"], "seconds": r["seconds"], "exchanges_per_s": r["throughput_exchanges_per_s"],
+            "campaigns": r["campaigns"], "seconds": round(seconds, 2), "exchanges_per_s": round(r["exchanges"] / seconds),
             "peak_rss_gib": round(r["peak_rss_bytes"] / 2**30, 2), "seconds_of_every_run": [t["seconds"] for t in tries],
+            "cpu_s_of_every_run": [round(t.get("user_cpu_s", 0) + t.get("system_cpu_s", 0), 1) for t in tries],
         })  # fmt: skip
         print(json.dumps(runs[-1]), flush=True)
     pairs = list(itertools.pairwise(runs))
@@ -91,7 +107,8 @@ def main() -> None:
         "scenario": args.scenario, "seed": args.seed, "memory": args.memory or "auto", "runs": runs,
         "known": {str(k): str(v) for k, v in known.items()},
         "exponents": [
-            {"from": a["scale"], "to": b["scale"], "time": exponent(a, b, "seconds"), "memory": exponent(a, b, "peak_rss_gib")}
+            {"from": a["scale"], "to": b["scale"], "time": exponent(a, b, "seconds"), "memory": exponent(a, b, "peak_rss_gib"),
+             "cpu": cpu_exponent(a, b)}
             for a, b in pairs
         ],
         "note": "exponent = log(ratio) / log(exchanges ratio): 1.0 grows linearly with exchanges",
