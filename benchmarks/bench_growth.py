@@ -34,14 +34,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 
 
-def exponent(a: dict[str, float], b: dict[str, float], key: str) -> float:
+def exponent(a: dict[str, Any], b: dict[str, Any], key: str) -> float | None:
+    """None where either run lacks the measure (a ``--known`` result from before CPU times)."""
+    if not a.get(key) or not b.get(key):
+        return None
     return round(math.log(b[key] / a[key]) / math.log(b["exchanges"] / a["exchanges"]), 3)
-
-
-def cpu_exponent(a: dict[str, Any], b: dict[str, Any]) -> float:
-    """:func:`exponent` of the median CPU seconds (the work done, whatever the cores' share)."""
-    cpu_a, cpu_b = statistics.median(a["cpu_s_of_every_run"]), statistics.median(b["cpu_s_of_every_run"])
-    return round(math.log(cpu_b / cpu_a) / math.log(b["exchanges"] / a["exchanges"]), 3)
 
 
 def measure(args: argparse.Namespace, scale: float, env: dict[str, str]) -> dict[str, float]:
@@ -95,8 +92,10 @@ def main() -> None:
             "scale": scale, "exchanges": r["exchanges"], "accounts": r["accounts"], "flagged": r["flagged"],
             "campaigns": r["campaigns"], "seconds": round(seconds, 2), "exchanges_per_s": round(r["exchanges"] / seconds),
             "peak_rss_gib": round(r["peak_rss_bytes"] / 2**30, 2), "seconds_of_every_run": [t["seconds"] for t in tries],
-            "cpu_s_of_every_run": [round(t.get("user_cpu_s", 0) + t.get("system_cpu_s", 0), 1) for t in tries],
         })  # fmt: skip
+        cpu = [round(t["user_cpu_s"] + t["system_cpu_s"], 1) for t in tries if "system_cpu_s" in t]
+        if len(cpu) == len(tries):  # the work done, whatever the cores' share of the wall
+            runs[-1] |= {"cpu_s": statistics.median(cpu), "cpu_s_of_every_run": cpu}
         print(json.dumps(runs[-1]), flush=True)
     pairs = list(itertools.pairwise(runs))
     if len(runs) > 2:
@@ -108,7 +107,7 @@ def main() -> None:
         "known": {str(k): str(v) for k, v in known.items()},
         "exponents": [
             {"from": a["scale"], "to": b["scale"], "time": exponent(a, b, "seconds"), "memory": exponent(a, b, "peak_rss_gib"),
-             "cpu": cpu_exponent(a, b)}
+             "cpu": exponent(a, b, "cpu_s")}
             for a, b in pairs
         ],
         "note": "exponent = log(ratio) / log(exchanges ratio): 1.0 grows linearly with exchanges",
