@@ -54,3 +54,38 @@ def test_near_misses_say_why_they_were_let_through() -> None:
         assert lines[0].startswith("not flagged: ") and lines[-1].startswith("behaviour score ")
     assert v.near_misses and all(n["why"] for n in v.near_misses)
     assert {n["group"] for n in v.near_misses} <= {"shared artifact", "identity web", "linked accounts"}
+
+
+def test_each_member_names_the_shared_values_it_holds_itself() -> None:
+    """The campaign's lines say what its members share; a member's own line says which of those
+    values it holds (so a reviewer sees how a lone account came to be in the campaign)."""
+    ex, acc, _ = population(seed=3)
+    det = HuntDetector()
+    det.observe_accounts(acc.to_arrow())
+    det.observe(ex.to_arrow())
+    findings, orgs = det.findings()
+    scored = score(findings, orgs, det.state.index, det.config)
+    texts = pl.concat([f.texts for f in findings.values() if f.texts is not None and f.texts.height])
+    evidence, _ = explain(scored, findings, texts, det.config)
+    held = scored.member_artifacts
+    members = scored.feats.filter(pl.col("campaign").is_not_null())
+    lines = dict(evidence.iter_rows())
+    checked = 0
+    for acct in members["account"].to_list():
+        own = held.filter(pl.col("account") == acct)
+        said = [x for x in lines[acct] if x.startswith("holds ")]
+        if own.height == 0:
+            assert not said
+            continue
+        (line,) = said
+        assert line.startswith(f"holds {own.height:,} of the values that tie this campaign: ")
+        # the strongest value it holds comes first, with its holders and how many are members
+        top = own.sort(["neglog_p", "k", "value", "kind"], descending=[True, True, False, False]).row(0, named=True)
+        assert f"({top['k']:,} holders, {top['inside']:,} in this campaign)" in line.split("; ")[0]
+        assert top["inside"] <= top["k"]
+        checked += 1
+    assert checked >= 10
+    # an account outside every campaign holds nothing of the kind
+    outside = scored.feats.filter(pl.col("campaign").is_null() & pl.col("account").is_in(evidence["account"].implode()))
+    for acct in outside["account"].to_list():
+        assert not any(x.startswith("holds ") for x in lines[acct])

@@ -58,6 +58,7 @@ def explain(
     interesting = feats.filter(pl.col("flagged") | (pl.col("decision") != "allow") | (near & (pl.col("b") > 0)))
     own = _own_rows(interesting, explainers)
     assoc_lines = _association_lines(assoc, texts)
+    member_lines = _member_lines(scored.member_artifacts, interesting.filter(pl.col("campaign").is_not_null()).select("account"), texts)
     linked = comp.group_by("component").agg(n=pl.len())
     linked_n = dict(zip(linked["component"].to_list(), linked["n"].to_list(), strict=True))
     by_acct: dict[int, list[str]] = {}
@@ -70,6 +71,7 @@ def explain(
                 f"that ordinary accounts do not share (strongest chance p = {_sig(c['strength'])})"
             )
             lines.extend(assoc_lines.get(r["account"], []))
+            lines.extend(member_lines.get(r["account"], []))
             lines.extend(art_lines.get(r["component"], [])[:4])
         elif r["component"] is not None:
             lines.append(
@@ -100,11 +102,7 @@ def near_misses(scored: Scored, texts: pl.DataFrame, config: HuntConfig) -> list
 
     Only a full verdict writes them, so a replay's flags between two verdicts skip this.
     """
-    near = _failed_groups(scored.artifacts_tested, scored.webs_tested, scored.components, scored.campaigns, config)
-    if texts.height:
-        near = near.join(texts.unique("value"), on="value", how="left", maintain_order="left")
-    else:
-        near = near.with_columns(text=pl.lit(None, pl.String))
+    near = _with_text(_failed_groups(scored.artifacts_tested, scored.webs_tested, scored.components, scored.campaigns, config), texts)
     out = []
     for r in near.to_dicts():
         value = r.pop("value")
@@ -166,7 +164,7 @@ def _label(kind: str, default: str) -> str:
 
 
 def _a(noun: str) -> str:
-    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def _ordinal(n: int) -> str:
@@ -178,17 +176,46 @@ def _sig(p: float) -> str:
     return f"1e-{min(int(p), 300)}" if p >= 1 else f"{10 ** -p:.2g}"
 
 
-def _association_lines(assoc: pl.DataFrame, texts: pl.DataFrame) -> dict[int, list[str]]:
+def _value(r: dict[str, Any]) -> str:
+    """An artifact value as evidence quotes it: its text where a signal kept one, else a short hash."""
+    return f"\u201c{r['text']}\u201d" if r.get("text") else f"#{r['value'] % 10**8:08d}"
+
+
+def _with_text(df: pl.DataFrame, texts: pl.DataFrame) -> pl.DataFrame:
     if texts.height:
-        assoc = assoc.join(texts.unique("value"), on="value", how="left")
+        return df.join(texts.unique("value"), on="value", how="left", maintain_order="left")
+    return df.with_columns(text=pl.lit(None, pl.String))
+
+
+def _association_lines(assoc: pl.DataFrame, texts: pl.DataFrame) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
-    for r in assoc.to_dicts():
-        what = f"\u201c{r['text']}\u201d" if r.get("text") else f"#{r['value'] % 10**8:08d}"
+    for r in _with_text(assoc, texts).to_dicts():
         out.setdefault(r["account"], []).append(
-            f"joined the campaign through {_a(_label(r['kind'], r['kind']))} {what} "
+            f"joined the campaign through {_a(_label(r['kind'], r['kind']))} {_value(r)} "
             f"held by {r['k']:,} accounts, {r['inside']:,} of them members"
         )
     return out
+
+
+def _member_lines(member_arts: pl.DataFrame, accounts: pl.DataFrame, texts: pl.DataFrame, top: int = 3) -> dict[int, list[str]]:
+    """Per campaign member, the shared values it holds itself (strongest first): the campaign's
+    lines say what the members share, this one which of it ties this account in."""
+    held = member_arts.join(accounts, on="account", how="semi")
+    order = ["account", "neglog_p", "k", "value", "kind"]  # ties by value: every engine writes the same line
+    held = held.sort(order, descending=[False, True, True, False, False])
+    n = held.group_by("account").agg(n=pl.len())
+    held = _with_text(held.group_by("account", maintain_order=True).head(top), texts)
+    parts: dict[int, list[str]] = {}
+    for r in held.to_dicts():
+        parts.setdefault(r["account"], []).append(
+            f"{_a(_label(r['kind'], r['kind']))} {_value(r)} ({r['k']:,} holders, {r['inside']:,} in this campaign)"
+        )
+    total = dict(zip(n["account"].to_list(), n["n"].to_list(), strict=True))
+    return {
+        a: [f"holds {total[a]:,} of the values that tie this campaign: {'; '.join(ps)}"
+            + (f"; and {total[a] - len(ps):,} more" if total[a] > len(ps) else "")]
+        for a, ps in parts.items()
+    }  # fmt: skip
 
 
 def _web_lines(comp_webs: pl.DataFrame, ties: pl.DataFrame, comp: pl.DataFrame) -> dict[int, list[str]]:
@@ -216,17 +243,14 @@ def _artifact_lines(
     comp_arts: pl.DataFrame, camp: pl.DataFrame, texts: pl.DataFrame, high_quantile: float, supporting: tuple[str, ...]
 ) -> dict[int, list[str]]:
     keep = comp_arts.filter(pl.col("component").is_in(camp["component"].implode()))
-    keep = keep.join(texts.unique("value"), on="value", how="left") if texts.height else keep.with_columns(text=pl.lit(None, pl.String))
+    keep = _with_text(keep, texts)
     out: dict[int, list[str]] = {}
     keep = keep.with_columns(supporting=pl.col("kind").is_in(list(supporting)))
     # Ties broken by value, then kind: every engine writes the same sentence first.
     order = ["component", "supporting", "neglog_p", "k", "value", "kind"]
     for r in keep.sort(order, descending=[False, False, True, True, False, False]).to_dicts():
-        label = _label(r["kind"], r["kind"])
-        txt = r["text"]
-        what = f"{label} \u201c{txt}\u201d" if txt else f"{label} #{r['value'] % 10**8:08d}"
         out.setdefault(r["component"], []).append(
-            f"shares {what} with {r['k'] - 1:,} other accounts; {r['m']:,} of the {r['k']:,} rank in the "
+            f"shares {_label(r['kind'], r['kind'])} {_value(r)} with {r['k'] - 1:,} other accounts; {r['m']:,} of the {r['k']:,} rank in the "
             f"population's top {1 - high_quantile:.0%} for scripted behaviour (chance p = {_sig(r['neglog_p'])})"
         )
     return out
@@ -253,11 +277,7 @@ def _campaigns(
                 # Targeted: a share of the campaign's requests well above the typical account's.
                 caps[name] = {"share": round(val, 3), "population_median": round(pop, 3),
                               "targeted": val >= max(0.2, 1.5 * pop)}  # fmt: skip
-        arts = comp_arts.filter(pl.col("component") == c["component"]).head(10)
-        if texts.height:
-            arts = arts.join(texts.unique("value"), on="value", how="left", maintain_order="left")
-        else:
-            arts = arts.with_columns(text=pl.lit(None, pl.String))
+        arts = _with_text(comp_arts.filter(pl.col("component") == c["component"]).head(10), texts)
         out.append(
             {
                 "id": c["campaign"],

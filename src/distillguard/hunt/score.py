@@ -60,6 +60,7 @@ class Scored:
     campaigns: pl.DataFrame
     components: pl.DataFrame  # account -> component, for every linked account
     campaign_artifacts: pl.DataFrame
+    member_artifacts: pl.DataFrame  # account, component, kind, value, k, neglog_p, inside: the above, per holder
     campaign_webs: pl.DataFrame
     web_ties: pl.DataFrame
     associated: pl.DataFrame
@@ -206,12 +207,15 @@ def score(
     # Campaigns: components with enough accounts; strength = their strongest artifact.
     members = comp.join(feats.select("account", "account_id", "b"), on="account")
     sizes = members.group_by("component").agg(size=pl.len())
+    held = artifacts.join(sig.select("kind", "value", "k", "m", "neglog_p"), on=["kind", "value"]).join(comp, on="account")
     comp_arts = (
-        artifacts.join(sig.select("kind", "value", "k", "m", "neglog_p"), on=["kind", "value"])
-        .join(comp, on="account")
-        .group_by("component", "kind", "value")
+        held.group_by("component", "kind", "value")
         .agg(pl.col("k").first(), pl.col("m").first(), pl.col("neglog_p").first(), inside=pl.len())
         .sort("component", "neglog_p", "k", "value", "kind", descending=[False, True, True, False, False])
+    )
+    # Which of those values each member holds: its own evidence names what tied it in.
+    member_arts = held.select("account", "component", "kind", "value", "k", "neglog_p").join(
+        comp_arts.select("component", "kind", "value", "inside"), on=["component", "kind", "value"]
     )
     # Strength: how far the strongest evidence clears its own significance cut (-log10 units).
     margin_a = sig.select("kind", "value", margin=pl.col("neglog_p") - pl.col("cut"))
@@ -275,7 +279,7 @@ def score(
             "policy": dataclasses.asdict(config.policy),
         },
     }
-    return Scored(feats, camp, comp, comp_arts, comp_webs, ties, assoc, meta, tested, web_stats)
+    return Scored(feats, camp, comp, comp_arts, member_arts, comp_webs, ties, assoc, meta, tested, web_stats)
 
 
 def accounts_table(feats: pl.DataFrame) -> pa.Table:
