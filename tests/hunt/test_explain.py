@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
-import polars as pl
+from typing import Any, NamedTuple
 
+import polars as pl
+import pytest
+
+from distillguard.hunt.config import HuntConfig
 from distillguard.hunt.detector import HuntDetector
 from distillguard.hunt.explain import explain
-from distillguard.hunt.score import score
-from distillguard.signals.base import TEXT_SPEC_DTYPES
+from distillguard.hunt.score import Scored, score
+from distillguard.signals.base import TEXT_SPEC_DTYPES, Finding
 from tests.hunt.population import population
 
 
-def test_evidence_and_campaign_summaries() -> None:
+class Explained(NamedTuple):
+    scored: Scored
+    findings: dict[str, Finding]
+    texts: pl.DataFrame
+    config: HuntConfig
+    arche: dict[str, str]
+    evidence: pl.DataFrame
+    campaigns: list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def explained() -> Explained:
+    """The small population (a naive campaign among casual users) hunted, scored and explained."""
     ex, acc, arche = population(seed=3)
     det = HuntDetector()
     det.observe_accounts(acc.to_arrow())
@@ -19,7 +35,11 @@ def test_evidence_and_campaign_summaries() -> None:
     findings, orgs = det.findings()
     scored = score(findings, orgs, det.state.index, det.config)
     texts = pl.concat([f.texts for f in findings.values() if f.texts is not None and f.texts.height])
-    evidence, campaigns = explain(scored, findings, texts, det.config)
+    return Explained(scored, findings, texts, det.config, arche, *explain(scored, findings, texts, det.config))
+
+
+def test_evidence_and_campaign_summaries(explained: Explained) -> None:
+    scored, findings, _, config, arche, evidence, campaigns = explained
 
     acted = scored.feats.filter(pl.col("flagged") | (pl.col("decision") != "allow"))
     assert set(evidence["account"].to_list()) == set(acted["account"].to_list())
@@ -35,7 +55,7 @@ def test_evidence_and_campaign_summaries() -> None:
     # The templated prompt is quoted as the log has it, with the kind's declared label.
     assert any("prompt template (same opening words) \u201c" in line for line in camp["evidence"])
     # Without readable texts, values are shown by a short digest instead.
-    _, bare = explain(scored, findings, pl.DataFrame(schema=TEXT_SPEC_DTYPES), det.config)
+    _, bare = explain(scored, findings, pl.DataFrame(schema=TEXT_SPEC_DTYPES), config)
     assert any("#" in line for line in bare[0]["evidence"])
 
 
@@ -56,17 +76,10 @@ def test_near_misses_say_why_they_were_let_through() -> None:
     assert {n["group"] for n in v.near_misses} <= {"shared artifact", "identity web", "linked accounts"}
 
 
-def test_each_member_names_the_shared_values_it_holds_itself() -> None:
+def test_each_member_names_the_shared_values_it_holds_itself(explained: Explained) -> None:
     """The campaign's lines say what its members share; a member's own line says which of those
     values it holds (so a reviewer sees how a lone account came to be in the campaign)."""
-    ex, acc, _ = population(seed=3)
-    det = HuntDetector()
-    det.observe_accounts(acc.to_arrow())
-    det.observe(ex.to_arrow())
-    findings, orgs = det.findings()
-    scored = score(findings, orgs, det.state.index, det.config)
-    texts = pl.concat([f.texts for f in findings.values() if f.texts is not None and f.texts.height])
-    evidence, _ = explain(scored, findings, texts, det.config)
+    scored, evidence = explained.scored, explained.evidence
     held = scored.member_artifacts
     members = scored.feats.filter(pl.col("campaign").is_not_null())
     lines = dict(evidence.iter_rows())
