@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from distillguard.hunt.cluster import components, rejoin_same_profile
+from distillguard.hunt.cluster import components, drop_unlike_bystanders, rejoin_same_profile
 from distillguard.hunt.config import LinkParams, ScoreParams
 from distillguard.hunt.link import test_artifacts as score_artifacts
 
@@ -153,3 +153,46 @@ def test_a_small_closed_campaign_touching_a_large_one_through_a_network_stays_ap
     arts2 = _arts(open_rows)
     comp2 = components(arts2, score_artifacts(arts2, behaviour, p), behaviour, p)
     assert comp2["component"].n_unique() == 1
+
+
+def _fleet_and_lab(lab_profile: tuple[float, float], core: int = 40) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """A fleet: ``core`` accounts holding its template and sending from one cloud /24 (they
+    signed up from it too), two more tied by the /24 alone; and a lab (account 99) that signed
+    up from and sends from the same /24. 900 ordinary accounts rank low."""
+    n = 1000
+    fleet = list(range(core + 2))
+    b = [9.0 if a in fleet or a == 99 else 1.0 for a in range(n)]
+    behaviour = pl.DataFrame({"account": list(range(n)), "b": b}, schema={"account": pl.UInt32, "b": pl.Float64})
+    rows = [(a, "tpl_head", 7) for a in range(core)]
+    rows += [(a, k, 100) for a in [*fleet, 99] for k in ("prefix", "signup_prefix")]
+    p = LinkParams()
+    comp = components(_arts(rows), score_artifacts(_arts(rows), behaviour, p), behaviour, p)
+    spread = [0.1 * (a % 5) for a in fleet]  # the fleet's profiles differ by up to 0.4
+    feats = pl.DataFrame(
+        {"account": [*fleet, 99], "x.ts_a": [2.5 - d for d in spread] + [lab_profile[0]], "x.ts_b": [2.0 + d for d in spread] + [lab_profile[1]]},
+        schema={"account": pl.UInt32, "x.ts_a": pl.Float64, "x.ts_b": pl.Float64},
+    )
+    return comp, comp.select("account", "own"), feats
+
+
+def test_an_account_tied_by_networks_alone_that_behaves_unlike_the_campaign_is_taken_out() -> None:
+    comp, own, feats = _fleet_and_lab(lab_profile=(0.1, 2.1))
+    assert comp.filter(pl.col("account") == 99)["own"].to_list() == [False]  # tied in by its /24, counted twice
+    assert comp["component"].n_unique() == 1 and comp.height == 43
+    kept, out = drop_unlike_bystanders(comp.select("account", "component"), own, feats, ScoreParams(), min_campaign=5)
+    assert out["account"].to_list() == [99]  # the lab; the fleet's two network-only members stay
+    assert kept.height == 42 and 99 not in kept["account"].to_list()
+    (r,) = out.to_dicts()
+    assert r["feature"] == "x.ts_a" and r["distance"] == pytest.approx(2.5 - 0.2 - 0.1) and r["spread"] == pytest.approx(0.2)
+
+
+def test_a_network_tie_stands_where_the_account_behaves_like_the_campaign() -> None:
+    comp, own, feats = _fleet_and_lab(lab_profile=(2.4, 2.1))  # one of the fleet, on its /24 only
+    kept, out = drop_unlike_bystanders(comp.select("account", "component"), own, feats, ScoreParams(), min_campaign=5)
+    assert out.height == 0 and kept.height == 43
+
+
+def test_a_campaign_with_too_few_members_of_its_own_keeps_everyone() -> None:
+    comp, own, feats = _fleet_and_lab(lab_profile=(0.1, 2.1), core=4)  # 4 hold the template: fewer than 5
+    kept, out = drop_unlike_bystanders(comp.select("account", "component"), own, feats, ScoreParams(), min_campaign=5)
+    assert out.height == 0 and kept.height == comp.height

@@ -102,3 +102,28 @@ def test_each_member_names_the_shared_values_it_holds_itself(explained: Explaine
     outside = scored.feats.filter(pl.col("campaign").is_null() & pl.col("account").is_in(evidence["account"].implode()))
     for acct in outside["account"].to_list():
         assert not any(x.startswith("holds ") for x in lines[acct])
+
+
+def test_an_account_taken_out_of_a_campaign_says_what_it_shares_and_how_it_differs(explained: Explained) -> None:
+    """An account tied to a campaign by its networks alone and behaving unlike the members is let
+    out (hunt/cluster.py, ``drop_unlike_bystanders``); its evidence names the values it shares
+    and how far it lies from the members, whatever its risk."""
+    import dataclasses
+
+    scored, findings, texts, config = explained.scored, explained.findings, explained.texts, explained.config
+    assert scored.unlike.height == 0  # nobody is taken out in this population
+    quiet = scored.feats.filter(~pl.col("flagged") & (pl.col("decision") == "allow")).sort("b").row(0, named=True)
+    value = scored.campaign_artifacts.sort("neglog_p", descending=True).row(0, named=True)
+    unlike = pl.DataFrame(
+        {"account": [quiet["account"]], "campaign": ["C001"], "distance": [2.55], "spread": [1.98], "feature": ["template.ts_concentration"]},
+        schema=dict(scored.unlike.schema),
+    )
+    held = pl.DataFrame([{k: value[k] for k in ("kind", "value", "k", "inside", "neglog_p")} | {"account": quiet["account"]}]).select(
+        scored.unlike_artifacts.columns
+    ).cast(dict(scored.unlike_artifacts.schema))  # type: ignore[arg-type]
+    evidence, _ = explain(dataclasses.replace(scored, unlike=unlike, unlike_artifacts=held), findings, texts, config)
+    lines = dict(evidence.iter_rows())[quiet["account"]]
+    assert lines[0].startswith("not flagged: shares only networks or devices with campaign C001 (")
+    assert f"({value['k']:,} holders, {value['inside']:,} in the campaign)" in lines[0]
+    assert "lies 2.55 from theirs (most on template.ts_concentration)" in lines[0] and lines[0].endswith("lies within 1.98")
+    assert lines[-1].startswith("behaviour score ")

@@ -18,7 +18,7 @@ from scipy.sparse.csgraph import connected_components
 
 from distillguard.hunt.config import LinkParams, ScoreParams
 
-__all__ = ["components", "find_root", "rejoin_same_profile", "split_loose"]
+__all__ = ["components", "drop_unlike_bystanders", "find_root", "rejoin_same_profile", "split_loose"]
 
 
 def components(
@@ -57,7 +57,7 @@ def components(
     byst = pl.col("kind").is_in(list(p.bystander))
     edges = edges.filter(~byst | (~byst).any().over("account") | (byst.sum().over("account") >= p.bystander_min_ties))
     if edges.height == 0:
-        return pl.DataFrame(schema={"account": pl.UInt32, "component": pl.Int64, "whole": pl.Int64})
+        return pl.DataFrame(schema={"account": pl.UInt32, "component": pl.Int64, "whole": pl.Int64, "own": pl.Boolean})
     nodes = (
         edges.group_by("kind", "value")
         .agg(k=pl.len())
@@ -80,9 +80,12 @@ def components(
     bridge = np.zeros(size, dtype=bool)
     bridge[n_a:] = nodes["kind"].is_in(list(p.identity)).to_numpy()
     labels = split_loose(whole, src, dst, e["w"].to_numpy(), n_a, p, bridge)
-    return local.with_columns(
-        component=pl.Series(labels[:n_a]).cast(pl.Int64), whole=pl.Series(whole[:n_a]).cast(pl.Int64)
-    ).select("account", "component", "whole")
+    own = edges.group_by("account").agg(own=(~byst).any())
+    return (
+        local.with_columns(component=pl.Series(labels[:n_a]).cast(pl.Int64), whole=pl.Series(whole[:n_a]).cast(pl.Int64))
+        .join(own, on="account", how="left")
+        .select("account", "component", "whole", "own")
+    )
 
 
 def split_loose(
@@ -274,3 +277,49 @@ def rejoin_same_profile(comp: pl.DataFrame, feats: pl.DataFrame, params: ScorePa
     if not remap:
         return comp.select("account", "component")
     return comp.with_columns(pl.col("component").replace(remap)).select("account", "component")
+
+
+def drop_unlike_bystanders(
+    comp: pl.DataFrame, own: pl.DataFrame, feats: pl.DataFrame, params: ScoreParams, min_campaign: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Take out of each campaign the members tied to it only by what bystanders share (its
+    networks, a device, a lived time zone: :attr:`LinkParams.bystander`) that behave unlike
+    every member tied by a thing of its own (a template, a phone, a card, a script).
+
+    A cloud /24 that a fleet sends from is also where a lab's benchmark harness may run and
+    where it signed up; the network ties it to the fleet, its behaviour does not. "Unlike" is
+    measured on the campaign itself: the account's profile lies farther from the median
+    profile of the members with ties of their own (largest difference over the tail scores)
+    than any of those members does. A campaign with fewer than ``min_campaign`` such members
+    keeps everyone. Returns the components left and the accounts taken out (``account,
+    component, distance, spread``, and the ``feature`` farthest from the members') for their
+    evidence.
+    """
+    empty = pl.DataFrame(
+        schema={"account": pl.UInt32, "component": pl.Int64, "distance": pl.Float64, "spread": pl.Float64, "feature": pl.String}
+    )
+    cols = [c for c in feats.columns if c != "account"]
+    if not cols or comp.height == 0:
+        return comp, empty
+    c = comp.join(own, on="account", how="left").with_columns(pl.col("own").fill_null(True))
+    core_n = pl.col("own").sum().over("component")
+    at_risk = c.filter(~pl.col("own") & (core_n >= min_campaign))
+    if at_risk.height == 0:
+        return comp, empty
+    prof = c.filter(core_n >= min_campaign).join(feats, on="account", how="left")
+    prof = prof.with_columns([pl.col(x).fill_null(0.0).clip(0.0, params.cap) for x in cols])
+    centre = prof.filter("own").group_by("component").agg([pl.col(x).median().alias(f"__m_{x}") for x in cols])
+    diffs = [(pl.col(x) - pl.col(f"__m_{x}")).abs() for x in cols]
+    dist = prof.join(centre, on="component").with_columns(
+        distance=pl.max_horizontal(diffs),
+        feature=pl.concat_list(diffs).list.arg_max().replace_strict(list(range(len(cols))), cols, return_dtype=pl.String),
+    )
+    spread = dist.filter("own").group_by("component").agg(spread=pl.col("distance").max())
+    out = (
+        dist.filter(~pl.col("own"))
+        .join(spread, on="component")
+        .filter(pl.col("distance") > pl.col("spread"))
+        .select("account", "component", "distance", "spread", "feature")
+        .sort("account")
+    )
+    return comp.join(out.select("account"), on="account", how="anti"), out

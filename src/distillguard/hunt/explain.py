@@ -55,7 +55,9 @@ def explain(
     # was let through, not only why the flagged ones were flagged.
     top_risk = feats["risk"].quantile(NEAR_MISS_QUANTILE) if feats.height else None
     near = (pl.col("risk") >= (top_risk if top_risk is not None else 2.0)) | (pl.col("ecdf") >= NEAR_MISS_QUANTILE)
-    interesting = feats.filter(pl.col("flagged") | (pl.col("decision") != "allow") | (near & (pl.col("b") > 0)))
+    unlike_lines = _unlike_lines(scored.unlike, scored.unlike_artifacts, texts)
+    taken_out = pl.col("account").is_in(list(unlike_lines))
+    interesting = feats.filter(pl.col("flagged") | (pl.col("decision") != "allow") | (near & (pl.col("b") > 0)) | taken_out)
     own = _own_rows(interesting, explainers)
     assoc_lines = _association_lines(assoc, texts)
     member_lines = _member_lines(scored.member_artifacts, interesting.filter(pl.col("campaign").is_not_null()).select("account"), texts)
@@ -73,6 +75,8 @@ def explain(
             lines.extend(assoc_lines.get(r["account"], []))
             lines.extend(member_lines.get(r["account"], []))
             lines.extend(art_lines.get(r["component"], [])[:4])
+        elif r["account"] in unlike_lines:
+            lines.append(unlike_lines[r["account"]])
         elif r["component"] is not None:
             lines.append(
                 f"not flagged: linked by shared artifacts to {linked_n.get(r['component'], 1) - 1:,} other accounts, "
@@ -216,6 +220,27 @@ def _member_lines(member_arts: pl.DataFrame, accounts: pl.DataFrame, texts: pl.D
             + (f"; and {total[a] - len(ps):,} more" if total[a] > len(ps) else "")]
         for a, ps in parts.items()
     }  # fmt: skip
+
+
+def _unlike_lines(unlike: pl.DataFrame, held: pl.DataFrame, texts: pl.DataFrame, top: int = 2) -> dict[int, str]:
+    """Why an account tied to a campaign by its networks alone was let out of it: which of the
+    campaign's values it holds, and how far it behaves from the members."""
+    order = ["account", "neglog_p", "k", "value", "kind"]  # ties by value: every engine writes the same line
+    held = _with_text(held.sort(order, descending=[False, True, True, False, False]).group_by("account", maintain_order=True).head(top), texts)
+    shared: dict[int, list[str]] = {}
+    for r in held.to_dicts():
+        shared.setdefault(r["account"], []).append(
+            f"{_a(_label(r['kind'], r['kind']))} {_value(r)} ({r['k']:,} holders, {r['inside']:,} in the campaign)"
+        )
+    return {
+        r["account"]: (
+            f"not flagged: shares only networks or devices with campaign {r['campaign']} "
+            f"({'; '.join(shared.get(r['account'], [])) or 'values its members hold'}), which bystanders share too, "
+            f"and behaves unlike its members: its behaviour profile lies {r['distance']:.2f} from theirs "
+            f"(most on {r['feature']}), where every member tied by a thing of its own lies within {r['spread']:.2f}"
+        )
+        for r in unlike.to_dicts()
+    }
 
 
 def _web_lines(comp_webs: pl.DataFrame, ties: pl.DataFrame, comp: pl.DataFrame) -> dict[int, list[str]]:

@@ -28,7 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 from distillguard.errors import ConfigError
-from distillguard.hunt.cluster import components, rejoin_same_profile
+from distillguard.hunt.cluster import components, drop_unlike_bystanders, rejoin_same_profile
 from distillguard.hunt.config import HuntConfig
 from distillguard.hunt.link import (
     associates,
@@ -67,6 +67,11 @@ class Scored:
     meta: dict[str, Any]
     artifacts_tested: pl.DataFrame  # every shared artifact's test (k, m, neglog_p, cut, significant)
     webs_tested: pl.DataFrame  # every identity web's test
+    # Taken out of a campaign: tied to it by networks alone, behaving unlike its members
+    # (``account, campaign, distance, spread, feature``; :func:`~distillguard.hunt.cluster.drop_unlike_bystanders`),
+    # and the campaign's values each of them holds (``account, kind, value, k, inside, neglog_p``).
+    unlike: pl.DataFrame
+    unlike_artifacts: pl.DataFrame
 
 
 def join_features(findings: dict[str, Finding], index: pl.DataFrame) -> pl.DataFrame:
@@ -106,6 +111,7 @@ class Linked:
     web_stats: pl.DataFrame
     ties: pl.DataFrame
     comp: pl.DataFrame
+    unlike: pl.DataFrame  # members taken out: tied by networks alone, behaving unlike the campaign
 
     def with_second_pass(self, rest: Linked, min_campaign: int) -> Linked:
         """This pass plus the campaigns ``rest`` (a pass over the accounts outside this one's
@@ -125,12 +131,14 @@ class Linked:
         keys = ["kind", "value"]
         added = rest.tested.filter("significant").join(self.tested.filter("significant").select(keys), on=keys, how="anti")
         tested = pl.concat([self.tested.join(added.select(keys), on=keys, how="anti"), added], how="vertical_relaxed")
+        unlike2 = rest.unlike.with_columns(pl.col("component") + c_off).filter(pl.col("component").is_in(new["component"].unique().implode()))
         return Linked(
             tested,
             pl.concat([self.webs, webs2]),
             pl.concat([self.web_stats, stats2], how="vertical_relaxed"),
             pl.concat([self.ties, ties2], how="vertical_relaxed"),
             comp,
+            pl.concat([self.unlike.join(new, on="account", how="anti"), unlike2]),
         )
 
 
@@ -150,8 +158,10 @@ def _link(
         webs, web_stats, ties = identity_components(artifacts, behaviour, orgs, config.link, shared)
     with stage(timings, "rescore.cluster"):
         comp = components(artifacts, tested, behaviour, config.link, ties=ties)
+        own = comp.select("account", "own")
         comp = rejoin_same_profile(comp, profile, config.score)
-    return Linked(tested, webs, web_stats, ties, comp)
+        comp, unlike = drop_unlike_bystanders(comp, own, profile, config.score, config.min_campaign)
+    return Linked(tested, webs, web_stats, ties, comp, unlike)
 
 
 def score(
@@ -279,7 +289,17 @@ def score(
             "policy": dataclasses.asdict(config.policy),
         },
     }
-    return Scored(feats, camp, comp, comp_arts, member_arts, comp_webs, ties, assoc, meta, tested, web_stats)
+    unlike = linked.unlike.join(comp, on="account", how="anti").join(camp.select("component", "campaign"), on="component")
+    unlike_arts = (
+        artifacts.join(unlike.select("account", "component"), on="account")
+        .join(comp_arts.select("component", "kind", "value", "k", "inside", "neglog_p"), on=["component", "kind", "value"])
+        .select("account", "kind", "value", "k", "inside", "neglog_p")
+    )
+    meta["accounts_unlike_campaign"] = unlike.height
+    return Scored(
+        feats, camp, comp, comp_arts, member_arts, comp_webs, ties, assoc, meta, tested, web_stats,
+        unlike.select("account", "campaign", "distance", "spread", "feature"), unlike_arts,
+    )  # fmt: skip
 
 
 def accounts_table(feats: pl.DataFrame) -> pa.Table:
