@@ -1,0 +1,97 @@
+"""Where a replay's leaked exchanges are: warm-up or harvest, never-flagged accounts, ring-mates.
+
+    python benchmarks/leak_by_account.py LOG [--every HOURS] [--flags FILE] [--json OUT]
+
+Replays a labelled log through the hunt (``--flags``: keep the first flags in a Parquet file
+and read them from there next time), then per campaign: its accounts' exchanges before their
+first flag (leaked), how many of those came before the account's harvesting start (warm-up
+chat), how many belong to accounts never flagged, and how many accounts had a ring-mate (the
+same card or phone in the accounts table) flagged before their own first flag: only those
+can association (``hunt/link.py``, ``associates``) flag earlier. The hunt never reads labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+import polars as pl
+
+from distillguard.bench.replay import replay
+from distillguard.hunt.detector import HuntDetector
+from distillguard.io import LogReader
+
+RINGS = ("payment_fp", "phone_hash")
+
+
+def first_flags(log: Path, every: float, keep: Path | None) -> pl.DataFrame:
+    if keep is not None and keep.exists():
+        return pl.read_parquet(keep)
+    out = pl.from_arrow(replay(HuntDetector(), LogReader(log), every=dt.timedelta(hours=every), progress=False).first_flags)
+    assert isinstance(out, pl.DataFrame)
+    if keep is not None:
+        out.write_parquet(keep)
+    return out
+
+
+def leaks(log: Path, flags: pl.DataFrame) -> dict[str, dict[str, int]]:
+    reader = LogReader(log)
+    labels, accounts = pl.from_arrow(reader.labels()), pl.from_arrow(reader.accounts())  # type: ignore[arg-type]
+    assert isinstance(labels, pl.DataFrame) and isinstance(accounts, pl.DataFrame)
+    camp = (
+        labels.filter(pl.col("campaign_id").is_not_null())
+        .join(accounts.select("account_id", *RINGS), on="account_id", how="left")
+        .join(flags.select("account_id", "first_flagged_at"), on="account_id", how="left")
+    )
+    rows = pl.concat(
+        [pl.from_arrow(b.select(["account_id", "ts"])) for b in reader.exchange_batches(["account_id", "ts"])]  # type: ignore[misc]
+    ).join(camp.select("account_id", "first_flagged_at", "harvest_start"), on="account_id")
+    per = rows.group_by("account_id").agg(
+        first_ts=pl.col("ts").min(),
+        leaked=(pl.col("first_flagged_at").is_null() | (pl.col("ts") < pl.col("first_flagged_at"))).sum(),
+        warm=((pl.col("first_flagged_at").is_null() | (pl.col("ts") < pl.col("first_flagged_at"))) & (pl.col("ts") < pl.col("harvest_start"))).sum(),
+    )
+    camp = camp.join(per, on="account_id", how="left")
+    mate_first: list[pl.Expr] = []
+    for kind in RINGS:  # the earliest first flag among the account's ring-mates
+        held = camp.filter(pl.col(kind).is_not_null()).select("account_id", kind, "first_flagged_at")
+        mates = held.join(held, on=kind, suffix="_m").filter(pl.col("account_id") != pl.col("account_id_m"))
+        camp = camp.join(mates.group_by("account_id").agg(pl.col("first_flagged_at_m").min().alias(f"mate_{kind}")), on="account_id", how="left")
+        mate_first.append(pl.col(f"mate_{kind}"))
+    camp = camp.with_columns(mate=pl.min_horizontal(mate_first))
+    out: dict[str, dict[str, int]] = {}
+    for (cid,), g in camp.sort("campaign_id").group_by(["campaign_id"], maintain_order=True):
+        never = g.filter(pl.col("first_flagged_at").is_null())
+        helped = pl.col("mate") < pl.col("first_flagged_at").fill_null(dt.datetime.max.replace(tzinfo=dt.UTC))
+        out[str(cid)] = {
+            "accounts": g.height,
+            "leaked": int(g["leaked"].sum()),
+            "leaked_warm_up": int(g["warm"].sum()),
+            "never_flagged": never.height,
+            "leaked_never_flagged": int(never["leaked"].sum()),
+            "ring_mate_flagged_first": int(g.select(helped.fill_null(False).sum()).item()),
+            "leaked_without_ring_mate_flagged_first": int(g.filter(~helped.fill_null(False))["leaked"].sum()),
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict[str, int]]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("log", type=Path)
+    ap.add_argument("--every", type=float, default=1.0, help="simulated hours between two re-scores (bench --replay-every)")
+    ap.add_argument("--flags", type=Path, help="Parquet file of first flags: written after a replay, read instead of one")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    result = leaks(args.log, first_flags(args.log, args.every, args.flags))
+    text = json.dumps({"log": str(args.log), "every_hours": args.every, "campaigns": result}, indent=2)
+    if args.json:
+        args.json.write_text(text + "\n")
+    print(text)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
