@@ -201,20 +201,24 @@ def _association_lines(assoc: pl.DataFrame, texts: pl.DataFrame) -> dict[int, li
     return out
 
 
-def _member_lines(member_arts: pl.DataFrame, accounts: pl.DataFrame, texts: pl.DataFrame, top: int = 3) -> dict[int, list[str]]:
-    """Per campaign member, the shared values it holds itself (strongest first): the campaign's
-    lines say what the members share, this one which of it ties this account in."""
-    held = member_arts.join(accounts, on="account", how="semi")
+def _held_values(held: pl.DataFrame, texts: pl.DataFrame, top: int, campaign: str) -> tuple[dict[int, list[str]], dict[int, int]]:
+    """Per account, its ``top`` strongest shared values as evidence quotes them ("a phone
+    number “…” (3 holders, 3 in this campaign)"), and how many it holds in all."""
     order = ["account", "neglog_p", "k", "value", "kind"]  # ties by value: every engine writes the same line
     held = held.sort(order, descending=[False, True, True, False, False])
     n = held.group_by("account").agg(n=pl.len())
-    held = _with_text(held.group_by("account", maintain_order=True).head(top), texts)
     parts: dict[int, list[str]] = {}
-    for r in held.to_dicts():
+    for r in _with_text(held.group_by("account", maintain_order=True).head(top), texts).to_dicts():
         parts.setdefault(r["account"], []).append(
-            f"{_a(_label(r['kind'], r['kind']))} {_value(r)} ({r['k']:,} holders, {r['inside']:,} in this campaign)"
+            f"{_a(_label(r['kind'], r['kind']))} {_value(r)} ({r['k']:,} holders, {r['inside']:,} in {campaign})"
         )
-    total = dict(zip(n["account"].to_list(), n["n"].to_list(), strict=True))
+    return parts, dict(zip(n["account"].to_list(), n["n"].to_list(), strict=True))
+
+
+def _member_lines(member_arts: pl.DataFrame, accounts: pl.DataFrame, texts: pl.DataFrame, top: int = 3) -> dict[int, list[str]]:
+    """Per campaign member, the shared values it holds itself (strongest first): the campaign's
+    lines say what the members share, this one which of it ties this account in."""
+    parts, total = _held_values(member_arts.join(accounts, on="account", how="semi"), texts, top, "this campaign")
     return {
         a: [f"holds {total[a]:,} of the values that tie this campaign: {'; '.join(ps)}"
             + (f"; and {total[a] - len(ps):,} more" if total[a] > len(ps) else "")]
@@ -225,13 +229,7 @@ def _member_lines(member_arts: pl.DataFrame, accounts: pl.DataFrame, texts: pl.D
 def _unlike_lines(unlike: pl.DataFrame, held: pl.DataFrame, texts: pl.DataFrame, top: int = 2) -> dict[int, str]:
     """Why an account tied to a campaign by its networks alone was let out of it: which of the
     campaign's values it holds, and how far it behaves from the members."""
-    order = ["account", "neglog_p", "k", "value", "kind"]  # ties by value: every engine writes the same line
-    held = _with_text(held.sort(order, descending=[False, True, True, False, False]).group_by("account", maintain_order=True).head(top), texts)
-    shared: dict[int, list[str]] = {}
-    for r in held.to_dicts():
-        shared.setdefault(r["account"], []).append(
-            f"{_a(_label(r['kind'], r['kind']))} {_value(r)} ({r['k']:,} holders, {r['inside']:,} in the campaign)"
-        )
+    shared, _ = _held_values(held, texts, top, "the campaign")
     return {
         r["account"]: (
             f"not flagged: shares only networks or devices with campaign {r['campaign']} "
