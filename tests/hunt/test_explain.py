@@ -127,3 +127,23 @@ def test_an_account_taken_out_of_a_campaign_says_what_it_shares_and_how_it_diffe
     assert f"({value['k']:,} holders, {value['inside']:,} in the campaign)" in lines[0]
     assert "lies 2.55 from theirs (most on template.ts_concentration)" in lines[0] and lines[0].endswith("lies within 1.98")
     assert lines[-1].startswith("behaviour score ")
+
+
+def test_a_campaign_that_outnumbers_the_top_tail_is_explained_by_its_mean_rank() -> None:
+    """80 naive scrapers among 150 casual users and the traps: the population's top tenth
+    holds too few accounts for half of the campaign, so its artifacts pass on the rank test,
+    and the evidence says that, not "m of the k rank in the top 10 %"."""
+    ex, acc, arche = population(seed=3, campaign=80, casual=150)
+    det = HuntDetector()
+    det.observe_accounts(acc.to_arrow())
+    det.observe(ex.to_arrow())
+    findings, orgs = det.findings()
+    scored = score(findings, orgs, det.state.index, det.config)
+    texts = pl.concat([f.texts for f in findings.values() if f.texts is not None and f.texts.height])
+    _, campaigns = explain(scored, findings, texts, det.config)
+    (camp,) = campaigns
+    assert {arche[a] for a in camp["accounts"]} == {"naive_scraper"} and camp["size"] == 80
+    shared = [a for a in camp["shared_artifacts"] if a["kind"] == "device"]
+    assert shared and all(a["test"] == "rank" and a["unusual_carriers"] < a["carriers"] / 2 for a in shared)
+    line = next(x for x in camp["evidence"] if x.startswith("shares device fingerprint"))
+    assert "their behaviour ranks average the 8" in line and "of the 80 rank in its top 20%" in line

@@ -34,6 +34,32 @@ def test_shared_artifact_of_unusual_accounts_links_them_and_ordinary_ones_do_not
     assert comp["component"].n_unique() == 1
 
 
+def test_a_fleet_that_outnumbers_the_top_tail_links_by_its_mean_rank_and_a_crowd_does_not() -> None:
+    # A log's first hours: 300 ranked accounts, the top tenth 30 slots. Two fleets (50 and 25
+    # accounts) fill it, so neither can have half its members there however scripted.
+    rng = np.random.default_rng(3)
+    fleet_a, fleet_b, crowd = list(range(50)), list(range(50, 75)), list(range(75, 175))
+    b = np.concatenate([rng.uniform(6, 10, 75), rng.uniform(3, 6, 100), rng.uniform(0, 3, 125)])
+    behaviour = pl.DataFrame({"account": list(range(300)), "b": b}, schema={"account": pl.UInt32, "b": pl.Float64})
+    rows = [(a, "prefix", 1) for a in fleet_a] + [(a, "prefix", 2) for a in fleet_b]
+    rows += [(a, "model_adopt", 3) for a in fleet_b]  # a supporting kind never links, whatever its rank
+    rows += [(a, "email_domain", 4) for a in crowd]  # busier than most, but ordinary: none in the top fifth
+    p = LinkParams(alpha=0.01)
+    tested = score_artifacts(_arts(rows), behaviour, p)
+    r = {(t["kind"], t["value"]): t for t in tested.to_dicts()}
+    a, bb = r[("prefix", 1)], r[("prefix", 2)]
+    assert a["m"] < a["k"] / 2 and bb["m"] < bb["k"] / 2  # the half rule of the top tenth fails both
+    assert a["significant"] and a["test"] == "rank" and a["u"] > 0.8 and a["w"] >= a["k"] / 2
+    assert bb["significant"] and bb["test"] == "rank"
+    assert not r[("model_adopt", 3)]["significant"] and r[("model_adopt", 3)]["test"] is None
+    c = r[("email_domain", 4)]
+    assert c["u"] > 0.55 and c["w"] == 0 and not c["significant"]
+    # A small fleet in the top tenth passes the tail test, which speaks first.
+    top = behaviour.with_columns(b=pl.when(pl.col("account") >= 295).then(100.0).otherwise(pl.col("b")))
+    few = score_artifacts(_arts([(a, "device", 9) for a in range(295, 300)]), top, p)
+    assert few["test"].to_list() == ["tail"]
+
+
 def test_empty_inputs() -> None:
     behaviour = pl.DataFrame(schema={"account": pl.UInt32, "b": pl.Float64})
     arts = _arts([])

@@ -190,3 +190,36 @@ def test_a_ring_sharing_a_phone_lives_at_its_operators_clock_before_any_member_c
     apart = acc.with_columns(phone_hash=pl.lit(None, pl.String), payment_fp=pl.col("account_id"))
     again = sig.finalize_accounts(apart)
     assert again is not None and again.features["ring_offset"].null_count() == again.features.height
+
+
+def test_in_a_logs_first_days_the_reference_day_comes_from_the_most_active_accounts() -> None:
+    # Two days in: nobody has the 20 active hours a lived offset of its own needs, so no
+    # reference day could be learned from such accounts, yet a ring's pooled hours can speak.
+    rng = random.Random(4)
+    rows: list[dict[str, Any]] = []
+    accounts: dict[str, dict[str, Any]] = {}
+    zones = {"JP": 9, "VN": 7, "TR": 3, "AR": -3, "CO": -5, "CR": -6}  # office hours around the clock in UTC
+    for i in range(60):
+        c = list(zones)[i % len(zones)]
+        _sittings(rows, f"home{i:02d}", zones[c], rng, days=3)
+        accounts[f"home{i:02d}"] = {"country": c}
+    for i, c in enumerate(["US", "DE", "BR", "FR", "GB", "US"]):
+        _sittings(rows, f"ring{i}", 8, rng, days=3)
+        accounts[f"ring{i}"] = {"country": c, "phone_hash": "p-ring"}
+    sig = LivedTimeSignal()
+    _, index = finding(sig, rows)
+    acc = index.join(pl.DataFrame([{"account_id": a, **v} for a, v in accounts.items()], infer_schema_length=None), on="account_id")
+    out = sig.finalize_accounts(acc)
+    assert out is not None
+    f = {r["account_id"]: r for r in out.features.join(index, on="account").to_dicts()}
+    assert max(r["cells"] for r in f.values()) < sig.min_cells and all(r["offset"] is None for r in f.values())
+    (ring_offset,) = {f[f"ring{i}"]["ring_offset"] for i in range(6)}
+    assert ring_offset is not None and abs(ring_offset - 8) <= 1
+    assert all(f[f"home{i:02d}"]["ring_offset"] is None for i in range(60))
+    # half a day in, the most active accounts have not yet covered the day: no reference, nothing lived
+    first = [r for r in rows if r["ts"] < T0 + dt.timedelta(hours=12)]
+    sig2 = LivedTimeSignal()
+    _, index2 = finding(sig2, first)
+    acc2 = index2.join(pl.DataFrame([{"account_id": a, **v} for a, v in accounts.items()], infer_schema_length=None), on="account_id")
+    out2 = sig2.finalize_accounts(acc2)
+    assert out2 is not None and out2.features["ring_offset"].null_count() == out2.features.height

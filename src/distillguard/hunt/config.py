@@ -53,6 +53,9 @@ class LinkParams:
     link_quantile: float = 0.5
     min_carriers: int = 3
     min_high_share: float = 0.5
+    # The rank test's half rule (:func:`distillguard.hunt.link.test_artifacts`): most
+    # carriers rank above this quantile, one tail wider than ``high_quantile``'s.
+    rank_quantile: float = 0.8
     # Family-wise error of the campaign tests; set from ``HuntConfig.target_fpr``.
     alpha: float = 0.01
     identity_max_share: float = 0.01

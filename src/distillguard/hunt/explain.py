@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from distillguard.hunt.config import HuntConfig
+from distillguard.hunt.config import HuntConfig, LinkParams
 from distillguard.hunt.score import VOLUME, Scored
 from distillguard.signals import artifact_kinds
 from distillguard.signals.base import Finding
@@ -41,7 +41,7 @@ def explain(
     )
     # Evidence: campaign artifacts first, then the account's own strongest signals.
     explainers = {name: f.explain for name, f in findings.items() if f.explain is not None}
-    art_lines = _artifact_lines(comp_arts, camp, texts, config.link.high_quantile, config.link.supporting)
+    art_lines = _artifact_lines(comp_arts, camp, texts, config.link)
     for comp_id, n in assoc.group_by("component").agg(n=pl.col("account").n_unique()).iter_rows():
         art_lines.setdefault(comp_id, []).insert(
             0,
@@ -262,20 +262,21 @@ def _web_lines(comp_webs: pl.DataFrame, ties: pl.DataFrame, comp: pl.DataFrame) 
     return out
 
 
-def _artifact_lines(
-    comp_arts: pl.DataFrame, camp: pl.DataFrame, texts: pl.DataFrame, high_quantile: float, supporting: tuple[str, ...]
-) -> dict[int, list[str]]:
+def _artifact_lines(comp_arts: pl.DataFrame, camp: pl.DataFrame, texts: pl.DataFrame, link: LinkParams) -> dict[int, list[str]]:
     keep = comp_arts.filter(pl.col("component").is_in(camp["component"].implode()))
     keep = _with_text(keep, texts)
     out: dict[int, list[str]] = {}
-    keep = keep.with_columns(supporting=pl.col("kind").is_in(list(supporting)))
+    keep = keep.with_columns(supporting=pl.col("kind").is_in(list(link.supporting)))
     # Ties broken by value, then kind: every engine writes the same sentence first.
     order = ["component", "supporting", "neglog_p", "k", "value", "kind"]
     for r in keep.sort(order, descending=[False, False, True, True, False, False]).to_dicts():
-        out.setdefault(r["component"], []).append(
-            f"shares {_label(r['kind'], r['kind'])} {_value(r)} with {r['k'] - 1:,} other accounts; {r['m']:,} of the {r['k']:,} rank in the "
-            f"population's top {1 - high_quantile:.0%} for scripted behaviour (chance p = {_sig(r['neglog_p'])})"
-        )
+        shares = f"shares {_label(r['kind'], r['kind'])} {_value(r)} with {r['k'] - 1:,} other accounts"
+        if r["test"] == "rank":  # the fleet outnumbers the top tail: its mean rank speaks
+            why = (f"their behaviour ranks average the {_ordinal(round(100 * r['u']))} percentile of the population and "
+                   f"{r['w']:,} of the {r['k']:,} rank in its top {1 - link.rank_quantile:.0%}")  # fmt: skip
+        else:
+            why = f"{r['m']:,} of the {r['k']:,} rank in the population's top {1 - link.high_quantile:.0%} for scripted behaviour"
+        out.setdefault(r["component"], []).append(f"{shares}; {why} (chance p = {_sig(r['neglog_p'])})")
     return out
 
 
@@ -314,7 +315,8 @@ def _campaigns(
                     {"kind": a["kind"], "label": _label(a["kind"], a["kind"]),
                      "value": a["text"] if a["text"] is not None else f"#{a['value']:016x}",
                      "id": f"{a['value']:016x}", "carriers": int(a["k"]),
-                     "unusual_carriers": int(a["m"]), "neglog10_p": round(float(a["neglog_p"]), 1)}
+                     "unusual_carriers": int(a["m"]), "mean_rank": round(float(a["u"]), 3), "test": a["test"],
+                     "neglog10_p": round(float(a["neglog_p"]), 1)}
                     for a in arts.to_dicts()
                 ],
                 "risk": round(float(c["c_risk"]), 4),

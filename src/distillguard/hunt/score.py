@@ -65,7 +65,7 @@ class Scored:
     web_ties: pl.DataFrame
     associated: pl.DataFrame
     meta: dict[str, Any]
-    artifacts_tested: pl.DataFrame  # every shared artifact's test (k, m, neglog_p, cut, significant)
+    artifacts_tested: pl.DataFrame  # every shared artifact's test (k, m, u, w, neglog_p, cut, significant, test)
     webs_tested: pl.DataFrame  # every identity web's test
     # Taken out of a campaign: tied to it by networks alone, behaving unlike its members
     # (``account, campaign, distance, spread, feature``; :func:`~distillguard.hunt.cluster.drop_unlike_bystanders`),
@@ -217,10 +217,10 @@ def score(
     # Campaigns: components with enough accounts; strength = their strongest artifact.
     members = comp.join(feats.select("account", "account_id", "b"), on="account")
     sizes = members.group_by("component").agg(size=pl.len())
-    held = artifacts.join(sig.select("kind", "value", "k", "m", "neglog_p"), on=["kind", "value"]).join(comp, on="account")
+    held = artifacts.join(sig.select("kind", "value", "k", "m", "u", "w", "test", "neglog_p"), on=["kind", "value"]).join(comp, on="account")
     comp_arts = (
         held.group_by("component", "kind", "value")
-        .agg(pl.col("k").first(), pl.col("m").first(), pl.col("neglog_p").first(), inside=pl.len())
+        .agg(pl.col("k", "m", "u", "w", "test", "neglog_p").first(), inside=pl.len())
         .sort("component", "neglog_p", "k", "value", "kind", descending=[False, True, True, False, False])
     )
     # Which of those values each member holds: its own evidence names what tied it in.

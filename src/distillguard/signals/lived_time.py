@@ -109,6 +109,26 @@ def profiles(hour: pl.DataFrame) -> Profiles:
     return Profiles(uniq.astype(np.uint32), counts, cells)
 
 
+def _reference_rows(p: Profiles, claimed: np.ndarray, min_cells: int, min_reference: int) -> np.ndarray:
+    """The accounts a reference day is learned from: those with a known single-offset claim
+    (``claimed``) and ``min_cells`` active hours. In a log's first days fewer than
+    ``min_reference`` have that many; then the ``min_reference`` most active of them (and
+    every account as active as the last of those), once together they have been seen in
+    every hour of the day. The reference is a mean over many accounts, so it needs many
+    accounts, not long ones; each account's own offset still needs ``min_cells``."""
+    enough: np.ndarray = claimed & (p.cells >= min_cells)
+    if enough.sum() >= min_reference or claimed.sum() < min_reference:
+        return enough
+    floor = np.sort(p.cells[claimed])[::-1][min_reference - 1]
+    most: np.ndarray = claimed & (p.cells >= max(floor, 1.0))
+    return most if (p.counts[most].sum(axis=0) > 0).all() else enough
+
+
+def _early(p: Profiles, rows: np.ndarray, min_cells: int) -> bool:
+    """Whether a reference day was learned from accounts short of ``min_cells`` (a log's first days)."""
+    return bool(rows.any() and p.cells[rows].min() < min_cells)
+
+
 def circ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Circular distance in hours between offsets (broadcasting)."""
     d = np.abs(a - b) % HOURS
@@ -286,6 +306,7 @@ class LivedTimeSignal(Signal):
         # The day shapes of the last full :meth:`lived` and every account's fit against them
         # (``account, k, share, conf``): the calibration :meth:`refinalize_accounts` reuses.
         self._fitted: tuple[np.ndarray, pl.DataFrame] | None = None
+        self._early = False  # whether that reference was learned in a log's first days
         # The accounts table's ring columns and the rings found in them: the live re-score
         # reads an unchanged table every few seconds (finding rings: 0.3 s at 196,017 accounts).
         self._rings: tuple[pl.DataFrame, pl.DataFrame] | None = None
@@ -324,7 +345,7 @@ class LivedTimeSignal(Signal):
         p = self._profiles
         if p is None:
             return None
-        if self._fitted is None:
+        if self._fitted is None or self._early:  # an early reference moves with every hour: learn it again
             return self.finalize_accounts(accounts)
         r, prev = self._fitted
         claim, _, gaps, ci = self._claim_gaps(p, accounts)
@@ -372,12 +393,14 @@ class LivedTimeSignal(Signal):
         # Pass 1: accounts billed where one offset holds all year; where too few are, those
         # whose country keeps one offset and summer time, at standard time (an hour's blur).
         k = share = conf = r = None
+        self._early = False
         for exact in (True, False):
             shift = np.array([_single_offset(table.get(c, ()), exact) for c in codes] + [np.nan])[
                 ci
             ]
-            first = enough & ~np.isnan(shift)
+            first = _reference_rows(p, ~np.isnan(shift), self.min_cells, self.min_reference)
             if first.sum() >= self.min_reference:
+                self._early = _early(p, first, self.min_cells)
                 r = reference(p.counts[first], shift[first])
                 k, share, conf = self._fit(p, enough, r)
                 break
@@ -393,6 +416,7 @@ class LivedTimeSignal(Signal):
             snap = np.where(snap == np.round(snap), snap, OFFSETS[k])
             agree = enough & (conf >= self.min_confidence) & (gaps[ci, k] <= 1.0)
             if agree.sum() >= self.min_reference:
+                self._early = False
                 r = reference(p.counts[agree], snap[agree])
                 k, share, conf = self._fit(p, enough, r)
         found = self._finding(p, claim, ci, gaps, k, share, conf)
