@@ -25,10 +25,9 @@ class Explained(NamedTuple):
     campaigns: list[dict[str, Any]]
 
 
-@pytest.fixture(scope="module")
-def explained() -> Explained:
-    """The small population (a naive campaign among casual users) hunted, scored and explained."""
-    ex, acc, arche = population(seed=3)
+def _explained(**kw: Any) -> Explained:
+    """A small population (``tests.hunt.population`` with ``kw``) hunted, scored and explained."""
+    ex, acc, arche = population(seed=3, **kw)
     det = HuntDetector()
     det.observe_accounts(acc.to_arrow())
     det.observe(ex.to_arrow())
@@ -36,6 +35,12 @@ def explained() -> Explained:
     scored = score(findings, orgs, det.state.index, det.config)
     texts = pl.concat([f.texts for f in findings.values() if f.texts is not None and f.texts.height])
     return Explained(scored, findings, texts, det.config, arche, *explain(scored, findings, texts, det.config))
+
+
+@pytest.fixture(scope="module")
+def explained() -> Explained:
+    """The small population (a naive campaign among casual users) hunted, scored and explained."""
+    return _explained()
 
 
 def test_evidence_and_campaign_summaries(explained: Explained) -> None:
@@ -133,15 +138,9 @@ def test_a_campaign_that_outnumbers_the_top_tail_is_explained_by_its_mean_rank()
     """80 naive scrapers among 150 casual users and the traps: the population's top tenth
     holds too few accounts for half of the campaign, so its artifacts pass on the rank test,
     and the evidence says that, not "m of the k rank in the top 10 %"."""
-    ex, acc, arche = population(seed=3, campaign=80, casual=150)
-    det = HuntDetector()
-    det.observe_accounts(acc.to_arrow())
-    det.observe(ex.to_arrow())
-    findings, orgs = det.findings()
-    scored = score(findings, orgs, det.state.index, det.config)
-    texts = pl.concat([f.texts for f in findings.values() if f.texts is not None and f.texts.height])
-    _, campaigns = explain(scored, findings, texts, det.config)
-    (camp,) = campaigns
+    got = _explained(campaign=80, casual=150)
+    arche = got.arche
+    (camp,) = got.campaigns
     assert {arche[a] for a in camp["accounts"]} == {"naive_scraper"} and camp["size"] == 80
     shared = [a for a in camp["shared_artifacts"] if a["kind"] == "device"]
     assert shared and all(a["test"] == "rank" and a["unusual_carriers"] < a["carriers"] / 2 for a in shared)
