@@ -124,11 +124,6 @@ def _reference_rows(p: Profiles, claimed: np.ndarray, min_cells: int, min_refere
     return most if (p.counts[most].sum(axis=0) > 0).all() else enough
 
 
-def _early(p: Profiles, rows: np.ndarray, min_cells: int) -> bool:
-    """Whether a reference day was learned from accounts short of ``min_cells`` (a log's first days)."""
-    return bool(rows.any() and p.cells[rows].min() < min_cells)
-
-
 def circ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Circular distance in hours between offsets (broadcasting)."""
     d = np.abs(a - b) % HOURS
@@ -400,7 +395,7 @@ class LivedTimeSignal(Signal):
             ]
             first = _reference_rows(p, ~np.isnan(shift), self.min_cells, self.min_reference)
             if first.sum() >= self.min_reference:
-                self._early = _early(p, first, self.min_cells)
+                self._early = bool(p.cells[first].min() < self.min_cells)
                 r = reference(p.counts[first], shift[first])
                 k, share, conf = self._fit(p, enough, r)
                 break
