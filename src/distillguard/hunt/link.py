@@ -204,7 +204,7 @@ def identity_components(
         )
     )
     testable = (pl.col("size") >= p.min_campaign) & (pl.col("n") >= 2)
-    neglog_p = np.minimum(-norm.logsf(stats["z"].to_numpy()) / np.log(10.0), 300.0)
+    neglog_p = mean_rank_neglog_p(stats["u"].to_numpy(), stats["n"].to_numpy().astype(np.float64))
     stats = holm(stats.with_columns(neglog_p=pl.Series(neglog_p), testable=testable), p.alpha)
     sig = stats.filter("significant").select("web")
     ties = edges.join(webs, on="account").join(sig, on="web")
