@@ -161,6 +161,11 @@ def test_association_measures_a_straggler_against_ordinary_accounts_not_the_camp
     rows = [(a, "phone_hash", 1) for a in (60, 40)] + [(a, "phone_hash", 2) for a in (61, 20)]
     got = associates(_arts(rows), members, behaviour, pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String}), LinkParams())
     assert got["account"].to_list() == [40]
+    # Account 20 also holding member 61's card: two ties, not one coincidence; it joins whatever its rank.
+    rows += [(a, "payment_fp", 3) for a in (61, 20)]
+    got = associates(_arts(rows), members, behaviour, pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String}), LinkParams())
+    assert got["account"].unique().sort().to_list() == [20, 40]
+    assert got.filter(pl.col("account") == 20)["kind"].to_list() == ["payment_fp", "phone_hash"]
 
 
 def test_cells_of_one_operator_join_through_a_pool_most_of_them_use_and_ordinary_cells_stay_out() -> None:

@@ -49,6 +49,7 @@ def test_templates_count_members_and_others(camp: dict[str, Any]) -> None:
     assert t["top"][0] == {"text": "you are asked to come up", "accounts": 5, "elsewhere": 0, "median_share": 1.0}
     assert t["top"][1]["text"] == "other opening" and len(t["top"]) == 2
     assert t["shared_templates"][0]["text"] == "you are asked to come up"
+    assert (t["shared_templates"][0]["mean_rank"], t["shared_templates"][0]["test"]) == (0.97, "tail")
 
 
 def test_output_length_histogram(camp: dict[str, Any]) -> None:

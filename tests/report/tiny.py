@@ -66,7 +66,8 @@ def tiny_hunt(out: Path, log: Path | None) -> Path:
     camp = {"id": "C001", "accounts": CAMPAIGN, "size": 6, "span": ["2026-04-22", "2026-04-24"], "exchanges": 180,
             "risk": 0.95, "evidence": ["campaign-wide sentence"],
             "shared_artifacts": [{"kind": "tpl_head", "label": "prompt template (same opening words)",
-                                  "value": "you are asked to come up", "carriers": 5, "unusual_carriers": 5}]}  # fmt: skip
+                                  "value": "you are asked to come up", "carriers": 5, "unusual_carriers": 5,
+                                  "mean_rank": 0.97, "test": "tail"}]}  # fmt: skip
     meta = {"logs": [str(log)] if log is not None else [], "generated_at": "2026-04-25T00:00:00+00:00"}
     Verdicts(accounts, [camp], meta=meta, features=features).write(out)
     return out

@@ -376,8 +376,10 @@ def associates(
     company domain links nothing), is not one declared organisation's, and at least
     ``associate_min`` of its carriers, and at least half of all, are members of the same
     campaign (``members``: ``account, component``). The account itself must rank at or
-    above the link quantile of the accounts outside every campaign, or be too new to rank:
-    an ordinary user who shares a recycled phone with a fraud ring stays out. An account
+    above the link quantile of the accounts outside every campaign, or be too new to rank,
+    or be tied to the campaign by ``identity_min_ties`` such artifacts (a card and a device:
+    two coincidences are not one): an ordinary user who shares a recycled phone with a fraud
+    ring stays out, a quiet sibling holding a member's card and device does not. An account
     that joined can bring in its own siblings in the next round, up to
     ``associate_rounds`` rounds.
 
@@ -410,7 +412,7 @@ def associates(
             .join(inside, on=["kind", "value"])
             .filter((pl.col("inside") >= p.associate_min) & (2 * pl.col("inside") >= pl.col("k")))
             .join(ranked, on="account", how="left")
-            .filter(pl.col("ok").fill_null(True))
+            .filter(pl.col("ok").fill_null(True) | (pl.len().over("account", "component") >= p.identity_min_ties))
             .drop("ok")
         )
         if ties.height == 0:

@@ -204,7 +204,7 @@ def _hours(agg: LogAggregates, g: int) -> dict[str, Any]:
 def _templates(hunt: HuntOutput, members: pl.DataFrame, camp: dict[str, Any]) -> dict[str, Any]:
     shared = [
         {"kind": a["kind"], "label": a.get("label"), "text": a.get("value"), "carriers": a.get("carriers"),
-         "unusual_carriers": a.get("unusual_carriers")}
+         "unusual_carriers": a.get("unusual_carriers"), "mean_rank": a.get("mean_rank"), "test": a.get("test")}
         for a in camp.get("shared_artifacts") or []
         if str(a.get("kind", "")).startswith(("tpl_", "script"))
     ]  # fmt: skip
