@@ -53,3 +53,30 @@ def test_registration_artifacts_and_burst_text() -> None:
     assert "acme.io" in f.texts["text"].to_list()
     assert "2026-04-22 00:00 UTC" in f.texts["text"].to_list()
     assert f.artifacts.filter(pl.col("kind") == "signup_prefix")["value"].n_unique() == 1
+    assert "203.0.113.0/24 in the week of 2026-04-20" in f.texts["text"].to_list()
+
+
+def test_a_signup_network_ties_accounts_registered_from_it_in_the_same_week_only() -> None:
+    # A wave registered from a proxy /24 within hours; a home user of that /24 signed up months before.
+    created = [T0, T0 + dt.timedelta(hours=2), T0 - dt.timedelta(days=90), T0 + dt.timedelta(days=1)]
+    acc = pl.DataFrame(
+        {
+            "account": pl.Series([0, 1, 2, 3], dtype=pl.UInt32),
+            "account_id": ["w1", "w2", "home", "later"],
+            "created_at": created,
+            "email": [None] * 4,
+            "email_domain": [None] * 4,
+            "phone_hash": [None] * 4,
+            "payment_fp": [None] * 4,
+            "signup_ip": ["198.51.100.7", "198.51.100.200", "198.51.100.33", "2001:db8::1"],
+            "verified": [False] * 4,
+            "org_id": [None] * 4,
+        },
+        schema_overrides={c: pl.String for c in ("email", "email_domain", "phone_hash", "payment_fp", "org_id")},
+    )
+    f = RegistrationSignal().finalize_accounts(acc)
+    assert f.artifacts is not None
+    net = f.artifacts.filter(pl.col("kind") == "signup_prefix").sort("account")
+    assert net["account"].to_list() == [0, 1, 2, 3]  # an IPv6 address is its own network
+    v = net["value"].to_list()
+    assert v[0] == v[1] and len({v[0], v[2], v[3]}) == 3

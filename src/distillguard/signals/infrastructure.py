@@ -36,6 +36,11 @@ _U: dict[str, DType] = {"account": pl.UInt32, "value": pl.UInt64}
 ARTIFACT_COLUMNS = {"prefix": "ip_prefix", "device": "device_fp", "ua": "user_agent"}
 
 
+def network_of(ip: pl.Expr) -> pl.Expr:
+    """The /24 of an IPv4 address as the log's ``ip_prefix`` writes it (``a.b.c.0/24``); null otherwise."""
+    return ip.str.extract(r"^(\d+\.\d+\.\d+)\.\d+$", 1) + ".0/24"
+
+
 @cache
 def hosting_asns() -> frozenset[int]:
     doc = yaml.safe_load(resources.files("distillguard").joinpath("rules/asn.yaml").read_text())
@@ -67,8 +72,7 @@ class InfrastructureSignal(Signal):
         self.min_share = min_share
 
     def enrich(self, batch: pl.DataFrame) -> pl.DataFrame:
-        v4 = pl.col("ip").str.extract(r"^(\d+\.\d+\.\d+)\.\d+$", 1) + ".0/24"
-        prefix = pl.coalesce(pl.col("ip_prefix"), v4)
+        prefix = pl.coalesce(pl.col("ip_prefix"), network_of(pl.col("ip")))
         def h(e: pl.Expr, seed: int) -> pl.Expr:
             return pl.when(e.is_not_null()).then(e.hash(seed))
 

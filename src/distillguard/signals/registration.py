@@ -14,6 +14,7 @@ from typing import ClassVar
 import polars as pl
 
 from distillguard.signals.base import ARTIFACTS_SCHEMA, ArtifactKind, Finding, Signal, State
+from distillguard.signals.infrastructure import network_of
 
 REG_ARTIFACTS = ("email_domain", "phone_hash", "payment_fp", "signup_prefix")
 
@@ -27,7 +28,10 @@ class RegistrationSignal(Signal):
         "email_domain": ArtifactKind("email domain", identity=True),
         "phone_hash": ArtifactKind("phone number", identity=True),
         "payment_fp": ArtifactKind("payment method", identity=True),
-        "signup_prefix": ArtifactKind("sign-up IP prefix", bystander=True),
+        # The network and the week: a wave registered from one proxy /24 within hours shares
+        # it; a home user who signed up from that /24 months before the fleet used it as an
+        # exit does not (counted as a second tie beside the /24 itself, it flagged such users).
+        "signup_prefix": ArtifactKind("sign-up network and week", bystander=True),
         "signup_burst": ArtifactKind("sign-up hour", links=False),
     }
 
@@ -53,9 +57,8 @@ class RegistrationSignal(Signal):
     def _finalize_accounts(self, accounts: pl.DataFrame) -> Finding:
         a = accounts.with_columns(
             email_domain=pl.coalesce(pl.col("email_domain"), pl.col("email").str.extract(r"@(.+)$", 1)).str.to_lowercase(),
-            signup_prefix=pl.coalesce(
-                pl.col("signup_ip").str.extract(r"^(\d+\.\d+\.\d+)\.\d+$", 1), pl.col("signup_ip")
-            ),
+            signup_prefix=pl.coalesce(network_of(pl.col("signup_ip")), pl.col("signup_ip"))
+            + pl.coalesce(" in the week of " + pl.col("created_at").dt.truncate("1w").dt.strftime("%Y-%m-%d"), pl.lit("")),
             burst=(pl.col("created_at").dt.epoch("s") // (self.burst_minutes * 60)),
         )
         arts = [
