@@ -61,7 +61,7 @@ def test_artifacts(artifacts: pl.DataFrame, behaviour: pl.DataFrame, p: LinkPara
     # Strictly above: ties at the quantile (e.g. many identical scores) are not "unusual".
     base = float(np.mean(behaviour["b"].to_numpy() > q_high))
     base = min(max(base, 1e-6), 1.0 - 1e-6)
-    ranked = behaviour.select("account", high=pl.col("b") > q_high, u=(pl.col("b").rank("average") - 0.5) / pl.len())
+    ranked = behaviour.select("account", high=pl.col("b") > q_high, u=_rank())
     g = _carriers(artifacts, ranked.with_columns(wide=pl.col("u") > p.rank_quantile))
     k = g["k"].to_numpy().astype(np.int64)
     m = g["m"].to_numpy().astype(np.int64)
@@ -82,6 +82,11 @@ def test_artifacts(artifacts: pl.DataFrame, behaviour: pl.DataFrame, p: LinkPara
         cut=pl.lit(float(cut)),
         q_high=pl.lit(float(q_high)),
     )
+
+
+def _rank() -> pl.Expr:
+    """Each account's behaviour rank in (0, 1), the uniform variable both rank tests average."""
+    return (pl.col("b").rank("average") - 0.5) / pl.col("b").count()
 
 
 def mean_rank_neglog_p(u: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -162,7 +167,7 @@ def identity_components(
         return empty, stats_empty, ties_empty
     kmax = max(p.min_campaign * 2, int(p.identity_max_share * n_pop))
     ident, keep = _shared_identity(artifacts, orgs, p, kmax, shared)
-    ranks = behaviour.select("account", u=(pl.col("b").rank("average") - 0.5) / pl.col("b").count())
+    ranks = behaviour.select("account", u=_rank())
     keep = _unusual_carriers(ident.join(keep.select("kind", "value"), on=["kind", "value"]), ranks, p)
     edges = ident.join(keep, on=["kind", "value"]).select("account", "kind", "value")
     # Keep accounts tied by at least two shared artifacts: one coincidence (a popular
