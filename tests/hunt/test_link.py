@@ -144,6 +144,14 @@ def test_association_joins_accounts_tied_to_a_campaign_by_a_small_identity_artif
     ]
     one_round = associates(_arts(rows), members, behaviour, orgs, LinkParams(associate_rounds=1))
     assert 811 not in one_round["account"].to_list()
+    # A chain of single devices from a member (950 -> 861 -> ... -> 865) joins link after link
+    # until nothing is left to join, not for a fixed three rounds; the cap still stops it.
+    links = [950, 861, 862, 863, 864, 865]
+    chain = [(a, "device", 100 + i) for i in range(5) for a in links[i : i + 2]]
+    joined = associates(_arts([*rows, *chain]), members, behaviour, orgs, LinkParams())["account"].to_list()
+    assert {861, 862, 863, 864, 865} <= set(joined)
+    capped = associates(_arts([*rows, *chain]), members, behaviour, orgs, LinkParams(associate_rounds=3))["account"].to_list()
+    assert {861, 862, 863} <= set(capped) and not {864, 865} & set(capped)
     # An account with no traffic yet (no rank) rides with the tie; one below the median does not.
     got = associates(_arts([*rows, (2000, "device", 9), (950, "device", 9)]), members, behaviour, orgs, LinkParams())
     assert 2000 in got["account"].to_list() and 100 not in got["account"].to_list()

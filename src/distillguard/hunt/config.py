@@ -71,8 +71,9 @@ class LinkParams:
     # (at most ``identity_testable`` carriers) of which at least ``associate_min`` carriers,
     # and at least half of all, are one campaign's members, joins that campaign.
     associate_min: int = 1
-    # An associated account can pull in its own siblings, for this many rounds in all.
-    associate_rounds: int = 3
+    # An associated account pulls in its own siblings, round after round until nothing joins;
+    # this caps the rounds (a chain of single ties that long is rarer than a fleet).
+    associate_rounds: int = 10
     merge_ratio: float = 0.1
     merge_bridge: float = 1.0
     min_part_share: float = 0.05
