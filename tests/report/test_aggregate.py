@@ -67,7 +67,9 @@ def test_hours_on_both_clocks_and_per_day_counts(log: Path, tmp_path: Path) -> N
     assert per_day.height == 3 * (len(CAMPAIGN) + len(PEOPLE))
     shared = agg.pairs.filter(pl.col("value") == "bot-sdk")
     assert shared.height == 6 and set(agg.pairs["kind"].unique()) >= {"ip_prefix", "device_fp", "signup_prefix"}
-    assert agg.pairs.filter(pl.col("kind") == "signup_prefix")["value"].unique().to_list().count("45.77.1.0/24") == 1
+    # the hunt's sign-up artifact, network and week (signals/registration.py: signup_network)
+    signups = agg.pairs.filter(pl.col("kind") == "signup_prefix")["value"].unique().to_list()
+    assert signups.count("45.77.1.0/24 in the week of 2026-04-20") == 1
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "jsonl"])

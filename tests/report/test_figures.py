@@ -64,7 +64,7 @@ def test_infrastructure_links_bots_by_what_they_share(camp: dict[str, Any]) -> N
     g = camp["figures"]["infrastructure"]
     arts = {(n["kind"], n["id"]): n for n in g["nodes"] if n["type"] == "artifact"}
     assert set(arts) == {("device_fp", "bot-sdk"), ("ip_prefix", "45.77.1.0/24"), ("email_domain", "bots.example"),
-                         ("signup_prefix", "45.77.1.0/24")}  # fmt: skip
+                         ("signup_prefix", "45.77.1.0/24 in the week of 2026-04-20")}  # fmt: skip
     assert all(n["in_campaign"] == 6 and n["carriers"] == 6 for n in arts.values())
     assert g["accounts_shown"] == 6 and len(g["edges"]) == 6 * 4
     assert all(0 <= n["x"] <= 1 and 0 <= n["y"] <= 1 for n in g["nodes"])

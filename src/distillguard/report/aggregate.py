@@ -20,7 +20,7 @@ import polars as pl
 
 from distillguard.errors import ConfigError
 from distillguard.io import LogReader
-from distillguard.signals.infrastructure import network_of
+from distillguard.signals.registration import signup_network
 
 __all__ = ["BENIGN", "HuntOutput", "LogAggregates", "aggregate_log", "claimed_offsets", "count_batches", "find_log", "read_hunt"]
 
@@ -129,7 +129,7 @@ def _accounts_frame(hunt: HuntOutput, readers: Sequence[LogReader]) -> tuple[pl.
         .with_columns(
             g=pl.col("campaign").replace_strict(gmap, default=BENIGN, return_dtype=pl.UInt16),
             off=claimed_offsets(pl.col("country")),
-            signup_prefix=pl.coalesce(network_of(pl.col("signup_ip")), pl.col("signup_ip")),
+            signup_prefix=signup_network(pl.col("signup_ip"), pl.col("created_at")),
         )
         .sort("account_id")  # a full join's order varies from run to run; the index must not
         .with_row_index("a")

@@ -42,7 +42,7 @@ ARTIFACT_LABELS = {
     "email_domain": "email domain",
     "phone_hash": "phone number",
     "payment_fp": "payment method",
-    "signup_prefix": "sign-up IP prefix",
+    "signup_prefix": "sign-up network and week",
 }
 
 

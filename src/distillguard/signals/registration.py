@@ -19,6 +19,14 @@ from distillguard.signals.infrastructure import network_of
 REG_ARTIFACTS = ("email_domain", "phone_hash", "payment_fp", "signup_prefix")
 
 
+def signup_network(signup_ip: pl.Expr, created_at: pl.Expr) -> pl.Expr:
+    """The ``signup_prefix`` artifact's text: the /24 an account registered from (the address
+    itself where it is not IPv4) and the week it registered, e.g. ``45.77.1.0/24 in the week
+    of 2026-04-20``. The hunt links on it and the report draws it, so both say the same."""
+    week = " in the week of " + created_at.dt.truncate("1w").dt.strftime("%Y-%m-%d")
+    return pl.coalesce(network_of(signup_ip), signup_ip) + pl.coalesce(week, pl.lit(""))
+
+
 class RegistrationSignal(Signal):
     """Reads the accounts table (:meth:`finalize_accounts`); keeps no per-exchange state."""
 
@@ -57,8 +65,7 @@ class RegistrationSignal(Signal):
     def _finalize_accounts(self, accounts: pl.DataFrame) -> Finding:
         a = accounts.with_columns(
             email_domain=pl.coalesce(pl.col("email_domain"), pl.col("email").str.extract(r"@(.+)$", 1)).str.to_lowercase(),
-            signup_prefix=pl.coalesce(network_of(pl.col("signup_ip")), pl.col("signup_ip"))
-            + pl.coalesce(" in the week of " + pl.col("created_at").dt.truncate("1w").dt.strftime("%Y-%m-%d"), pl.lit("")),
+            signup_prefix=signup_network(pl.col("signup_ip"), pl.col("created_at")),
             burst=(pl.col("created_at").dt.epoch("s") // (self.burst_minutes * 60)),
         )
         arts = [
