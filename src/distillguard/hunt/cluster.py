@@ -17,6 +17,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from distillguard.hunt.config import LinkParams, ScoreParams
+from distillguard.signals import claim_relative_features
 
 __all__ = ["components", "drop_unlike_bystanders", "find_root", "rejoin_same_profile", "split_loose"]
 
@@ -250,9 +251,13 @@ def rejoin_same_profile(comp: pl.DataFrame, feats: pl.DataFrame, params: ScorePa
     One operator runs one script, so its accounts share a behaviour profile (the mean of
     each tail score in ``feats``, all columns but ``account``) even when they fall into loosely tied cells; two operators who
     happen to share a public template or a mail domain do not. Parts whose profiles differ
-    by less than ``profile_distance`` on every feature are merged.
+    by less than ``profile_distance`` on every feature are merged. Features measured against
+    what an account claims (:func:`~distillguard.signals.claim_relative_features`) are left
+    out: an operator gives each cell other countries, so its cells' misplacement differs
+    while their script and clock do not.
     """
-    cols = [c for c in feats.columns if c != "account"]
+    claims = claim_relative_features()
+    cols = [c for c in feats.columns if c != "account" and c not in claims]
     if not cols or comp.height == 0:
         return comp.select("account", "component")
     prof = (

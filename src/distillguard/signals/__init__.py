@@ -69,6 +69,13 @@ def artifact_kinds() -> dict[str, ArtifactKind]:
     """Every artifact kind the registered signals declare, by kind."""
     return {k: a for cls in (*SIGNALS.values(), *OPTIONAL.values()) for k, a in cls.artifact_kinds.items()}
 
+
+def claim_relative_features() -> frozenset[str]:
+    """Every feature, named ``<signal>.<feature>`` as the hunt joins them, that measures an
+    account against its claims (:attr:`Signal.claim_relative`)."""
+    return frozenset(f"{cls.name}.{f}" for cls in (*SIGNALS.values(), *OPTIONAL.values()) for f in cls.claim_relative)
+
+
 __all__ = [
     "OPTIONAL",
     "SIGNALS",
@@ -88,6 +95,7 @@ __all__ = [
     "TemplateSignal",
     "TemporalSignal",
     "artifact_kinds",
+    "claim_relative_features",
     "register",
     "tail_score",
     "unregister",

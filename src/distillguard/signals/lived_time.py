@@ -257,6 +257,9 @@ class LivedTimeSignal(Signal):
         "n", "cells", "country", "claimed_offsets", "offset", "fit", "confidence", "tz_gap", "busy_from",
         "busy_hours", "misplaced", "ts_misplaced", "ring_size", "ring_offset",
     )  # fmt: skip
+    # How far the lived zone lies from the claimed one: one operator's cells claim different
+    # countries from one zone, so their misplacement differs while their clocks agree.
+    claim_relative: ClassVar[tuple[str, ...]] = ("ts_misplaced",)
     tables: ClassVar[dict[str, TableSpec]] = {
         # ``days``: bit (day mod 64) set when active in that UTC hour; merged by OR (the
         # fold); "max" only declares the column.
