@@ -195,7 +195,7 @@ def check_finalize_deterministic(sig: Signal) -> None:
 
 def check_features_declared(sig: Signal) -> None:
     """Findings carry exactly the features the signal declares (``Signal.features``), and
-    ``Signal.claim_relative`` names only those."""
+    ``Signal.context_relative`` names only those."""
     batch = sample_batch(10)
     got = set(sig.finalize(sig.update(sig.empty(), _rows(sig, batch)), 12).features.columns)
     found = sig.finalize_accounts(sample_accounts(batch))
@@ -207,8 +207,8 @@ def check_features_declared(sig: Signal) -> None:
         f"signal {sig.name!r}: features {sorted(got - declared)} are not declared in {type(sig).__name__}.features"
         f"; declared but missing: {sorted(declared - got)}"
     )
-    stray = set(sig.claim_relative) - declared
-    assert not stray, f"signal {sig.name!r}: claim_relative {sorted(stray)} are not among its features"
+    stray = set(sig.context_relative) - declared
+    assert not stray, f"signal {sig.name!r}: context_relative {sorted(stray)} are not among its features"
 
 
 def _all_checks() -> Iterator[Check]:

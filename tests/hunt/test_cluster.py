@@ -8,6 +8,7 @@ import pytest
 from distillguard.hunt.cluster import components, drop_unlike_bystanders, rejoin_same_profile
 from distillguard.hunt.config import LinkParams, ScoreParams
 from distillguard.hunt.link import test_artifacts as score_artifacts
+from distillguard.signals import context_relative_features
 
 from .graphs import arts as _arts
 
@@ -86,10 +87,12 @@ def test_parts_that_behave_alike_are_rejoined_and_different_ones_are_not() -> No
     assert rejoin_same_profile(comp, feats, ScoreParams(profile_distance=0.01))["component"].n_unique() == 3
 
 
-def test_parts_that_differ_only_in_what_they_claim_are_rejoined() -> None:
-    # Three cells of one operator: one script, one clock, each cell claiming other countries,
-    # so how far their lived zone lies from the claimed one differs. A fourth part runs
-    # another script.
+@pytest.mark.parametrize("context", ["lived_time.ts_misplaced", "proxy_pool.ts_pool"])
+def test_parts_that_differ_only_in_their_context_are_rejoined(context: str) -> None:
+    # Three cells of one operator: one script, one clock, each cell claiming other countries
+    # (so how far their lived zone lies from the claimed one differs) or sitting more or less
+    # densely in the proxy pool (so how far their addresses overlap the pool's differs). A
+    # fourth part runs another script.
     comp = pl.DataFrame(
         {"account": range(8), "component": [10, 10, 11, 11, 12, 12, 13, 13], "whole": [1] * 8},
         schema={"account": pl.UInt32, "component": pl.Int64, "whole": pl.Int64},
@@ -98,14 +101,15 @@ def test_parts_that_differ_only_in_what_they_claim_are_rejoined() -> None:
         {
             "account": range(8),
             "temporal.ts_peak_daily": [1.0, 1.1, 1.0, 0.9, 1.1, 1.0, 2.5, 2.6],
-            "lived_time.ts_misplaced": [0.5, 0.6, 1.1, 1.1, 1.8, 1.9, 1.8, 1.9],
+            context: [0.5, 0.6, 1.1, 1.1, 1.8, 1.9, 1.8, 1.9],
         },
-        schema={"account": pl.UInt32, "temporal.ts_peak_daily": pl.Float64, "lived_time.ts_misplaced": pl.Float64},
+        schema={"account": pl.UInt32, "temporal.ts_peak_daily": pl.Float64, context: pl.Float64},
     )
+    assert context in context_relative_features()
     got = rejoin_same_profile(comp, feats, ScoreParams()).sort("account")["component"].to_list()
     assert got == [10] * 6 + [13, 13]
     # the same difference in a feature of what the accounts do keeps the cells apart
-    does = feats.rename({"lived_time.ts_misplaced": "temporal.ts_mean_daily"})
+    does = feats.rename({context: "temporal.ts_mean_daily"})
     assert rejoin_same_profile(comp, does, ScoreParams()).sort("account")["component"].to_list() == [10, 10, 11, 11, 12, 12, 13, 13]
 
 

@@ -17,7 +17,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from distillguard.hunt.config import LinkParams, ScoreParams
-from distillguard.signals import claim_relative_features
+from distillguard.signals import context_relative_features
 
 __all__ = ["components", "drop_unlike_bystanders", "find_root", "rejoin_same_profile", "split_loose"]
 
@@ -252,12 +252,13 @@ def rejoin_same_profile(comp: pl.DataFrame, feats: pl.DataFrame, params: ScorePa
     each tail score in ``feats``, all columns but ``account``) even when they fall into loosely tied cells; two operators who
     happen to share a public template or a mail domain do not. Parts whose profiles differ
     by less than ``profile_distance`` on every feature are merged. Features measured against
-    what an account claims (:func:`~distillguard.signals.claim_relative_features`) are left
-    out: an operator gives each cell other countries, so its cells' misplacement differs
-    while their script and clock do not.
+    an account's context (:func:`~distillguard.signals.context_relative_features`) are left
+    out: an operator gives each cell other countries, and a cell the split set apart for its
+    dense ties overlaps the pool more than the rest, so its misplacement and pool overlap
+    differ while its script and clock do not.
     """
-    claims = claim_relative_features()
-    cols = [c for c in feats.columns if c != "account" and c not in claims]
+    context = context_relative_features()
+    cols = [c for c in feats.columns if c != "account" and c not in context]
     if not cols or comp.height == 0:
         return comp.select("account", "component")
     prof = (

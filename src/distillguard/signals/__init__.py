@@ -70,10 +70,10 @@ def artifact_kinds() -> dict[str, ArtifactKind]:
     return {k: a for cls in (*SIGNALS.values(), *OPTIONAL.values()) for k, a in cls.artifact_kinds.items()}
 
 
-def claim_relative_features() -> frozenset[str]:
+def context_relative_features() -> frozenset[str]:
     """Every feature, named ``<signal>.<feature>`` as the hunt joins them, that measures an
-    account against its claims (:attr:`Signal.claim_relative`)."""
-    return frozenset(f"{cls.name}.{f}" for cls in (*SIGNALS.values(), *OPTIONAL.values()) for f in cls.claim_relative)
+    account against its context, its claims or its co-users (:attr:`Signal.context_relative`)."""
+    return frozenset(f"{cls.name}.{f}" for cls in (*SIGNALS.values(), *OPTIONAL.values()) for f in cls.context_relative)
 
 
 __all__ = [
@@ -95,7 +95,7 @@ __all__ = [
     "TemplateSignal",
     "TemporalSignal",
     "artifact_kinds",
-    "claim_relative_features",
+    "context_relative_features",
     "register",
     "tail_score",
     "unregister",

@@ -333,11 +333,14 @@ class Signal(ABC):
     # ``<name>.<feature>``. Declared so readers (the gateway, a policy, the report) can
     # rely on them; the conformance checks hold a finding to exactly this list.
     features: ClassVar[tuple[str, ...]] = ()
-    # Features that measure the account against what it claims (its country, its locale),
-    # not what it does. An operator varies its claims from cell to cell, so the hunt leaves
-    # them out of the behaviour profile that tells one operator's cells from another's
-    # (:func:`distillguard.hunt.cluster.rejoin_same_profile`). A subset of ``features``.
-    claim_relative: ClassVar[tuple[str, ...]] = ()
+    # Features that measure the account against its context, not what it does: against
+    # what it claims (its country, its locale) or against other accounts that use the same
+    # things (how far its addresses overlap theirs). An operator varies its claims from cell
+    # to cell, and its cells sit in the pool more or less densely, while the script and the
+    # clock stay one; so the hunt leaves these out of the behaviour profile that tells one
+    # operator's cells from another's (:func:`distillguard.hunt.cluster.rejoin_same_profile`).
+    # A subset of ``features``.
+    context_relative: ClassVar[tuple[str, ...]] = ()
     # ``local``: an account's features (but ``population``'s) and artifacts depend on its own
     # rows of the state alone. Then :meth:`refinalize` finalizes only the accounts whose
     # rows changed and recomputes ``population`` (tail scores, medians: columns over every

@@ -259,7 +259,7 @@ class LivedTimeSignal(Signal):
     )  # fmt: skip
     # How far the lived zone lies from the claimed one: one operator's cells claim different
     # countries from one zone, so their misplacement differs while their clocks agree.
-    claim_relative: ClassVar[tuple[str, ...]] = ("ts_misplaced",)
+    context_relative: ClassVar[tuple[str, ...]] = ("ts_misplaced",)
     tables: ClassVar[dict[str, TableSpec]] = {
         # ``days``: bit (day mod 64) set when active in that UTC hour; merged by OR (the
         # fold); "max" only declares the column.

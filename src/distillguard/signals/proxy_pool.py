@@ -127,6 +127,9 @@ class ProxyPoolSignal(Signal):
     # the stealth web of demo seed 11 lost 3 of its 71 flagged accounts. The pool is the
     # evidence; rotation alone is a reviewer's hint.
     features: ClassVar[tuple[str, ...]] = (*_EMPTY_FEATURES, "tail_rotation", "ts_pool")
+    # The overlap is measured against the pool's other users: where a cell sits in the pool,
+    # not what its script does (see ``Signal.context_relative``).
+    context_relative: ClassVar[tuple[str, ...]] = ("ts_pool",)
 
     def __init__(
         self, min_asns: int = 3, core_share: float = 0.5, min_pool: int = 3, alpha: float = 0.01, min_volume: int = 10
