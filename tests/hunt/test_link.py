@@ -131,7 +131,8 @@ def test_association_joins_accounts_tied_to_a_campaign_by_a_small_identity_artif
     rows += [(a, "device", 2) for a in (950, 810)]  # a device shared 1:1 with a member of campaign 8
     rows += [(a, "phone_hash", 12) for a in (810, 811)]  # and 810's own phone: joins in the next round
     rows += [(a, "email_domain", 3) for a in (900, 100)]  # shared with an ordinary account (rank 0.1)
-    rows += [(a, "phone_hash", 4) for a in (901, 820, 821, 822)]  # 1 member of 4 holders: not half
+    rows += [(a, "phone_hash", 4) for a in (901, 820, 821, 120)]  # 1 member of 4, and an ordinary holder: out
+    rows += [(a, "payment_fp", 13) for a in (950, 870, 871)]  # 1 member of 3; the others rank like stragglers: in
     rows += [(a, "email_domain", 5) for a in (*range(902, 912), 830)]  # 11 holders: too big to tell
     rows += [(a, "payment_fp", 6) for a in (902, 840)]  # a card of one declared org
     rows += [(a, "prefix", 7) for a in (900, 850)]  # a network is not an identity artifact
@@ -141,6 +142,8 @@ def test_association_joins_accounts_tied_to_a_campaign_by_a_small_identity_artif
         (800, 7, "email_domain", 1, 4, 3),
         (810, 8, "device", 2, 2, 1),
         (811, 8, "phone_hash", 12, 2, 1),
+        (870, 8, "payment_fp", 13, 3, 1),
+        (871, 8, "payment_fp", 13, 3, 1),
     ]
     one_round = associates(_arts(rows), members, behaviour, orgs, LinkParams(associate_rounds=1))
     assert 811 not in one_round["account"].to_list()

@@ -379,8 +379,11 @@ def associates(
     ties an account that slipped through to siblings already caught. Guilt by association
     is kept narrow: the artifact has at most ``identity_testable`` carriers (a webmail or
     company domain links nothing), is not one declared organisation's, and at least
-    ``associate_min`` of its carriers, and at least half of all, are members of the same
-    campaign (``members``: ``account, component``). The account itself must rank at or
+    ``associate_min`` of its carriers are members of the same campaign (``members``:
+    ``account, component``), and either half of all carriers are, or none of the others ranks
+    below the link quantile below (a ring of the campaign's stragglers, not strangers: at full
+    scale the stealth fleet's missed accounts sit two or three to a front domain with one
+    member; one ordinary holder keeps the artifact out). The account itself must rank at or
     above the link quantile of the accounts outside every campaign, or be too new to rank,
     or be tied to the campaign by ``identity_min_ties`` such artifacts (a card and a device:
     two coincidences are not one): an ordinary user who shares a recycled phone with a fraud
@@ -412,14 +415,15 @@ def associates(
             .group_by("kind", "value", "component")
             .agg(inside=pl.len().cast(pl.UInt32))
         )
+        outside = carriers.filter(pl.col("component").is_null()).drop("component").join(ranked, on="account", how="left")
+        # A ring of the campaign's stragglers, not strangers: no carrier outside it ranks below the ordinary median.
+        ring = outside.group_by("kind", "value").agg(ring=pl.col("ok").fill_null(True).all())
         ties = (
-            carriers.filter(pl.col("component").is_null())
-            .drop("component")
-            .join(inside, on=["kind", "value"])
-            .filter((pl.col("inside") >= p.associate_min) & (2 * pl.col("inside") >= pl.col("k")))
-            .join(ranked, on="account", how="left")
+            outside.join(inside, on=["kind", "value"])
+            .join(ring, on=["kind", "value"], how="left")
+            .filter((pl.col("inside") >= p.associate_min) & ((2 * pl.col("inside") >= pl.col("k")) | pl.col("ring")))
             .filter(pl.col("ok").fill_null(True) | (pl.len().over("account", "component") >= p.identity_min_ties))
-            .drop("ok")
+            .drop("ok", "ring")
         )
         if ties.height == 0:
             break
