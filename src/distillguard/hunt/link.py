@@ -381,7 +381,7 @@ def associates(
     company domain links nothing), is not one declared organisation's, and at least
     ``associate_min`` of its carriers are members of the same campaign (``members``:
     ``account, component``), and either half of all carriers are, or none of the others ranks
-    below the link quantile below (a ring of the campaign's stragglers, not strangers: at full
+    under the ordinary median defined next (a ring of the campaign's stragglers, not strangers: at full
     scale the stealth fleet's missed accounts sit two or three to a front domain with one
     member; one ordinary holder keeps the artifact out). The account itself must rank at or
     above the link quantile of the accounts outside every campaign, or be too new to rank,
