@@ -192,6 +192,36 @@ def test_a_ring_sharing_a_phone_lives_at_its_operators_clock_before_any_member_c
     assert again is not None and again.features["ring_offset"].null_count() == again.features.height
 
 
+def test_a_ring_claiming_its_operators_zone_for_most_members_still_lives_there() -> None:
+    # A careful operator buys identities in many countries, its own zone among them: a ring
+    # of seven at UTC+8 with four members billed around UTC+8 and three far from it claims
+    # places its one clock cannot keep. Most of it is not misplaced; it is still one ring
+    # living where three of its members cannot. A family billed and living in Germany is not.
+    rng = random.Random(11)
+    rows, country = _population()
+    accounts: dict[str, dict[str, Any]] = {a: {"country": c} for a, c in country.items()}
+    claims = ["SG", "MY", "PH", "HK", "US", "DE", "BR"]
+    for i, c in enumerate(claims):
+        _sittings(rows, f"ring{i}", 8, rng)
+        accounts[f"ring{i}"] = {"country": c, "phone_hash": "p-ring" if i < 4 else "p-ring-2", "payment_fp": "card-ring"}
+    for i in range(4):
+        _sittings(rows, f"family{i}", 2, rng)
+        accounts[f"family{i}"] = {"country": "DE", "payment_fp": "card-family"}
+    for a in accounts:
+        accounts[a]["email"] = f"{a}@gmail.example"
+    sig = LivedTimeSignal()
+    _, index = finding(sig, rows)
+    acc = index.join(pl.DataFrame([{"account_id": a, **v} for a, v in accounts.items()], infer_schema_length=None), on="account_id")
+    out = sig.finalize_accounts(acc)
+    assert out is not None and out.artifacts is not None
+    f = {r["account_id"]: r for r in out.features.join(index, on="account").to_dicts()}
+    (ring_offset,) = {f[f"ring{i}"]["ring_offset"] for i in range(len(claims))}
+    assert ring_offset is not None and abs(ring_offset - 8) <= 1 and f["ring0"]["ring_size"] == len(claims)
+    assert all(f[f"family{i}"]["ring_offset"] is None for i in range(4))
+    near = set(out.artifacts.join(index, on="account").filter(pl.col("kind") == "lived_tz_near")["account_id"].to_list())
+    assert {f"ring{i}" for i in range(len(claims))} <= near and not near & {f"family{i}" for i in range(4)}
+
+
 def test_in_a_logs_first_days_the_reference_day_comes_from_the_most_active_accounts() -> None:
     # Two days in: nobody has the 20 active hours a lived offset of its own needs, so no
     # reference day could be learned from such accounts, yet a ring's pooled hours can speak.

@@ -246,9 +246,12 @@ class LivedTimeSignal(Signal):
     (a phone, a card or a front domain shared by three to eight accounts) show them in a
     day. Accounts joined by such a value (held by 2 to ``ring_max`` accounts, not all of
     one declared organisation) are pooled into one profile and fitted like one account;
-    where the ring lives confidently at least ``min_gap`` hours from the claims of most of
-    its members, every member whose own clock does not disagree carries the ring's
-    ``lived_tz``, so rings of one operator meet in the link step the day they start.
+    where the ring lives confidently at least ``min_gap`` hours from the claim of any of
+    its members (one clock, places it cannot keep: an operator buys identities in its own
+    zone too, so in tactics-2026 a ring of seven with four members billed near the
+    operator's zone was left out when most had to be far), every member whose own clock
+    does not disagree carries the ring's ``lived_tz_near``, so rings of one operator meet
+    in the link step the day they start.
     Nothing is added to the behaviour score: a ring's clock links, it does not accuse.
     """
 
@@ -561,14 +564,14 @@ class LivedTimeSignal(Signal):
         if sure.any():
             k[sure], _, conf[sure] = fit(counts[sure], cells[sure], r)
         sure &= conf >= self.ring_confidence
-        # Misplaced: at the ring's offset, most members with a known claim are min_gap away.
+        # Misplaced: at the ring's offset, a member with a known claim is min_gap away (of two told).
         member_gap = gaps[ci[rows], k[inv]]
         known = ~np.isnan(member_gap)
         far = np.bincount(
             inv, weights=(known & (member_gap >= self.min_gap)).astype(float), minlength=len(uniq)
         )
         told = np.bincount(inv, weights=known.astype(float), minlength=len(uniq))
-        misplaced = sure & (told >= 2) & (far >= 0.5 * told)
+        misplaced = sure & (told >= 2) & (far >= 1)
         if not misplaced.any():
             return dataclasses.replace(found, features=none)
         lived = pl.DataFrame(
