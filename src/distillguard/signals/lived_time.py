@@ -564,7 +564,7 @@ class LivedTimeSignal(Signal):
         if sure.any():
             k[sure], _, conf[sure] = fit(counts[sure], cells[sure], r)
         sure &= conf >= self.ring_confidence
-        # Misplaced: at the ring's offset, a member with a known claim is min_gap away (of two told).
+        # Misplaced: two or more members with a known claim, one of them min_gap from the ring's offset.
         member_gap = gaps[ci[rows], k[inv]]
         known = ~np.isnan(member_gap)
         far = np.bincount(
