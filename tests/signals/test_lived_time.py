@@ -56,6 +56,12 @@ def _lived(sig: LivedTimeSignal, rows: list[dict[str, Any]], country: dict[str, 
     return out, feats
 
 
+
+def _accounts_table(index: pl.DataFrame, accounts: dict[str, dict[str, Any]]) -> pl.DataFrame:
+    """The accounts table (``account_id`` -> claims and identity columns), joined to ``index``."""
+    table = pl.DataFrame([{"account_id": a, **v} for a, v in accounts.items()], infer_schema_length=None)
+    return index.join(table, on="account_id")
+
 @pytest.fixture(scope="module")
 def lived() -> tuple[Finding, dict[str, dict[str, Any]]]:
     rows, country = _population()
@@ -168,7 +174,7 @@ def test_a_ring_sharing_a_phone_lives_at_its_operators_clock_before_any_member_c
         accounts[a]["email"] = f"{a}@gmail.example"
     sig = LivedTimeSignal()
     _, index = finding(sig, rows)
-    acc = index.join(pl.DataFrame([{"account_id": a, **v} for a, v in accounts.items()], infer_schema_length=None), on="account_id")
+    acc = _accounts_table(index, accounts)
     out = sig.finalize_accounts(acc)
     assert out is not None and out.artifacts is not None and out.explain is not None
     f = {r["account_id"]: r for r in out.features.join(index, on="account").to_dicts()}
@@ -211,7 +217,7 @@ def test_a_ring_claiming_its_operators_zone_for_most_members_still_lives_there()
         accounts[a]["email"] = f"{a}@gmail.example"
     sig = LivedTimeSignal()
     _, index = finding(sig, rows)
-    acc = index.join(pl.DataFrame([{"account_id": a, **v} for a, v in accounts.items()], infer_schema_length=None), on="account_id")
+    acc = _accounts_table(index, accounts)
     out = sig.finalize_accounts(acc)
     assert out is not None and out.artifacts is not None
     f = {r["account_id"]: r for r in out.features.join(index, on="account").to_dicts()}
@@ -238,7 +244,7 @@ def test_in_a_logs_first_days_the_reference_day_comes_from_the_most_active_accou
         accounts[f"ring{i}"] = {"country": c, "phone_hash": "p-ring"}
     sig = LivedTimeSignal()
     _, index = finding(sig, rows)
-    acc = index.join(pl.DataFrame([{"account_id": a, **v} for a, v in accounts.items()], infer_schema_length=None), on="account_id")
+    acc = _accounts_table(index, accounts)
     out = sig.finalize_accounts(acc)
     assert out is not None
     f = {r["account_id"]: r for r in out.features.join(index, on="account").to_dicts()}
@@ -250,6 +256,6 @@ def test_in_a_logs_first_days_the_reference_day_comes_from_the_most_active_accou
     first = [r for r in rows if r["ts"] < T0 + dt.timedelta(hours=12)]
     sig2 = LivedTimeSignal()
     _, index2 = finding(sig2, first)
-    acc2 = index2.join(pl.DataFrame([{"account_id": a, **v} for a, v in accounts.items()], infer_schema_length=None), on="account_id")
+    acc2 = _accounts_table(index2, accounts)
     out2 = sig2.finalize_accounts(acc2)
     assert out2 is not None and out2.features["ring_offset"].null_count() == out2.features.height
