@@ -179,6 +179,34 @@ def test_association_measures_a_straggler_against_ordinary_accounts_not_the_camp
     assert got.filter(pl.col("account") == 20)["kind"].to_list() == ["payment_fp", "phone_hash"]
 
 
+def test_association_through_a_campaigns_script_lines_needs_two_lines_mostly_its_own_and_a_rank() -> None:
+    from distillguard.hunt.link import associates
+
+    # 200 accounts ranked by b = account; 150-179 are one campaign, sending script lines 1-3.
+    # No account outside it shares a phone or card with a member: only the script ties.
+    behaviour = pl.DataFrame({"account": np.arange(200), "b": np.arange(200.0)}, schema={"account": pl.UInt32, "b": pl.Float64})
+    members = pl.DataFrame({"account": np.arange(150, 180), "component": [4] * 30}, schema={"account": pl.UInt32, "component": pl.Int64})
+    rows = [(a, "script_line", v) for a in range(150, 180) for v in (1, 2, 3)]
+    rows += [(a, "script_line", v) for a in (120, 140) for v in (1, 2)]  # two of the fleet's lines each
+    rows += [(130, "script_line", 3)]  # one line only: a coincidence
+    rows += [(a, "script_line", v) for a in (20, 190) for v in (1, 3)]  # two lines, but 20 ranks below the ordinary median
+    rows += [(a, "script_line", 9) for a in (*range(150, 160), *range(0, 40), 110)]  # "thanks": mostly ordinary
+    rows += [(a, "script_line", 10) for a in (*range(160, 170), *range(40, 80), 110)]  # "explain more"
+    no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
+    got = associates(_arts(rows), members, behaviour, no_orgs, LinkParams())
+    assert got["account"].unique().sort().to_list() == [120, 140, 190]
+    assert got.filter(pl.col("account") == 120).select("component", "kind", "value", "k", "inside").rows() == [
+        (4, "script_line", 1, 34, 30),
+        (4, "script_line", 2, 32, 30),
+    ]
+    # Three lines needed: 120 and 140 carry two, 190 two; nobody joins.
+    assert associates(_arts(rows), members, behaviour, no_orgs, LinkParams(signature_min_ties=3)).height == 0
+    # A line is no signature of the campaign once ordinary accounts send it as often as members do.
+    common = [(a, "script_line", 2) for a in range(80, 112)]
+    got = associates(_arts([*rows, *common]), members, behaviour, no_orgs, LinkParams())
+    assert got["account"].unique().sort().to_list() == [190]
+
+
 def test_cells_of_one_operator_join_through_a_pool_most_of_them_use_and_ordinary_cells_stay_out() -> None:
     from distillguard.hunt.link import identity_components, join_rings
 

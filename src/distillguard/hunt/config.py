@@ -74,6 +74,10 @@ class LinkParams:
     # An associated account pulls in its own siblings, round after round until nothing joins;
     # this caps the rounds (a chain of single ties that long is rarer than a fleet).
     associate_rounds: int = 10
+    # Association through an operator's signatures (script lines): an account joins a
+    # campaign when this many of the signatures it carries are each carried mostly by the
+    # campaign's members, and it ranks at or above ``link_quantile`` of ordinary accounts.
+    signature_min_ties: int = 2
     merge_ratio: float = 0.1
     merge_bridge: float = 1.0
     min_part_share: float = 0.05
@@ -89,9 +93,10 @@ class LinkParams:
     identity: tuple[str, ...] = field(default_factory=lambda: _roles()[2])
     group: tuple[str, ...] = field(default_factory=lambda: _roles()[3])
     joining: tuple[str, ...] = field(default_factory=lambda: _roles()[4])
+    signature: tuple[str, ...] = field(default_factory=lambda: _roles()[5])
 
 
-def _roles() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+def _roles() -> tuple[tuple[str, ...], ...]:
     from distillguard.signals import artifact_kinds
 
     kinds = artifact_kinds()
@@ -101,6 +106,7 @@ def _roles() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[s
         tuple(k for k, a in kinds.items() if a.identity),
         tuple(k for k, a in kinds.items() if a.group),
         tuple(k for k, a in kinds.items() if a.joins),
+        tuple(k for k, a in kinds.items() if a.signature),
     )
 
 
@@ -117,7 +123,7 @@ class ScoreParams:
 
 
 _DERIVED = {
-    "alpha": "target_fpr", "min_campaign": "min_campaign", "supporting": None, "bystander": None, "identity": None, "group": None, "joining": None,
+    "alpha": "target_fpr", "min_campaign": "min_campaign", "supporting": None, "bystander": None, "identity": None, "group": None, "joining": None, "signature": None,
 }  # fmt: skip
 
 

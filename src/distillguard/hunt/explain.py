@@ -42,12 +42,23 @@ def explain(
     # Evidence: campaign artifacts first, then the account's own strongest signals.
     explainers = {name: f.explain for name, f in findings.items() if f.explain is not None}
     art_lines = _artifact_lines(comp_arts, camp, texts, config.link)
-    for comp_id, n in assoc.group_by("component").agg(n=pl.col("account").n_unique()).iter_rows():
-        art_lines.setdefault(comp_id, []).insert(
-            0,
-            f"{n:,} more accounts joined through a phone, card, device or small mail domain that they "
-            "share with members of this campaign (at least half of its holders are members)",
-        )
+    signed = pl.col("kind").is_in(list(config.link.signature))
+    routes = assoc.group_by("component", "account").agg(signed=signed.all()).group_by("component")
+    for comp_id, n_ident, n_signed in routes.agg(
+        n_ident=(~pl.col("signed")).sum(), n_signed=pl.col("signed").sum()
+    ).sort("component").iter_rows():
+        lines = []
+        if n_ident:
+            lines.append(
+                f"{n_ident:,} more accounts joined through a phone, card, device or small mail domain that "
+                "they share with members of this campaign (at least half of its holders are members)"
+            )
+        if n_signed:
+            lines.append(
+                f"{n_signed:,} more accounts joined through {config.link.signature_min_ties} or more of this "
+                "campaign's script lines (at least half of each line's senders are members)"
+            )
+        art_lines.setdefault(comp_id, [])[:0] = lines
     for comp_id, web_lines in _web_lines(comp_webs, ties, comp).items():
         art_lines.setdefault(comp_id, [])[:0] = web_lines
     camp_info = {r["component"]: r for r in camp.to_dicts()}

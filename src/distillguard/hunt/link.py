@@ -364,6 +364,27 @@ def _unusual_carriers(ident: pl.DataFrame, ranks: pl.DataFrame, p: LinkParams) -
     return per.filter(ok).select("kind", "value")
 
 
+def _signature_ties(signed: pl.DataFrame, members: pl.DataFrame, ranked: pl.DataFrame, p: LinkParams) -> pl.DataFrame:
+    """Signature ties ``(account, kind, value, k, inside, component)`` of accounts outside
+    every campaign that carry ``signature_min_ties`` of one campaign's signatures (at least
+    half of each one's carriers are its members) and rank at or above the ordinary link
+    quantile (``ranked.ok``; an account too new to rank does not)."""
+    carriers = signed.join(members.select("account", "component"), on="account", how="left")
+    inside = (
+        carriers.filter(pl.col("component").is_not_null())
+        .group_by("kind", "value", "component")
+        .agg(inside=pl.len().cast(pl.UInt32))
+    )
+    return (
+        carriers.filter(pl.col("component").is_null())
+        .drop("component")
+        .join(ranked.filter("ok").select("account"), on="account", how="semi")
+        .join(inside, on=["kind", "value"])
+        .filter((pl.col("inside") >= p.associate_min) & (2 * pl.col("inside") >= pl.col("k")))
+        .filter(pl.len().over("account", "component") >= p.signature_min_ties)
+    )
+
+
 def associates(
     artifacts: pl.DataFrame,
     members: pl.DataFrame,
@@ -392,6 +413,15 @@ def associates(
     ``associate_rounds`` rounds): on demo seed 11 two stealth accounts join in the fourth
     round, past the old fixed three.
 
+    An operator's signatures (script lines, :attr:`ArtifactKind.signature`) tie too, more
+    narrowly: an account that carries ``signature_min_ties`` of them, each carried by at
+    least half campaign members, and that ranks at or above the ordinary link quantile,
+    joins. A fleet's accounts that hold no shared phone or card (webmail, no card on a free
+    plan) still send its script: on a held-out variant of tactics-2026 six such accounts
+    carried two to five of the fleet's lines, each sent by 28-72 accounts and by no
+    ordinary one. A person who happens to send one of a fleet's lines stays out, and a
+    popular line ("thanks", "explain more") has too many ordinary carriers to count.
+
     Returns ``account, component, kind, value, k, inside``: one row per tie, every tie of an
     associated account to the campaign it joins (the one it shares most artifacts with).
     """
@@ -407,6 +437,13 @@ def associates(
     q_link = ordinary["b"].quantile(p.link_quantile) if ordinary.height else None
     ranked = behaviour.select("account", ok=pl.col("b") >= (q_link if q_link is not None else 0.0))
     held = ident.select("account", "kind", "value").join(per.select("kind", "value", "k"), on=["kind", "value"])
+    signed = (
+        artifacts.filter(pl.col("kind").is_in(list(p.signature)))
+        .select("account", "kind", "value")
+        .unique()
+        .with_columns(k=pl.len().over("kind", "value").cast(pl.UInt32))
+        .filter(pl.col("k") >= 2)
+    )
     found: list[pl.DataFrame] = []
     for _ in range(p.associate_rounds):
         carriers = held.join(members.select("account", "component"), on="account", how="left")
@@ -425,6 +462,7 @@ def associates(
             .filter(pl.col("ok").fill_null(True) | (pl.len().over("account", "component") >= p.identity_min_ties))
             .drop("ok", "ring")
         )
+        ties = pl.concat([ties, _signature_ties(signed, members, ranked, p).select(ties.columns)])
         if ties.height == 0:
             break
         best = (

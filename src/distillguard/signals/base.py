@@ -274,6 +274,10 @@ class ArtifactKind:
     many of them stand out alone. ``joins``: it joins identity webs into one (cells of one
     operator that share its clock) even where ``links`` is False: a web joined through it is
     still tested as a whole, while no account is ever linked through it alone.
+    ``signature``: the operator's own wording (a scripted follow-up): an account outside
+    every campaign that carries two or more of one campaign's signatures, each carried
+    mostly by that campaign's members, joins it (:func:`distillguard.hunt.link.associates`),
+    though one such value links nobody.
     """
 
     label: str
@@ -282,6 +286,7 @@ class ArtifactKind:
     identity: bool = False
     group: bool = False
     joins: bool = False
+    signature: bool = False
 
 
 @dataclass
