@@ -146,3 +146,24 @@ def test_a_campaign_that_outnumbers_the_top_tail_is_explained_by_its_mean_rank()
     assert shared and all(a["test"] == "rank" and a["unusual_carriers"] < a["carriers"] / 2 for a in shared)
     line = next(x for x in camp["evidence"] if x.startswith("shares device fingerprint"))
     assert "their behaviour ranks average the 8" in line and "of the 80 rank in its top 20%" in line
+
+
+def test_a_campaign_says_how_many_accounts_joined_by_each_route(explained: Explained) -> None:
+    """Association through a phone or card and through the campaign's script lines are two
+    routes, counted apart in the campaign's evidence."""
+    import dataclasses
+
+    scored, findings, texts, config, *_ = explained
+    comp = int(scored.campaigns["component"][0])
+    outside = scored.feats.join(scored.components, on="account", how="anti")["account"].head(3).to_list()
+    rows = [(outside[0], "phone_hash", 1), (outside[1], "script_line", 2), (outside[1], "script_line", 3),
+            (outside[2], "script_line", 2), (outside[2], "payment_fp", 4)]  # fmt: skip
+    assoc = pl.DataFrame(
+        [(a, comp, k, v, 5, 3) for a, k, v in rows],
+        schema={"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64, "k": pl.UInt32, "inside": pl.UInt32},
+        orient="row",
+    )
+    _, (camp,) = explain(dataclasses.replace(scored, associated=assoc), findings, texts, config)
+    head = [line for line in camp["evidence"] if " more accounts joined through " in line]
+    assert len(head) == 2 and head[0].startswith("2 more accounts joined through a phone, card, device or small mail domain")
+    assert head[1].startswith("1 more accounts joined through 2 or more of this campaign's script lines")

@@ -47,18 +47,18 @@ def explain(
     for comp_id, n_ident, n_signed in routes.agg(
         n_ident=(~pl.col("signed")).sum(), n_signed=pl.col("signed").sum()
     ).sort("component").iter_rows():
-        lines = []
+        joined: list[str] = []
         if n_ident:
-            lines.append(
+            joined.append(
                 f"{n_ident:,} more accounts joined through a phone, card, device or small mail domain that "
                 "they share with members of this campaign (at least half of its holders are members)"
             )
         if n_signed:
-            lines.append(
+            joined.append(
                 f"{n_signed:,} more accounts joined through {config.link.signature_min_ties} or more of this "
                 "campaign's script lines (at least half of each line's senders are members)"
             )
-        art_lines.setdefault(comp_id, [])[:0] = lines
+        art_lines.setdefault(comp_id, [])[:0] = joined
     for comp_id, web_lines in _web_lines(comp_webs, ties, comp).items():
         art_lines.setdefault(comp_id, [])[:0] = web_lines
     camp_info = {r["component"]: r for r in camp.to_dicts()}
