@@ -119,6 +119,14 @@ def test_builtin_scenarios_parse() -> None:
     assert sum(c.accounts for c in f.campaigns) == pytest.approx(24_000, rel=0.01)
 
 
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "benchmarks" / "scenarios").glob("*.yaml")), ids=lambda p: p.stem)
+def test_benchmark_scenarios_parse(path: Path) -> None:
+    """The check scenarios under ``benchmarks/`` (shifted, traps, variant) are read only by
+    measurements: a field the scenario schema stopped accepting would otherwise go unnoticed."""
+    s = load_scenario(path)
+    assert s.campaigns and s.population and s.name == path.stem
+
+
 def test_tactics_scenario_combines_every_tactic_with_its_traps() -> None:
     t = load_scenario("tactics-2026")
     assert {c.archetype for c in t.campaigns} == {"careful", "disposable"}
