@@ -364,21 +364,26 @@ def _unusual_carriers(ident: pl.DataFrame, ranks: pl.DataFrame, p: LinkParams) -
     return per.filter(ok).select("kind", "value")
 
 
-def _signature_ties(signed: pl.DataFrame, members: pl.DataFrame, ranked: pl.DataFrame, p: LinkParams) -> pl.DataFrame:
-    """Signature ties ``(account, kind, value, k, inside, component)`` of accounts outside
-    every campaign that carry ``signature_min_ties`` of one campaign's signatures (at least
-    half of each one's carriers are its members) and rank at or above the ordinary link
-    quantile (``ranked.ok``; an account too new to rank does not)."""
-    carriers = signed.join(members.select("account", "component"), on="account", how="left")
+def _inside_outside(held: pl.DataFrame, members: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Of artifacts ``held`` (``account, kind, value, k``): how many carriers each campaign
+    holds inside (``kind, value, component, inside``), and the carriers outside every campaign."""
+    carriers = held.join(members.select("account", "component"), on="account", how="left")
     inside = (
         carriers.filter(pl.col("component").is_not_null())
         .group_by("kind", "value", "component")
         .agg(inside=pl.len().cast(pl.UInt32))
     )
+    return inside, carriers.filter(pl.col("component").is_null()).drop("component")
+
+
+def _signature_ties(signed: pl.DataFrame, members: pl.DataFrame, ranked: pl.DataFrame, p: LinkParams) -> pl.DataFrame:
+    """Signature ties ``(account, kind, value, k, inside, component)`` of accounts outside
+    every campaign that carry ``signature_min_ties`` of one campaign's signatures (at least
+    half of each one's carriers are its members) and rank at or above the ordinary link
+    quantile (``ranked.ok``; an account too new to rank does not)."""
+    inside, outside = _inside_outside(signed, members)
     return (
-        carriers.filter(pl.col("component").is_null())
-        .drop("component")
-        .join(ranked.filter("ok").select("account"), on="account", how="semi")
+        outside.join(ranked.filter("ok").select("account"), on="account", how="semi")
         .join(inside, on=["kind", "value"])
         .filter((pl.col("inside") >= p.associate_min) & (2 * pl.col("inside") >= pl.col("k")))
         .filter(pl.len().over("account", "component") >= p.signature_min_ties)
@@ -417,7 +422,7 @@ def associates(
     narrowly: an account that carries ``signature_min_ties`` of them, each carried by at
     least half campaign members, and that ranks at or above the ordinary link quantile,
     joins. A fleet's accounts that hold no shared phone or card (webmail, no card on a free
-    plan) still send its script: on a held-out variant of tactics-2026 six such accounts
+    plan) still send its script: on variant-2026 (seed 4102) six such accounts
     carried two to five of the fleet's lines, each sent by 28-72 accounts and by no
     ordinary one. A person who happens to send one of a fleet's lines stays out, and a
     popular line ("thanks", "explain more") has too many ordinary carriers to count.
@@ -446,13 +451,8 @@ def associates(
     )
     found: list[pl.DataFrame] = []
     for _ in range(p.associate_rounds):
-        carriers = held.join(members.select("account", "component"), on="account", how="left")
-        inside = (
-            carriers.filter(pl.col("component").is_not_null())
-            .group_by("kind", "value", "component")
-            .agg(inside=pl.len().cast(pl.UInt32))
-        )
-        outside = carriers.filter(pl.col("component").is_null()).drop("component").join(ranked, on="account", how="left")
+        inside, outside = _inside_outside(held, members)
+        outside = outside.join(ranked, on="account", how="left")
         # A ring of the campaign's stragglers, not strangers: no carrier outside it ranks below the ordinary median.
         ring = outside.group_by("kind", "value").agg(ring=pl.col("ok").fill_null(True).all())
         ties = (
