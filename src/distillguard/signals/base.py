@@ -275,8 +275,8 @@ class ArtifactKind:
     operator that share its clock) even where ``links`` is False: a web joined through it is
     still tested as a whole, while no account is ever linked through it alone.
     ``signature``: the operator's own wording (a scripted follow-up): an account outside
-    every campaign that carries two or more of one campaign's signatures, each carried
-    mostly by that campaign's members, joins it (:func:`distillguard.hunt.link.associates`),
+    every campaign that carries ``link.signature_min_ties`` (2) of one campaign's signatures,
+    each carried mostly by that campaign's members, joins it (:func:`distillguard.hunt.link.associates`),
     though one such value links nobody.
     """
 
