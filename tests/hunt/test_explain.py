@@ -167,3 +167,32 @@ def test_a_campaign_says_how_many_accounts_joined_by_each_route(explained: Expla
     head = [line for line in camp["evidence"] if " more accounts joined through " in line]
     assert len(head) == 2 and head[0].startswith("2 more accounts joined through a phone, card, device or small mail domain")
     assert head[1].startswith("1 more accounts joined through 2 or more of this campaign's script lines")
+
+
+def test_a_web_says_how_many_members_hold_one_shared_artifact_and_a_script_line(explained: Explained) -> None:
+    """A member kept on one shared card and a script line its other holder sends too is
+    counted in the web's sentence: one card alone would be a coincidence."""
+    import dataclasses
+
+    scored, findings, texts, config, *_ = explained
+    comp = int(scored.campaigns["component"][0])
+    members = scored.components.filter(pl.col("component") == comp)["account"].head(5).to_list()
+    webs = pl.DataFrame(
+        [(7, comp, 5, 5, 0.9, 2, 3.1, 3.5, 1.5)],
+        schema={"web": pl.Int64, "component": pl.Int64, "size": pl.UInt32, "n": pl.UInt32, "u": pl.Float64,
+                "seconded": pl.UInt32, "z": pl.Float64, "neglog_p": pl.Float64, "margin": pl.Float64},
+        orient="row",
+    )  # fmt: skip
+    ties = pl.DataFrame(
+        [(a, "payment_fp", 40 + i // 3, 7) for i, a in enumerate(members)],
+        schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "web": pl.Int64},
+        orient="row",
+    )
+    _, (camp,) = explain(dataclasses.replace(scored, campaign_webs=webs, web_ties=ties), findings, texts, config)
+    (line,) = [x for x in camp["evidence"] if x.startswith("5 accounts tied to each other")]
+    assert "2 payment methods (5 accounts); 2 of them share only one phone, card, device or domain, seconded by a script line" in line
+    # Where nobody was kept that way, the sentence says nothing of it.
+    _, (camp,) = explain(
+        dataclasses.replace(scored, campaign_webs=webs.with_columns(seconded=pl.lit(0, pl.UInt32)), web_ties=ties), findings, texts, config
+    )
+    assert not any("share only one phone" in x for x in camp["evidence"])

@@ -238,6 +238,57 @@ def test_cells_of_one_operator_join_through_a_pool_most_of_them_use_and_ordinary
     assert stats.filter("significant").height == 1
 
 
+def test_one_shared_card_is_a_web_tie_when_its_holders_send_one_script_line_and_a_popular_line_seconds_nothing() -> None:
+    from distillguard.hunt.link import identity_components
+
+    rng = np.random.default_rng(4)
+    n = 3000
+    b = rng.normal(5.0, 1.0, n)
+    b[:60] += 0.9  # a careful operator: each account only a little above the crowd
+    behaviour = pl.DataFrame({"account": np.arange(n), "b": b}, schema={"account": pl.UInt32, "b": pl.Float64})
+    rows = []
+    for a in range(60):  # twenty cells of three, one card each and nothing else in common
+        cell = a // 3  # each cell's members send two of the operator's four script lines
+        rows += [(a, "payment_fp", 1000 + cell), (a, "script_line", 7000 + cell % 4), (a, "script_line", 7000 + (cell + 1) % 4)]
+    for a in range(100, 160):  # twenty families of three share a card, and say what everyone says
+        rows += [(a, "payment_fp", 2000 + a // 3), (a, "script_line", 7100)]
+    rows += [(a, "script_line", 7100) for a in range(1000, 1600)]  # "thanks, explain more": 600 ordinary people
+    no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
+    webs, stats, _ = identity_components(_arts(rows), behaviour, no_orgs, LinkParams())
+    assert set(webs["account"].to_list()) == set(range(60))  # the fleet, one web, no family
+    assert webs["web"].n_unique() == 1 and stats.filter("significant").height == 1
+    assert stats["seconded"].to_list() == [60]  # every member holds one card: the evidence says so
+    # Without the script, each card is one coincidence: no web at all.
+    cards = [r for r in rows if r[1] == "payment_fp"]
+    webs, stats, _ = identity_components(_arts(cards), behaviour, no_orgs, LinkParams())
+    assert webs.height == 0 and stats.height == 0
+    # A line only one holder of a card sends seconds nobody.
+    alone = [r for r in rows if not (r[1] == "script_line" and r[0] < 60 and r[0] % 3)]  # one sender per cell
+    webs, _, _ = identity_components(_arts(alone), behaviour, no_orgs, LinkParams())
+    assert webs.height == 0
+
+
+def test_a_line_hundreds_of_ordinary_people_send_does_not_join_families_into_a_web() -> None:
+    from distillguard.hunt.link import identity_components
+
+    rng = np.random.default_rng(4)
+    n = 3000
+    b = rng.normal(5.0, 1.0, n)
+    behaviour = pl.DataFrame({"account": np.arange(n), "b": b}, schema={"account": pl.UInt32, "b": pl.Float64})
+    rows = []
+    for a in range(100, 160):  # twenty families of three share a card and a phone, and say what everyone says
+        rows += [(a, "payment_fp", 2000 + a // 3), (a, "phone_hash", 3000 + a // 3), (a, "script_line", 7100)]
+    rows += [(a, "script_line", 7100) for a in range(1000, 1600)]  # 600 ordinary people say it too
+    ranks = behaviour.select("account", u=(pl.col("b").rank("average") - 0.5) / pl.col("b").count())
+    carriers = ranks.filter(pl.col("account").is_in([*range(100, 160), *range(1000, 1600)]))
+    assert 0.5 < carriers["u"].mean() < 0.52  # a little above the median, by chance  # type: ignore[operator]
+    no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
+    webs, stats, _ = identity_components(_arts(rows), behaviour, no_orgs, LinkParams())
+    # Families averaging above the median each form a web of three, too small to test;
+    # joined by that line they would be a web of dozens averaging far above it.
+    assert webs.height == 0 and stats.filter(pl.col("size") > 3).height == 0
+
+
 def test_a_pool_found_by_its_signal_is_one_web_tested_by_its_members_and_an_ordinary_one_fails() -> None:
     from distillguard.hunt.link import identity_components
 
@@ -263,7 +314,7 @@ def test_a_joining_kind_joins_cells_but_links_nothing_alone() -> None:
     rng = np.random.default_rng(3)
     n = 2000
     b = rng.normal(5.0, 1.0, n)
-    b[:20] += 0.9
+    b[:20] += 1.5  # unusual enough that ten of them clear the joining test on their own (z past alpha)
     ranks = pl.DataFrame({"account": np.arange(n), "b": b}, schema={"account": pl.UInt32, "b": pl.Float64}).select(
         "account", u=(pl.col("b").rank("average") - 0.5) / pl.col("b").count()
     )

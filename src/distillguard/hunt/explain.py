@@ -264,6 +264,9 @@ def _web_lines(comp_webs: pl.DataFrame, ties: pl.DataFrame, comp: pl.DataFrame) 
             f"({r['accounts']:,} accounts)"
             for r in t.sort("kind").to_dicts()
         )
+        if w.get("seconded"):
+            held += (f"; {w['seconded']:,} of them share only one phone, card, device or domain, seconded by a "
+                     "script line that another holder of it sends too")  # fmt: skip
         out.setdefault(w["component"], []).append(
             f"{w['size']:,} accounts tied to each other by what they share: {held}; "
             f"the behaviour ranks of the {w['n']:,} with enough traffic to rank average the "

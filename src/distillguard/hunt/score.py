@@ -230,7 +230,7 @@ def score(
     # Strength: how far the strongest evidence clears its own significance cut (-log10 units).
     margin_a = sig.select("kind", "value", margin=pl.col("neglog_p") - pl.col("cut"))
     web_sig = web_stats.filter("significant").select(
-        "web", "size", "n", "u", "z", "neglog_p", margin=pl.col("neglog_p") - pl.col("cut")
+        "web", "size", "n", "u", "seconded", "z", "neglog_p", margin=pl.col("neglog_p") - pl.col("cut")
     )
     comp_webs = webs.join(comp, on="account").select("web", "component").unique().join(web_sig, on="web")
     strength = pl.concat(
