@@ -173,7 +173,7 @@ def identity_components(
     ranks = behaviour.select("account", u=_rank())
     keep = _unusual_carriers(ident.join(keep.select("kind", "value"), on=["kind", "value"]), ranks, p)
     edges = ident.join(keep, on=["kind", "value"]).select("account", "kind", "value")
-    signed = _usual_signatures(artifacts, ranks, p)
+    signed = _unusual_signatures(artifacts, ranks, p)
     # Keep accounts tied by at least two shared artifacts: one coincidence (a popular
     # regional mail domain, a recycled phone number) is not common control. A signature
     # sent by another holder of the same artifact is the second (:func:`_seconded`).
@@ -352,11 +352,13 @@ def _shared_identity(
     return ident, per.filter(pl.col("k") <= kmax)
 
 
-def _usual_signatures(artifacts: pl.DataFrame, ranks: pl.DataFrame, p: LinkParams) -> pl.DataFrame:
+def _unusual_signatures(artifacts: pl.DataFrame, ranks: pl.DataFrame, p: LinkParams) -> pl.DataFrame:
     """``account, s_kind, s_value``: the signature rows (:attr:`LinkParams.signature`, script
     lines) of values whose carriers are unusual as :func:`_unusual_carriers` tests identity
     artifacts: a line ordinary people send ("thanks", "explain more") has hundreds of
-    carriers averaging near the median, and seconds nothing."""
+    carriers averaging near the median, and seconds nothing; a line none of whose senders
+    ranks yet (accounts days old) seconds, as their phone or card would join a web that
+    is still judged by its ranked members."""
     sig = artifacts.filter(pl.col("kind").is_in(list(p.signature))).select("account", "kind", "value").unique()
     unusual = _unusual_carriers(sig, ranks, p)
     return sig.join(unusual, on=["kind", "value"]).select("account", s_kind="kind", s_value="value")
@@ -364,7 +366,7 @@ def _usual_signatures(artifacts: pl.DataFrame, ranks: pl.DataFrame, p: LinkParam
 
 def _seconded(edges: pl.DataFrame, signed: pl.DataFrame) -> pl.Series:
     """Accounts holding an identity artifact (``edges``: ``account, kind, value``) with
-    another holder who sends one of the same signatures (``signed``, :func:`_usual_signatures`).
+    another holder who sends one of the same signatures (``signed``, :func:`_unusual_signatures`).
 
     Why: a careful operator cuts identities into rings of two to five, one card or one phone
     each, so most of its accounts hold a single shared artifact, and one is a coincidence (a
