@@ -357,7 +357,7 @@ def _unusual_signatures(artifacts: pl.DataFrame, ranks: pl.DataFrame, p: LinkPar
     lines) of values whose carriers are unusual as :func:`_unusual_carriers` tests identity
     artifacts: a line ordinary people send ("thanks", "explain more") has hundreds of
     carriers averaging near the median, and seconds nothing; a line none of whose senders
-    ranks yet (accounts days old) seconds, as their phone or card would join a web that
+    ranks yet (accounts with a handful of requests) seconds, as their phone or card joins a web that
     is still judged by its ranked members."""
     sig = artifacts.filter(pl.col("kind").is_in(list(p.signature))).select("account", "kind", "value").unique()
     unusual = _unusual_carriers(sig, ranks, p)
