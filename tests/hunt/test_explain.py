@@ -196,3 +196,33 @@ def test_a_web_says_how_many_members_hold_one_shared_artifact_and_a_script_line(
         dataclasses.replace(scored, campaign_webs=webs.with_columns(seconded=pl.lit(0, pl.UInt32)), web_ties=ties), findings, texts, config
     )
     assert not any("share only one phone" in x for x in camp["evidence"])
+
+
+def test_a_web_kept_by_one_behaviour_score_names_it_and_its_chance(explained: Explained) -> None:
+    """The web's sentence gives the mean rank test's own chance, then the score the profile
+    test found, where that test is what kept the web; otherwise it says nothing of it."""
+    import dataclasses
+
+    scored, findings, texts, config, *_ = explained
+    comp = int(scored.campaigns["component"][0])
+    members = scored.components.filter(pl.col("component") == comp)["account"].head(5).to_list()
+    schema = {"web": pl.Int64, "component": pl.Int64, "size": pl.UInt32, "n": pl.UInt32, "u": pl.Float64, "seconded": pl.UInt32,
+              "z": pl.Float64, "rank_neglog_p": pl.Float64, "feature": pl.String, "feature_u": pl.Float64,
+              "feature_neglog_p": pl.Float64, "neglog_p": pl.Float64, "margin": pl.Float64}  # fmt: skip
+    webs = pl.DataFrame(
+        [(7, comp, 9, 9, 0.65, 0, 1.6, 1.24, "output_harvesting.ts_out_in", 0.93, 3.12, 2.82, 0.3)], schema=schema, orient="row"
+    )
+    ties = pl.DataFrame(
+        [(a, "payment_fp", 40 + i // 3, 7) for i, a in enumerate(members)],
+        schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "web": pl.Int64},
+        orient="row",
+    )
+    _, (camp,) = explain(dataclasses.replace(scored, campaign_webs=webs, web_ties=ties), findings, texts, config)
+    (line,) = [x for x in camp["evidence"] if x.startswith("9 accounts tied to each other")]
+    assert "average the 65th percentile of the population, which ordinary accounts would reach by chance with p = 1e-1 (z = 1.6)" in line
+    assert "on one behaviour score, output_harvesting.ts_out_in, they average the 93rd percentile" in line
+    assert "which ordinary accounts would reach on one of the scores tried by chance with p = 1e-3" in line
+    # Kept by its mean rank: the sentence is the mean rank's alone.
+    by_rank = webs.with_columns(rank_neglog_p=pl.lit(4.0), neglog_p=pl.lit(4.0))
+    _, (camp,) = explain(dataclasses.replace(scored, campaign_webs=by_rank, web_ties=ties), findings, texts, config)
+    assert not any("behaviour score" in x for x in camp["evidence"])

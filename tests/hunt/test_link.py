@@ -334,3 +334,42 @@ def test_a_joining_kind_joins_cells_but_links_nothing_alone() -> None:
     # and as a link it is never tested: no significant artifact, whatever its carriers do
     tested = score_artifacts(_arts(rows), ranks.rename({"u": "b"}), p)
     assert tested.filter(pl.col("kind") == "lived_tz_near").filter("significant").height == 0
+
+
+def test_a_web_that_stands_out_on_one_feature_of_sixteen_is_significant_and_families_are_not() -> None:
+    """The profile test: a fleet's members share two features' tails while their sum of
+    sixteen sits a little above the middle; families who share a card and a phone share no feature."""
+    from distillguard.hunt.link import identity_components, profile_neglog_p
+
+    rng = np.random.default_rng(5)
+    n, f = 3000, 16
+    x = rng.exponential(1.0, (n, f))
+    x[:16, 3] = rng.uniform(3.0, 5.0, 16)  # long outputs for short prompts, every member
+    x[:16, 7] = rng.uniform(2.0, 4.0, 16)  # and many networks
+    x[:16, [0, 1, 2]] = 0.0  # at the bottom of three others: the sum stays ordinary
+    cols = [f"s{i}.ts_{i}" for i in range(f)]
+    profile = pl.DataFrame({"account": np.arange(n), **{c: x[:, i] for i, c in enumerate(cols)}}).cast({"account": pl.UInt32})
+    behaviour = profile.select("account", b=pl.sum_horizontal(cols))
+    rows = []
+    for a in range(16):  # one operator: two cells of eight, a card and a phone each
+        rows += [(a, "payment_fp", 1000 + a // 8), (a, "phone_hash", 1100 + a // 8)]
+    for a in range(100, 220):  # twenty households of six: a card and a phone each
+        rows += [(a, "payment_fp", 2000 + a // 6), (a, "phone_hash", 3000 + a // 6)]
+    no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
+    # By the sum alone the fleet is not a campaign: its mean rank is only a little above the middle.
+    webs, stats, _ = identity_components(_arts(rows), behaviour, no_orgs, LinkParams())
+    assert webs.height == 0
+    fleet = stats.filter(pl.col("web") <= 1)
+    assert fleet.height == 2 and fleet["u"].max() < 0.75  # type: ignore[operator]
+    # By its members' profile it is: both cells, named by a feature they share.
+    webs, stats, _ = identity_components(_arts(rows), behaviour, no_orgs, LinkParams(), profile=profile)
+    assert set(webs["account"].to_list()) == set(range(16))
+    assert set(stats.filter("significant")["feature"].to_list()) <= {cols[3], cols[7]}
+    # The households that average above the median form webs too; they share no feature
+    # beyond what chance gives one of eight webs tried on sixteen features.
+    households = stats.filter(~pl.col("significant"))
+    assert households.height >= 5 and households.filter(pl.col("feature_neglog_p") > pl.col("cut")).height == 0
+    # The correction for the features tried: one feature alone gives the same web more.
+    one = profile_neglog_p(webs, behaviour, profile.select("account", cols[3]))
+    many = profile_neglog_p(webs, behaviour, profile)
+    assert (one["feature_neglog_p"] > many["feature_neglog_p"]).all()

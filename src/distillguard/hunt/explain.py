@@ -150,7 +150,7 @@ def _failed_groups(
         for r in failed_webs.head(top).to_dicts():
             rows.append({"group": "identity web", "kind": None, "value": None, "accounts": int(r["size"]),
                          "unusual": None, "neglog10_p": round(float(r["neglog_p"]), 2),
-                         "why": f"mean behaviour rank z = {r['z']:.1f}: chance p = 10^-{r['neglog_p']:.1f} "
+                         "why": f"mean behaviour rank z = {r['z']:.1f}{_feature_clause(r)}: chance p = 10^-{r['neglog_p']:.1f} "
                                 f"does not clear the cut 10^-{r['cut']:.1f}"})  # fmt: skip
     small = comp.join(camp.select("component"), on="component", how="anti").group_by("component").agg(n=pl.len())
     for r in small.sort("n", "component", descending=[True, False]).head(top).to_dicts():
@@ -267,13 +267,26 @@ def _web_lines(comp_webs: pl.DataFrame, ties: pl.DataFrame, comp: pl.DataFrame) 
         if w.get("seconded"):
             held += (f"; {w['seconded']:,} of them share only one phone, card, device or domain, seconded by a "
                      "script line that another holder of it sends too")  # fmt: skip
-        out.setdefault(w["component"], []).append(
+        rank_p = w.get("rank_neglog_p", w["neglog_p"])
+        line = (
             f"{w['size']:,} accounts tied to each other by what they share: {held}; "
             f"the behaviour ranks of the {w['n']:,} with enough traffic to rank average the "
             f"{_ordinal(round(100 * w['u']))} percentile of the population, "
-            f"which ordinary accounts would reach by chance with p = {_sig(w['neglog_p'])} (z = {w['z']:.1f})"
+            f"which ordinary accounts would reach by chance with p = {_sig(rank_p)} (z = {w['z']:.1f})"
         )
+        if w.get("feature") is not None and w["neglog_p"] > rank_p:
+            line += (f"; on one behaviour score, {w['feature']}, they average the {_ordinal(round(100 * w['feature_u']))} "
+                     f"percentile, which ordinary accounts would reach on one of the scores tried by chance with "
+                     f"p = {_sig(w['feature_neglog_p'])}")  # fmt: skip
+        out.setdefault(w["component"], []).append(line)
     return out
+
+
+def _feature_clause(r: dict[str, Any]) -> str:
+    """A failed web's profile test, where it came closer than the mean rank test."""
+    if r.get("feature") is None or r["neglog_p"] <= r.get("rank_neglog_p", r["neglog_p"]):
+        return ""
+    return f", and on {r['feature']} a mean rank of {r['feature_u']:.2f} (p = 10^-{r['feature_neglog_p']:.1f} over every score tried)"
 
 
 def _artifact_lines(comp_arts: pl.DataFrame, camp: pl.DataFrame, texts: pl.DataFrame, link: LinkParams) -> dict[int, list[str]]:

@@ -155,7 +155,7 @@ def _link(
     with stage(timings, "rescore.link.artifacts"):
         tested = test_artifacts(artifacts, behaviour, config.link)
     with stage(timings, "rescore.link.identity"):
-        webs, web_stats, ties = identity_components(artifacts, behaviour, orgs, config.link, shared)
+        webs, web_stats, ties = identity_components(artifacts, behaviour, orgs, config.link, shared, profile)
     with stage(timings, "rescore.cluster"):
         comp = components(artifacts, tested, behaviour, config.link, ties=ties)
         own = comp.select("account", "own")
@@ -230,7 +230,8 @@ def score(
     # Strength: how far the strongest evidence clears its own significance cut (-log10 units).
     margin_a = sig.select("kind", "value", margin=pl.col("neglog_p") - pl.col("cut"))
     web_sig = web_stats.filter("significant").select(
-        "web", "size", "n", "u", "seconded", "z", "neglog_p", margin=pl.col("neglog_p") - pl.col("cut")
+        "web", "size", "n", "u", "seconded", "z", "rank_neglog_p", "feature", "feature_u", "feature_neglog_p", "neglog_p",
+        margin=pl.col("neglog_p") - pl.col("cut"),
     )
     comp_webs = webs.join(comp, on="account").select("web", "component").unique().join(web_sig, on="web")
     strength = pl.concat(
