@@ -183,11 +183,7 @@ def test_a_web_says_how_many_members_hold_one_shared_artifact_and_a_script_line(
                 "seconded": pl.UInt32, "z": pl.Float64, "neglog_p": pl.Float64, "margin": pl.Float64},
         orient="row",
     )  # fmt: skip
-    ties = pl.DataFrame(
-        [(a, "payment_fp", 40 + i // 3, 7) for i, a in enumerate(members)],
-        schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "web": pl.Int64},
-        orient="row",
-    )
+    ties = _card_ties(members, web=7)
     _, (camp,) = explain(dataclasses.replace(scored, campaign_webs=webs, web_ties=ties), findings, texts, config)
     (line,) = [x for x in camp["evidence"] if x.startswith("5 accounts tied to each other")]
     assert "2 payment methods (5 accounts); 2 of them share only one phone, card, device or domain, seconded by a script line" in line
@@ -212,11 +208,7 @@ def test_a_web_kept_by_one_behaviour_score_names_it_and_its_chance(explained: Ex
     webs = pl.DataFrame(
         [(7, comp, 9, 9, 0.65, 0, 1.6, 1.24, "output_harvesting.ts_out_in", 0.93, 3.12, 2.82, 0.3)], schema=schema, orient="row"
     )
-    ties = pl.DataFrame(
-        [(a, "payment_fp", 40 + i // 3, 7) for i, a in enumerate(members)],
-        schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "web": pl.Int64},
-        orient="row",
-    )
+    ties = _card_ties(members, web=7)
     _, (camp,) = explain(dataclasses.replace(scored, campaign_webs=webs, web_ties=ties), findings, texts, config)
     (line,) = [x for x in camp["evidence"] if x.startswith("9 accounts tied to each other")]
     assert "average the 65th percentile of the population, which ordinary accounts would reach by chance with p = 1e-1 (z = 1.6)" in line
@@ -226,3 +218,12 @@ def test_a_web_kept_by_one_behaviour_score_names_it_and_its_chance(explained: Ex
     by_rank = webs.with_columns(rank_neglog_p=pl.lit(4.0), neglog_p=pl.lit(4.0))
     _, (camp,) = explain(dataclasses.replace(scored, campaign_webs=by_rank, web_ties=ties), findings, texts, config)
     assert not any("behaviour score" in x for x in camp["evidence"])
+
+
+def _card_ties(members: list[int], web: int) -> pl.DataFrame:
+    """Web ties of ``members``: a card to every three of them."""
+    return pl.DataFrame(
+        [(a, "payment_fp", 40 + i // 3, web) for i, a in enumerate(members)],
+        schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "web": pl.Int64},
+        orient="row",
+    )
