@@ -100,12 +100,7 @@ def declared_organisations(tested: pl.DataFrame, artifacts: pl.DataFrame, orgs: 
     if sig.height == 0 or orgs.height == 0:
         return tested
     held = artifacts.join(sig, on=["kind", "value"], how="semi").select("account", "kind", "value").join(orgs, on="account", how="left")
-    one_org = (
-        held.group_by("kind", "value")
-        .agg(orgs=pl.col("org_id").n_unique(), org_null=pl.col("org_id").null_count())
-        .filter((pl.col("orgs") == 1) & (pl.col("org_null") == 0))
-        .select("kind", "value", org=pl.lit(True))
-    )
+    one_org = _org_counts(held).filter("one_org").select("kind", "value", org=pl.lit(True))
     if one_org.height == 0:
         return tested
     out = tested.join(one_org, on=["kind", "value"], how="left", maintain_order="left")
@@ -417,11 +412,15 @@ def shared_identity_without(
 
 
 def _shared_of(ident: pl.DataFrame) -> pl.DataFrame:
-    per = ident.group_by("kind", "value").agg(
-        k=pl.len().cast(pl.UInt32), orgs=pl.col("org_id").n_unique(), org_null=pl.col("org_id").null_count()
+    return _org_counts(ident).filter((pl.col("k") >= 2) & ~pl.col("one_org")).select("kind", "value", "k")
+
+
+def _org_counts(held: pl.DataFrame) -> pl.DataFrame:
+    """``kind, value, k, one_org`` of artifact rows with the holder's ``org_id``: how many
+    hold each, and whether all of them are one declared organisation's members."""
+    return held.group_by("kind", "value").agg(
+        k=pl.len().cast(pl.UInt32), one_org=(pl.col("org_id").n_unique() == 1) & (pl.col("org_id").null_count() == 0)
     )
-    one_org = (pl.col("orgs") == 1) & (pl.col("org_null") == 0)
-    return per.filter((pl.col("k") >= 2) & ~one_org).select("kind", "value", "k")
 
 
 def _shared_identity(
