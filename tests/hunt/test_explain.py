@@ -171,7 +171,8 @@ def test_a_campaign_says_how_many_accounts_joined_by_each_route(explained: Expla
 
 def test_a_web_says_how_many_members_hold_one_shared_artifact_and_a_script_line(explained: Explained) -> None:
     """A member kept on one shared card and a script line its other holder sends too is
-    counted in the web's sentence: one card alone would be a coincidence."""
+    counted in the web's sentence: one card alone would be a coincidence, and a member held
+    by it alone is one only where it ranks at or above the median (the sentence says so)."""
     import dataclasses
 
     scored, findings, texts, config, *_ = explained
@@ -192,6 +193,12 @@ def test_a_web_says_how_many_members_hold_one_shared_artifact_and_a_script_line(
         dataclasses.replace(scored, campaign_webs=webs.with_columns(seconded=pl.lit(0, pl.UInt32)), web_ties=ties), findings, texts, config
     )
     assert not any("share only one phone" in x for x in camp["evidence"])
+    # Members held by one card alone are counted, and the sentence says what kept them.
+    _, (camp,) = explain(
+        dataclasses.replace(scored, campaign_webs=webs.with_columns(loose=pl.lit(3, pl.UInt32)), web_ties=ties), findings, texts, config
+    )
+    (line,) = [x for x in camp["evidence"] if x.startswith("5 accounts tied to each other")]
+    assert "; 3 hold one of them alone, and are members only where their own behaviour ranks at or above the median;" in line
 
 
 def test_a_web_kept_by_one_behaviour_score_names_it_and_its_chance(explained: Explained) -> None:

@@ -405,3 +405,40 @@ def test_an_organisations_own_card_domain_and_network_link_nothing_and_one_outsi
     assert tested.filter(pl.col("value") == 100)["significant"].item()
     assert kept.filter(pl.col("value") == 100)["significant"].item()
     assert kept.filter(pl.col("value") != 100)["test"].to_list() == ["org", "org"]
+
+
+def test_rings_of_one_card_or_one_phone_are_one_web_and_a_stranger_on_a_recycled_phone_is_not_in_it() -> None:
+    from distillguard.hunt.link import identity_components
+
+    rng = np.random.default_rng(7)
+    n = 3000
+    b = rng.normal(5.0, 1.0, n)
+    b[:44] = 5.5 + rng.uniform(0.0, 1.5, 44)  # a careful operator: each account a little above the crowd
+    b[42] = 2.0  # one of its accounts still chatting like anyone (warm-up)
+    b[n - 1] = b.min() - 1.0  # a stranger who got one of its recycled phone numbers, the quietest of all
+    behaviour = pl.DataFrame({"account": np.arange(n), "b": b}, schema={"account": pl.UInt32, "b": pl.Float64})
+    fleet = range(44)
+    rows = [(a, "payment_fp", 1000 + a // 4) for a in fleet]  # eleven rings of four, one card each
+    # Each ring's last account shares a phone with the next ring's first: the rings chain.
+    rows += [(a + d, "phone_hash", 2000 + a // 4) for a in fleet if a % 4 == 3 and a + 1 < 44 for d in (0, 1)]
+    rows += [(n - 1, "phone_hash", 2000)]  # the stranger's phone was ring 0's
+    rows += [(a, "payment_fp", 3000 + a // 4) for a in range(100, 160)]  # fifteen families of four share a card, no more
+    # Thirteen busy developers of one organisation and an employee who signed up alone share
+    # its mail domain; one of them also shares a phone with a friend: a domain that big is no ring.
+    b[200:215] = 7.0
+    rows += [(a, "email_domain", 4000) for a in range(200, 214)] + [(a, "payment_fp", 4001) for a in range(200, 213)]
+    rows += [(200, "phone_hash", 4002), (214, "phone_hash", 4002)]
+    behaviour = behaviour.with_columns(b=pl.Series(b))
+    no_orgs = pl.DataFrame({"account": range(200, 213), "org_id": ["org-1"] * 13}, schema={"account": pl.UInt32, "org_id": pl.String})
+    webs, stats, ties = identity_components(_arts(rows), behaviour, no_orgs, LinkParams())
+    assert stats.filter(pl.col("size") > 2)["size"].to_list() == [45]  # nor a family, nor the organisation
+    sig = stats.filter("significant")
+    assert sig.height == 1 and sig["size"][0] == 45  # the chained rings and the stranger, tested as one
+    assert sig["loose"][0] == 45 - 20  # all but the twenty chain links hold one card (the stranger one phone)
+    assert set(webs["account"].to_list()) == set(fleet) - {42}  # a loose member ranked under the median stays out
+    assert set(ties["account"].to_list()) == set(fleet) - {42}
+    # A stranger who behaves like the fleet rides with its verdict, as association would take it.
+    b[n - 1] = 7.5
+    behaviour = behaviour.with_columns(b=pl.Series(b))
+    webs, _, _ = identity_components(_arts(rows), behaviour, no_orgs, LinkParams())
+    assert set(webs["account"].to_list()) == (set(fleet) - {42}) | {n - 1}

@@ -269,6 +269,9 @@ def _web_lines(comp_webs: pl.DataFrame, ties: pl.DataFrame, comp: pl.DataFrame) 
         if w.get("seconded"):
             held += (f"; {w['seconded']:,} of them share only one phone, card, device or domain, seconded by a "
                      "script line that another holder of it sends too")  # fmt: skip
+        if w.get("loose"):
+            held += (f"; {w['loose']:,} hold one of them alone, and are members only where their own behaviour ranks "
+                     "at or above the median")  # fmt: skip
         rank_p = w.get("rank_neglog_p", w["neglog_p"])
         line = (
             f"{w['size']:,} accounts tied to each other by what they share: {held}; "

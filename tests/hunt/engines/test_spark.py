@@ -33,7 +33,8 @@ def _same(a: Verdicts, b: Verdicts) -> None:
     """Same verdicts and evidence, but for the script-line sentence, which is written only when
     an example wording was sampled: the conversation-script signal samples it from each day's
     batch of rows, and a Spark partition's batch holds fewer accounts than the whole day. For
-    the same reason a member's "holds ..." line may quote a scripted follow-up by its wording
+    the same reason a line may quote a scripted follow-up, a device fingerprint, an IP prefix
+    or a user agent (the infrastructure signal samples its texts the same way) by its wording
     on one engine and by its digest on the other: that quote is compared as a placeholder."""
     ta, tb = (pl.from_arrow(v.accounts) for v in (a, b))
     assert isinstance(ta, pl.DataFrame) and isinstance(tb, pl.DataFrame)
@@ -41,7 +42,7 @@ def _same(a: Verdicts, b: Verdicts) -> None:
     cols = ["account_id", "flagged", "campaign", "decision"]
     assert ta.select(cols).equals(tb.select(cols))
     script_line = pl.element().str.contains("short follow-up turns")  # quoted only when an example was sampled
-    sampled = r"(scripted follow-up \(reworded\)) (\u201c[^\u201d]*\u201d|#\d{8})"
+    sampled = r"(scripted follow-up \(reworded\)|device fingerprint|IP prefix|user agent) (\u201c[^\u201d]*\u201d|#\d{8})"
     ea, eb = (
         t["evidence"].list.eval(pl.element().filter(~script_line).str.replace_all(sampled, "$1 <sampled>")) for t in (ta, tb)
     )
