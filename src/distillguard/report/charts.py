@@ -79,7 +79,9 @@ def _hours(d: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-NO_TEMPLATES = "No member repeats a prompt opening: this campaign is tied by other evidence"
+# The end of the note a chart with no template bars carries; it opens with the members'
+# count, so two such campaigns' charts say (and show) which is which.
+NO_TEMPLATES = "repeats a prompt opening: this campaign is tied by other evidence"
 
 
 def _templates(d: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +95,7 @@ def _templates(d: dict[str, Any]) -> dict[str, Any]:
     fig.update_layout(barmode="group", margin={"l": 320})
     fig.update_xaxes(title_text="accounts whose most repeated prompt opening this is")
     if not top:  # a campaign tied by other artifacts: say so rather than leave empty axes
-        fig.add_annotation(text=NO_TEMPLATES, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5, font={"size": 13})
+        fig.add_annotation(text=f"None of its {d['members']:,} members {NO_TEMPLATES}", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5, font={"size": 13})
     spec = _base(fig, "Template repetition: how many accounts lean on each masked template", height=120 + 36 * max(1, len(top)))
     spec["layout"]["margin"]["l"] = 320
     return spec
