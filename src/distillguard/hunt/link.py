@@ -298,10 +298,10 @@ def _drop_ordinary_loose(members: pl.DataFrame, loose: pl.DataFrame, ranks: pl.D
     Why: the web's test counts every ranked member, loose ones included (an ordinary one
     only lowers its mean), but a stranger who shares one recycled phone with a fleet rides
     with its verdict only if it behaves like one. An account too new to rank is left to
-    :func:`associates`, whose evidence names the one value that ties it. On variant-2026 (seed 4102), the slow
-    fleet's rings of two to five, one card or one phone each, put 28 of its accounts in
-    campaigns hunted on the first 96 hours, where firm ties alone put 14 (and none of 3,652
-    ordinary accounts either way).
+    :func:`associates`, whose evidence names the one value that ties it. On variant-2026
+    (seed 4102), the slow fleet's rings of two to five, one card or one phone each, put 28
+    of its accounts in campaigns hunted on the first 96 hours, where firm ties alone put 14
+    (and none of 3,652 ordinary accounts either way).
     """
     kept = loose.join(ranks, on="account").filter(pl.col("u") >= p.link_quantile).select("account")
     return members.join(loose.join(kept, on="account", how="anti").select("account"), on="account", how="anti")
