@@ -207,26 +207,6 @@ def test_association_through_a_campaigns_script_lines_needs_two_lines_mostly_its
     assert got["account"].unique().sort().to_list() == [190]
 
 
-def test_a_campaigns_rare_lines_tie_its_stragglers_when_no_other_sender_is_ordinary_and_a_popular_phrase_does_not() -> None:
-    from distillguard.hunt.link import associates
-
-    # 400 accounts ranked by b = account; 390-399 are one campaign, flagged early.
-    behaviour = pl.DataFrame({"account": np.arange(400), "b": np.arange(400.0)}, schema={"account": pl.UInt32, "b": pl.Float64})
-    members = pl.DataFrame({"account": np.arange(390, 400), "component": [2] * 10}, schema={"account": pl.UInt32, "component": pl.Int64})
-    # Lines 1 and 2: one member and six stragglers each (all above the median), not half members.
-    rows = [(a, "script_line", v) for v in (1, 2) for a in (390, *range(300, 306))]
-    rows += [(a, "script_line", 3) for a in (391, *range(306, 310), 100)]  # line 3: one sender is ordinary
-    rows += [(a, "script_line", 3) for a in (300, 301)]
-    # Line 4, a phrase forty busy developers use, and line 5, thirty: no ring, whoever sends them.
-    rows += [(a, "script_line", 4) for a in (392, *range(340, 380))] + [(a, "script_line", 5) for a in (393, *range(340, 370))]
-    no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
-    got = associates(_arts(rows), members, behaviour, no_orgs, LinkParams())
-    assert got["account"].unique().sort().to_list() == list(range(300, 306))  # lines 1 and 2 each
-    assert got.filter(pl.col("account") == 300)["value"].to_list() == [1, 2]  # line 3 is no ring: 100 sends it
-    # Without the first member's two lines nobody joins: the developers' phrases tie nothing.
-    assert associates(_arts([r for r in rows if r[2] > 2]), members, behaviour, no_orgs, LinkParams()).height == 0
-
-
 def test_cells_of_one_operator_join_through_a_pool_most_of_them_use_and_ordinary_cells_stay_out() -> None:
     from distillguard.hunt.link import identity_components, join_rings
 

@@ -540,26 +540,13 @@ def _inside_outside(held: pl.DataFrame, members: pl.DataFrame) -> tuple[pl.DataF
 def _signature_ties(signed: pl.DataFrame, members: pl.DataFrame, ranked: pl.DataFrame, p: LinkParams) -> pl.DataFrame:
     """Signature ties ``(account, kind, value, k, inside, component)`` of accounts outside
     every campaign that carry ``signature_min_ties`` of one campaign's signatures (at least
-    half of each one's carriers are its members, or, carried by fewer than
-    ``identity_testable``, none of the others ranks under the ordinary median, as
-    :func:`associates` reads an identity ring) and rank at or above the ordinary link
-    quantile (``ranked.ok``; an account too new to rank does not).
-
-    Why the ring: a slow fleet's lines are each sent by four to fourteen of its accounts,
-    few of them flagged yet; a phrase forty developers use is no ring, whoever else sends it."""
+    half of each one's carriers are its members) and rank at or above the ordinary link
+    quantile (``ranked.ok``; an account too new to rank does not)."""
     inside, outside = _inside_outside(signed, members)
-    outside = outside.join(ranked, on="account", how="left")
-    ring = outside.group_by("kind", "value").agg(ring=pl.col("ok").fill_null(True).all())
     return (
-        outside.filter(pl.col("ok").fill_null(False))
-        .drop("ok")
+        outside.join(ranked.filter("ok").select("account"), on="account", how="semi")
         .join(inside, on=["kind", "value"])
-        .join(ring, on=["kind", "value"])
-        .filter(
-            (pl.col("inside") >= p.associate_min)
-            & ((2 * pl.col("inside") >= pl.col("k")) | (pl.col("ring") & (pl.col("k") < p.identity_testable)))
-        )
-        .drop("ring")
+        .filter((pl.col("inside") >= p.associate_min) & (2 * pl.col("inside") >= pl.col("k")))
         .filter(pl.len().over("account", "component") >= p.signature_min_ties)
     )
 
