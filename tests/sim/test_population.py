@@ -48,3 +48,27 @@ def test_mobile_cgnat_shares_a_few_carrier_prefixes_among_strangers() -> None:
     domains = plan.rows[0]["email_domain"]
     members = set().union(*big.values())
     assert np.mean([domains[i] in infra.WEBMAIL for i in members]) > 0.9  # strangers, not one organisation
+
+
+def _stealth_plan(accounts: int) -> Plan:
+    sc = parse_scenario({
+        "window": {"start": "2026-05-04", "end": "2026-05-11"},
+        "population": {"casual": {"accounts": 50, "exchanges_per_account": 5}},
+        "campaigns": [{"id": "s", "archetype": "stealth", "accounts": accounts, "exchanges": accounts * 10, "targets": ["coding"]}],
+    })
+    plan, _, _ = plan_population(sc, POOLS, np.random.default_rng(5))
+    return plan
+
+
+def test_a_stealth_fleet_shares_its_devices_in_pairs_at_every_fleet_size() -> None:
+    """An odd fleet once got a device pool that was no multiple of three: no device shared."""
+    for accounts in (40, 41, 599):
+        plan = _stealth_plan(accounts)
+        fleet = range(plan.n - accounts, plan.n)
+        holders: dict[int, set[int]] = {}
+        for i in fleet:
+            for d in plan.devs_data[plan.devs_off[i]: plan.devs_off[i] + plan.devs_len[i]]:
+                holders.setdefault(int(d), set()).add(i)
+        shared = {i for h in holders.values() if len(h) >= 2 for i in h}
+        assert len(shared) == accounts, accounts
+        assert max(len(h) for h in holders.values()) <= 3
