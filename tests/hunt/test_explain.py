@@ -218,9 +218,9 @@ def test_a_web_kept_by_one_behaviour_score_names_it_and_its_chance(explained: Ex
     ties = _card_ties(members, web=7)
     _, (camp,) = explain(dataclasses.replace(scored, campaign_webs=webs, web_ties=ties), findings, texts, config)
     (line,) = [x for x in camp["evidence"] if x.startswith("9 accounts tied to each other")]
-    assert "average the 65th percentile of the population, which ordinary accounts would reach by chance with p = 1e-1 (z = 1.6)" in line
+    assert "average the 65th percentile of the population, which ordinary accounts would reach by chance with p = 0.058 (z = 1.6)" in line
     assert "on one behaviour score, output_harvesting.ts_out_in, they average the 93rd percentile" in line
-    assert "which ordinary accounts would reach on one of the scores tried by chance with p = 1e-3" in line
+    assert "which ordinary accounts would reach on one of the scores tried by chance with p = 0.00076" in line
     # Kept by its mean rank: the sentence is the mean rank's alone.
     by_rank = webs.with_columns(rank_neglog_p=pl.lit(4.0), neglog_p=pl.lit(4.0))
     _, (camp,) = explain(dataclasses.replace(scored, campaign_webs=by_rank, web_ties=ties), findings, texts, config)

@@ -189,8 +189,9 @@ def _ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def _sig(p: float) -> str:
-    return f"1e-{min(int(p), 300)}" if p >= 1 else f"{10 ** -p:.2g}"
+def _sig(neglog_p: float) -> str:
+    """A chance from its ``-log10``, two significant digits: 10^-2.9 reads 0.0013, not 1e-2."""
+    return f"{10 ** -neglog_p:.2g}" if neglog_p < 300 else "<1e-300"
 
 
 def _value(r: dict[str, Any]) -> str:
