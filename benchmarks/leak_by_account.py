@@ -1,11 +1,12 @@
 """Where a replay's leaked exchanges are: warm-up or harvest, never-flagged accounts, ring-mates.
 
-    python benchmarks/leak_by_account.py LOG [--every HOURS] [--flags FILE] [--json OUT]
+    python benchmarks/leak_by_account.py LOG [--every HOURS] [--flags FILE] [--json OUT] [--accounts FILE]
 
 Replays a labelled log through the hunt (``--flags``: keep the first flags in a Parquet file
 and read them from there next time), then per campaign: its accounts' exchanges before their
 first flag (leaked), how many of those came before the account's harvesting start (warm-up
-chat), how many belong to accounts never flagged, and how many accounts had a ring-mate (the
+chat), how many before the campaign's first flag (only an earlier campaign saves those; the
+rest, a faster membership), how many belong to accounts never flagged, and how many accounts had a ring-mate (the
 same card or phone in the accounts table) flagged before their own first flag: only those
 can association (``hunt/link.py``, ``associates``) flag earlier. The hunt never reads labels.
 """
@@ -37,7 +38,7 @@ def first_flags(log: Path, every: float, keep: Path | None) -> pl.DataFrame:
     return out
 
 
-def leaks(log: Path, flags: pl.DataFrame) -> dict[str, dict[str, int]]:
+def leaks(log: Path, flags: pl.DataFrame, per_account: Path | None = None) -> dict[str, dict[str, int]]:
     reader = LogReader(log)
     labels, accounts = pl.from_arrow(reader.labels()), pl.from_arrow(reader.accounts())  # type: ignore[arg-type]
     assert isinstance(labels, pl.DataFrame) and isinstance(accounts, pl.DataFrame)
@@ -49,10 +50,17 @@ def leaks(log: Path, flags: pl.DataFrame) -> dict[str, dict[str, int]]:
     rows = pl.concat(
         [pl.from_arrow(b.select(["account_id", "ts"])) for b in reader.exchange_batches(["account_id", "ts"])]  # type: ignore[misc]
     ).join(camp.select("account_id", "first_flagged_at", "harvest_start"), on="account_id")
+    # The campaign's first flag: what its accounts leaked before it, only an earlier
+    # campaign could have saved; what they leaked after it, a faster membership could.
+    known = camp.group_by("campaign_id").agg(campaign_flagged_at=pl.col("first_flagged_at").min())
+    rows = rows.join(camp.select("account_id", "campaign_id"), on="account_id").join(known, on="campaign_id")
+    leaked = pl.col("first_flagged_at").is_null() | (pl.col("ts") < pl.col("first_flagged_at"))
     per = rows.group_by("account_id").agg(
         first_ts=pl.col("ts").min(),
-        leaked=(pl.col("first_flagged_at").is_null() | (pl.col("ts") < pl.col("first_flagged_at"))).sum(),
-        warm=((pl.col("first_flagged_at").is_null() | (pl.col("ts") < pl.col("first_flagged_at"))) & (pl.col("ts") < pl.col("harvest_start"))).sum(),
+        exchanges=pl.len(),
+        leaked=leaked.sum(),
+        warm=(leaked & (pl.col("ts") < pl.col("harvest_start"))).sum(),
+        before_campaign=(leaked & (pl.col("campaign_flagged_at").is_null() | (pl.col("ts") < pl.col("campaign_flagged_at")))).sum(),
     )
     camp = camp.join(per, on="account_id", how="left")
     mate_first: list[pl.Expr] = []
@@ -62,6 +70,8 @@ def leaks(log: Path, flags: pl.DataFrame) -> dict[str, dict[str, int]]:
         camp = camp.join(mates.group_by("account_id").agg(pl.col("first_flagged_at_m").min().alias(f"mate_{kind}")), on="account_id", how="left")
         mate_first.append(pl.col(f"mate_{kind}"))
     camp = camp.with_columns(mate=pl.min_horizontal(mate_first))
+    if per_account is not None:
+        camp.drop(*RINGS).write_parquet(per_account)
     out: dict[str, dict[str, int]] = {}
     for (cid,), g in camp.sort("campaign_id").group_by(["campaign_id"], maintain_order=True):
         never = g.filter(pl.col("first_flagged_at").is_null())
@@ -70,6 +80,7 @@ def leaks(log: Path, flags: pl.DataFrame) -> dict[str, dict[str, int]]:
             "accounts": g.height,
             "leaked": int(g["leaked"].sum()),
             "leaked_warm_up": int(g["warm"].sum()),
+            "leaked_before_campaign_flagged": int(g["before_campaign"].sum()),
             "never_flagged": never.height,
             "leaked_never_flagged": int(never["leaked"].sum()),
             "ring_mate_flagged_first": int(g.select(helped.fill_null(False).sum()).item()),
@@ -84,8 +95,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, int]]:
     ap.add_argument("--every", type=float, default=1.0, help="simulated hours between two re-scores (bench --replay-every)")
     ap.add_argument("--flags", type=Path, help="Parquet file of first flags: written after a replay, read instead of one")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--accounts", type=Path, help="Parquet file of every campaign account's first flag, exchanges and leak")
     args = ap.parse_args(argv)
-    result = leaks(args.log, first_flags(args.log, args.every, args.flags))
+    result = leaks(args.log, first_flags(args.log, args.every, args.flags), args.accounts)
     text = json.dumps({"log": str(args.log), "every_hours": args.every, "campaigns": result}, indent=2)
     if args.json:
         args.json.write_text(text + "\n")
