@@ -10,8 +10,11 @@ no exchange, u1 in the accounts table but not in the labels.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -22,6 +25,16 @@ from distillguard.detectors import Detector
 from distillguard.verdicts import Verdicts
 
 T0 = datetime(2026, 4, 22, tzinfo=UTC)
+
+
+def benchmark_script(name: str) -> ModuleType:
+    """``benchmarks/NAME.py`` loaded as a module: the scripts are files, not a package."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def at(hours: float) -> datetime:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 from pathlib import Path
@@ -10,21 +9,15 @@ from types import ModuleType
 
 import pyarrow.parquet as pq
 import pytest
-from bench_fixtures import accounts_table, exchanges_table, labels_table
+from bench_fixtures import accounts_table, benchmark_script, exchanges_table, labels_table
 from rich.console import Console
 
 from distillguard.bench import BenchResult
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_detect.py"
-
 
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_detect", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("bench_detect")
 
 
 def _result(detector: str, recall: float, seconds: float, ttd: float | None) -> BenchResult:

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import polars as pl
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "identity_reach.py"
+from bench_fixtures import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("identity_reach", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("identity_reach")
 
 
 def test_a_chain_of_cards_is_one_piece_a_pair_is_small_and_webmail_links_nobody(script: ModuleType) -> None:
