@@ -637,7 +637,8 @@ class _Builder:
             # Three devices per pair of accounts, walked three at a time below: the fleet's
             # second half reuses the first half's devices at every fleet size. A pool of
             # int(1.5 n) is no multiple of three for odd n, and then almost no device was
-            # shared (full-scale qwen-2026, 5,975 accounts: 179 held no shared identity).
+            # shared (full-scale qwen-2026, 5,975 accounts: 174 shared no identity value with
+            # anyone, benchmarks/identity_reach.py).
             dev_pool_n = 3 * max(1, n // 2)
         dev_pool = self.devs.add(dev_pool_n, infra.UA_HUMAN if a == "stealth" else infra.UA_SCRIPT)
         per_dev = {"naive_scraper": (1, 2), "hydra": (5, 25), "stealth": (1, 3)}.get(a, (1, 5))
