@@ -7,7 +7,9 @@ processes gives, after merging the serialised states, the verdicts of one proces
 from __future__ import annotations
 
 import io
+import math
 import multiprocessing
+import pickle
 from concurrent.futures import ProcessPoolExecutor
 
 import polars as pl
@@ -132,3 +134,62 @@ def test_folds_rewrite_the_state_a_bounded_number_of_times(budget: MemoryBudget 
     folds, rewritten, folded = state.fold_rows["temporal"]
     assert folds >= 4  # the rule under test did fold along the way
     assert rewritten <= 3 * folded, (folds, rewritten, folded)
+
+
+class _FoldEveryBatch(MemoryBudget):
+    """A budget whose share for piles is one byte: every batch's pile is forced out."""
+
+    @property
+    def pending_bytes(self) -> int:
+        return 1
+
+
+def test_folds_the_budget_forces_rewrite_the_state_a_bounded_number_of_times() -> None:
+    """A budget small enough to force a fold every few slices, on a log whose state keeps
+    growing: folded into the state each time, a fold re-read the whole state (here 68x the
+    rows folded in, on the old rule), so the cost grew with the square of the log; folded
+    into runs that carry like a binary counter and join the state once they are as large,
+    a row is re-read about once per level (3.7x here, for 120 folds: at most log2 of them). The folded state is the
+    one an unbounded hunt builds (temporal: sums, extremes and bridged gaps, no sketch)."""
+    from polars.testing import assert_frame_equal
+
+    ex, _, _ = population(seed=6, days=2, casual=500, campaign=10)
+    ex = ex.sort("account_id", "ts")  # every slice brings new accounts: the state grows
+
+    def fold(budget: MemoryBudget | None) -> HuntState:
+        temporal = [s for s in HuntConfig().build_signals() if s.name == "temporal"]
+        state = HuntState(signals=temporal, budget=budget)
+        step = -(-ex.height // 120)
+        for at in range(0, ex.height, step):
+            state.observe(ex.slice(at, step).to_arrow())
+        state.compacted()
+        return state
+
+    cut, whole = fold(_FoldEveryBatch(2**30)), fold(None)
+    folds, reread, folded = cut.fold_rows["temporal"]
+    assert folds >= 100  # the budget did force folds all along
+    assert reread <= math.log2(folds) * folded, (folds, reread, folded)
+    for k, t in cut.states["temporal"].items():
+        keys = [c for c in t.columns if c in ("account", "day", "hour")]
+        assert_frame_equal(t.sort(keys), whole.states["temporal"][k].sort(keys), check_dtypes=False)
+
+
+def test_a_snapshot_keeps_the_runs_and_its_restore_folds_the_same_state() -> None:
+    """A checkpoint taken while runs wait holds them as they are (folding them early would
+    move fold points): restored into a fresh state, the rest of the log folds to the same."""
+    ex, _, _ = population(seed=6, days=2, casual=300, campaign=10)
+    ex = ex.sort("account_id", "ts")
+    temporal = [s for s in HuntConfig().build_signals() if s.name == "temporal"]
+    step = -(-ex.height // 20)
+    a, b = (HuntState(signals=temporal, budget=_FoldEveryBatch(2**30)) for _ in range(2))
+    for i, at in enumerate(range(0, ex.height, step)):
+        a.observe(ex.slice(at, step).to_arrow())
+        if i == 9:
+            snap = pickle.loads(pickle.dumps(a.snapshot()))  # as the checkpoint writes it
+            assert snap["runs"]["temporal"], "no run waited at the snapshot: the test says nothing"
+            b.restore(snap)
+        elif i > 9:
+            b.observe(ex.slice(at, step).to_arrow())
+    for k, t in a.compacted()["temporal"].items():
+        keys = [c for c in t.columns if c in ("account", "day", "hour")]
+        assert t.sort(keys).equals(b.compacted()["temporal"][k].sort(keys))

@@ -105,12 +105,16 @@ class HuntState:
         # batches are enriched; ``_base_rows`` (the state size that went into the last fold)
         # times the next one, so when to fold never depends on thread timing.
         self._folds: dict[str, Future[State]] = {}
+        self._fold_level: dict[str, int | None] = {}  # where the fold in flight goes: the state (None) or a run
         self._base_rows: dict[str, int] = {s.name: 0 for s in self.signals}
+        # Under a budget, piles fold into runs (level, state), oldest first, not into the state
+        # itself: see ``_compact``.
+        self._runs: dict[str, list[tuple[int, State]]] = {s.name: [] for s in self.signals}
         self._pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="enrich")
         self.nonnull: dict[str, int] = {}
         self.n_exchanges = 0
         self.timings: dict[str, float] = {}  # seconds per stage, for profiling
-        # per signal: folds, rows of the state folded into, rows of the pending batches (profiling)
+        # per signal: folds, rows of the state and runs re-read by them, rows of the pending batches (profiling)
         self.fold_rows: dict[str, list[int]] = {}
         self.first_ts: int | None = None
         self.last_ts: int | None = None
@@ -177,10 +181,10 @@ class HuntState:
             # they fold into (its rows at the last fold: known without waiting on that fold,
             # so when to fold never depends on thread timing); unbounded, also once they
             # outgrow it (memory: a day of a large log holds millions of per-account rows).
-            # Each fold rewrites the whole state: a fold every ``compact_every`` batches (or
-            # budget slices) costs time quadratic in the log, as the state grows with it. At
-            # full-scale qwen-2026 that rewrote the template state 14 times (1.6x its folded
-            # rows again); now 7 times (0.6x): 466 s against 514 s (docs/scale.md).
+            # A fold into the state rewrites all of it: a fold every ``compact_every`` batches
+            # costs time quadratic in the log, as the state grows with it. At full-scale
+            # qwen-2026 that rewrote the template state 14 times (1.6x its folded rows
+            # again); with this rule 7 times (0.6x): 466 s against 514 s (docs/scale.md).
             rows = sum(t.height for part in pending for t in part.values())
             base = self._base_rows[s.name]
             if (len(pending) >= self.compact_every and rows >= 2 * base) or (
@@ -193,15 +197,18 @@ class HuntState:
                 if sum(sizes.values()) <= self.budget.pending_bytes:
                     break
                 if sizes[s.name]:
-                    self._compact(s)
+                    self._compact(s, budget=True)
                     sizes[s.name] = 0
 
-    def _state(self, name: str) -> State:
-        """The signal's state, waiting for a fold in flight."""
+    def _settle(self, name: str) -> None:
+        """Wait for the signal's fold in flight and put its result in place (state or run)."""
         fold = self._folds.pop(name, None)
         if fold is not None:
-            self.states[name] = fold.result()
-        return self.states[name]
+            level, out = self._fold_level.pop(name), fold.result()
+            if level is None:
+                self.states[name] = out
+            else:
+                self._runs[name].append((level, out))
 
     def _timed(self, stage: str, fn: Callable[..., T], *args: Any) -> T:
         t = time.perf_counter()
@@ -209,21 +216,51 @@ class HuntState:
         self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t
         return out
 
-    def _compact(self, s: Signal) -> None:
-        """Start folding the pending batches into the state (in the pool; see ``_state``)."""
-        base = self._state(s.name)
-        self._base_rows[s.name] = sum(t.height for t in base.values())
-        parts = [base, *self._pending[s.name]]
-        seen = self.fold_rows.setdefault(s.name, [0, 0, 0])
+    def _compact(self, s: Signal, budget: bool = False) -> None:
+        """Start folding the pending batches (in the pool; see ``_settle``): into the state,
+        with every run, or, for a pile the budget forces out, into a run.
+
+        The budget folds its largest pile every few slices, however large the state has
+        grown: folded into the state each time, that rewrote the whole state at every fold, a
+        cost quadratic in the log (the template state 7 times at full-scale qwen-2026, 65
+        million rows re-read for 113 million folded in). So such a pile folds into a run
+        instead, with the youngest runs as a binary counter does (levels 0, 1, 2, ... carry
+        into one run a level up: a row is re-read once per level, log2 of the runs), and the
+        runs fold into the state only once they hold as many rows as it: each rewrite of the
+        state is paid for by as many rows folded in. Both linear in the log but for the
+        logarithm; runs are mergeable states, so any fold order gives the same state but for
+        the heavy-hitter summaries' cut points (``TableSpec.top_k``).
+        """
+        name = s.name
+        self._settle(name)
+        runs = self._runs[name]
+        base_rows = sum(t.height for t in self.states[name].values())
+        run_rows = sum(t.height for _, r in runs for t in r.values())
+        if not budget or run_rows >= base_rows:
+            self._base_rows[name] = base_rows
+            parts, level, reread = [self.states[name], *(r for _, r in runs)], None, base_rows + run_rows
+            self._runs[name] = []
+        else:
+            carry = 0
+            while carry < len(runs) and runs[-1 - carry][0] == carry:
+                carry += 1
+            taken = runs[len(runs) - carry :]
+            parts, level = [r for _, r in taken], carry
+            reread = sum(t.height for _, r in taken for t in r.values())
+            self._runs[name] = runs[: len(runs) - carry]
+        piles = self._pending[name]
+        seen = self.fold_rows.setdefault(name, [0, 0, 0])
         seen[0] += 1
-        seen[1] += self._base_rows[s.name]
-        seen[2] += sum(t.height for part in parts[1:] for t in part.values())
-        self._pending[s.name] = []
+        seen[1] += reread
+        seen[2] += sum(t.height for part in piles for t in part.values())
+        parts += piles
+        self._pending[name] = []
 
         def fold() -> State:
             return {k: spec.compact([p[k] for p in parts]) for k, spec in s.tables.items()}
 
-        self._folds[s.name] = self._pool.submit(self._timed, f"fold.{s.name}", fold)
+        self._fold_level[name] = level
+        self._folds[name] = self._pool.submit(self._timed, f"fold.{name}", fold)
 
     def take_touched(self) -> pl.Series:
         """The accounts (u32 indices) given new rows since the last call, by :meth:`observe`
@@ -236,10 +273,11 @@ class HuntState:
         while self._inflight:
             self._drain_one()
         for s in self.signals:
-            if self._pending[s.name]:
+            self._settle(s.name)
+            if self._pending[s.name] or self._runs[s.name]:
                 self._compact(s)
         for s in self.signals:
-            self._state(s.name)
+            self._settle(s.name)
         return self.states
 
     def snapshot(self) -> dict[str, Any]:
@@ -248,10 +286,11 @@ class HuntState:
         while self._inflight:  # in batch order, as the next observe() would
             self._drain_one()
         for s in self.signals:
-            self._state(s.name)
+            self._settle(s.name)
         return {
             "signals": [s.name for s in self.signals], "params": {s.name: s.state_params() for s in self.signals},
             "index": self.index, "states": self.states, "pending": self._pending, "base_rows": self._base_rows,
+            "runs": self._runs,
             "nonnull": self.nonnull, "n_exchanges": self.n_exchanges, "first_ts": self.first_ts, "last_ts": self.last_ts,
         }  # fmt: skip
 
@@ -260,8 +299,9 @@ class HuntState:
         self._check_same_signals(snap["signals"], snap["params"])
         self.index, self.states, self._pending = snap["index"], snap["states"], snap["pending"]
         self._base_rows, self.nonnull, self.n_exchanges = snap["base_rows"], snap["nonnull"], snap["n_exchanges"]
+        self._runs = snap.get("runs") or {s.name: [] for s in self.signals}
         self.first_ts, self.last_ts = snap["first_ts"], snap["last_ts"]
-        self._inflight, self._folds = [], {}
+        self._inflight, self._folds, self._fold_level = [], {}, {}
 
     def merge(self, other: HuntState) -> None:
         """Fold another state (a partition's, another process's) into this one, by account id.
