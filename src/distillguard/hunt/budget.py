@@ -8,7 +8,8 @@ in time (more, smaller folds):
 
 - ``prefetch``: days read ahead of the one being worked on;
 - ``pending_bytes``: per-account rows waiting to be folded, over all signals (the largest
-  signal's pile is folded first once they pass it);
+  signal's pile is folded first once they pass it, into a run that joins the state later:
+  ``HuntState._compact``);
 - ``chunk_bytes``: a day larger than this is worked in slices (rows in file order), so the
   columns of one slice and its enriched copies stay within it.
 
