@@ -10,12 +10,12 @@ runs ``distillguard hunt LOG`` in this process with :meth:`Checkpoint.save` time
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bench_update_per_row import emit
 from distillguard.hunt import checkpoint as checkpoint_module
 
 
@@ -57,11 +57,7 @@ def main() -> None:
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-checkpoint-") as tmp:
         got = timed_writes(a.log, a.out or Path(tmp) / "out", a.every)
-    text = json.dumps(got, indent=2)
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(text + "\n")
-    print(text)
+    emit(got, a.json)
 
 
 if __name__ == "__main__":

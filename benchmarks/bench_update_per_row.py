@@ -61,11 +61,15 @@ def main() -> None:
     ap.add_argument("--signal", action="append", help="only these signals (repeatable); default all")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
-    out = per_row(a.log, a.skip, a.pieces, a.memory, a.signal)
-    text = json.dumps(out, indent=2)
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(text + "\n")
+    emit(per_row(a.log, a.skip, a.pieces, a.memory, a.signal), a.json)
+
+
+def emit(result: dict[str, Any], path: Path | None) -> None:
+    """Print a result as JSON, and write it to ``path`` (folders made) where one is given."""
+    text = json.dumps(result, indent=2)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
     print(text)
 
 
