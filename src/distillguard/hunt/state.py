@@ -104,8 +104,8 @@ class HuntState:
         # A fold of pending batches into a signal's state runs in the pool while the next
         # batches are enriched; ``_base_rows`` (the state size that went into the last fold)
         # times the next one, so when to fold never depends on thread timing.
-        self._folds: dict[str, Future[State]] = {}
-        self._fold_level: dict[str, int | None] = {}  # where the fold in flight goes: the state (None) or a run
+        # the fold in flight per signal, and where it goes: the state (None) or a run of that level
+        self._folds: dict[str, tuple[Future[State], int | None]] = {}
         self._base_rows: dict[str, int] = {s.name: 0 for s in self.signals}
         # Under a budget, piles fold into runs (level, state), oldest first, not into the state
         # itself: see ``_compact``.
@@ -204,7 +204,7 @@ class HuntState:
         """Wait for the signal's fold in flight and put its result in place (state or run)."""
         fold = self._folds.pop(name, None)
         if fold is not None:
-            level, out = self._fold_level.pop(name), fold.result()
+            out, level = fold[0].result(), fold[1]
             if level is None:
                 self.states[name] = out
             else:
@@ -220,11 +220,11 @@ class HuntState:
         """Start folding the pending batches (in the pool; see ``_settle``): into the state,
         with every run, or, for a pile the budget forces out, into a run.
 
-        The budget folds its largest pile every few slices, however large the state has
-        grown: folded into the state each time, that rewrote the whole state at every fold, a
-        cost quadratic in the log (the template state 7 times at full-scale qwen-2026, 65
-        million rows re-read for 113 million folded in). So such a pile folds into a run
-        instead, with the youngest runs as a binary counter does (levels 0, 1, 2, ... carry
+        A tight budget forces its largest pile out every few slices, however large the state
+        has grown: folded into the state each time, that rewrote the whole state at every
+        fold, a cost quadratic in the log (68x the rows folded in, re-read, in
+        ``tests/hunt/test_state.py``; at ``--memory auto`` no log here forces one, docs/scale.md).
+        So such a pile folds into a run instead, with the youngest runs as a binary counter does (levels 0, 1, 2, ... carry
         into one run a level up: a row is re-read once per level, log2 of the runs), and the
         runs fold into the state only once they hold as many rows as it: each rewrite of the
         state is paid for by as many rows folded in. Both linear in the log but for the
@@ -259,8 +259,7 @@ class HuntState:
         def fold() -> State:
             return {k: spec.compact([p[k] for p in parts]) for k, spec in s.tables.items()}
 
-        self._fold_level[name] = level
-        self._folds[name] = self._pool.submit(self._timed, f"fold.{name}", fold)
+        self._folds[name] = (self._pool.submit(self._timed, f"fold.{name}", fold), level)
 
     def take_touched(self) -> pl.Series:
         """The accounts (u32 indices) given new rows since the last call, by :meth:`observe`
@@ -301,7 +300,7 @@ class HuntState:
         self._base_rows, self.nonnull, self.n_exchanges = snap["base_rows"], snap["nonnull"], snap["n_exchanges"]
         self._runs = snap.get("runs") or {s.name: [] for s in self.signals}
         self.first_ts, self.last_ts = snap["first_ts"], snap["last_ts"]
-        self._inflight, self._folds, self._fold_level = [], {}, {}
+        self._inflight, self._folds = [], {}
 
     def merge(self, other: HuntState) -> None:
         """Fold another state (a partition's, another process's) into this one, by account id.
