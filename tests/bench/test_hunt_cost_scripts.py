@@ -35,14 +35,19 @@ def test_times_the_chosen_signals_on_the_pieces_asked_for(smoke_log: Path, tmp_p
     assert all(v["enrich"] >= 0 and v["aggregate"] > 0 for v in got["us_per_exchange"].values())
 
 
-def test_checkpoint_writes_are_timed_after_each_day(smoke_log: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [[], ["--foreground"]], ids=["writer-thread", "foreground"])
+def test_checkpoint_writes_are_timed_after_each_day(smoke_log: Path, tmp_path: Path, mode: list[str]) -> None:
     """benchmarks/bench_checkpoint_writes.py: with a checkpoint after every day, one write per
-    day but the last (the hunt removes its checkpoint when it ends), each timed and sized."""
+    day but the last (the hunt removes its checkpoint when it ends), each timed and sized, with
+    how long the hunt waited for it."""
     out = tmp_path / "writes.json"
     script = SCRIPT.with_name("bench_checkpoint_writes.py")
-    run = subprocess.run([sys.executable, str(script), "--log", str(smoke_log), "--every", "0", "--json", str(out)], capture_output=True, text=True)
+    run = subprocess.run([sys.executable, str(script), "--log", str(smoke_log), "--every", "0", *mode, "--json", str(out)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     got = json.loads(out.read_text())
+    assert got["background"] is (not mode)
     days = [w["after_day"] for w in got["writes"]]
     assert days and days == sorted(days) and days[0] == 1
-    assert all(w["mib"] > 0 and w["write_s"] >= 0 for w in got["writes"])
+    assert all(w["mib"] > 0 and w["write_s"] >= 0 and w["held_s"] >= 0 for w in got["writes"])
+    if mode:  # in the hunt's thread, the hunt waits for all of each write
+        assert all(w["held_s"] >= w["write_s"] for w in got["writes"])

@@ -8,6 +8,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from distillguard.hunt import run_hunt
 from distillguard.hunt.checkpoint import FILE, Checkpoint, fingerprint
 from distillguard.hunt.state import HuntState
 from distillguard.io import LogReader
+from distillguard.signals.prepare import COLUMNS
 
 CLI = str(Path(sys.executable).parent / "distillguard")
 
@@ -65,9 +67,54 @@ def test_a_checkpoint_of_other_settings_is_ignored(log: Path, tmp_path: Path) ->
     a = Checkpoint(folder, fingerprint([log], {"x": 1}))
     reader = LogReader(log)
     a.save(HuntState(), [reader], (0, 3), None)
+    a.flush()
     b = Checkpoint(folder, fingerprint([log], {"x": 2}))
     assert b.restore(HuntState(), [LogReader(log)]) is None and b.note and "other logs or settings" in b.note
     assert Checkpoint(folder, a.key).restore(HuntState(), [LogReader(log)]) == (0, 3)
     (folder / FILE).write_bytes(b"torn")
     c = Checkpoint(folder, a.key)
     assert c.restore(HuntState(), [LogReader(log)]) is None and c.note and "unreadable" in c.note
+
+
+def test_a_checkpoint_written_in_the_background_holds_the_state_as_it_was_saved(
+    log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write runs in a thread while the hunt goes on: later days and folds must not leak
+    into it, so it restores to what a write in the hunt's own thread would have."""
+    reader = LogReader(log)
+    days = reader.days()
+    state = HuntState(compact_every=1)
+    pieces = list(reader.exchange_pieces(COLUMNS))
+    half = len(pieces) // 2
+    for batch, _ in pieces[:half]:
+        state.observe(batch)
+    fg = Checkpoint(tmp_path / "fg", "k", background=False)
+    fg.save(state, [reader], (0, half - 1), None)
+    went_on = threading.Event()
+    bg = Checkpoint(tmp_path / "bg", "k")
+    write = bg._write
+    monkeypatch.setattr(bg, "_write", lambda blob: (went_on.wait(60), write(blob)))
+    bg.save(state, [reader], (0, half - 1), None)
+    for batch, _ in pieces[half:]:  # the hunt goes on before the writer pickles
+        state.observe(batch)
+    state.compacted()
+    went_on.set()
+    bg.flush()
+    assert half < len(days)
+    a, b = HuntState(), HuntState()
+    assert fg.restore(a, [LogReader(log)]) == bg.restore(b, [LogReader(log)]) == (0, half - 1)
+    assert a.n_exchanges == b.n_exchanges < state.n_exchanges
+    theirs = b.compacted()
+    for name, st in a.compacted().items():
+        for k, t in st.items():  # rows of tables not keyed by account come in any order
+            assert t.sort(t.columns).equals(theirs[name][k].sort(t.columns)), (name, k)
+
+
+def test_a_failed_background_write_is_raised_in_the_hunt(log: Path, tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the checkpoint folder should be")
+    cp = Checkpoint(blocked / "cp", "k")
+    cp.save(HuntState(), [LogReader(log)], (0, 0), None)  # returns: the write is in its thread
+    with pytest.raises(OSError):
+        cp.flush()
+    cp.flush()  # raised once

@@ -281,16 +281,20 @@ class HuntState:
 
     def snapshot(self) -> dict[str, Any]:
         """The state exactly as it stands, folded and pending parts apart (nothing folded
-        that would not have been), for a checkpoint; :meth:`restore` puts it back."""
+        that would not have been), for a checkpoint; :meth:`restore` puts it back. Later
+        batches and folds do not change it."""
         while self._inflight:  # in batch order, as the next observe() would
             self._drain_one()
         for s in self.signals:
             self._settle(s.name)
+        # Containers copied, frames shared (never changed in place): a checkpoint is written
+        # from it in a thread while the hunt goes on (hunt/checkpoint.py).
         return {
             "signals": [s.name for s in self.signals], "params": {s.name: s.state_params() for s in self.signals},
-            "index": self.index, "states": self.states, "pending": self._pending, "base_rows": self._base_rows,
-            "runs": self._runs,
-            "nonnull": self.nonnull, "n_exchanges": self.n_exchanges, "first_ts": self.first_ts, "last_ts": self.last_ts,
+            "index": self.index, "states": dict(self.states),
+            "pending": {k: list(v) for k, v in self._pending.items()}, "base_rows": dict(self._base_rows),
+            "runs": {k: list(v) for k, v in self._runs.items()},
+            "nonnull": dict(self.nonnull), "n_exchanges": self.n_exchanges, "first_ts": self.first_ts, "last_ts": self.last_ts,
         }  # fmt: skip
 
     def restore(self, snap: dict[str, Any]) -> None:

@@ -66,6 +66,8 @@ class PolarsEngine(Engine):
                 if cp is not None and cp.due():  # a piece holds one UTC day: its first row names it
                     ts = batch.column("ts")[0].as_py()
                     cp.save(state, sources, (li, at[ts.date()]), seen)
+        if cp is not None:
+            cp.flush()  # the last write complete (or its failure raised) before the hunt goes on
         return state
 
 
