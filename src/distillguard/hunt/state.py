@@ -100,7 +100,8 @@ class HuntState:
         self.max_inflight = 1  # batches enriched ahead of the one being folded
         self.compact_rows = 2_000_000
         self.budget = budget  # bounds the piles below (hunt/budget.py); None: as fast as memory allows
-        self._inflight: list[list[Future[State]]] = []
+        self._inflight: list[tuple[int, list[Future[State]]]] = []  # (batch number, a future per signal)
+        self._batches = 0  # the batch being observed (a day read or worked in pieces is one)
         # A fold of pending batches into a signal's state runs in the pool while the next
         # batches are enriched; ``_base_rows`` (the state size that went into the last fold)
         # times the next one, so when to fold never depends on thread timing.
@@ -110,6 +111,9 @@ class HuntState:
         # Under a budget, piles fold into runs (level, state), oldest first, not into the state
         # itself: see ``_compact``.
         self._runs: dict[str, list[tuple[int, State]]] = {s.name: [] for s in self.signals}
+        # per signal, since its last fold into the state: [batches, rows] of the piles, in runs or pending
+        self._since: dict[str, list[int]] = {s.name: [0, 0] for s in self.signals}
+        self._last_batch: dict[str, int] = {}
         self._pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="enrich")
         self.nonnull: dict[str, int] = {}
         self.n_exchanges = 0
@@ -135,9 +139,11 @@ class HuntState:
         assert isinstance(df, pl.DataFrame)
         return prepare(df, self.ensure_accounts(df["account_id"]))
 
-    def observe(self, batch: pa.Table | pl.DataFrame) -> None:
-        """Enrich and fold a batch of exchanges (a day, an hour, a piece of a day); on a
-        budget, one larger than its chunk is worked in slices (rows in order, no copy)."""
+    def observe(self, batch: pa.Table | pl.DataFrame, ends_batch: bool = True) -> None:
+        """Enrich and fold a batch of exchanges (a day, an hour); on a budget, one larger
+        than its chunk is worked in slices (rows in order, no copy). ``ends_batch`` False:
+        a piece of a batch that goes on in the next call (a day read in pieces), counted
+        with it where folds count batches."""
         size = batch.nbytes if isinstance(batch, pa.Table) else int(batch.estimated_size())
         if self.budget is not None and size > self.budget.chunk_bytes:
             n = len(batch)
@@ -146,6 +152,7 @@ class HuntState:
                 self._observe(batch.slice(at, step))
         else:
             self._observe(batch)
+        self._batches += ends_batch
 
     def _observe(self, batch: pa.Table | pl.DataFrame) -> None:
         if batch.num_rows if isinstance(batch, pa.Table) else batch.height:
@@ -163,7 +170,7 @@ class HuntState:
         # Each signal enriches and folds its own columns in a pool task (Polars releases
         # the GIL), and the next batch starts before this one is done: no barrier between
         # stages, so both cores stay busy. Results are folded in batch order.
-        self._inflight.append([self._pool.submit(self._enrich_update, s, df) for s in self.signals])
+        self._inflight.append((self._batches, [self._pool.submit(self._enrich_update, s, df) for s in self.signals]))
         while len(self._inflight) > self.max_inflight:
             self._drain_one()
 
@@ -174,21 +181,25 @@ class HuntState:
         return self._timed(f"aggregate.{s.name}", s.update, s.empty(), pl.concat([df, own], how="horizontal"))
 
     def _drain_one(self) -> None:
-        for s, fut in zip(self.signals, self._inflight.pop(0), strict=True):
-            pending = self._pending[s.name]
-            pending.append(fut.result())
-            # Fold once ``compact_every`` batches wait and hold twice the rows of the state
-            # they fold into (its rows at the last fold: known without waiting on that fold,
-            # so when to fold never depends on thread timing); unbounded, also once they
-            # outgrow it (memory: a day of a large log holds millions of per-account rows).
-            # A fold into the state rewrites all of it: a fold every ``compact_every`` batches
-            # costs time quadratic in the log, as the state grows with it. At full-scale
-            # qwen-2026 that rewrote the template state 14 times (1.6x its folded rows
-            # again); with this rule 7 times (0.6x): 466 s against 514 s (docs/scale.md).
-            rows = sum(t.height for part in pending for t in part.values())
+        batch, futures = self._inflight.pop(0)
+        for s, fut in zip(self.signals, futures, strict=True):
+            pile = fut.result()
+            self._add_pile(s.name, pile, batch)
+            # Fold into the state once ``compact_every`` batches (a day cut in slices by the
+            # budget counts once) have come in since the last such fold and hold twice the
+            # rows of the state (its rows at the last fold: known without waiting on that
+            # fold, so when to fold never depends on thread timing); unbounded, also once
+            # the pending rows outgrow it (memory: a day of a large log holds millions of
+            # per-account rows). A fold into the state rewrites all of it: a fold every
+            # ``compact_every`` batches costs time quadratic in the log, as the state grows
+            # with it. At full-scale qwen-2026 that rewrote the template state 14 times
+            # (1.6x its folded rows again); with the twice-the-rows rule 7 times, when slices
+            # counted as batches; counted as days, twice, as at --scale 0.1 (docs/scale.md).
+            batches, rows = self._since[s.name]
             base = self._base_rows[s.name]
-            if (len(pending) >= self.compact_every and rows >= 2 * base) or (
-                self.budget is None and rows > max(self.compact_rows, base)
+            pending_rows = sum(t.height for part in self._pending[s.name] for t in part.values())
+            if (batches >= self.compact_every and rows >= 2 * base) or (
+                self.budget is None and pending_rows > max(self.compact_rows, base)
             ):
                 self._compact(s)
         if self.budget is not None:  # the largest piles first, until all of them fit
@@ -199,6 +210,17 @@ class HuntState:
                 if sizes[s.name]:
                     self._compact(s, budget=True)
                     sizes[s.name] = 0
+
+    def _add_pile(self, name: str, pile: State, batch: int | None) -> None:
+        """A batch's per-account rows join the signal's pending piles (``batch`` None: a
+        merged state, a batch of its own)."""
+        self._pending[name].append(pile)
+        since = self._since[name]
+        if batch is None or self._last_batch.get(name) != batch:
+            since[0] += 1
+        if batch is not None:
+            self._last_batch[name] = batch
+        since[1] += sum(t.height for t in pile.values())
 
     def _settle(self, name: str) -> None:
         """Wait for the signal's fold in flight and put its result in place (state or run)."""
@@ -223,7 +245,8 @@ class HuntState:
         A tight budget forces its largest pile out every few slices, however large the state
         has grown: folded into the state each time, that rewrote the whole state at every
         fold, a cost quadratic in the log (68x the rows folded in, re-read, in
-        ``tests/hunt/test_state.py``; at ``--memory auto`` no log here forces one, docs/scale.md).
+        ``tests/hunt/test_state.py``). At ``--memory auto`` full-scale ``qwen-2026``'s
+        piles are forced out here, between the two folds into the state its days allow (docs/scale.md).
         So such a pile folds into a run instead, with the youngest runs as a binary counter does (levels 0, 1, 2, ... carry
         into one run a level up: a row is re-read once per level, log2 of the runs), and the
         runs fold into the state only once they hold as many rows as it: each rewrite of the
@@ -240,6 +263,7 @@ class HuntState:
             self._base_rows[name] = base_rows
             parts, level, reread = [self.states[name], *(r for _, r in runs)], None, base_rows + run_rows
             self._runs[name] = []
+            self._since[name] = [0, 0]
         else:
             carry = 0
             while carry < len(runs) and runs[-1 - carry][0] == carry:
@@ -293,7 +317,8 @@ class HuntState:
             "signals": [s.name for s in self.signals], "params": {s.name: s.state_params() for s in self.signals},
             "index": self.index, "states": dict(self.states),
             "pending": {k: list(v) for k, v in self._pending.items()}, "base_rows": dict(self._base_rows),
-            "runs": {k: list(v) for k, v in self._runs.items()},
+            "runs": {k: list(v) for k, v in self._runs.items()}, "since": {k: list(v) for k, v in self._since.items()},
+            "last_batch": dict(self._last_batch), "batches": self._batches,
             "nonnull": dict(self.nonnull), "n_exchanges": self.n_exchanges, "first_ts": self.first_ts, "last_ts": self.last_ts,
         }  # fmt: skip
 
@@ -303,6 +328,10 @@ class HuntState:
         self.index, self.states, self._pending = snap["index"], snap["states"], snap["pending"]
         self._base_rows, self.nonnull, self.n_exchanges = snap["base_rows"], snap["nonnull"], snap["n_exchanges"]
         self._runs = snap.get("runs") or {s.name: [] for s in self.signals}
+        self._since = snap.get("since") or {
+            n: [len(p), sum(t.height for part in p for t in part.values())] for n, p in self._pending.items()
+        }
+        self._last_batch, self._batches = snap.get("last_batch", {}), snap.get("batches", 0)
         self.first_ts, self.last_ts = snap["first_ts"], snap["last_ts"]
         self._inflight, self._folds = [], {}
 
@@ -338,7 +367,7 @@ class HuntState:
                 k: (t.with_columns(pl.col("account").replace_strict(mapping, return_dtype=pl.UInt32)) if "account" in t.columns else t)
                 for k, t in states[s.name].items()
             }
-            self._pending[s.name].append(theirs)
+            self._add_pile(s.name, theirs, None)
         for c, v in nonnull.items():
             self.nonnull[c] = self.nonnull.get(c, 0) + v
         self.n_exchanges += n_exchanges

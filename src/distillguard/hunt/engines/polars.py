@@ -58,7 +58,7 @@ class PolarsEngine(Engine):
             at = {d: i for i, d in enumerate(days)}
             read = _with_seen(pieces, source) if cp is not None else ((p, None) for p in pieces)
             for (batch, day_done), seen in prefetch(read, depth=budget.prefetch if budget is not None else 2):
-                state.observe(batch)
+                state.observe(batch, ends_batch=day_done)
                 if not day_done:
                     continue
                 if advance is not None:
