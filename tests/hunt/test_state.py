@@ -10,7 +10,7 @@ import io
 import math
 import multiprocessing
 import pickle
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import polars as pl
 import pytest
@@ -19,7 +19,7 @@ from distillguard.errors import SignalStateError
 from distillguard.hunt.budget import MemoryBudget
 from distillguard.hunt.config import HuntConfig
 from distillguard.hunt.detector import HuntDetector
-from distillguard.hunt.state import HuntState
+from distillguard.hunt.state import HuntState, settled
 from distillguard.verdicts import Verdicts
 from tests.hunt.population import population
 
@@ -193,3 +193,34 @@ def test_a_snapshot_keeps_the_runs_and_its_restore_folds_the_same_state() -> Non
     for k, t in a.compacted()["temporal"].items():
         keys = [c for c in t.columns if c in ("account", "day", "hour")]
         assert t.sort(keys).equals(b.compacted()["temporal"][k].sort(keys))
+
+
+def test_a_snapshot_leaves_the_folds_in_flight_to_its_writer_and_settles_to_the_same() -> None:
+    """The checkpoint's writer waits for the folds the snapshot caught in flight, so the hunt
+    does not; settled in another thread while the hunt folds on, it is the settled snapshot."""
+    ex, _, _ = population(seed=6, days=2, casual=300, campaign=10)
+    ex = ex.sort("account_id", "ts")
+    temporal = [s for s in HuntConfig().build_signals() if s.name == "temporal"]
+    step = -(-ex.height // 12)
+    a, b = (HuntState(signals=temporal, budget=_FoldEveryBatch(2**30)) for _ in range(2))
+    for at in range(0, 6 * step, step):
+        for st in (a, b):
+            st.observe(ex.slice(at, step).to_arrow())
+    (s,) = temporal
+    a._compact(s)  # a fold into the state, in flight at the snapshot
+    b._compact(s)
+    lazy, ready = a.snapshot(settle=False), b.snapshot()
+    assert lazy["folds"] and not ready["folds"]
+    for at in range(6 * step, ex.height, step):  # the hunt goes on before the writer settles
+        a.observe(ex.slice(at, step).to_arrow())
+    a.compacted()
+    with ThreadPoolExecutor(1) as writer:
+        done = writer.submit(settled, lazy).result()
+    assert "folds" not in done
+    restored = [HuntState(signals=temporal) for _ in range(2)]
+    restored[0].restore(pickle.loads(pickle.dumps(done)))
+    restored[1].restore(pickle.loads(pickle.dumps(ready)))
+    x, y = (r.compacted()["temporal"] for r in restored)
+    for k, t in x.items():
+        keys = [c for c in t.columns if c in ("account", "day", "hour")]
+        assert t.sort(keys).equals(y[k].sort(keys))

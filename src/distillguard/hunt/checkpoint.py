@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distillguard.hunt.state import HuntState
+from distillguard.hunt.state import HuntState, settled
 
 __all__ = ["Checkpoint"]
 
@@ -77,7 +77,7 @@ class Checkpoint:
         blob = {
             "key": self.key,
             "done": done,
-            "state": state.snapshot(),
+            "state": state.snapshot(settle=False),  # folds in flight: waited for by the writer
             "readers": [copy.deepcopy(r.issue_state()) for r in readers],  # the readers go on adding
             "seen": seen,
         }
@@ -99,6 +99,7 @@ class Checkpoint:
 
     def _write(self, blob: dict[str, Any]) -> None:
         try:
+            settled(blob["state"])
             self.folder.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")
             with open(tmp, "wb") as f:

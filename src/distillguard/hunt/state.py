@@ -84,6 +84,25 @@ def available(requires: str, present: set[str]) -> bool:
     return any(c in present for c in requires.split("|"))
 
 
+def settled(snap: dict[str, Any]) -> dict[str, Any]:
+    """A :meth:`HuntState.snapshot` with its folds in flight waited for and put in place
+    (state or run), as :meth:`HuntState._settle` would have: what a checkpoint pickles."""
+    for name, fold in snap.pop("folds", {}).items():
+        _put(snap["states"], snap["runs"], name, fold)
+    return snap
+
+
+def _put(
+    states: dict[str, State], runs: dict[str, list[tuple[int, State]]], name: str, fold: tuple[Future[State], int | None]
+) -> None:
+    """A fold's result in its place: the signal's state (level None) or a run of that level."""
+    out, level = fold[0].result(), fold[1]
+    if level is None:
+        states[name] = out
+    else:
+        runs[name].append((level, out))
+
+
 class HuntState:
     """Per-account mergeable state of every signal, plus the account index."""
 
@@ -226,11 +245,7 @@ class HuntState:
         """Wait for the signal's fold in flight and put its result in place (state or run)."""
         fold = self._folds.pop(name, None)
         if fold is not None:
-            out, level = fold[0].result(), fold[1]
-            if level is None:
-                self.states[name] = out
-            else:
-                self._runs[name].append((level, out))
+            _put(self.states, self._runs, name, fold)
 
     def _timed(self, stage: str, fn: Callable[..., T], *args: Any) -> T:
         t = time.perf_counter()
@@ -303,14 +318,17 @@ class HuntState:
             self._settle(s.name)
         return self.states
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, settle: bool = True) -> dict[str, Any]:
         """The state exactly as it stands, folded and pending parts apart (nothing folded
         that would not have been), for a checkpoint; :meth:`restore` puts it back. Later
-        batches and folds do not change it."""
+        batches and folds do not change it. ``settle`` False: folds still in flight stay in
+        it as futures (``"folds"``), for :func:`settled` to wait on in another thread (the
+        checkpoint's writer), so the hunt does not wait for them."""
         while self._inflight:  # in batch order, as the next observe() would
             self._drain_one()
-        for s in self.signals:
-            self._settle(s.name)
+        if settle:
+            for s in self.signals:
+                self._settle(s.name)
         # Containers copied, frames shared (never changed in place): a checkpoint is written
         # from it in a thread while the hunt goes on (hunt/checkpoint.py).
         return {
@@ -318,7 +336,7 @@ class HuntState:
             "index": self.index, "states": dict(self.states),
             "pending": {k: list(v) for k, v in self._pending.items()}, "base_rows": dict(self._base_rows),
             "runs": {k: list(v) for k, v in self._runs.items()}, "since": {k: list(v) for k, v in self._since.items()},
-            "last_batch": dict(self._last_batch), "batches": self._batches,
+            "last_batch": dict(self._last_batch), "batches": self._batches, "folds": dict(self._folds),
             "nonnull": dict(self.nonnull), "n_exchanges": self.n_exchanges, "first_ts": self.first_ts, "last_ts": self.last_ts,
         }  # fmt: skip
 
