@@ -4,8 +4,10 @@
 
 For logs too large to replay in reasonable time: per archetype, accounts and the share
 flagged; per detector cluster, its size and the campaigns and archetypes in it; overall
-recall and benign false-positive rate. Reads ``HUNT_OUT/accounts.parquet`` (what
-``distillguard hunt`` writes) and ``LOG/labels/``.
+recall and benign false-positive rate; and, per identity column, the benign accounts that hold
+a value some campaign account holds too (a recycled phone number, a stolen card's owner) and
+how many of them are flagged. Reads ``HUNT_OUT/accounts.parquet`` (what
+``distillguard hunt`` writes), ``LOG/accounts/`` and ``LOG/labels/``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,16 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         .sort("campaign")
     )
     attack, benign = j.filter("attack"), j.filter(~pl.col("attack"))
+    accounts = pl.from_arrow(LogReader(args.log).accounts())
+    assert isinstance(accounts, pl.DataFrame)
+    sharing = {}
+    for col in ("phone_hash", "payment_fp", "email_domain"):
+        if col not in accounts.columns:
+            continue
+        held = accounts.select("account_id", col).drop_nulls().join(j.select("account_id", "attack", "flagged"), on="account_id")
+        fleet = held.filter("attack").select(col).unique()
+        strangers = held.filter(~pl.col("attack")).join(fleet, on=col, how="semi")
+        sharing[col] = {"accounts": strangers.height, "flagged": int(strangers["flagged"].sum())}
     result: dict[str, object] = {
         "log": str(args.log),
         "recall": attack["flagged"].mean(),
@@ -50,6 +62,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "attack_accounts": attack.height,
         "benign_accounts": benign.height,
         "per_archetype": {r["archetype"]: {"accounts": r["accounts"], "flagged": r["flagged"]} for r in per_arch.to_dicts()},
+        "benign_sharing_identity_with_a_campaign": sharing,
         "clusters": clusters.to_dicts(),
     }
     text = json.dumps(result, indent=2, default=str)

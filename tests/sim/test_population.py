@@ -72,3 +72,35 @@ def test_a_stealth_fleet_shares_its_devices_in_pairs_at_every_fleet_size() -> No
         shared = {i for h in holders.values() if len(h) >= 2 for i in h}
         assert len(shared) == accounts, accounts
         assert max(len(h) for h in holders.values()) <= 3
+
+
+def _recycled(params: dict[str, object]) -> tuple[dict[str, list[object]], dict[str, list[object]]]:
+    sc = parse_scenario({
+        "window": {"start": "2026-05-04", "end": "2026-06-01"},
+        "population": {"casual": {"accounts": 3000, "exchanges_per_account": 5, "params": params}},
+        "campaigns": [{"id": "c", "archetype": "careful", "accounts": 60, "exchanges": 3000, "targets": ["coding"],
+                       "params": {"signup_weeks": 1}}],
+    })  # fmt: skip
+    _, accounts, labels = plan_population(sc, POOLS, np.random.default_rng(5))
+    return accounts.to_pydict(), labels.to_pydict()
+
+
+def test_a_recycled_number_goes_to_a_stranger_who_signs_up_after_the_fleet_held_it() -> None:
+    plain, _ = _recycled({})
+    acc, lab = _recycled({"recycled_phones": 0.5, "recycled_after_days": 7})
+    fleet = [i for i, c in enumerate(lab["campaign_id"]) if c is not None]
+    first: dict[object, object] = {}
+    for i in fleet:
+        ph = acc["phone_hash"][i]
+        if ph is not None:
+            first[ph] = min(first.get(ph, acc["created_at"][i]), acc["created_at"][i])  # type: ignore[type-var]
+    strangers = [i for i, c in enumerate(lab["campaign_id"]) if c is None and acc["phone_hash"][i] in first]
+    assert 5 <= len(strangers) <= 400
+    for i in strangers:  # signed up a week or more after a campaign account verified with the number
+        assert (acc["created_at"][i] - first[acc["phone_hash"][i]]).days >= 7  # type: ignore[attr-defined, operator]
+    assert not [i for i, c in enumerate(lab["campaign_id"]) if c is None and plain["phone_hash"][i] in first]
+    # opt-in: every other value of every account is the plain scenario's
+    for k in acc:
+        if k != "phone_hash":
+            assert acc[k] == plain[k], k
+    assert sum(a != b for a, b in zip(acc["phone_hash"], plain["phone_hash"], strict=True)) == len(strangers)

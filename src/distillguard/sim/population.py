@@ -705,6 +705,40 @@ class _Builder:
                        warm=np.full(n, int(style.warmup_days * DAY), np.int64))
 
 
+def recycle_phones(cols: dict[str, list[Any]], pop: Population, rng: np.random.Generator) -> None:
+    """A trap: numbers an operator verified campaign accounts with, reissued to strangers.
+
+    SMS-farm and prepaid numbers go back to the carrier and are handed out again; a person
+    who signs up with one holds a phone that a fleet's accounts hold too. ``recycled_phones``
+    (a share of the population's accounts registered inside the window) takes such a number,
+    one that campaign accounts registered with ``recycled_after_days`` (default 7) days or
+    more before. Nothing else about the person changes, so a hunt that flags it has
+    trusted a shared phone alone.
+    """
+    share = float(pop.params["recycled_phones"])
+    after = float(pop.params.get("recycled_after_days", 7)) * DAY
+    created = np.asarray(cols["created_at"], np.int64)
+    camp = np.array([c is not None for c in cols["campaign_id"]])
+    phones = cols["phone_hash"]
+    first: dict[str, int] = {}
+    for i in np.flatnonzero(camp):
+        ph = phones[i]
+        if ph is not None:
+            first[ph] = min(first.get(ph, int(created[i])), int(created[i]))
+    if not first:
+        return
+    held = np.array(list(first.values()), np.int64)
+    numbers = list(first)
+    order = np.argsort(held, kind="stable")
+    held, numbers = held[order], [numbers[i] for i in order]
+    start = min(int(created[i]) for i in np.flatnonzero(camp))
+    mine = np.array([a == pop.archetype for a in cols["archetype"]]) & ~camp & (created >= start)
+    for i in np.flatnonzero(mine & (rng.random(len(created)) < share)):
+        k = int(np.searchsorted(held, created[i] - after, side="right"))  # numbers held long enough before
+        if k:
+            phones[i] = numbers[int(rng.integers(0, k))]
+
+
 def plan_population(sc: Scenario, pools: Pools, rng: np.random.Generator) -> tuple[Plan, pa.Table, pa.Table]:
     """Draw every account; returns the plan and the accounts and labels tables (sorted by id)."""
     b = _Builder(sc, pools, rng)
@@ -727,6 +761,9 @@ def plan_population(sc: Scenario, pools: Pools, rng: np.random.Generator) -> tup
     for block in plan.rows:
         for k, v in block.items():
             cols.setdefault(k, []).extend(list(v))
+    for pop in sc.population:
+        if float(pop.params.get("recycled_phones", 0.0)) > 0:
+            recycle_phones(cols, pop, rng.spawn(1)[0])  # spawned: the draws after it stay as they were
     from distillguard import schema
 
     created = pa.array(np.asarray(cols["created_at"], np.int64), pa.int64()).cast(schema.TS)

@@ -50,7 +50,9 @@ class Population:
 
     ``params`` are opt-in traps (``abroad``: share living outside their billing country's
     timezone; ``cgnat``: share of NAT groups that are a mobile carrier's CGNAT;
-    ``answer_format``: eval runners send a fixed answer-format system prompt), so
+    ``answer_format``: eval runners send a fixed answer-format system prompt;
+    ``recycled_phones``: share of accounts registered in the window whose phone number a
+    campaign verified accounts with earlier, :func:`~distillguard.sim.population.recycle_phones`), so
     scenarios that do not name them simulate exactly as before.
     """
 
