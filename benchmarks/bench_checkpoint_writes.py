@@ -1,7 +1,9 @@
 """When a hunt writes its checkpoints, how large they are and how long each holds the hunt up.
 
 A resumed run loses the work since the last checkpoint and pays for the restore. A checkpoint
-is pickled and fsynced in a thread from a snapshot of the state (``Checkpoint.background``);
+is pickled and fsynced in a thread from a snapshot of the state (``Checkpoint.background``),
+its large frames in segment files, each written once (``written_mib``: this write's bytes;
+``on_disk_mib``: the checkpoint as it stands, every segment it refers to);
 the hunt waits only for the snapshot and for a write still in flight. This runs ``distillguard
 hunt LOG`` in this process with :meth:`Checkpoint.save` (the hunt's wait) and the write timed;
 ``--foreground`` writes in the hunt's thread, as before the writer thread, to compare.
@@ -42,7 +44,9 @@ def timed_writes(log: Path, out: Path, every: float, background: bool = True) ->
     def timed_write(self: checkpoint_module.Checkpoint, blob: dict[str, Any]) -> None:
         t = time.perf_counter()
         write(self, blob)
-        writes.append({"write_s": round(time.perf_counter() - t, 2), "mib": round(self.path.stat().st_size / 2**20, 1)})
+        on_disk = sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file())
+        writes.append({"write_s": round(time.perf_counter() - t, 2), "written_mib": round(self.segments.written / 2**20, 1),
+                       "on_disk_mib": round(on_disk / 2**20, 1)})  # fmt: skip
 
     cls.save, cls._write = timed_save, timed_write  # type: ignore[method-assign]
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import pickle
 import signal
@@ -12,11 +13,12 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
 from distillguard.hunt import run_hunt
-from distillguard.hunt.checkpoint import FILE, Checkpoint, fingerprint
+from distillguard.hunt.checkpoint import FILE, Checkpoint, Segments, fingerprint
 from distillguard.hunt.state import HuntState
 from distillguard.io import LogReader
 from distillguard.signals.prepare import COLUMNS
@@ -27,6 +29,13 @@ CLI = str(Path(sys.executable).parent / "distillguard")
 @pytest.fixture
 def log(demo12_log: Path) -> Path:
     return demo12_log
+
+
+class _Peek(pickle.Unpickler):
+    """Reads a checkpoint's small fields; its frames, in segment files, are left out."""
+
+    def persistent_load(self, pid: object) -> None:
+        return None
 
 
 def _accounts(out: Path) -> pl.DataFrame:
@@ -44,7 +53,7 @@ def test_killed_half_way_resumes_with_the_same_answer(log: Path, tmp_path: Path)
     while proc.poll() is None and time.monotonic() < deadline:
         if cp.exists():
             with contextlib.suppress(Exception):  # caught mid-rename: look again
-                done = pickle.loads(cp.read_bytes())["done"][1]
+                done = _Peek(io.BytesIO(cp.read_bytes())).load()["done"][1]
             if done >= days // 2:
                 os.kill(proc.pid, signal.SIGKILL)
                 break
@@ -118,3 +127,40 @@ def test_a_failed_background_write_is_raised_in_the_hunt(log: Path, tmp_path: Pa
     with pytest.raises(OSError):
         cp.flush()
     cp.flush()  # raised once
+
+
+def _frame(n: int, seed: int) -> pl.DataFrame:
+    return pl.DataFrame({"account": pl.arange(0, n, eager=True).cast(pl.UInt32), "n": pl.Series([seed] * n, dtype=pl.Int64)})
+
+
+def test_a_checkpoint_writes_only_the_large_frames_the_last_one_did_not(tmp_path: Path) -> None:
+    """What two checkpoints share (the state between folds, piles already waiting, request-id
+    runs) is referenced, not written again; what the hunt dropped is removed from disk."""
+    store = Segments(tmp_path)
+    state, pile, small = _frame(200_000, 1), _frame(100_000, 2), _frame(10, 3)
+    ids = np.arange(300_000, dtype=np.uint64)
+    first = {"state": state, "pending": [pile], "small": small, "seen": [ids]}
+    store.dump(first, tmp_path / "cp")
+    whole = store.written
+    assert whole > state.estimated_size() + pile.estimated_size() + ids.nbytes
+    newer = _frame(100_000, 4)
+    store.dump({"state": state, "pending": [pile, newer], "small": small, "seen": [ids]}, tmp_path / "cp")
+    assert store.written < newer.estimated_size() * 1.2 < whole / 3  # only the new pile
+    back = Segments(tmp_path).load(tmp_path / "cp")
+    assert back["state"].equals(state) and back["pending"][1].equals(newer) and back["small"].equals(small)
+    assert np.array_equal(back["seen"][0], ids)
+    folded = _frame(200_000, 5)  # a fold: the piles and the old state dropped
+    del first
+    store.dump({"state": folded, "pending": [], "small": small, "seen": [ids]}, tmp_path / "cp")
+    segs = sorted(p.name for p in tmp_path.glob("seg-*"))
+    assert len(segs) == 2  # the first (it holds the request ids) and the fold's; the second pile's is gone
+    assert Segments(tmp_path).load(tmp_path / "cp")["state"].equals(folded)
+
+
+def test_after_a_resume_the_next_checkpoint_refers_to_what_it_loaded(tmp_path: Path) -> None:
+    Segments(tmp_path).dump({"state": _frame(200_000, 1), "seen": [np.arange(300_000, dtype=np.uint64)]}, tmp_path / "cp")
+    again = Segments(tmp_path)
+    blob = again.load(tmp_path / "cp")
+    again.dump({**blob, "pending": [_frame(50_000, 2)]}, tmp_path / "cp")
+    assert again.written < _frame(50_000, 2).estimated_size() * 1.3
+    assert Segments(tmp_path).load(tmp_path / "cp")["state"].equals(_frame(200_000, 1))
