@@ -155,6 +155,12 @@ def test_a_checkpoint_writes_only_the_large_frames_the_last_one_did_not(tmp_path
     segs = sorted(p.name for p in tmp_path.glob("seg-*"))
     assert len(segs) == 2  # the first (it holds the request ids) and the fold's; the second pile's is gone
     assert Segments(tmp_path).load(tmp_path / "cp")["state"].equals(folded)
+    # The first segment is now mostly dead (the old state and pile): its live part (the
+    # request ids) is written again with the next checkpoint, and the segment goes.
+    store.dump({"state": folded, "pending": [], "small": small, "seen": [ids]}, tmp_path / "cp")
+    assert ids.nbytes <= store.written < ids.nbytes * 1.2
+    assert segs[0] not in {p.name for p in tmp_path.glob("seg-*")}
+    assert np.array_equal(Segments(tmp_path).load(tmp_path / "cp")["seen"][0], ids)
 
 
 def test_after_a_resume_the_next_checkpoint_refers_to_what_it_loaded(tmp_path: Path) -> None:

@@ -77,13 +77,13 @@ class Segments:
         self._next = max(numbers, default=-1) + 1
         self.written = 0  # bytes written by the last dump (its segment and the pickle)
 
-    def dump(self, blob: Any, path: Path) -> set[str]:
+    def dump(self, blob: Any, path: Path) -> None:
         """Pickle ``blob`` into ``path`` (atomically: its temporary file renamed), large objects
-        not written before into a new segment (made durable first); the segments it uses."""
+        not written before into a new segment (made durable first)."""
         name = f"seg-{self._next:06d}"
         self._next += 1
         seg_tmp, tmp = self.folder / f"{name}.tmp", path.with_suffix(".tmp")
-        used: set[str] = set()
+        used: dict[str, set[tuple[int, int]]] = {}  # segment -> (offset, length) of what this checkpoint uses
         with open(seg_tmp, "wb") as seg, open(tmp, "wb") as f:
             store = self
 
@@ -102,9 +102,8 @@ class Segments:
             seg_tmp.unlink()
         tmp.replace(path)
         self._prune(used)
-        return used
 
-    def _reference(self, obj: Any, seg: BinaryIO, name: str, used: set[str]) -> tuple[Any, ...] | None:
+    def _reference(self, obj: Any, seg: BinaryIO, name: str, used: dict[str, set[tuple[int, int]]]) -> tuple[Any, ...] | None:
         if isinstance(obj, pl.DataFrame):
             if obj.estimated_size() < _INLINE:
                 return None
@@ -122,7 +121,7 @@ class Segments:
                 seg.write(np.ascontiguousarray(obj).tobytes())
                 ref = ("np", name, at, seg.tell() - at, obj.dtype.str, obj.shape)
             self._at[id(obj)] = (weakref.ref(obj), ref)
-        used.add(ref[1])
+        used.setdefault(ref[1], set()).add((ref[2], ref[3]))
         return ref
 
     def load(self, path: Path) -> Any:
@@ -143,11 +142,17 @@ class Segments:
         with open(path, "rb") as f:
             return _Unpickler(f).load()
 
-    def _prune(self, used: set[str]) -> None:
+    def _prune(self, used: dict[str, set[tuple[int, int]]]) -> None:
+        """Remove the segments this checkpoint does not use; forget the objects of those it
+        uses for less than half their bytes, so the next checkpoint writes them again and
+        their segment goes (on disk, at most about twice what a checkpoint holds)."""
+        sparse = set()
         for p in self.folder.glob("seg-*"):
             if p.name not in used:
                 p.unlink(missing_ok=True)
-        self._at = {k: v for k, v in self._at.items() if v[0]() is not None and v[1][1] in used}
+            elif 2 * sum(n for _, n in used[p.name]) < p.stat().st_size:
+                sparse.add(p.name)
+        self._at = {k: v for k, v in self._at.items() if v[0]() is not None and v[1][1] in used and v[1][1] not in sparse}
 
     def clear(self) -> None:
         for p in self.folder.glob("seg-*"):
@@ -161,7 +166,7 @@ class Checkpoint:
 
     folder: Path
     key: str
-    every_s: float = 60.0
+    every_s: float = 30.0
     resumed_days: int = 0  # days a restart did not read again (for the summary)
     note: str | None = None  # what happened to a checkpoint found at start
     background: bool = True  # write in a thread (False: the hunt waits for each write)
