@@ -27,7 +27,7 @@ def run_hunt(
     engine: str | Engine = "polars",
     progress: bool | None = None,
     checkpoint: Path | None = None,
-    checkpoint_every_s: float = 60.0,
+    checkpoint_every_s: float = 30.0,
     resume: bool = True,
     memory: str | int | None = "auto",
 ) -> Verdicts:
