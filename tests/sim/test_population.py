@@ -96,6 +96,7 @@ def test_a_recycled_number_goes_to_a_stranger_who_signs_up_after_the_fleet_held_
             first[ph] = min(first.get(ph, acc["created_at"][i]), acc["created_at"][i])  # type: ignore[type-var]
     strangers = [i for i, c in enumerate(lab["campaign_id"]) if c is None and acc["phone_hash"][i] in first]
     assert 5 <= len(strangers) <= 400
+    assert len({acc["phone_hash"][i] for i in strangers}) == len(strangers)  # one stranger per number
     for i in strangers:  # signed up a week or more after a campaign account verified with the number
         assert (acc["created_at"][i] - first[acc["phone_hash"][i]]).days >= 7  # type: ignore[attr-defined, operator]
     assert not [i for i, c in enumerate(lab["campaign_id"]) if c is None and plain["phone_hash"][i] in first]

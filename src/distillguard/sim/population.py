@@ -712,7 +712,7 @@ def recycle_phones(cols: dict[str, list[Any]], pop: Population, rng: np.random.G
     who signs up with one holds a phone that a fleet's accounts hold too. ``recycled_phones``
     (a share of the population's accounts registered inside the window) takes such a number,
     one that campaign accounts registered with ``recycled_after_days`` (default 7) days or
-    more before. Nothing else about the person changes, so a hunt that flags it has
+    more before and that no other person was given: one stranger per number, while numbers last. Nothing else about the person changes, so a hunt that flags it has
     trusted a shared phone alone.
     """
     share = float(pop.params["recycled_phones"])
@@ -733,10 +733,14 @@ def recycle_phones(cols: dict[str, list[Any]], pop: Population, rng: np.random.G
     held, numbers = held[order], [numbers[i] for i in order]
     start = min(int(created[i]) for i in np.flatnonzero(camp))
     mine = np.array([a == pop.archetype for a in cols["archetype"]]) & ~camp & (created >= start)
-    for i in np.flatnonzero(mine & (rng.random(len(created)) < share)):
+    free = np.ones(len(numbers), bool)  # a carrier reissues a number to one person at a time
+    chosen = np.flatnonzero(mine & (rng.random(len(created)) < share))
+    for i in chosen[np.argsort(created[chosen], kind="stable")]:
         k = int(np.searchsorted(held, created[i] - after, side="right"))  # numbers held long enough before
-        if k:
-            phones[i] = numbers[int(rng.integers(0, k))]
+        left = np.flatnonzero(free[:k])
+        if len(left):
+            j = int(left[rng.integers(0, len(left))])
+            phones[i], free[j] = numbers[j], False
 
 
 def plan_population(sc: Scenario, pools: Pools, rng: np.random.Generator) -> tuple[Plan, pa.Table, pa.Table]:
