@@ -89,17 +89,17 @@ def test_a_recycled_number_goes_to_a_stranger_who_signs_up_after_the_fleet_held_
     plain, _ = _recycled({})
     acc, lab = _recycled({"recycled_phones": 0.5, "recycled_after_days": 7})
     fleet = [i for i, c in enumerate(lab["campaign_id"]) if c is not None]
-    first: dict[object, object] = {}
+    last_signup: dict[object, object] = {}  # the last campaign sign-up with each number
     for i in fleet:
         ph = acc["phone_hash"][i]
         if ph is not None:
-            first[ph] = min(first.get(ph, acc["created_at"][i]), acc["created_at"][i])  # type: ignore[type-var]
-    strangers = [i for i, c in enumerate(lab["campaign_id"]) if c is None and acc["phone_hash"][i] in first]
+            last_signup[ph] = max(last_signup.get(ph, acc["created_at"][i]), acc["created_at"][i])  # type: ignore[type-var]
+    strangers = [i for i, c in enumerate(lab["campaign_id"]) if c is None and acc["phone_hash"][i] in last_signup]
     assert 5 <= len(strangers) <= 400
     assert len({acc["phone_hash"][i] for i in strangers}) == len(strangers)  # one stranger per number
-    for i in strangers:  # signed up a week or more after a campaign account verified with the number
-        assert (acc["created_at"][i] - first[acc["phone_hash"][i]]).days >= 7  # type: ignore[attr-defined, operator]
-    assert not [i for i, c in enumerate(lab["campaign_id"]) if c is None and plain["phone_hash"][i] in first]
+    for i in strangers:  # signed up a week or more after the last campaign account verified with the number
+        assert (acc["created_at"][i] - last_signup[acc["phone_hash"][i]]).days >= 7  # type: ignore[attr-defined, operator]
+    assert not [i for i, c in enumerate(lab["campaign_id"]) if c is None and plain["phone_hash"][i] in last_signup]
     # opt-in: every other value of every account is the plain scenario's
     for k in acc:
         if k != "phone_hash":

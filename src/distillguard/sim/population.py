@@ -711,8 +711,9 @@ def recycle_phones(cols: dict[str, list[Any]], pop: Population, rng: np.random.G
     SMS-farm and prepaid numbers go back to the carrier and are handed out again; a person
     who signs up with one holds a phone that a fleet's accounts hold too. ``recycled_phones``
     (a share of the population's accounts registered inside the window) takes such a number,
-    one that campaign accounts registered with ``recycled_after_days`` (default 7) days or
-    more before and that no other person was given: one stranger per number, while numbers last. Nothing else about the person changes, so a hunt that flags it has
+    one the operator last verified an account with ``recycled_after_days`` (default 7) days
+    or more before (once reissued, the number no longer reaches the operator) and that no
+    other person was given: one stranger per number, while numbers last. Nothing else about the person changes, so a hunt that flags it has
     trusted a shared phone alone.
     """
     share = float(pop.params["recycled_phones"])
@@ -720,15 +721,15 @@ def recycle_phones(cols: dict[str, list[Any]], pop: Population, rng: np.random.G
     created = np.asarray(cols["created_at"], np.int64)
     camp = np.array([c is not None for c in cols["campaign_id"]])
     phones = cols["phone_hash"]
-    first: dict[str, int] = {}
+    last: dict[str, int] = {}  # when the operator last verified an account with the number
     for i in np.flatnonzero(camp):
         ph = phones[i]
         if ph is not None:
-            first[ph] = min(first.get(ph, int(created[i])), int(created[i]))
-    if not first:
+            last[ph] = max(last.get(ph, int(created[i])), int(created[i]))
+    if not last:
         return
-    held = np.array(list(first.values()), np.int64)
-    numbers = list(first)
+    held = np.array(list(last.values()), np.int64)
+    numbers = list(last)
     order = np.argsort(held, kind="stable")
     held, numbers = held[order], [numbers[i] for i in order]
     start = min(int(created[i]) for i in np.flatnonzero(camp))
