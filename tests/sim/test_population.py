@@ -74,10 +74,11 @@ def test_a_stealth_fleet_shares_its_devices_in_pairs_at_every_fleet_size() -> No
         assert max(len(h) for h in holders.values()) <= 3
 
 
-def _recycled(params: dict[str, object]) -> tuple[dict[str, list[object]], dict[str, list[object]]]:
+def _recycled(params: dict[str, object], developers: dict[str, object]) -> tuple[dict[str, list[object]], dict[str, list[object]]]:
     sc = parse_scenario({
         "window": {"start": "2026-05-04", "end": "2026-06-01"},
-        "population": {"casual": {"accounts": 3000, "exchanges_per_account": 5, "params": params}},
+        "population": {"casual": {"accounts": 3000, "exchanges_per_account": 5, "params": params},
+                       "developer": {"accounts": 1000, "exchanges_per_account": 20, "params": developers}},
         "campaigns": [{"id": "c", "archetype": "careful", "accounts": 60, "exchanges": 3000, "targets": ["coding"],
                        "params": {"signup_weeks": 1}}],
     })  # fmt: skip
@@ -86,8 +87,8 @@ def _recycled(params: dict[str, object]) -> tuple[dict[str, list[object]], dict[
 
 
 def test_a_recycled_number_goes_to_a_stranger_who_signs_up_after_the_fleet_held_it() -> None:
-    plain, _ = _recycled({})
-    acc, lab = _recycled({"recycled_phones": 0.5, "recycled_after_days": 7})
+    plain, _ = _recycled({}, {})
+    acc, lab = _recycled({"recycled_phones": 0.02, "recycled_after_days": 7}, {"recycled_phones": 0.5, "recycled_after_days": 7})
     fleet = [i for i, c in enumerate(lab["campaign_id"]) if c is not None]
     last_signup: dict[object, object] = {}  # the last campaign sign-up with each number
     for i in fleet:
@@ -96,7 +97,8 @@ def test_a_recycled_number_goes_to_a_stranger_who_signs_up_after_the_fleet_held_
             last_signup[ph] = max(last_signup.get(ph, acc["created_at"][i]), acc["created_at"][i])  # type: ignore[type-var]
     strangers = [i for i, c in enumerate(lab["campaign_id"]) if c is None and acc["phone_hash"][i] in last_signup]
     assert 5 <= len(strangers) <= 400
-    assert len({acc["phone_hash"][i] for i in strangers}) == len(strangers)  # one stranger per number
+    assert len({acc["phone_hash"][i] for i in strangers}) == len(strangers)  # one stranger per number, across populations
+    assert {lab["archetype"][i] for i in strangers} == {"casual", "developer"}
     for i in strangers:  # signed up a week or more after the last campaign account verified with the number
         assert (acc["created_at"][i] - last_signup[acc["phone_hash"][i]]).days >= 7  # type: ignore[attr-defined, operator]
     assert not [i for i, c in enumerate(lab["campaign_id"]) if c is None and plain["phone_hash"][i] in last_signup]

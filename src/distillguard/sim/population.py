@@ -705,7 +705,7 @@ class _Builder:
                        warm=np.full(n, int(style.warmup_days * DAY), np.int64))
 
 
-def recycle_phones(cols: dict[str, list[Any]], pop: Population, rng: np.random.Generator) -> None:
+def recycle_phones(cols: dict[str, list[Any]], pop: Population, rng: np.random.Generator, given: set[str]) -> None:
     """A trap: numbers an operator verified campaign accounts with, reissued to strangers.
 
     SMS-farm and prepaid numbers go back to the carrier and are handed out again; a person
@@ -713,8 +713,10 @@ def recycle_phones(cols: dict[str, list[Any]], pop: Population, rng: np.random.G
     (a share of the population's accounts registered inside the window) takes such a number,
     one the operator last verified an account with ``recycled_after_days`` (default 7) days
     or more before (once reissued, the number no longer reaches the operator) and that no
-    other person was given: one stranger per number, while numbers last. Nothing else about the person changes, so a hunt that flags it has
-    trusted a shared phone alone.
+    other person was given: one stranger per number, while numbers last (``given``: the
+    numbers already reissued, to this population or an earlier one; the first version kept
+    that per population and gave one number to a casual user and a developer). Nothing else
+    about the person changes, so a hunt that flags it has trusted a shared phone alone.
     """
     share = float(pop.params["recycled_phones"])
     after = float(pop.params.get("recycled_after_days", 7)) * DAY
@@ -734,7 +736,7 @@ def recycle_phones(cols: dict[str, list[Any]], pop: Population, rng: np.random.G
     held, numbers = held[order], [numbers[i] for i in order]
     start = min(int(created[i]) for i in np.flatnonzero(camp))
     mine = np.array([a == pop.archetype for a in cols["archetype"]]) & ~camp & (created >= start)
-    free = np.ones(len(numbers), bool)  # a carrier reissues a number to one person at a time
+    free = np.array([ph not in given for ph in numbers], bool)  # a carrier reissues a number to one person at a time
     chosen = np.flatnonzero(mine & (rng.random(len(created)) < share))
     for i in chosen[np.argsort(created[chosen], kind="stable")]:
         k = int(np.searchsorted(held, created[i] - after, side="right"))  # numbers held long enough before
@@ -742,6 +744,7 @@ def recycle_phones(cols: dict[str, list[Any]], pop: Population, rng: np.random.G
         if len(left):
             j = int(left[rng.integers(0, len(left))])
             phones[i], free[j] = numbers[j], False
+            given.add(numbers[j])
 
 
 def plan_population(sc: Scenario, pools: Pools, rng: np.random.Generator) -> tuple[Plan, pa.Table, pa.Table]:
@@ -766,9 +769,10 @@ def plan_population(sc: Scenario, pools: Pools, rng: np.random.Generator) -> tup
     for block in plan.rows:
         for k, v in block.items():
             cols.setdefault(k, []).extend(list(v))
+    given: set[str] = set()
     for pop in sc.population:
         if float(pop.params.get("recycled_phones", 0.0)) > 0:
-            recycle_phones(cols, pop, rng.spawn(1)[0])  # spawned: the draws after it stay as they were
+            recycle_phones(cols, pop, rng.spawn(1)[0], given)  # spawned: the draws after it stay as they were
     from distillguard import schema
 
     created = pa.array(np.asarray(cols["created_at"], np.int64), pa.int64()).cast(schema.TS)
