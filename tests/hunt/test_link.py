@@ -179,6 +179,28 @@ def test_association_measures_a_straggler_against_ordinary_accounts_not_the_camp
     assert got.filter(pl.col("account") == 20)["kind"].to_list() == ["payment_fp", "phone_hash"]
 
 
+def test_association_gives_no_new_account_pass_to_a_tie_through_a_reissued_number() -> None:
+    from distillguard.hunt.link import associates
+
+    # 100 accounts ranked by b = account; 60-99 one campaign. Accounts 200-203 are too new to
+    # rank. 200 holds member 60's phone, taken up within a week (a sibling): it joins. 201
+    # holds member 61's phone, reissued to it weeks after (the registration's ``reissued``):
+    # it stays out until it ranks; 202, reissued too, also holds member 62's card: two ties,
+    # it joins. 40 ranks above the ordinary median and holds a reissued number: it joins, as
+    # an established account on any one tie does.
+    behaviour = pl.DataFrame({"account": np.arange(100), "b": np.arange(100.0)}, schema={"account": pl.UInt32, "b": pl.Float64})
+    members = pl.DataFrame({"account": np.arange(60, 100), "component": [1] * 40}, schema={"account": pl.UInt32, "component": pl.Int64})
+    rows = [(a, "phone_hash", 1) for a in (60, 200)] + [(a, "phone_hash", 2) for a in (61, 201)]
+    rows += [(a, "phone_hash", 3) for a in (62, 202)] + [(a, "payment_fp", 4) for a in (62, 202)]
+    rows += [(a, "phone_hash", 5) for a in (63, 40)]
+    no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
+    reissued = pl.DataFrame({"account": [201, 202, 40], "kind": ["phone_hash"] * 3}, schema={"account": pl.UInt32, "kind": pl.String})
+    got = associates(_arts(rows), members, behaviour, no_orgs, LinkParams(), reissued=reissued)
+    assert got["account"].unique().sort().to_list() == [40, 200, 202]
+    # Without the registration's word every one of them rides with its tie, as before.
+    assert associates(_arts(rows), members, behaviour, no_orgs, LinkParams())["account"].unique().sort().to_list() == [40, 200, 201, 202]
+
+
 def test_association_through_a_campaigns_script_lines_needs_two_lines_mostly_its_own_and_a_rank() -> None:
     from distillguard.hunt.link import associates
 

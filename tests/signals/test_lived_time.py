@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from distillguard.signals.base import Finding
-from distillguard.signals.lived_time import LivedTimeSignal, country_offsets
+from distillguard.signals.lived_time import LivedTimeSignal, country_offsets, identity_rings
 from tests.signals.helpers import finding
 
 T0 = dt.datetime(2026, 4, 20, tzinfo=dt.UTC)
@@ -259,3 +259,16 @@ def test_in_a_logs_first_days_the_reference_day_comes_from_the_most_active_accou
     acc2 = _accounts_table(index2, accounts)
     out2 = sig2.finalize_accounts(acc2)
     assert out2 is not None and out2.features["ring_offset"].null_count() == out2.features.height
+
+
+def test_a_stranger_on_a_ring_s_reissued_number_is_not_in_the_ring() -> None:
+    # Four accounts verified with one number within a week; a stranger given it a month later.
+    created = [T0, T0 + dt.timedelta(days=2), T0 + dt.timedelta(days=5), T0 + dt.timedelta(days=6), T0 + dt.timedelta(days=36)]
+    acc = pl.DataFrame(
+        {"account": pl.Series(range(5), dtype=pl.UInt32), "created_at": created, "phone_hash": ["p-ring"] * 5,
+         "payment_fp": [None] * 5, "email": [None] * 5, "org_id": [None] * 5},
+        schema_overrides={c: pl.String for c in ("payment_fp", "email", "org_id")},
+    )  # fmt: skip
+    rings = identity_rings(acc, ring_max=8)
+    assert sorted(rings["account"].to_list()) == [0, 1, 2, 3] and rings["ring"].n_unique() == 1
+    assert sorted(identity_rings(acc.drop("created_at"), ring_max=8)["account"].to_list()) == [0, 1, 2, 3, 4]

@@ -5,7 +5,7 @@ import datetime as dt
 import polars as pl
 
 from distillguard.signals.lockstep import LockstepSignal
-from distillguard.signals.registration import RegistrationSignal
+from distillguard.signals.registration import RegistrationSignal, phone_held
 from tests.signals.helpers import finding
 
 T0 = dt.datetime(2026, 4, 22, tzinfo=dt.UTC)
@@ -80,3 +80,39 @@ def test_a_signup_network_ties_accounts_registered_from_it_in_the_same_week_only
     assert net["account"].to_list() == [0, 1, 2, 3]  # an IPv6 address is its own network
     v = net["value"].to_list()
     assert v[0] == v[1] and len({v[0], v[2], v[3]}) == 3
+
+
+def test_a_number_taken_up_a_week_after_its_last_holder_is_marked_reissued_and_held_apart() -> None:
+    # Three fleet sign-ups with one number over nine days (gaps of 4 and 5 days), a stranger
+    # given the number by the carrier 30 days after the last, and the stranger's family member
+    # on it two days later; a second number used twice in an hour.
+    days = [0, 4, 9, 39, 41, 0, 0.04]
+    acc = pl.DataFrame(
+        {
+            "account": pl.Series(range(7), dtype=pl.UInt32),
+            "account_id": ["f1", "f2", "f3", "s1", "s2", "w1", "w2"],
+            "created_at": [T0 + dt.timedelta(days=d) for d in days],
+            "email": [None] * 7,
+            "email_domain": [None] * 7,
+            "phone_hash": ["n1"] * 5 + ["n2"] * 2,
+            "payment_fp": [None] * 7,
+            "signup_ip": [None] * 7,
+            "verified": [False] * 7,
+            "org_id": [None] * 7,
+        },
+        schema_overrides={c: pl.String for c in ("email", "email_domain", "payment_fp", "signup_ip", "org_id")},
+    )
+    shuffled = acc.sample(fraction=1.0, shuffle=True, seed=3)
+    held = dict(phone_held(shuffled).select("account", "phone_hash").iter_rows())
+    assert held[0] == held[1] == held[2] == "n1" and held[5] == held[6] == "n2"
+    assert held[3] == held[4] == "n1 (reissued by 2026-05-31)"
+    f = RegistrationSignal().finalize_accounts(shuffled)
+    assert f.artifacts is not None
+    reissued = dict(f.features.select("account", "reissued").iter_rows())
+    assert [a for a, r in sorted(reissued.items()) if r] == [3, 4]
+    # The link step keeps the number one value (it decides what a reissued tie is worth).
+    phone = dict(f.artifacts.filter(pl.col("kind") == "phone_hash").select("account", "value").iter_rows())
+    assert phone[0] == phone[3] == phone[4]
+    # The gap is measured from the last earlier sign-up, not from the first (nine days).
+    split = dict(phone_held(acc, days=4.5).select("account", "phone_hash").iter_rows())
+    assert split[0] == split[1] == "n1" != split[2]

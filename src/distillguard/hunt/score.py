@@ -44,6 +44,7 @@ __all__ = ["VOLUME", "Scored", "accounts_table", "join_features", "score"]
 
 # Features the hunt itself reads, by their namespaced names (the temporal signal's).
 VOLUME = "temporal.n"  # exchanges per account: below ``score.min_exchanges`` an account is not ranked
+REISSUED = "registration.reissued"  # signed up on a phone number a week after its last earlier holder
 
 
 @dataclass
@@ -245,7 +246,8 @@ def score(
     # Accounts that slipped through join the campaign whose members hold their phone, card,
     # device or small mail domain (campaigns are fixed first: association never makes one).
     with stage(timings, "rescore.link.associates"):
-        assoc = associates(artifacts, comp.join(camp.select("component"), on="component"), behaviour, orgs, config.link, shared)
+        reissued = feats.filter(pl.col(REISSUED)).select("account", kind=pl.lit("phone_hash")) if REISSUED in feats.columns else None
+        assoc = associates(artifacts, comp.join(camp.select("component"), on="component"), behaviour, orgs, config.link, shared, reissued)
     if assoc.height:
         comp = pl.concat([comp.join(assoc, on="account", how="anti"), assoc.select("account", "component").unique()])
         members = comp.join(feats.select("account", "account_id", "b"), on="account")

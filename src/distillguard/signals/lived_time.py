@@ -54,6 +54,7 @@ from distillguard.signals.base import (
     grouped,
     tail_score,
 )
+from distillguard.signals.registration import phone_held
 
 __all__ = ["CLAIMS", "LivedTimeSignal", "country_offsets", "identity_rings"]
 
@@ -616,7 +617,7 @@ class LivedTimeSignal(Signal):
 
     def _identity_rings(self, accounts: pl.DataFrame) -> pl.DataFrame:
         """:func:`identity_rings`, again only when the columns it reads changed."""
-        held = accounts.select(c for c in ("account", "org_id", "email", *RING_COLUMNS) if c in accounts.columns)
+        held = accounts.select(c for c in ("account", "org_id", "email", "created_at", *RING_COLUMNS) if c in accounts.columns)
         if self._rings is not None and self._rings[0].equals(held):
             return self._rings[1]
         ring = identity_rings(accounts, self.ring_max)
@@ -688,9 +689,10 @@ def identity_rings(accounts: pl.DataFrame, ring_max: int, max_share: float = 0.0
     ``ring_max`` accounts (and at most ``max_share`` of them, eight at the least) share,
     not all of one declared organisation (its card is its own); connected groups of 3 to
     ``ring_max`` accounts. A webmail domain (thousands) or
-    a chain of domains that grows past ``ring_max`` joins nothing."""
+    a chain of domains that grows past ``ring_max`` joins nothing, nor does a phone number
+    the carrier reissued to someone else (:func:`~distillguard.signals.registration.phone_held`)."""
     empty = pl.DataFrame(schema={"account": pl.UInt32, "ring": pl.Int64})
-    a = accounts
+    a = phone_held(accounts)
     if "email_domain" in a.columns or "email" in a.columns:
         dom = [pl.col(c) for c in ("email_domain",) if c in a.columns]
         dom += [pl.col("email").str.extract(r"@(.+)$", 1)] if "email" in a.columns else []

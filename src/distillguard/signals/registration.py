@@ -17,6 +17,45 @@ from distillguard.signals.base import ARTIFACTS_SCHEMA, ArtifactKind, Finding, S
 from distillguard.signals.infrastructure import network_of
 
 REG_ARTIFACTS = ("email_domain", "phone_hash", "payment_fp", "signup_prefix")
+# Days between sign-ups with one number after which the later one is the carrier's reissue
+# to someone else, not the same holder: carriers hold a disconnected number 45-90 days (US)
+# before handing it out again, so a real reissue clears a week many times over.
+PHONE_REISSUE_DAYS = 7.0
+
+
+def phone_held(accounts: pl.DataFrame, days: float = PHONE_REISSUE_DAYS) -> pl.DataFrame:
+    """``accounts`` with ``phone_hash`` as one subscriber held it: the number itself, or
+    ``NUMBER (reissued by DATE)`` from the first sign-up that came ``days`` or more after the
+    last earlier sign-up with it (a new tenure starts at each such gap); rows in their order.
+
+    Why: prepaid and SMS-farm numbers go back to the carrier and are reissued to strangers;
+    a person who signs up with one weeks after a fleet last verified an account with it
+    shares the fleet's number, not its operator. Identity rings (one operator's cells) are
+    read on these values; the link step keeps the number itself and reads the reissue off
+    the ``reissued`` feature, because careful fleets also reuse a number across sign-ups
+    weeks apart (tactics-2026 at 0.5: 177 of t-careful's 731 successive sign-ups on one
+    number came a week or more after the last), and as another value it cut them loose.
+    """
+    if "phone_hash" not in accounts.columns or "created_at" not in accounts.columns:
+        return accounts
+    held = (
+        accounts.select("phone_hash", "created_at")
+        .with_row_index("_row")
+        .sort("phone_hash", "created_at", "_row", nulls_last=True)
+        .with_columns(
+            new=((pl.col("created_at") - pl.col("created_at").shift(1)) >= pl.duration(seconds=int(days * 86400)))
+            .fill_null(False)
+            & (pl.col("phone_hash") == pl.col("phone_hash").shift(1)).fill_null(False)
+        )
+        .with_columns(began=pl.when("new").then(pl.col("created_at")).forward_fill().over("phone_hash"))
+        .with_columns(
+            phone_hash=pl.when(pl.col("began").is_null())
+            .then(pl.col("phone_hash"))
+            .otherwise(pl.format("{} (reissued by {})", pl.col("phone_hash"), pl.col("began").dt.strftime("%Y-%m-%d")))
+        )
+        .sort("_row")
+    )
+    return accounts.with_columns(held["phone_hash"])
 
 
 def signup_network(signup_ip: pl.Expr, created_at: pl.Expr) -> pl.Expr:
@@ -31,7 +70,10 @@ class RegistrationSignal(Signal):
     """Reads the accounts table (:meth:`finalize_accounts`); keeps no per-exchange state."""
 
     name: ClassVar[str] = "registration"
-    features: ClassVar[tuple[str, ...]] = ("created_at", "email_domain", "verified", "org_id",)
+    # ``reissued``: the account signed up with a phone number a week or more after the last
+    # earlier sign-up with it (:func:`phone_held`), so its tie through that number may be a
+    # stranger's; association asks such an account to behave like the campaign first.
+    features: ClassVar[tuple[str, ...]] = ("created_at", "email_domain", "verified", "org_id", "reissued")
     artifact_kinds: ClassVar[dict[str, ArtifactKind]] = {
         "email_domain": ArtifactKind("email domain", identity=True),
         "phone_hash": ArtifactKind("phone number", identity=True),
@@ -43,8 +85,9 @@ class RegistrationSignal(Signal):
         "signup_burst": ArtifactKind("sign-up hour", links=False),
     }
 
-    def __init__(self, burst_minutes: int = 60) -> None:
+    def __init__(self, burst_minutes: int = 60, reissue_days: float = PHONE_REISSUE_DAYS) -> None:
         self.burst_minutes = burst_minutes
+        self.reissue_days = reissue_days
         # The last accounts table read and its finding: the live re-score reads an unchanged
         # table every few seconds (0.3-0.45 s a time at 196,017 accounts; comparing: 0.03 s).
         self._last: tuple[pl.DataFrame, Finding] | None = None
@@ -63,7 +106,9 @@ class RegistrationSignal(Signal):
         return found
 
     def _finalize_accounts(self, accounts: pl.DataFrame) -> Finding:
+        held = phone_held(accounts, self.reissue_days)["phone_hash"] if "phone_hash" in accounts.columns else None
         a = accounts.with_columns(
+            reissued=(held != pl.col("phone_hash")).fill_null(False) if held is not None else pl.lit(False),
             email_domain=pl.coalesce(pl.col("email_domain"), pl.col("email").str.extract(r"@(.+)$", 1)).str.to_lowercase(),
             signup_prefix=signup_network(pl.col("signup_ip"), pl.col("created_at")),
             burst=(pl.col("created_at").dt.epoch("s") // (self.burst_minutes * 60)),
@@ -83,5 +128,5 @@ class RegistrationSignal(Signal):
                 "account", kind=pl.lit("signup_burst"), value=pl.col("burst").hash(32), share=pl.lit(1.0)
             )
         )
-        feats = a.select("account", "created_at", "email_domain", "verified", "org_id")
+        feats = a.select("account", "created_at", "email_domain", "verified", "org_id", "reissued")
         return Finding(feats, pl.concat(arts).cast(ARTIFACTS_SCHEMA), texts=pl.concat(texts))  # type: ignore[arg-type]
