@@ -144,7 +144,8 @@ def test_a_campaign_that_outnumbers_the_top_tail_is_explained_by_its_mean_rank()
     assert {arche[a] for a in camp["accounts"]} == {"naive_scraper"} and camp["size"] == 80
     shared = [a for a in camp["shared_artifacts"] if a["kind"] == "device"]
     assert shared and all(a["test"] == "rank" and a["unusual_carriers"] < a["carriers"] / 2 for a in shared)
-    line = next(x for x in camp["evidence"] if x.startswith("shares device fingerprint"))
+    line = next(x for x in camp["evidence"] if x.startswith("device fingerprint"))
+    assert " is shared by " in line
     assert "their behaviour ranks average the 8" in line and "of the 80 rank in its top 20%" in line
 
 

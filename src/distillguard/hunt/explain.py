@@ -303,7 +303,9 @@ def _artifact_lines(comp_arts: pl.DataFrame, camp: pl.DataFrame, texts: pl.DataF
     # Ties broken by value, then kind: every engine writes the same sentence first.
     order = ["component", "supporting", "neglog_p", "k", "value", "kind"]
     for r in keep.sort(order, descending=[False, False, True, True, False, False]).to_dicts():
-        shares = f"shares {_label(r['kind'], r['kind'])} {_value(r)} with {r['k'] - 1:,} other accounts"
+        # Said of the campaign, and read on every member's row too: "shares ... with 702 other
+        # accounts" read there as the member's own, on members that did not hold it.
+        shares = f"{_label(r['kind'], r['kind'])} {_value(r)} is shared by {r['k']:,} accounts"
         if r["test"] == "rank":  # the fleet outnumbers the top tail: its mean rank speaks
             why = (f"their behaviour ranks average the {_ordinal(round(100 * r['u']))} percentile of the population and "
                    f"{r['w']:,} of the {r['k']:,} rank in its top {1 - link.rank_quantile:.0%}")  # fmt: skip
