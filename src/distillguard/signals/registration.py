@@ -106,9 +106,9 @@ class RegistrationSignal(Signal):
         return found
 
     def _finalize_accounts(self, accounts: pl.DataFrame) -> Finding:
-        held = phone_held(accounts, self.reissue_days)["phone_hash"] if "phone_hash" in accounts.columns else None
+        held = phone_held(accounts, self.reissue_days)["phone_hash"]
         a = accounts.with_columns(
-            reissued=(held != pl.col("phone_hash")).fill_null(False) if held is not None else pl.lit(False),
+            reissued=(held != pl.col("phone_hash")).fill_null(False),
             email_domain=pl.coalesce(pl.col("email_domain"), pl.col("email").str.extract(r"@(.+)$", 1)).str.to_lowercase(),
             signup_prefix=signup_network(pl.col("signup_ip"), pl.col("created_at")),
             burst=(pl.col("created_at").dt.epoch("s") // (self.burst_minutes * 60)),
