@@ -203,7 +203,10 @@ def hunt(
     resume: Annotated[
         bool, typer.Option("--resume/--no-resume", help="Embedded engine: resume a killed run after its last finished day (progress kept in OUT/.checkpoint).")
     ] = True,
-    checkpoint_every: Annotated[float, typer.Option("--checkpoint-every", help="Seconds of reading between two checkpoints (each writes only what changed since the last).")] = 30.0,
+    checkpoint_every: Annotated[
+        float | None,
+        typer.Option("--checkpoint-every", help="Seconds of reading between two checkpoints (each writes only what changed since the last; default 30)."),
+    ] = None,
     memory: Annotated[
         str,
         typer.Option("--memory", help="Embedded engine: the memory budget its piles stay within (8G, 512M; auto: 8G or half the machine's memory; none: unbounded)."),

@@ -27,7 +27,7 @@ def run_hunt(
     engine: str | Engine = "polars",
     progress: bool | None = None,
     checkpoint: Path | None = None,
-    checkpoint_every_s: float = 30.0,
+    checkpoint_every_s: float | None = None,
     resume: bool = True,
     memory: str | int | None = "auto",
 ) -> Verdicts:
@@ -38,7 +38,7 @@ def run_hunt(
     (:data:`distillguard.hunt.engines.ENGINES`); link, cluster and score run here.
     ``progress``: a bar on stderr as the days are read; ``None`` shows it only when stderr
     is a terminal (never in a pipe or a log file). ``checkpoint``: a folder where the
-    embedded engine keeps its progress every ``checkpoint_every_s`` seconds, so that a
+    embedded engine keeps its progress every ``checkpoint_every_s`` seconds (None: 30), so that a
     killed run resumes after its last finished day (``resume=False`` starts over);
     removed when the hunt ends. ``memory``: the embedded engine's budget (``8G``; ``auto``: 8 GiB or
     half the machine's memory; None or ``none``: unbounded; see :mod:`distillguard.hunt.budget`).
@@ -51,11 +51,11 @@ def run_hunt(
         config = HuntConfig.load(config)
     cp = None
     if checkpoint is not None and engine == "polars":
-        from distillguard.hunt.checkpoint import Checkpoint, fingerprint
+        from distillguard.hunt.checkpoint import CHECKPOINT_EVERY_S, Checkpoint, fingerprint
 
         settings = {"config": repr(config), "target_fpr": target_fpr, "strict": strict, "memory": memory,
                     "mapping": Path(mapping).read_text() if mapping else None}  # fmt: skip
-        cp = Checkpoint(checkpoint, fingerprint(logs, settings), checkpoint_every_s)
+        cp = Checkpoint(checkpoint, fingerprint(logs, settings), CHECKPOINT_EVERY_S if checkpoint_every_s is None else checkpoint_every_s)
         if not resume:
             cp.clear()
     runner = (get_engine(engine, checkpoint=cp) if cp is not None else get_engine(engine)) if isinstance(engine, str) else engine

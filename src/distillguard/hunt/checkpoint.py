@@ -36,7 +36,7 @@ import polars as pl
 
 from distillguard.hunt.state import HuntState, settled
 
-__all__ = ["Checkpoint", "Segments"]
+__all__ = ["CHECKPOINT_EVERY_S", "Checkpoint", "Segments"]
 
 FILE = "hunt.checkpoint"
 
@@ -160,13 +160,19 @@ class Segments:
         self._at = {}
 
 
+# Seconds of reading between two checkpoints: the one default of ``hunt --checkpoint-every``,
+# ``run_hunt`` and ``Checkpoint``. Each write costs the hunt about a second (a snapshot;
+# the write itself is in a thread), so 30 s keeps that near 3 % (docs/scale.md).
+CHECKPOINT_EVERY_S = 30.0
+
+
 @dataclass
 class Checkpoint:
     """Where a hunt keeps its progress (``folder``), and how often it writes it."""
 
     folder: Path
     key: str
-    every_s: float = 30.0
+    every_s: float = CHECKPOINT_EVERY_S
     resumed_days: int = 0  # days a restart did not read again (for the summary)
     note: str | None = None  # what happened to a checkpoint found at start
     background: bool = True  # write in a thread (False: the hunt waits for each write)

@@ -39,6 +39,7 @@ from distillguard.hunt.link import (
     test_artifacts,
 )
 from distillguard.signals.base import Finding
+from distillguard.signals.registration import RegistrationSignal
 
 __all__ = ["VOLUME", "Scored", "accounts_table", "join_features", "score"]
 
@@ -246,7 +247,7 @@ def score(
     # Accounts that slipped through join the campaign whose members hold their phone, card,
     # device or small mail domain (campaigns are fixed first: association never makes one).
     with stage(timings, "rescore.link.associates"):
-        reissued = feats.filter(pl.col(REISSUED)).select("account", kind=pl.lit("phone_hash")) if REISSUED in feats.columns else None
+        reissued = feats.filter(pl.col(REISSUED)).select("account", kind=pl.lit(RegistrationSignal.reissued_kind)) if REISSUED in feats.columns else None
         assoc = associates(artifacts, comp.join(camp.select("component"), on="component"), behaviour, orgs, config.link, shared, reissued)
     if assoc.height:
         comp = pl.concat([comp.join(assoc, on="account", how="anti"), assoc.select("account", "component").unique()])

@@ -85,9 +85,13 @@ class RegistrationSignal(Signal):
         "signup_burst": ArtifactKind("sign-up hour", links=False),
     }
 
-    def __init__(self, burst_minutes: int = 60, reissue_days: float = PHONE_REISSUE_DAYS) -> None:
+    # The artifact kind whose values ``reissued`` speaks of (the link step reads it from here).
+    reissued_kind: ClassVar[str] = "phone_hash"
+
+    def __init__(self, burst_minutes: int = 60) -> None:
+        # No reissue setting here: the lived-time rings read the same tenures
+        # (``phone_held`` at ``PHONE_REISSUE_DAYS``), and two settings could disagree.
         self.burst_minutes = burst_minutes
-        self.reissue_days = reissue_days
         # The last accounts table read and its finding: the live re-score reads an unchanged
         # table every few seconds (0.3-0.45 s a time at 196,017 accounts; comparing: 0.03 s).
         self._last: tuple[pl.DataFrame, Finding] | None = None
@@ -106,7 +110,7 @@ class RegistrationSignal(Signal):
         return found
 
     def _finalize_accounts(self, accounts: pl.DataFrame) -> Finding:
-        held = phone_held(accounts, self.reissue_days)["phone_hash"]
+        held = phone_held(accounts)["phone_hash"]
         a = accounts.with_columns(
             reissued=(held != pl.col("phone_hash")).fill_null(False),
             email_domain=pl.coalesce(pl.col("email_domain"), pl.col("email").str.extract(r"@(.+)$", 1)).str.to_lowercase(),
