@@ -134,6 +134,26 @@ def test_an_account_taken_out_of_a_campaign_says_what_it_shares_and_how_it_diffe
     assert lines[-1].startswith("behaviour score ")
 
 
+def test_an_account_the_reissue_rule_kept_out_says_which_number_and_why(explained: Explained) -> None:
+    """A new account on a campaign's phone number, taken up a week after its last earlier holder,
+    is not joined for that tie alone (hunt/link.py, ``associates``); its evidence names the
+    number, the campaign and the rule, whatever its risk, so a reviewer can overrule it."""
+    import dataclasses
+
+    scored, findings, texts, config = explained.scored, explained.findings, explained.texts, explained.config
+    assert scored.reissue_only.height == 0  # no reissued numbers in this population
+    quiet = scored.feats.filter(~pl.col("flagged") & (pl.col("decision") == "allow")).sort("b").row(0, named=True)
+    held = pl.DataFrame(
+        {"account": [quiet["account"]], "campaign": ["C001"], "kind": ["phone_hash"], "value": [7], "k": [4], "inside": [3]},
+        schema=dict(scored.reissue_only.schema),
+    )
+    number = pl.DataFrame({"value": [7], "text": ["+1-555-0107"]}, schema=dict(texts.schema))
+    evidence, _ = explain(dataclasses.replace(scored, reissue_only=held), findings, pl.concat([texts, number]), config)
+    lines = dict(evidence.iter_rows())[quiet["account"]]
+    assert lines[0].startswith("not flagged: holds a phone number \u201c+1-555-0107\u201d held by 4 accounts, 3 of them members of campaign C001")
+    assert "a week or more after its last earlier holder" in lines[0] and lines[-1].startswith("behaviour score ")
+
+
 def test_a_campaign_that_outnumbers_the_top_tail_is_explained_by_its_mean_rank() -> None:
     """80 naive scrapers among 150 casual users and the traps: the population's top tenth
     holds too few accounts for half of the campaign, so its artifacts pass on the rank test,

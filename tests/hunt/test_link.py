@@ -137,7 +137,7 @@ def test_association_joins_accounts_tied_to_a_campaign_by_a_small_identity_artif
     rows += [(a, "payment_fp", 6) for a in (902, 840)]  # a card of one declared org
     rows += [(a, "prefix", 7) for a in (900, 850)]  # a network is not an identity artifact
     orgs = pl.DataFrame({"account": [902, 840], "org_id": ["acme", "acme"]}, schema={"account": pl.UInt32, "org_id": pl.String})
-    got = associates(_arts(rows), members, behaviour, orgs, LinkParams())
+    got = associates(_arts(rows), members, behaviour, orgs, LinkParams()).joined
     assert got.select("account", "component", "kind", "value", "k", "inside").rows() == [
         (800, 7, "email_domain", 1, 4, 3),
         (810, 8, "device", 2, 2, 1),
@@ -145,20 +145,20 @@ def test_association_joins_accounts_tied_to_a_campaign_by_a_small_identity_artif
         (870, 8, "payment_fp", 13, 3, 1),
         (871, 8, "payment_fp", 13, 3, 1),
     ]
-    one_round = associates(_arts(rows), members, behaviour, orgs, LinkParams(associate_rounds=1))
+    one_round = associates(_arts(rows), members, behaviour, orgs, LinkParams(associate_rounds=1)).joined
     assert 811 not in one_round["account"].to_list()
     # A chain of single devices from a member (950 -> 861 -> ... -> 865) joins link after link
     # until nothing is left to join, not for a fixed three rounds; the cap still stops it.
     links = [950, 861, 862, 863, 864, 865]
     chain = [(a, "device", 100 + i) for i in range(5) for a in links[i : i + 2]]
-    joined = associates(_arts([*rows, *chain]), members, behaviour, orgs, LinkParams())["account"].to_list()
+    joined = associates(_arts([*rows, *chain]), members, behaviour, orgs, LinkParams()).joined["account"].to_list()
     assert {861, 862, 863, 864, 865} <= set(joined)
-    capped = associates(_arts([*rows, *chain]), members, behaviour, orgs, LinkParams(associate_rounds=3))["account"].to_list()
+    capped = associates(_arts([*rows, *chain]), members, behaviour, orgs, LinkParams(associate_rounds=3)).joined["account"].to_list()
     assert {861, 862, 863} <= set(capped) and not {864, 865} & set(capped)
     # An account with no traffic yet (no rank) rides with the tie; one below the median does not.
-    got = associates(_arts([*rows, (2000, "device", 9), (950, "device", 9)]), members, behaviour, orgs, LinkParams())
+    got = associates(_arts([*rows, (2000, "device", 9), (950, "device", 9)]), members, behaviour, orgs, LinkParams()).joined
     assert 2000 in got["account"].to_list() and 100 not in got["account"].to_list()
-    assert associates(_arts([]), members, behaviour, orgs, LinkParams()).height == 0
+    assert associates(_arts([]), members, behaviour, orgs, LinkParams()).joined.height == 0
 
 
 def test_association_measures_a_straggler_against_ordinary_accounts_not_the_campaigns() -> None:
@@ -170,11 +170,11 @@ def test_association_measures_a_straggler_against_ordinary_accounts_not_the_camp
     behaviour = pl.DataFrame({"account": np.arange(100), "b": np.arange(100.0)}, schema={"account": pl.UInt32, "b": pl.Float64})
     members = pl.DataFrame({"account": np.arange(60, 100), "component": [1] * 40}, schema={"account": pl.UInt32, "component": pl.Int64})
     rows = [(a, "phone_hash", 1) for a in (60, 40)] + [(a, "phone_hash", 2) for a in (61, 20)]
-    got = associates(_arts(rows), members, behaviour, pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String}), LinkParams())
+    got = associates(_arts(rows), members, behaviour, pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String}), LinkParams()).joined
     assert got["account"].to_list() == [40]
     # Account 20 also holding member 61's card: two ties, not one coincidence; it joins whatever its rank.
     rows += [(a, "payment_fp", 3) for a in (61, 20)]
-    got = associates(_arts(rows), members, behaviour, pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String}), LinkParams())
+    got = associates(_arts(rows), members, behaviour, pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String}), LinkParams()).joined
     assert got["account"].unique().sort().to_list() == [20, 40]
     assert got.filter(pl.col("account") == 20)["kind"].to_list() == ["payment_fp", "phone_hash"]
 
@@ -195,10 +195,12 @@ def test_association_gives_no_new_account_pass_to_a_tie_through_a_reissued_numbe
     rows += [(a, "phone_hash", 5) for a in (63, 40)]
     no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
     reissued = pl.DataFrame({"account": [201, 202, 40], "kind": ["phone_hash"] * 3}, schema={"account": pl.UInt32, "kind": pl.String})
-    got = associates(_arts(rows), members, behaviour, no_orgs, LinkParams(), reissued=reissued)
+    got, held = associates(_arts(rows), members, behaviour, no_orgs, LinkParams(), reissued=reissued)
     assert got["account"].unique().sort().to_list() == [40, 200, 202]
+    # 201 is what the rule alone kept out, for the reviewer: its tie to the campaign.
+    assert held.select("account", "component", "kind", "value", "inside").rows() == [(201, 1, "phone_hash", 2, 1)]
     # Without the registration's word every one of them rides with its tie, as before.
-    assert associates(_arts(rows), members, behaviour, no_orgs, LinkParams())["account"].unique().sort().to_list() == [40, 200, 201, 202]
+    assert associates(_arts(rows), members, behaviour, no_orgs, LinkParams()).joined["account"].unique().sort().to_list() == [40, 200, 201, 202]
 
 
 def test_association_through_a_campaigns_script_lines_needs_two_lines_mostly_its_own_and_a_rank() -> None:
@@ -215,17 +217,17 @@ def test_association_through_a_campaigns_script_lines_needs_two_lines_mostly_its
     rows += [(a, "script_line", 9) for a in (*range(150, 160), *range(0, 40), 110)]  # "thanks": mostly ordinary
     rows += [(a, "script_line", 10) for a in (*range(160, 170), *range(40, 80), 110)]  # "explain more"
     no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
-    got = associates(_arts(rows), members, behaviour, no_orgs, LinkParams())
+    got = associates(_arts(rows), members, behaviour, no_orgs, LinkParams()).joined
     assert got["account"].unique().sort().to_list() == [120, 140, 190]
     assert got.filter(pl.col("account") == 120).select("component", "kind", "value", "k", "inside").rows() == [
         (4, "script_line", 1, 34, 30),
         (4, "script_line", 2, 32, 30),
     ]
     # Three lines needed: 120 and 140 carry two, 190 two; nobody joins.
-    assert associates(_arts(rows), members, behaviour, no_orgs, LinkParams(signature_min_ties=3)).height == 0
+    assert associates(_arts(rows), members, behaviour, no_orgs, LinkParams(signature_min_ties=3)).joined.height == 0
     # A line is no signature of the campaign once ordinary accounts send it as often as members do.
     common = [(a, "script_line", 2) for a in range(80, 112)]
-    got = associates(_arts([*rows, *common]), members, behaviour, no_orgs, LinkParams())
+    got = associates(_arts([*rows, *common]), members, behaviour, no_orgs, LinkParams()).joined
     assert got["account"].unique().sort().to_list() == [190]
 
 

@@ -67,7 +67,8 @@ def explain(
     top_risk = feats["risk"].quantile(NEAR_MISS_QUANTILE) if feats.height else None
     near = (pl.col("risk") >= (top_risk if top_risk is not None else 2.0)) | (pl.col("ecdf") >= NEAR_MISS_QUANTILE)
     unlike_lines = _unlike_lines(scored.unlike, scored.unlike_artifacts, texts)
-    taken_out = pl.col("account").is_in(list(unlike_lines))
+    reissue_lines = _reissue_lines(scored.reissue_only, texts)
+    taken_out = pl.col("account").is_in([*unlike_lines, *reissue_lines])
     interesting = feats.filter(pl.col("flagged") | (pl.col("decision") != "allow") | (near & (pl.col("b") > 0)) | taken_out)
     own = _own_rows(interesting, explainers)
     assoc_lines = _association_lines(assoc, texts)
@@ -88,6 +89,8 @@ def explain(
             lines.extend(art_lines.get(r["component"], [])[:4])
         elif r["account"] in unlike_lines:
             lines.append(unlike_lines[r["account"]])
+        elif r["account"] in reissue_lines:
+            lines.extend(reissue_lines[r["account"]])
         elif r["component"] is not None:
             lines.append(
                 f"not flagged: linked by shared artifacts to {linked_n.get(r['component'], 1) - 1:,} other accounts, "
@@ -211,6 +214,20 @@ def _association_lines(assoc: pl.DataFrame, texts: pl.DataFrame) -> dict[int, li
         out.setdefault(r["account"], []).append(
             f"joined the campaign through {_a(_label(r['kind'], r['kind']))} {_value(r)} "
             f"held by {r['k']:,} accounts, {r['inside']:,} of them members"
+        )
+    return out
+
+
+def _reissue_lines(held: pl.DataFrame, texts: pl.DataFrame) -> dict[int, list[str]]:
+    """Why an account on a campaign's phone number was left out: it took the number up a week
+    or more after the number's last earlier holder, and is too new to rank."""
+    out: dict[int, list[str]] = {}
+    for r in _with_text(held.sort("account", "campaign", "value"), texts).to_dicts():
+        out.setdefault(r["account"], []).append(
+            f"not flagged: holds {_a(_label(r['kind'], r['kind']))} {_value(r)} held by {r['k']:,} accounts, "
+            f"{r['inside']:,} of them members of campaign {r['campaign']}, but took it up a week or more after "
+            "its last earlier holder (carriers reissue numbers to strangers) and has too little traffic to rank: "
+            "it joins once it ranks, or beside a second tie"
         )
     return out
 

@@ -25,6 +25,8 @@ links into campaigns.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import polars as pl
 from scipy import sparse
@@ -551,6 +553,14 @@ def _signature_ties(signed: pl.DataFrame, members: pl.DataFrame, ranked: pl.Data
     )
 
 
+class Association(NamedTuple):
+    """What :func:`associates` found: ties that joined accounts to campaigns, and ties the
+    reissue rule alone held back (both ``account, component, kind, value, k, inside``)."""
+
+    joined: pl.DataFrame
+    reissue_only: pl.DataFrame
+
+
 def associates(
     artifacts: pl.DataFrame,
     members: pl.DataFrame,
@@ -559,7 +569,7 @@ def associates(
     p: LinkParams,
     shared: tuple[pl.DataFrame, pl.DataFrame] | None = None,
     reissued: pl.DataFrame | None = None,
-) -> pl.DataFrame:
+) -> Association:
     """Accounts outside every campaign tied to one by a small identity artifact its members hold.
 
     A stealthy operator gives most accounts their own phone, card and device and hides each
@@ -594,13 +604,15 @@ def associates(
     ordinary one. A person who happens to send one of a fleet's lines stays out, and a
     popular line ("thanks", "explain more") has too many ordinary carriers to count.
 
-    Returns ``account, component, kind, value, k, inside``: one row per tie, every tie of an
-    associated account to the campaign it joins (the one it shares most artifacts with).
+    Returns :class:`Association`: ``joined``, ``account, component, kind, value, k, inside``,
+    one row per tie, every tie of an associated account to the campaign it joins (the one it
+    shares most artifacts with); ``reissue_only``, the same columns, the ties of accounts
+    that the reissue rule alone kept out (what a reviewer of a near miss asks first).
     """
     out_schema = {"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64,
                   "k": pl.UInt32, "inside": pl.UInt32}  # fmt: skip
     if artifacts.height == 0 or members.height == 0:
-        return pl.DataFrame(schema=out_schema)
+        return Association(pl.DataFrame(schema=out_schema), pl.DataFrame(schema=out_schema))
     ident, per = _shared_identity(artifacts, orgs, p, p.identity_testable, shared)
     # The bar is the ordinary account's: campaign members, scripted by definition, would
     # otherwise lift the median they are measured against (a tenth of the population in a
@@ -621,18 +633,8 @@ def associates(
     late = late.unique().with_columns(late=pl.lit(True))
     found: list[pl.DataFrame] = []
     for _ in range(p.associate_rounds):
-        inside, outside = _inside_outside(held, members)
-        outside = outside.join(ranked, on="account", how="left")
-        # A ring of the campaign's stragglers, not strangers: no carrier outside it ranks below the ordinary median.
-        ring = outside.group_by("kind", "value").agg(ring=pl.col("ok").fill_null(True).all())
-        ties = (
-            outside.join(inside, on=["kind", "value"])
-            .join(ring, on=["kind", "value"], how="left")
-            .filter((pl.col("inside") >= p.associate_min) & ((2 * pl.col("inside") >= pl.col("k")) | pl.col("ring")))
-            .join(late, on=["account", "kind"], how="left")
-            .filter(pl.col("ok").fill_null(pl.col("late").is_null()) | (pl.len().over("account", "component") >= p.identity_min_ties))
-            .drop("ok", "ring", "late")
-        )
+        candidates = _identity_ties(held, members, ranked, late, p)
+        ties = candidates.filter("joins").drop("joins", "reissue_only")
         ties = pl.concat([ties, _signature_ties(signed, members, ranked, p).select(ties.columns)])
         if ties.height == 0:
             break
@@ -645,6 +647,31 @@ def associates(
         )
         found.append(ties.join(best, on=["account", "component"]))
         members = pl.concat([members.select("account", "component"), best])
-    if not found:
-        return pl.DataFrame(schema=out_schema)
-    return pl.concat(found).select(list(out_schema)).cast(out_schema).sort("account", "kind", "value")  # type: ignore[arg-type]
+    # Left out by the reissue rule alone, for the reviewer (against the final campaigns).
+    reissue_only = _identity_ties(held, members, ranked, late, p).filter("reissue_only").select(list(out_schema)).cast(out_schema)  # type: ignore[arg-type]
+    joined = pl.concat(found).select(list(out_schema)).cast(out_schema) if found else pl.DataFrame(schema=out_schema)  # type: ignore[arg-type]
+    return Association(joined.sort("account", "kind", "value"), reissue_only.sort("account", "kind", "value"))
+
+
+def _identity_ties(held: pl.DataFrame, members: pl.DataFrame, ranked: pl.DataFrame, late: pl.DataFrame, p: LinkParams) -> pl.DataFrame:
+    """Identity ties ``(account, kind, value, k, inside, component)`` of accounts outside every
+    campaign to a campaign whose members hold the artifact (at least ``associate_min`` of
+    them, and half its carriers or a ring of stragglers), with ``joins`` (the account ranks,
+    is too new to rank, or has ``identity_min_ties`` such ties) and ``reissue_only`` (it
+    would join but for the reissue rule: too new to rank, one tie, through a reissued number)."""
+    inside, outside = _inside_outside(held, members)
+    outside = outside.join(ranked, on="account", how="left")
+    # A ring of the campaign's stragglers, not strangers: no carrier outside it ranks below the ordinary median.
+    ring = outside.group_by("kind", "value").agg(ring=pl.col("ok").fill_null(True).all())
+    many = pl.len().over("account", "component") >= p.identity_min_ties
+    return (
+        outside.join(inside, on=["kind", "value"])
+        .join(ring, on=["kind", "value"], how="left")
+        .filter((pl.col("inside") >= p.associate_min) & ((2 * pl.col("inside") >= pl.col("k")) | pl.col("ring")))
+        .join(late, on=["account", "kind"], how="left")
+        .with_columns(
+            joins=pl.col("ok").fill_null(pl.col("late").is_null()) | many,
+            reissue_only=pl.col("ok").is_null() & pl.col("late").is_not_null() & ~many,
+        )
+        .drop("ok", "ring", "late")
+    )

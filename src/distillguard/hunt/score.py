@@ -75,6 +75,10 @@ class Scored:
     # and the campaign's values each of them holds (``account, kind, value, k, inside, neglog_p``).
     unlike: pl.DataFrame
     unlike_artifacts: pl.DataFrame
+    # Kept out by the reissue rule alone (:func:`~distillguard.hunt.link.associates`): accounts
+    # too new to rank on a campaign's number they took up a week after its last earlier holder
+    # (``account, campaign, kind, value, k, inside``).
+    reissue_only: pl.DataFrame
 
 
 def join_features(findings: dict[str, Finding], index: pl.DataFrame) -> pl.DataFrame:
@@ -248,7 +252,7 @@ def score(
     # device or small mail domain (campaigns are fixed first: association never makes one).
     with stage(timings, "rescore.link.associates"):
         reissued = feats.filter(pl.col(REISSUED)).select("account", kind=pl.lit(RegistrationSignal.reissued_kind)) if REISSUED in feats.columns else None
-        assoc = associates(artifacts, comp.join(camp.select("component"), on="component"), behaviour, orgs, config.link, shared, reissued)
+        assoc, reissue_only = associates(artifacts, comp.join(camp.select("component"), on="component"), behaviour, orgs, config.link, shared, reissued)
     if assoc.height:
         comp = pl.concat([comp.join(assoc, on="account", how="anti"), assoc.select("account", "component").unique()])
         members = comp.join(feats.select("account", "account_id", "b"), on="account")
@@ -301,9 +305,11 @@ def score(
         .select("account", "kind", "value", "k", "inside", "neglog_p")
     )
     meta["accounts_unlike_campaign"] = unlike.height
+    reissue_only = reissue_only.join(camp.select("component", "campaign"), on="component").select("account", "campaign", "kind", "value", "k", "inside")
+    meta["accounts_held_on_reissued_numbers"] = reissue_only["account"].n_unique()
     return Scored(
         feats, camp, comp, comp_arts, member_arts, comp_webs, ties, assoc, meta, tested, web_stats,
-        unlike.select("account", "campaign", "distance", "spread", "feature"), unlike_arts,
+        unlike.select("account", "campaign", "distance", "spread", "feature"), unlike_arts, reissue_only,
     )  # fmt: skip
 
 
