@@ -220,6 +220,31 @@ def test_seen_hashes_matches_a_set() -> None:
         assert dup.tolist() == expect
 
 
+def test_seen_hashes_match_a_set_through_filter_growth_merges_and_a_restore() -> None:
+    """Full-range hashes, as the reader's are: the Bloom filter grows (every id marked again),
+    runs merge eight at a time, and a set restored from its runs half-way goes on the same."""
+    rng = np.random.default_rng(7)
+    seen, ref, at_half = RequestIds(), set(), None
+    for i in range(200):
+        h = rng.integers(0, 2**64, size=3000, dtype=np.uint64)
+        earlier = rng.choice(np.fromiter(ref, dtype=np.uint64, count=len(ref)), 50) if ref else h[:0]
+        h = np.concatenate([h, earlier, h[:20]])  # repeats from earlier batches and within this one
+        rng.shuffle(h)
+        dup = seen.add(h)
+        expect = []
+        for v in h.tolist():
+            expect.append(v in ref)
+            ref.add(v)
+        assert dup.tolist() == expect
+        if i == 100:
+            at_half = RequestIds()
+            at_half.restore(seen.runs)
+            seen = at_half
+    assert at_half is not None and sum(len(r) for r in seen.runs) == len(ref)
+    assert len(seen.runs) < 20  # merged, not one run per batch
+    assert all((np.diff(r.astype(np.float64)) >= 0).all() for r in seen.runs)
+
+
 def test_duplicate_request_ids_across_files(tmp_path: Path) -> None:
     with LogWriter(tmp_path) as w:
         w.write_exchanges(exchanges(3))
