@@ -123,8 +123,13 @@ class RequestIds:
         self._runs: list[np.ndarray] = []
         self._levels: list[int] = []  # per run: merged that many times (-1: restored, never merged again)
         self._n = 0
-        self._words = np.zeros(1 << 14, dtype=np.uint64)
-        self._shift = np.uint64(64 - 14)
+        self._words = np.zeros(0, dtype=np.uint64)
+        self._shift = np.uint64(0)
+        self._empty()
+
+    def _empty(self) -> None:
+        self._runs, self._levels, self._n = [], [], 0
+        self._words, self._shift = np.zeros(1 << 14, dtype=np.uint64), np.uint64(64 - 14)  # 2**20 bits to start
 
     def add(self, hashes: np.ndarray) -> np.ndarray:
         """Record ``hashes``; return a mask of those seen before (earlier call or earlier in this one)."""
@@ -194,7 +199,7 @@ class RequestIds:
 
     def restore(self, runs: list[np.ndarray]) -> None:
         """Become the set a checkpoint's :attr:`runs` describe (in place: readers share it)."""
-        self.__init__()  # type: ignore[misc]
+        self._empty()
         for run in runs:
             if len(run):
                 self._remember(run)
