@@ -207,42 +207,40 @@ def test_pieces_from_a_day_on_are_the_rest_of_the_read(tmp_path: Path, k: int) -
     assert pa.concat_tables(rest).to_pylist() == pa.concat_tables(full[k:]).to_pylist()
 
 
+def _same_as_a_set(seen: RequestIds, ref: set[int], h: np.ndarray) -> None:
+    """``seen.add(h)`` marks as repeats exactly the values ``ref`` held before, or earlier in ``h``."""
+    expect = []
+    for v in h.tolist():
+        expect.append(v in ref)
+        ref.add(v)
+    assert seen.add(h).tolist() == expect
+
+
 def test_seen_hashes_matches_a_set() -> None:
     rng = np.random.default_rng(0)
-    seen, ref = RequestIds(), set()
+    seen, ref = RequestIds(), set[int]()
     for _ in range(40):
-        h = rng.integers(0, 500, size=rng.integers(1, 30)).astype(np.uint64)
-        dup = seen.add(h)
-        expect = []
-        for v in h.tolist():
-            expect.append(v in ref)
-            ref.add(v)
-        assert dup.tolist() == expect
+        _same_as_a_set(seen, ref, rng.integers(0, 500, size=rng.integers(1, 30)).astype(np.uint64))
 
 
 def test_seen_hashes_match_a_set_through_filter_growth_merges_and_a_restore() -> None:
     """Full-range hashes, as the reader's are: the Bloom filter grows (every id marked again),
     runs merge eight at a time, and a set restored from its runs half-way goes on the same."""
     rng = np.random.default_rng(7)
-    seen, ref, at_half = RequestIds(), set(), None
+    seen, ref, at_half, before = RequestIds(), set[int](), None, np.zeros(0, dtype=np.uint64)
     for i in range(200):
         h = rng.integers(0, 2**64, size=3000, dtype=np.uint64)
-        earlier = rng.choice(np.fromiter(ref, dtype=np.uint64, count=len(ref)), 50) if ref else h[:0]
-        h = np.concatenate([h, earlier, h[:20]])  # repeats from earlier batches and within this one
+        h = np.concatenate([h, rng.choice(before, 50) if len(before) else before, h[:20]])  # repeats: an earlier batch's, this one's
         rng.shuffle(h)
-        dup = seen.add(h)
-        expect = []
-        for v in h.tolist():
-            expect.append(v in ref)
-            ref.add(v)
-        assert dup.tolist() == expect
+        _same_as_a_set(seen, ref, h)
+        before = h if i % 7 else before  # now and then one further back
         if i == 100:
             at_half = RequestIds()
             at_half.restore(seen.runs)
             seen = at_half
     assert at_half is not None and sum(len(r) for r in seen.runs) == len(ref)
     assert len(seen.runs) < 20  # merged, not one run per batch
-    assert all((np.diff(r.astype(np.float64)) >= 0).all() for r in seen.runs)
+    assert all((r[1:] >= r[:-1]).all() for r in seen.runs)
 
 
 def test_duplicate_request_ids_across_files(tmp_path: Path) -> None:
