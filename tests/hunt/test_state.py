@@ -6,12 +6,14 @@ processes gives, after merging the serialised states, the verdicts of one proces
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import math
 import multiprocessing
 import pickle
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -224,3 +226,25 @@ def test_a_snapshot_leaves_the_folds_in_flight_to_its_writer_and_settles_to_the_
     for k, t in x.items():
         keys = [c for c in t.columns if c in ("account", "day", "hour")]
         assert t.sort(keys).equals(y[k].sort(keys))
+
+
+def test_account_ids_get_one_index_each_found_by_hash_across_batches_and_a_restore() -> None:
+    """``ensure_accounts`` numbers new ids after the ones held and returns the rows of the ids
+    asked (each once), as a join with the whole index did; after the index is replaced (a
+    restore), the lookup is rebuilt from it."""
+    rng = np.random.default_rng(3)
+    st, expect = HuntState(), dict[str, int]()
+    for i in range(30):
+        ids = pl.Series("account_id", [f"acct-{n}" for n in rng.integers(0, 400, size=60)])
+        got = st.ensure_accounts(ids)
+        for a in sorted(set(ids.to_list()) - set(expect)):  # a batch's new ids in id order
+            expect[a] = len(expect)
+        assert sorted(got["account_id"].to_list()) == sorted(set(ids.to_list()))
+        assert dict(zip(got["account_id"].to_list(), got["account"].to_list(), strict=True)) == {a: expect[a] for a in got["account_id"].to_list()}
+        assert st.index.height == len(expect) and st.index["account"].to_list() == list(range(len(expect)))
+        if i == 15:
+            st.index = st.index.clone()  # as a restore does: another frame
+    # a batch's own numbering in prepare uses those rows
+    at = dt.datetime(2026, 4, 22, tzinfo=dt.UTC)
+    prepared = st.prepare(pl.DataFrame({"account_id": ["acct-1", "acct-999"], "ts": [at, at]}))
+    assert prepared["account"].to_list() == [expect["acct-1"], len(expect)]

@@ -20,6 +20,7 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -103,6 +104,39 @@ def _put(
         runs[name].append((level, out))
 
 
+class IdLookup:
+    """An account index's ids by 64-bit hash: the hashes sorted, and each one's index row.
+
+    Grows as accounts arrive (an insert into two arrays of the index's length: a copy, no
+    hashing of the index again); the index it describes is ``of``."""
+
+    def __init__(self, index: pl.DataFrame) -> None:
+        h = _id_hashes(index["account_id"])
+        order = np.argsort(h, kind="stable")
+        self.of, self._hashes, self._rows = index, h[order], order.astype(np.int64)
+
+    def rows(self, ids: pl.Series) -> np.ndarray:
+        """Each id's index row, or -1 where no id of its hash is held."""
+        h = _id_hashes(ids)
+        if not len(self._hashes):
+            return np.full(len(h), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self._hashes, h), len(self._hashes) - 1)
+        return np.where(self._hashes[at] == h, self._rows[at], -1)
+
+    def add(self, ids: pl.Series, index: pl.DataFrame) -> None:
+        """``ids``, the last rows of ``index`` (the index they were appended to), added."""
+        h = _id_hashes(ids)
+        order = np.argsort(h, kind="stable")
+        at = np.searchsorted(self._hashes, h[order])
+        self._hashes = np.insert(self._hashes, at, h[order])
+        self._rows = np.insert(self._rows, at, index.height - len(h) + order)
+        self.of = index
+
+
+def _id_hashes(ids: pl.Series) -> np.ndarray:
+    return ids.hash(seed=0x1D).to_numpy()
+
+
 class HuntState:
     """Per-account mergeable state of every signal, plus the account index."""
 
@@ -113,6 +147,7 @@ class HuntState:
             list(signals) if signals is not None else HuntConfig().build_signals()
         )
         self.index = pl.DataFrame(schema={"account_id": pl.String, "account": pl.UInt32})
+        self._lookup: IdLookup | None = None  # the index's ids by hash (rebuilt when the index is replaced)
         self.states: dict[str, State] = {s.name: s.empty() for s in self.signals}
         self._pending: dict[str, list[State]] = {s.name: [] for s in self.signals}
         self.compact_every = compact_every
@@ -145,7 +180,28 @@ class HuntState:
 
     # -- accounts ----------------------------------------------------------------------------
     def ensure_accounts(self, ids: pl.Series) -> pl.DataFrame:
-        """Give new account ids the next indices; returns the index."""
+        """Give new account ids the next indices; returns the index rows of ``ids`` (distinct).
+
+        Found by hash in a sorted array kept beside the index (:class:`IdLookup`), not by a
+        join with all of it: a join costs every batch time in proportion to the accounts seen
+        so far (a 185,000-row full-scale slice: 24 ms here and 54 ms more in the prepare's
+        join at 196,017 accounts, against 7 and 0 at 19,602; 315 slices a full-scale hunt)."""
+        asked = ids.unique()
+        if self._lookup is None or self._lookup.of is not self.index:
+            self._lookup = IdLookup(self.index)
+        rows = self._lookup.rows(asked)
+        hit = rows >= 0
+        known = self.index[rows[hit]]
+        if not known["account_id"].equals(asked.filter(hit).alias("account_id")):  # two ids of one hash
+            return self._ensure_by_join(ids)
+        if hit.all():
+            return known
+        new = account_index(asked.filter(~hit), start=self.index.height)
+        self.index = pl.concat([self.index, new])
+        self._lookup.add(new["account_id"], self.index)
+        return pl.concat([known, new])
+
+    def _ensure_by_join(self, ids: pl.Series) -> pl.DataFrame:
         new = ids.unique().to_frame("account_id").join(self.index, on="account_id", how="anti")
         if new.height:
             self.index = pl.concat([self.index, account_index(new["account_id"], start=self.index.height)])
