@@ -13,13 +13,12 @@ commit's ``src`` on ``PYTHONPATH`` to compare.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import time
 from pathlib import Path
 
 import polars as pl
 
+from bench_request_ids import commit, report
+from bench_stage_rows import best
 from distillguard.hunt.state import HuntState
 from distillguard.io import LogReader
 
@@ -36,23 +35,15 @@ def main() -> None:
     assert batch is not None
     batch = batch.slice(0, 185_000)
     out: dict[str, object] = {
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+        "commit": commit(),
         "batch_rows": batch.num_rows,
     }
     for extra in (0, 1_800_000):
         state = HuntState()
         state.ensure_accounts(pl.concat([ids, pl.Series("account_id", [f"other-{i}" for i in range(extra)])]))
         state.prepare(batch)
-        times = []
-        for _ in range(5):
-            t = time.perf_counter()
-            state.prepare(batch)
-            times.append(time.perf_counter() - t)
-        out[f"prepare_ms_at_{state.index.height}_accounts"] = round(min(times) * 1e3, 1)
-    print(json.dumps(out, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+        out[f"prepare_ms_at_{state.index.height}_accounts"] = round(best(lambda state=state: state.prepare(batch), repeat=5) * 1e3, 1)
+    report(out, args.json)
 
 
 if __name__ == "__main__":

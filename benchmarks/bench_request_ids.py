@@ -43,6 +43,19 @@ def seconds(n_ids: int, batch: int, seed: int) -> float:
     return spent
 
 
+def commit() -> str:
+    """The checkout's short commit (run from another commit's worktree to compare)."""
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+
+def report(out: dict[str, object], path: Path | None) -> None:
+    """Print the result, and write it to ``path`` where one is given."""
+    print(json.dumps(out, indent=2))
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=2) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=3)
@@ -51,17 +64,13 @@ def main() -> None:
     runs = {n: [round(seconds(n, b, seed), 3) for seed in range(args.repeat)] for n, b in SIZES}
     med = {n: statistics.median(v) for n, v in runs.items()}
     (small, _), (large, _) = SIZES
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    out = {
-        "commit": commit,
+    out: dict[str, object] = {
+        "commit": commit(),
         "seconds": {str(n): v for n, v in runs.items()},
         "median_seconds": {str(n): round(v, 3) for n, v in med.items()},
         "growth_ratio": round(med[large] / med[small], 2),
     }
-    print(json.dumps(out, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    report(out, args.json)
 
 
 if __name__ == "__main__":
