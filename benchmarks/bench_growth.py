@@ -96,6 +96,11 @@ def main() -> None:
         cpu = [round(t["user_cpu_s"] + t["system_cpu_s"], 1) for t in tries if "system_cpu_s" in t]
         if len(cpu) == len(tries):  # the work done, whatever the cores' share of the wall
             runs[-1] |= {"cpu_s": statistics.median(cpu), "cpu_s_of_every_run": cpu}
+            # kernel time is where fresh memory shows (page faults), user time is the work itself
+            for key in ("user_cpu_s", "system_cpu_s", "minor_page_faults"):
+                runs[-1][f"{key}_of_every_run"] = [t[key] for t in tries]
+        if "minor_page_faults_by_thread" in r:
+            runs[-1]["minor_page_faults_by_thread"] = r["minor_page_faults_by_thread"]
         print(json.dumps(runs[-1]), flush=True)
     pairs = list(itertools.pairwise(runs))
     if len(runs) > 2:
@@ -109,6 +114,15 @@ def main() -> None:
             {"from": a["scale"], "to": b["scale"], "time": exponent(a, b, "seconds"), "memory": exponent(a, b, "peak_rss_gib"),
              "cpu": exponent(a, b, "cpu_s")}
             for a, b in pairs
+        ],
+        # each round's own exponents (runs of one round are minutes apart): the spread is the
+        # host's drift within the sitting, the error bar of the medians' exponents above
+        "exponents_by_round": [
+            [
+                {"from": a["scale"], "to": b["scale"], "time": round(math.log(ta / tb) / math.log(a["exchanges"] / b["exchanges"]), 3)}
+                for (a, ta), (b, tb) in itertools.pairwise((run, run["seconds_of_every_run"][i]) for run in runs)
+            ]
+            for i in range(min(len(run["seconds_of_every_run"]) for run in runs))
         ],
         "note": "exponent = log(ratio) / log(exchanges ratio): 1.0 grows linearly with exchanges",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg_at_end": os.getloadavg()},

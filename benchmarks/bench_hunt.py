@@ -28,6 +28,29 @@ from distillguard.io import LogReader
 HERE = Path(__file__).resolve().parent
 
 
+def faults_by_thread() -> dict[str, dict[str, float]]:
+    """Minor page faults and CPU seconds of the threads still alive, by name less its number
+    (``polars-3`` and ``polars-7`` are one pool): which pool touches fresh memory. Threads
+    that ended (the read-ahead) are in the process's totals only."""
+    tick = os.sysconf("SC_CLK_TCK")
+    named = {t.native_id: t.name for t in threading.enumerate()}  # Python threads share the process's name
+    out: dict[str, dict[str, float]] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        comm = named.get(int(task.name), stat[stat.index("(") + 1 : stat.rindex(")")])
+        comm = comm.rstrip("0123456789_-") or "?"
+        fields = stat[stat.rindex(")") + 2 :].split()  # from field 3 (state) on
+        row = out.setdefault(comm, {"threads": 0, "minor_page_faults": 0, "user_cpu_s": 0.0, "system_cpu_s": 0.0})
+        row["threads"] += 1
+        row["minor_page_faults"] += int(fields[7])
+        row["user_cpu_s"] = round(row["user_cpu_s"] + int(fields[11]) / tick, 1)
+        row["system_cpu_s"] = round(row["system_cpu_s"] + int(fields[12]) / tick, 1)
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, object]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--log", type=Path, help="an existing log folder (else simulate one)")
@@ -49,6 +72,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     phase = ["read+fold"]
     peaks: dict[str, int] = {}
     starts: dict[str, float] = {"read+fold": 0.0}
+    faults: dict[str, int] = {"read+fold": resource.getrusage(resource.RUSAGE_SELF).ru_minflt}
     done = threading.Event()
 
     def sample() -> None:  # peak resident memory per phase, so the phase to shrink is known
@@ -67,12 +91,15 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     PolarsEngine().aggregate([reader], det.state)  # as `distillguard hunt` reads: pieces on a budget
     phase[0] = "compact"
     starts["compact"] = round(time.perf_counter() - t0, 2)
+    faults["compact"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     state_bytes = {name: sum(int(t.estimated_size()) for t in st.values()) for name, st in det.state.compacted().items()}
     phase[0] = "verdicts"
     starts["verdicts"] = round(time.perf_counter() - t0, 2)
+    faults["verdicts"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     verdicts = det.verdicts()
     phase[0] = "write"
     starts["write"] = round(time.perf_counter() - t0, 2)
+    faults["write"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     verdicts.write(args.out / f"hunt-{name}-out")
     seconds = time.perf_counter() - t0
     done.set()
@@ -85,6 +112,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         # kernel time: page faults and zeroing of fresh allocations show here, not in user time
         "system_cpu_s": round(usage.ru_stime, 1),
         "minor_page_faults": usage.ru_minflt,
+        # faults from each phase's start to the next one's
+        "minor_page_faults_by_phase": {
+            k: b - a for (k, a), b in zip(faults.items(), [*list(faults.values())[1:], usage.ru_minflt], strict=True)
+        },
+        "minor_page_faults_by_thread": faults_by_thread(),
         "memory": args.memory,
         "exchanges": n,
         "accounts": verdicts.accounts.num_rows,
