@@ -17,6 +17,7 @@ from bench_fixtures import FakeReader, ScriptedDetector, at, labels_table
 from distillguard import schema
 from distillguard.bench import BenchResult, evaluate
 from distillguard.bench import metrics as m
+from distillguard.bench.replay import FLAG_CHANGES
 from distillguard.errors import LogError
 
 
@@ -91,6 +92,36 @@ def test_leaked_exchanges(result: BenchResult) -> None:
     assert leak["C2"] == {"count": 2, "share": pytest.approx(2 / 3), "total": 3}
     assert leak["C3"] == {"count": 2, "share": 1.0, "total": 2}
     assert result.leaked_exchanges_all == {"count": 10, "share": pytest.approx(10 / 14), "total": 14}
+
+
+def test_no_attack_account_was_cleared_so_unflagged_equals_leaked(result: BenchResult) -> None:
+    assert result.leaked_while_unflagged == result.leaked_exchanges
+    assert result.leaked_while_unflagged_all == result.leaked_exchanges_all
+    assert (result.replay["flags_cleared"], result.replay["accounts_ever_cleared"]) == (1, 1)  # n1, benign
+
+
+def test_unflagged_counts_the_time_a_flag_was_cleared_and_leaked_does_not() -> None:
+    """An account flagged at 2 h, cleared at 5 h and flagged again at 8 h is served unflagged
+    at 6 h: ``leaked`` (before the first flag) misses it, ``unflagged`` counts it."""
+    truth = pl.DataFrame(
+        {"account_id": ["a", "b"], "campaign_id": ["C", "C"], "attack": [True, True],
+         "first_flagged_at": [at(2), None], "harvest_start": [at(0), at(0)]},
+        schema_overrides={"first_flagged_at": pl.Datetime("us", "UTC"), "harvest_start": pl.Datetime("us", "UTC")},
+    )  # fmt: skip
+    changes = pa.table(
+        {"account_id": ["a", "a", "a", "x"], "at": [at(2), at(5), at(8), at(1)], "flagged": [True, False, True, True]},
+        schema=FLAG_CHANGES,
+    )
+    batch = pa.table({"account_id": ["a", "a", "a", "a", "a", "b"], "ts": [at(h) for h in (1, 2, 3, 6, 9, 4)]})
+    scan = m.scan_attack_exchanges([batch], truth, changes)
+    assert m.leaked_exchanges(truth, scan)["C"] == {"count": 2, "share": pytest.approx(2 / 6), "total": 6}  # a at 1, b
+    # a at 1 and at 6 (cleared from 5 to 8; the flag set at 2 covers the exchange at 2), and b
+    assert m.leaked_exchanges(truth, scan, "unflagged")["C"] == {"count": 3, "share": pytest.approx(3 / 6), "total": 6}
+    h = m.harvest_metrics(truth, scan)["C"]
+    assert (h["leaked"], h["unflagged"], h["total"]) == (2, 3, 6)
+    # without the changes the first flags are the only ones: the two counts agree
+    plain = m.scan_attack_exchanges([batch], truth)
+    assert plain["unflagged"].to_list() == plain["leaked"].to_list() == [2]
 
 
 def test_flagged_by_decision_and_run_numbers(result: BenchResult) -> None:

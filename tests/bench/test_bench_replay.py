@@ -19,7 +19,7 @@ from bench_fixtures import (
 )
 
 from distillguard import schema
-from distillguard.bench.replay import FIRST_FLAGS, replay
+from distillguard.bench.replay import FIRST_FLAGS, FLAG_CHANGES, replay
 from distillguard.errors import ConfigError
 
 HOUR = timedelta(hours=1)
@@ -60,6 +60,21 @@ def test_first_flag_time_is_the_end_of_the_first_flagging_chunk() -> None:
     assert set(res.first_flags["first_risk"].to_pylist()) == {0.9}
     # Final verdicts: n1's window closed at 02:30, so it is not flagged at the end.
     assert res.final.flagged_ids() == {"c1a", "c1b", "c2a", "c2b", "n2"}
+
+
+def test_flag_changes_hold_every_set_and_clear_at_the_chunk_end_that_saw_it() -> None:
+    res = replay(ScriptedDetector(), FakeReader(), every=HOUR, progress=False)
+    assert res.flag_changes.schema == FLAG_CHANGES
+    rows = sorted(zip(*(res.flag_changes[c].to_pylist() for c in ("account_id", "at", "flagged")), strict=True))
+    assert rows == [
+        ("c1a", at(1), True),
+        ("c1b", at(3), True),
+        ("c2a", at(2), True),
+        ("c2b", at(2), True),
+        ("n1", at(1), True),
+        ("n1", at(3), False),  # window [0.5, 2.5): still flagged at 02:00, cleared by 03:00
+        ("n2", at(6), True),
+    ]
 
 
 def test_coarser_chunks_delay_first_flags() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from distillguard import __version__
 from distillguard.bench import metrics as m
@@ -60,8 +61,10 @@ def evaluate(
         raise _no_labels(log or "given")
     verdicts = rep.final.accounts
     truth = m.truth_frame(labels, rep.account_ids, verdicts, rep.first_flags)
-    scan = m.scan_attack_exchanges(reader.exchange_batches(columns=["account_id", "ts"]), truth)
+    scan = m.scan_attack_exchanges(reader.exchange_batches(columns=["account_id", "ts"]), truth, rep.flag_changes)
     leaked = m.leaked_exchanges(truth, scan)
+    unflagged = m.leaked_exchanges(truth, scan, "unflagged")
+    cleared = rep.flag_changes.filter(pc.invert(rep.flag_changes["flagged"]))
     lost = getattr(reader, "lost", None)
     kept = {"exchanges": rep.exchanges, "accounts": len(rep.account_ids)}
     input_summary = lost.summary(kept) if lost is not None else {}
@@ -85,6 +88,8 @@ def evaluate(
         time_to_detect_hours=m.time_to_detect(truth, scan),
         leaked_exchanges=leaked,
         leaked_exchanges_all=m.leaked_total(leaked),
+        leaked_while_unflagged=unflagged,
+        leaked_while_unflagged_all=m.leaked_total(unflagged),
         harvest=m.harvest_metrics(truth, scan),
         flagged_by_decision=m.flagged_by_decision(truth),
         replay={
@@ -95,6 +100,8 @@ def evaluate(
             "seconds_verdicts": rep.seconds_verdicts,
             "wall_seconds": rep.wall_seconds,
             "detector_clusters": len(rep.final.campaigns),
+            "flags_cleared": cleared.num_rows,
+            "accounts_ever_cleared": len(pc.unique(cleared["account_id"])),
         },
         detector_params=dict(detector_params or {}),
         log_issues=n_issues,

@@ -253,20 +253,35 @@ def flagged_by_decision(truth: pl.DataFrame) -> dict[str, dict[str, int]]:
     }
 
 
-def scan_attack_exchanges(batches: Iterable[pa.Table], truth: pl.DataFrame) -> pl.DataFrame:
+def scan_attack_exchanges(
+    batches: Iterable[pa.Table], truth: pl.DataFrame, flag_changes: pa.Table | None = None
+) -> pl.DataFrame:
     """One streaming pass over ``(account_id, ts)``: per campaign, exchanges, leaked ones, first ts.
 
     An exchange is *leaked* when it was served before its account was first flagged in
-    the replay (every exchange of an account never flagged). Memory stays bounded by the
-    number of campaigns, whatever the size of the log.
+    the replay (every exchange of an account never flagged), and *unflagged* when its
+    account was not flagged as it was served: before the first flag, or after a flag was
+    cleared and before it was set again (``flag_changes``, the replay's
+    :data:`~distillguard.bench.replay.FLAG_CHANGES`; without it, the first flags are the only
+    changes and the two counts agree). Memory stays bounded by the number of campaigns and
+    the flag changes, whatever the size of the log.
 
-    Returns ``campaign_id, total, leaked, first_ts`` and the same from harvest start on:
-    ``harvest_total, harvest_leaked, harvest_ts``.
+    Returns ``campaign_id, total, leaked, unflagged, first_ts`` and the same from harvest
+    start on: ``harvest_total, harvest_leaked, harvest_unflagged, harvest_ts``.
     """
     cols = ["account_id", "campaign_id", "first_flagged_at"]
     attack = truth.filter(pl.col("attack")).select(cols + (["harvest_start"] if "harvest_start" in truth.columns else []))
     if "harvest_start" not in attack.columns:
         attack = attack.with_columns(pl.lit(None, _TS).alias("harvest_start"))
+    if flag_changes is None:
+        changes = attack.filter(pl.col("first_flagged_at").is_not_null()).select(
+            "account_id", pl.col("first_flagged_at").alias("at"), pl.lit(True).alias("flagged_now")
+        )
+    else:
+        changes = _frame(flag_changes).select(
+            pl.col("account_id").cast(pl.String), pl.col("at").cast(_TS), pl.col("flagged").alias("flagged_now")
+        )
+    changes = changes.join(attack.select("account_id"), on="account_id", how="semi").sort("at")
     parts: list[pl.DataFrame] = []
     for batch in batches:
         if batch.num_rows == 0:
@@ -277,29 +292,38 @@ def scan_attack_exchanges(batches: Iterable[pa.Table], truth: pl.DataFrame) -> p
         joined = df.join(attack, on="account_id", how="inner")
         if joined.height == 0:
             continue
+        # the account's last flag change at or before the exchange: flagged then, or not
+        joined = joined.sort("ts").join_asof(
+            changes, left_on="ts", right_on="at", by="account_id", strategy="backward", check_sortedness=False
+        )  # both sorted by time here
         leaked = pl.col("first_flagged_at").is_null() | (pl.col("ts") < pl.col("first_flagged_at"))
+        unflagged = ~pl.col("flagged_now").fill_null(False)
         harvest = pl.col("harvest_start").is_null() | (pl.col("ts") >= pl.col("harvest_start"))
         parts.append(
             joined.group_by("campaign_id").agg(
                 pl.len().alias("total"),
                 leaked.sum().alias("leaked"),
+                unflagged.sum().alias("unflagged"),
                 pl.col("ts").min().alias("first_ts"),
                 harvest.sum().alias("harvest_total"),
                 (harvest & leaked).sum().alias("harvest_leaked"),
+                (harvest & unflagged).sum().alias("harvest_unflagged"),
                 pl.col("ts").filter(harvest).min().alias("harvest_ts"),
             )
         )
     schema = pl.Schema(
-        {"campaign_id": pl.String(), "total": pl.Int64(), "leaked": pl.Int64(), "first_ts": _TS,
-         "harvest_total": pl.Int64(), "harvest_leaked": pl.Int64(), "harvest_ts": _TS}
-    )
+        {"campaign_id": pl.String(), "total": pl.Int64(), "leaked": pl.Int64(), "unflagged": pl.Int64(),
+         "first_ts": _TS, "harvest_total": pl.Int64(), "harvest_leaked": pl.Int64(),
+         "harvest_unflagged": pl.Int64(), "harvest_ts": _TS}
+    )  # fmt: skip
     if not parts:
         return pl.DataFrame(schema=schema)
+    counts = [c for c, t in schema.items() if t == pl.Int64()]
     return (
         pl.concat([p.cast(schema) for p in parts])
         .group_by("campaign_id")
-        .agg(pl.col("total").sum(), pl.col("leaked").sum(), pl.col("first_ts").min(),
-             pl.col("harvest_total").sum(), pl.col("harvest_leaked").sum(), pl.col("harvest_ts").min())
+        .agg(*(pl.col(c).sum() for c in counts), pl.col("first_ts").min(), pl.col("harvest_ts").min())
+        .select(schema.names())
     )
 
 
@@ -313,12 +337,13 @@ def harvest_metrics(truth: pl.DataFrame, scan: pl.DataFrame, share: float = 0.9)
     if "harvest_ts" not in scan.columns:
         return {}
     ttd = time_to_detect(truth, scan.with_columns(pl.col("harvest_ts").alias("first_ts")), share)
-    got = {cid: (ts, int(t), int(lk)) for cid, ts, t, lk in
-           scan.select("campaign_id", "harvest_ts", "harvest_total", "harvest_leaked").iter_rows()}
+    got = {cid: (ts, int(t), int(lk), int(un)) for cid, ts, t, lk, un in
+           scan.select("campaign_id", "harvest_ts", "harvest_total", "harvest_leaked", "harvest_unflagged").iter_rows()}
     out: dict[str, dict[str, Any]] = {}
     for cid, times in ttd.items():
-        ts, total, leaked = got.get(cid, (None, 0, 0))
-        out[cid] = {"start": ts, **times, "leaked": leaked, "total": total, "share": ratio(leaked, total)}
+        ts, total, leaked, unflagged = got.get(cid, (None, 0, 0, 0))
+        out[cid] = {"start": ts, **times, "leaked": leaked, "total": total, "share": ratio(leaked, total),
+                    "unflagged": unflagged, "unflagged_share": ratio(unflagged, total)}  # fmt: skip
     return out
 
 
@@ -351,9 +376,10 @@ def time_to_detect(truth: pl.DataFrame, scan: pl.DataFrame, share: float = 0.9) 
     return out
 
 
-def leaked_exchanges(truth: pl.DataFrame, scan: pl.DataFrame) -> dict[str, dict[str, Any]]:
-    """``campaign -> {count, share, total}``: exchanges a campaign got before being flagged."""
-    got = {cid: (int(total), int(leaked)) for cid, total, leaked in scan.select("campaign_id", "total", "leaked").iter_rows()}
+def leaked_exchanges(truth: pl.DataFrame, scan: pl.DataFrame, count: str = "leaked") -> dict[str, dict[str, Any]]:
+    """``campaign -> {count, share, total}``: exchanges a campaign got before being flagged
+    (``count="unflagged"``: while not flagged, a cleared flag included)."""
+    got = {cid: (int(total), int(leaked)) for cid, total, leaked in scan.select("campaign_id", "total", count).iter_rows()}
     campaigns = sorted(set(truth.filter(pl.col("attack"))["campaign_id"].to_list()))
     out: dict[str, dict[str, Any]] = {}
     for cid in campaigns:

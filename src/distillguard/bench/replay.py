@@ -41,7 +41,7 @@ from distillguard.errors import ConfigError
 from distillguard.schema import TS
 from distillguard.verdicts import Verdicts
 
-__all__ = ["FIRST_FLAGS", "ExchangeSource", "ReplayResult", "peak_rss_bytes", "replay"]
+__all__ = ["FIRST_FLAGS", "FLAG_CHANGES", "ExchangeSource", "ReplayResult", "peak_rss_bytes", "replay"]
 
 FIRST_FLAGS = pa.schema(
     [
@@ -51,6 +51,16 @@ FIRST_FLAGS = pa.schema(
     ]
 )
 """Schema of :attr:`ReplayResult.first_flags`: one row per account ever flagged."""
+
+FLAG_CHANGES = pa.schema(
+    [
+        pa.field("account_id", pa.string(), nullable=False),
+        pa.field("at", TS, nullable=False),
+        pa.field("flagged", pa.bool_(), nullable=False),
+    ]
+)
+"""Schema of :attr:`ReplayResult.flag_changes`: a row each time an account's flag is set or
+cleared, in replay order (every account starts unflagged)."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -91,6 +101,9 @@ class ReplayResult:
     start: datetime | None = None
     end: datetime | None = None
     meta: dict[str, object] = field(default_factory=dict)
+    # every set and clear of a flag (FLAG_CHANGES): an account flagged, cleared and flagged
+    # again is served unflagged in between, which ``first_flags`` alone cannot show
+    flag_changes: pa.Table = field(default_factory=FLAG_CHANGES.empty_table)
 
     def first_flag_times(self) -> dict[str, datetime]:
         """``account_id -> first replay time it was flagged`` (a dict, for small logs and tests)."""
@@ -119,7 +132,8 @@ def _ts_micros(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 class _FlagRecorder:
-    """Keeps the first time and risk at which each account was flagged.
+    """Keeps the first time and risk at which each account was flagged, and every set and
+    clear of a flag after it.
 
     Each verdicts call is pre-filtered against the accounts already known with a vectorised
     ``is_in``, so the Python loop only ever sees newly flagged accounts.
@@ -128,9 +142,23 @@ class _FlagRecorder:
     def __init__(self) -> None:
         self.first: dict[str, tuple[datetime, float | None]] = {}
         self._known = pa.array([], pa.string())
+        self._flagged = pa.array([], pa.string())  # flagged at the last call
+        self._changes: list[pa.Table] = []
 
     def record(self, table: pa.Table, now: datetime) -> None:
         flagged = table.filter(pc.fill_null(table["flagged"], False))
+        flagged = flagged.filter(pc.is_valid(flagged["account_id"]))
+        ids = flagged["account_id"].combine_chunks().cast(pa.string())
+        set_now = ids.filter(pc.invert(pc.is_in(ids, value_set=self._flagged)))
+        cleared = self._flagged.filter(pc.invert(pc.is_in(self._flagged, value_set=ids)))
+        for changed, value in ((set_now, True), (cleared, False)):
+            if len(changed):
+                self._changes.append(pa.table(
+                    {"account_id": changed, "at": pa.array([now] * len(changed), TS),
+                     "flagged": pa.array([value] * len(changed), pa.bool_())},
+                    schema=FLAG_CHANGES,
+                ))  # fmt: skip
+        self._flagged = ids
         if flagged.num_rows == 0:
             return
         if len(self._known):
@@ -146,6 +174,9 @@ class _FlagRecorder:
                 new.append(aid)
         if new:
             self._known = pa.concat_arrays([self._known, pa.array(new, pa.string())])
+
+    def changes(self) -> pa.Table:
+        return pa.concat_tables(self._changes) if self._changes else FLAG_CHANGES.empty_table()
 
     def table(self) -> pa.Table:
         ids = list(self.first)
@@ -293,4 +324,5 @@ def replay(
         peak_rss_bytes=peak_rss_bytes(),
         start=None if first_chunk is None else chunk_end(first_chunk) - every,
         end=None if current is None else chunk_end(current),
+        flag_changes=recorder.changes(),
     )

@@ -94,6 +94,10 @@ class BenchResult:
     leaked_exchanges: dict[str, dict[str, Any]]
     leaked_exchanges_all: dict[str, Any]
     flagged_by_decision: dict[str, dict[str, int]]
+    # Served while the account was not flagged: before its first flag, and between a clear and
+    # the next flag (``leaked_exchanges`` counts only the first); keyed as ``leaked_exchanges``.
+    leaked_while_unflagged: dict[str, dict[str, Any]] = field(default_factory=dict)
+    leaked_while_unflagged_all: dict[str, Any] = field(default_factory=dict)
     # Per campaign, from its harvest start (labels' optional ``harvest_start``): start, first, p90, leaked.
     harvest: dict[str, dict[str, Any]] = field(default_factory=dict)
     replay: dict[str, Any] = field(default_factory=dict)
@@ -190,7 +194,7 @@ class BenchResult:
         return t
 
     def _campaign_table(self) -> Table:
-        allv = self.leaked_exchanges_all
+        allv, unfl = self.leaked_exchanges_all, self.leaked_while_unflagged_all
         t = Table(
             title="campaigns",
             caption=(
@@ -199,7 +203,9 @@ class BenchResult:
                 "of its accounts; prec, recall: of that cluster. first, 90%: time from the campaign's "
                 "first exchange until its first / 90% of its accounts were flagged. leaked: share of "
                 "its exchanges served before their account was flagged "
-                f"(all campaigns: {allv.get('count', 0):,} of {allv.get('total', 0):,})."
+                f"(all campaigns: {allv.get('count', 0):,} of {allv.get('total', 0):,}); unflagged: "
+                "served while it was not flagged, a cleared flag's time included"
+                f" (all: {unfl.get('count', 0):,})."
             ),
             title_justify="left",
             caption_justify="left",
@@ -207,7 +213,7 @@ class BenchResult:
             pad_edge=False,
         )
         t.add_column("campaign", min_width=8, overflow="fold")
-        for name in ("flagged", "cluster", "prec", "recall", "first", "90%", "leaked"):
+        for name in ("flagged", "cluster", "prec", "recall", "first", "90%", "leaked", "unflagged"):
             t.add_column(name, justify="left" if name == "cluster" else "right", no_wrap=True)
         for cid, c in self.campaigns.items():
             ttd = self.time_to_detect_hours.get(cid, {})
@@ -221,10 +227,11 @@ class BenchResult:
                 fmt_hours(ttd.get("first")),
                 fmt_hours(ttd.get("p90")),
                 fmt_pct(self.leaked_exchanges.get(cid, {}).get("share")),
+                fmt_pct(self.leaked_while_unflagged.get(cid, {}).get("share")),
             )
         if len(self.campaigns) > 1:
             t.add_section()
-            t.add_row("all", "", "", "", "", "", "", fmt_pct(allv.get("share")))
+            t.add_row("all", "", "", "", "", "", "", fmt_pct(allv.get("share")), fmt_pct(unfl.get("share")))
         return t
 
     def _decision_table(self) -> Table:
