@@ -38,7 +38,13 @@ def test_bench_out_writes_the_final_verdicts(log: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["bench", str(log), "--replay-every", "12", "--json", str(tmp_path / "b.json"), "--out", str(out)])
     assert res.exit_code == 0, res.output
     flagged = set(pl.read_parquet(out / "accounts.parquet").filter("flagged")["account_id"].to_list())
-    assert json.loads((tmp_path / "b.json").read_text())["accounts"]["flagged"] == len(flagged)
+    bench = json.loads((tmp_path / "b.json").read_text())
+    assert bench["accounts"]["flagged"] == len(flagged)
+    # every flag set or cleared, in replay order: an account's last change is its final flag
+    changes = pl.read_parquet(out / "flag_changes.parquet")
+    last = changes.group_by("account_id", maintain_order=True).last()
+    assert set(last.filter("flagged")["account_id"].to_list()) == flagged
+    assert changes.filter(~pl.col("flagged")).height == bench["replay"]["flags_cleared"]
 
 
 @pytest.mark.parametrize(

@@ -158,7 +158,10 @@ def bench(
     replay_every: Annotated[float, typer.Option(help="Re-score every this many simulated hours in the replay.")] = 1.0,
     mapping: MappingOpt = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Also write the final verdicts here (as `hunt --out` does).")
+        Path | None,
+        typer.Option(
+            "--out", help="Also write the final verdicts here (as `hunt --out` does) and flag_changes.parquet: each flag set or cleared, and when."
+        ),
     ] = None,
     max_bad_rows: MaxBadOpt = 0.001,
 ) -> None:
@@ -176,7 +179,10 @@ def bench(
     if json_out is not None:
         result.write_json(json_out)
     if out is not None and result.replay_result is not None:
+        import pyarrow.parquet as pq
+
         result.replay_result.final.write(out)
+        pq.write_table(result.replay_result.flag_changes, out / "flag_changes.parquet")
     result.print(Console())
     if result.input:
         _check_input(result.input, max_bad_rows)
