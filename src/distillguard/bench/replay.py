@@ -132,16 +132,13 @@ def _ts_micros(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 class _FlagRecorder:
-    """Keeps the first time and risk at which each account was flagged, and every set and
-    clear of a flag after it.
-
-    Each verdicts call is pre-filtered against the accounts already known with a vectorised
-    ``is_in``, so the Python loop only ever sees newly flagged accounts.
+    """Keeps every set and clear of a flag, and the first time and risk at which each
+    account was flagged (a first flag is always a set, so only the accounts set at this
+    call reach the Python loop; the sets are found with a vectorised ``is_in``).
     """
 
     def __init__(self) -> None:
         self.first: dict[str, tuple[datetime, float | None]] = {}
-        self._known = pa.array([], pa.string())
         self._flagged = pa.array([], pa.string())  # flagged at the last call
         self._changes: list[pa.Table] = []
 
@@ -149,7 +146,8 @@ class _FlagRecorder:
         flagged = table.filter(pc.fill_null(table["flagged"], False))
         flagged = flagged.filter(pc.is_valid(flagged["account_id"]))
         ids = flagged["account_id"].combine_chunks().cast(pa.string())
-        set_now = ids.filter(pc.invert(pc.is_in(ids, value_set=self._flagged)))
+        is_set = pc.invert(pc.is_in(ids, value_set=self._flagged))
+        set_now = ids.filter(is_set)
         cleared = self._flagged.filter(pc.invert(pc.is_in(self._flagged, value_set=ids)))
         for changed, value in ((set_now, True), (cleared, False)):
             if len(changed):
@@ -159,21 +157,8 @@ class _FlagRecorder:
                     schema=FLAG_CHANGES,
                 ))  # fmt: skip
         self._flagged = ids
-        if flagged.num_rows == 0:
-            return
-        if len(self._known):
-            flagged = flagged.filter(pc.invert(pc.is_in(flagged["account_id"], value_set=self._known)))
-        if flagged.num_rows == 0:
-            return
-        new: list[str] = []
-        for aid, risk in zip(
-            flagged["account_id"].to_pylist(), flagged["risk"].to_pylist(), strict=True
-        ):
-            if aid is not None and aid not in self.first:
-                self.first[aid] = (now, risk)
-                new.append(aid)
-        if new:
-            self._known = pa.concat_arrays([self._known, pa.array(new, pa.string())])
+        for aid, risk in zip(set_now.to_pylist(), flagged["risk"].filter(is_set).to_pylist(), strict=True):
+            self.first.setdefault(aid, (now, risk))
 
     def changes(self) -> pa.Table:
         return pa.concat_tables(self._changes) if self._changes else FLAG_CHANGES.empty_table()
