@@ -33,6 +33,17 @@ def test_waves_helper_registers_in_batches_and_drops_accounts_within_three_days(
     assert ((act_end - act_start) <= 3 * 24 * HOUR).all() and (act_start >= created).all()
 
 
+def test_the_first_wave_is_as_large_as_the_others() -> None:
+    """Every wave gets one account and the rest at random: the first is not robbed of the
+    accounts that make sure the others have one (it was a lone account in some seeds)."""
+    sizes = np.array([np.bincount(tactics.waves(np.random.default_rng(s), 60, 0, 20 * 24 * HOUR, 6)[0], minlength=6)
+                      for s in range(300)])
+    assert (sizes.sum(axis=1) == 60).all() and (sizes >= 1).all()
+    mean = sizes.mean(axis=0)
+    assert abs(mean[0] - mean[1:].mean()) < 1.0, mean
+    assert (sizes[:, 0] == 1).mean() < 0.01
+
+
 def test_sessions_fall_at_human_hours_of_the_given_timezone() -> None:
     rng = np.random.default_rng(1)
     acct = np.repeat(np.arange(20), 50)

@@ -66,9 +66,10 @@ def waves(rng: np.random.Generator, n: int, start: int, end: int, n_waves: int, 
     n_waves = max(1, min(int(n_waves), n))
     last = max(start, end - int(life_days[0] * DAY))
     at = np.sort(start + rng.uniform(0, 1, n_waves) * (last - start)).astype(np.int64)
-    wave = np.sort(rng.integers(0, n_waves, n))
-    wave[:n_waves] = np.arange(n_waves)  # every wave has accounts
-    wave = np.sort(wave)
+    # every wave has one account, the rest fall anywhere: setting the first ``n_waves`` of
+    # the sorted draws to 0..n-1 took them all from the first wave (a lone account, then
+    # a day or two alone in tactics-2026 seed 2602 and variant-2026 seed 4102)
+    wave = np.sort(np.concatenate([np.arange(n_waves), rng.integers(0, n_waves, n - n_waves)]))
     width = rng.uniform(*hours, n_waves) * HOUR
     created = (at[wave] + rng.random(n) * width[wave]).astype(np.int64)
     act_start = created + (rng.uniform(0.1, 2.0, n) * HOUR).astype(np.int64)
