@@ -67,7 +67,7 @@ def waves(rng: np.random.Generator, n: int, start: int, end: int, n_waves: int, 
     last = max(start, end - int(life_days[0] * DAY))
     at = np.sort(start + rng.uniform(0, 1, n_waves) * (last - start)).astype(np.int64)
     # every wave has one account, the rest fall anywhere: setting the first ``n_waves`` of
-    # the sorted draws to 0..n-1 took them all from the first wave (a lone account, then
+    # the sorted draws to 0, 1, 2, ... took them all from the first wave (a lone account, then
     # a day or two alone in tactics-2026 seed 2602 and variant-2026 seed 4102)
     wave = np.sort(np.concatenate([np.arange(n_waves), rng.integers(0, n_waves, n - n_waves)]))
     width = rng.uniform(*hours, n_waves) * HOUR
