@@ -203,6 +203,25 @@ def test_association_gives_no_new_account_pass_to_a_tie_through_a_reissued_numbe
     assert associates(_arts(rows), members, behaviour, no_orgs, LinkParams()).joined["account"].unique().sort().to_list() == [40, 200, 201, 202]
 
 
+def test_a_number_held_within_a_week_of_a_member_ties_an_account_under_the_median() -> None:
+    from distillguard.hunt.link import associates
+
+    # 100 accounts ranked by b = account; 60-99 one campaign. 20 and 21 rank under the ordinary
+    # median, each on one member's phone number. Where the registration read the numbers for
+    # reissues (``tenured``), 20 took its number up within a week of member 60 (one
+    # subscriber's number): it joins. 21 took member 61's number up weeks after (``reissued``):
+    # the stranger on a recycled number stays out, as does 22 on member 62's card (no such test
+    # for cards). Without the reissue test (no ``tenured``) the rank guard keeps 20 out, as before.
+    behaviour = pl.DataFrame({"account": np.arange(100), "b": np.arange(100.0)}, schema={"account": pl.UInt32, "b": pl.Float64})
+    members = pl.DataFrame({"account": np.arange(60, 100), "component": [1] * 40}, schema={"account": pl.UInt32, "component": pl.Int64})
+    rows = [(a, "phone_hash", 1) for a in (60, 20)] + [(a, "phone_hash", 2) for a in (61, 21)] + [(a, "payment_fp", 3) for a in (62, 22)]
+    no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
+    reissued = pl.DataFrame({"account": [21], "kind": ["phone_hash"]}, schema={"account": pl.UInt32, "kind": pl.String})
+    got = associates(_arts(rows), members, behaviour, no_orgs, LinkParams(), reissued=reissued, tenured=("phone_hash",)).joined
+    assert got.select("account", "kind", "value").rows() == [(20, "phone_hash", 1)]
+    assert associates(_arts(rows), members, behaviour, no_orgs, LinkParams(), reissued=reissued).joined.height == 0
+
+
 def test_association_through_a_campaigns_script_lines_needs_two_lines_mostly_its_own_and_a_rank() -> None:
     from distillguard.hunt.link import associates
 

@@ -569,6 +569,7 @@ def associates(
     p: LinkParams,
     shared: tuple[pl.DataFrame, pl.DataFrame] | None = None,
     reissued: pl.DataFrame | None = None,
+    tenured: tuple[str, ...] = (),
 ) -> Association:
     """Accounts outside every campaign tied to one by a small identity artifact its members hold.
 
@@ -590,7 +591,12 @@ def associates(
     ``account, kind``, from the registration signal's ``reissued`` feature) may be the carrier's reissue
     to a stranger, so it ties an account too new to rank only beside a second artifact: on
     traps-2026 at 0.5 (seed 2612) 49 of the 101 people given a fleet's number joined its
-    campaign with two or three requests each. An account
+    campaign with two or three requests each. Where that test was made (``tenured``: the
+    artifact kinds whose holders the registration read for reissues), a number the account
+    took up *within* a week of an earlier holder is one subscriber's, so it ties the account
+    whatever its rank: the rank guard was there for the stranger on a recycled number, whom
+    the reissue test now names. On demo seed 11 a stealth account on a member's number,
+    ranked under the ordinary median, joins so, and five siblings through it. An account
     that joined brings in its own siblings in the next round, until nothing joins (at most
     ``associate_rounds`` rounds): on demo seed 11 two stealth accounts join in the fourth
     round, past the old fixed three.
@@ -633,7 +639,7 @@ def associates(
     late = late.unique().with_columns(late=pl.lit(True))
     found: list[pl.DataFrame] = []
     for _ in range(p.associate_rounds):
-        candidates = _identity_ties(held, members, ranked, late, p)
+        candidates = _identity_ties(held, members, ranked, late, p, tenured)
         ties = candidates.filter("joins").drop("joins", "reissue_only")
         ties = pl.concat([ties, _signature_ties(signed, members, ranked, p).select(ties.columns)])
         if ties.height == 0:
@@ -648,17 +654,20 @@ def associates(
         found.append(ties.join(best, on=["account", "component"]))
         members = pl.concat([members.select("account", "component"), best])
     # Left out by the reissue rule alone, for the reviewer (against the final campaigns).
-    reissue_only = _identity_ties(held, members, ranked, late, p).filter("reissue_only").select(list(out_schema)).cast(out_schema)  # type: ignore[arg-type]
+    reissue_only = _identity_ties(held, members, ranked, late, p, tenured).filter("reissue_only").select(list(out_schema)).cast(out_schema)  # type: ignore[arg-type]
     joined = pl.concat(found).select(list(out_schema)).cast(out_schema) if found else pl.DataFrame(schema=out_schema)  # type: ignore[arg-type]
     return Association(joined.sort("account", "kind", "value"), reissue_only.sort("account", "kind", "value"))
 
 
-def _identity_ties(held: pl.DataFrame, members: pl.DataFrame, ranked: pl.DataFrame, late: pl.DataFrame, p: LinkParams) -> pl.DataFrame:
+def _identity_ties(
+    held: pl.DataFrame, members: pl.DataFrame, ranked: pl.DataFrame, late: pl.DataFrame, p: LinkParams, tenured: tuple[str, ...] = ()
+) -> pl.DataFrame:
     """Identity ties ``(account, kind, value, k, inside, component)`` of accounts outside every
     campaign to a campaign whose members hold the artifact (at least ``associate_min`` of
     them, and half its carriers or a ring of stragglers), with ``joins`` (the account ranks,
-    is too new to rank, or has ``identity_min_ties`` such ties) and ``reissue_only`` (it
-    would join but for the reissue rule: too new to rank, one tie, through a reissued number)."""
+    is too new to rank, has ``identity_min_ties`` such ties, or holds a ``tenured`` kind's
+    value not reissued to it) and ``reissue_only`` (it would join but for the reissue rule:
+    too new to rank, one tie, through a reissued number)."""
     inside, outside = _inside_outside(held, members)
     outside = outside.join(ranked, on="account", how="left")
     # A ring of the campaign's stragglers, not strangers: no carrier outside it ranks below the ordinary median.
@@ -670,7 +679,7 @@ def _identity_ties(held: pl.DataFrame, members: pl.DataFrame, ranked: pl.DataFra
         .filter((pl.col("inside") >= p.associate_min) & ((2 * pl.col("inside") >= pl.col("k")) | pl.col("ring")))
         .join(late, on=["account", "kind"], how="left")
         .with_columns(
-            joins=pl.col("ok").fill_null(pl.col("late").is_null()) | many,
+            joins=pl.col("ok").fill_null(pl.col("late").is_null()) | many | (pl.col("kind").is_in(list(tenured)) & pl.col("late").is_null()),
             reissue_only=pl.col("ok").is_null() & pl.col("late").is_not_null() & ~many,
         )
         .drop("ok", "ring", "late")

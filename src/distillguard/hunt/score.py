@@ -252,7 +252,10 @@ def score(
     # device or small mail domain (campaigns are fixed first: association never makes one).
     with stage(timings, "rescore.link.associates"):
         reissued = feats.filter(pl.col(REISSUED)).select("account", kind=pl.lit(RegistrationSignal.reissued_kind)) if REISSUED in feats.columns else None
-        assoc, reissue_only = associates(artifacts, comp.join(camp.select("component"), on="component"), behaviour, orgs, config.link, shared, reissued)
+        tenured = (RegistrationSignal.reissued_kind,) if reissued is not None else ()
+        assoc, reissue_only = associates(
+            artifacts, comp.join(camp.select("component"), on="component"), behaviour, orgs, config.link, shared, reissued, tenured
+        )
     if assoc.height:
         comp = pl.concat([comp.join(assoc, on="account", how="anti"), assoc.select("account", "component").unique()])
         members = comp.join(feats.select("account", "account_id", "b"), on="account")
