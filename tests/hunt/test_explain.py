@@ -275,3 +275,24 @@ def test_a_near_miss_held_by_one_declared_organisation_says_so() -> None:
         "held only by members of one declared organisation (its own card, domain or network), chance p = 10^-5.5",
         "only 4 of 30 carriers behave unusually (half are needed)",
     ]
+
+
+def test_an_account_joined_on_a_number_held_within_a_week_says_why_its_behaviour_did_not_keep_it_out() -> None:
+    """An account under the median joined by the tenure rule (hunt/link.py, ``associates``) says
+    so; one that joined on its rank reads as before."""
+    from distillguard.hunt.explain import _association_lines
+
+    assoc = pl.DataFrame(
+        {"account": [1, 2], "component": [0, 0], "kind": ["phone_hash", "phone_hash"], "value": [7, 8], "k": [2, 3],
+         "inside": [1, 2], "by_tenure": [True, False]},
+        schema={"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64, "k": pl.UInt32,
+                "inside": pl.UInt32, "by_tenure": pl.Boolean},
+    )  # fmt: skip
+    texts = pl.DataFrame({"value": [7, 8], "text": ["+1-555-0107", "+1-555-0108"]}, schema=TEXT_SPEC_DTYPES)
+    lines = _association_lines(assoc, texts)
+    assert lines[1] == [
+        "joined the campaign through a phone number \u201c+1-555-0107\u201d held by 2 accounts, 1 of them members, taken up "
+        "within a week of an earlier holder's sign-up (one subscriber's number, not a reissue to a stranger), so its "
+        "behaviour, ordinary so far, does not keep it out"
+    ]
+    assert lines[2] == ["joined the campaign through a phone number \u201c+1-555-0108\u201d held by 3 accounts, 2 of them members"]

@@ -218,7 +218,7 @@ def test_a_number_held_within_a_week_of_a_member_ties_an_account_under_the_media
     no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
     reissued = pl.DataFrame({"account": [21], "kind": ["phone_hash"]}, schema={"account": pl.UInt32, "kind": pl.String})
     got = associates(_arts(rows), members, behaviour, no_orgs, LinkParams(), reissued=reissued, tenured=("phone_hash",)).joined
-    assert got.select("account", "kind", "value").rows() == [(20, "phone_hash", 1)]
+    assert got.select("account", "kind", "value", "by_tenure").rows() == [(20, "phone_hash", 1, True)]
     assert associates(_arts(rows), members, behaviour, no_orgs, LinkParams(), reissued=reissued).joined.height == 0
 
 

@@ -214,6 +214,12 @@ def _association_lines(assoc: pl.DataFrame, texts: pl.DataFrame) -> dict[int, li
         out.setdefault(r["account"], []).append(
             f"joined the campaign through {_a(_label(r['kind'], r['kind']))} {_value(r)} "
             f"held by {r['k']:,} accounts, {r['inside']:,} of them members"
+            + (
+                ", taken up within a week of an earlier holder's sign-up (one subscriber's number, not a reissue to a "
+                "stranger), so its behaviour, ordinary so far, does not keep it out"
+                if r.get("by_tenure")
+                else ""
+            )
         )
     return out
 

@@ -555,7 +555,7 @@ def _signature_ties(signed: pl.DataFrame, members: pl.DataFrame, ranked: pl.Data
 
 class Association(NamedTuple):
     """What :func:`associates` found: ties that joined accounts to campaigns, and ties the
-    reissue rule alone held back (both ``account, component, kind, value, k, inside``)."""
+    reissue rule alone held back (both ``account, component, kind, value, k, inside, by_tenure``)."""
 
     joined: pl.DataFrame
     reissue_only: pl.DataFrame
@@ -610,13 +610,13 @@ def associates(
     ordinary one. A person who happens to send one of a fleet's lines stays out, and a
     popular line ("thanks", "explain more") has too many ordinary carriers to count.
 
-    Returns :class:`Association`: ``joined``, ``account, component, kind, value, k, inside``,
-    one row per tie, every tie of an associated account to the campaign it joins (the one it
+    Returns :class:`Association`: ``joined``, ``account, component, kind, value, k, inside,
+    by_tenure`` (the tie joined an account under the median through a ``tenured`` value), one row per tie, every tie of an associated account to the campaign it joins (the one it
     shares most artifacts with); ``reissue_only``, the same columns, the ties of accounts
     that the reissue rule alone kept out (what a reviewer of a near miss asks first).
     """
     out_schema = {"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64,
-                  "k": pl.UInt32, "inside": pl.UInt32}  # fmt: skip
+                  "k": pl.UInt32, "inside": pl.UInt32, "by_tenure": pl.Boolean}  # fmt: skip
     if artifacts.height == 0 or members.height == 0:
         return Association(pl.DataFrame(schema=out_schema), pl.DataFrame(schema=out_schema))
     ident, per = _shared_identity(artifacts, orgs, p, p.identity_testable, shared)
@@ -641,7 +641,7 @@ def associates(
     for _ in range(p.associate_rounds):
         candidates = _identity_ties(held, members, ranked, late, p, tenured)
         ties = candidates.filter("joins").drop("joins", "reissue_only")
-        ties = pl.concat([ties, _signature_ties(signed, members, ranked, p).select(ties.columns)])
+        ties = pl.concat([ties, _signature_ties(signed, members, ranked, p).with_columns(by_tenure=pl.lit(False)).select(ties.columns)])
         if ties.height == 0:
             break
         best = (
@@ -666,8 +666,9 @@ def _identity_ties(
     campaign to a campaign whose members hold the artifact (at least ``associate_min`` of
     them, and half its carriers or a ring of stragglers), with ``joins`` (the account ranks,
     is too new to rank, has ``identity_min_ties`` such ties, or holds a ``tenured`` kind's
-    value not reissued to it) and ``reissue_only`` (it would join but for the reissue rule:
-    too new to rank, one tie, through a reissued number)."""
+    value not reissued to it), ``reissue_only`` (it would join but for the reissue rule:
+    too new to rank, one tie, through a reissued number) and ``by_tenure`` (it joins only
+    through the ``tenured`` rule: ranked under the median, one tie)."""
     inside, outside = _inside_outside(held, members)
     outside = outside.join(ranked, on="account", how="left")
     # A ring of the campaign's stragglers, not strangers: no carrier outside it ranks below the ordinary median.
@@ -681,6 +682,8 @@ def _identity_ties(
         .with_columns(
             joins=pl.col("ok").fill_null(pl.col("late").is_null()) | many | (pl.col("kind").is_in(list(tenured)) & pl.col("late").is_null()),
             reissue_only=pl.col("ok").is_null() & pl.col("late").is_not_null() & ~many,
+            # joined only for holding a number within a week of its earlier holder: said in the evidence
+            by_tenure=(~pl.col("ok")).fill_null(False) & ~many & pl.col("kind").is_in(list(tenured)) & pl.col("late").is_null(),
         )
         .drop("ok", "ring", "late")
     )
