@@ -611,7 +611,8 @@ def associates(
     popular line ("thanks", "explain more") has too many ordinary carriers to count.
 
     Returns :class:`Association`: ``joined``, ``account, component, kind, value, k, inside,
-    by_tenure`` (the tie joined an account under the median through a ``tenured`` value), one row per tie, every tie of an associated account to the campaign it joins (the one it
+    by_tenure`` (the tie joined an account under the median through a ``tenured`` value), one
+    row per tie, every tie of an associated account to the campaign it joins (the one it
     shares most artifacts with); ``reissue_only``, the same columns, the ties of accounts
     that the reissue rule alone kept out (what a reviewer of a near miss asks first).
     """
@@ -679,11 +680,12 @@ def _identity_ties(
         .join(ring, on=["kind", "value"], how="left")
         .filter((pl.col("inside") >= p.associate_min) & ((2 * pl.col("inside") >= pl.col("k")) | pl.col("ring")))
         .join(late, on=["account", "kind"], how="left")
+        .with_columns(held=pl.col("kind").is_in(list(tenured)) & pl.col("late").is_null())  # one subscriber's number
         .with_columns(
-            joins=pl.col("ok").fill_null(pl.col("late").is_null()) | many | (pl.col("kind").is_in(list(tenured)) & pl.col("late").is_null()),
+            joins=pl.col("ok").fill_null(pl.col("late").is_null()) | many | pl.col("held"),
             reissue_only=pl.col("ok").is_null() & pl.col("late").is_not_null() & ~many,
             # joined only for holding a number within a week of its earlier holder: said in the evidence
-            by_tenure=(~pl.col("ok")).fill_null(False) & ~many & pl.col("kind").is_in(list(tenured)) & pl.col("late").is_null(),
+            by_tenure=(~pl.col("ok")).fill_null(False) & ~many & pl.col("held"),
         )
-        .drop("ok", "ring", "late")
+        .drop("ok", "ring", "late", "held")
     )
