@@ -270,10 +270,35 @@ def test_a_near_miss_held_by_one_declared_organisation_says_so() -> None:
     )  # fmt: skip
     empty_webs = pl.DataFrame(schema={"web": pl.Int64, "significant": pl.Boolean})
     comp = pl.DataFrame(schema={"account": pl.UInt32, "component": pl.Int64})
-    near = _failed_groups(tested, empty_webs, comp, comp.select("component"), HuntConfig())
+    ids = pl.DataFrame(schema={"account": pl.UInt32, "account_id": pl.String})
+    near = _failed_groups(tested, empty_webs, comp, comp.select("component"), HuntConfig(), ids)
     assert near["why"].to_list() == [
         "held only by members of one declared organisation (its own card, domain or network), chance p = 10^-5.5",
         "only 4 of 30 carriers behave unusually (half are needed)",
+    ]
+
+
+def test_a_failed_web_and_a_small_group_name_their_members() -> None:
+    """A web or a linked group has no value to look up: its near miss lists its accounts by id;
+    a campaign's own group is no near miss."""
+    from distillguard.hunt.explain import _failed_groups
+
+    tested = pl.DataFrame(
+        schema={"kind": pl.String, "value": pl.UInt64, "k": pl.UInt32, "m": pl.UInt32, "u": pl.Float64, "w": pl.UInt32,
+                "neglog_p": pl.Float64, "significant": pl.Boolean, "test": pl.String, "cut": pl.Float64}
+    )  # fmt: skip
+    webs = pl.DataFrame(
+        [(0, 3, [2, 0, 1], 1.3, 1.0, 2.0, False), (1, 5, [3, 4, 5, 6, 7], 9.0, 3.0, 2.0, True)],
+        schema={"web": pl.Int64, "size": pl.UInt32, "accounts": pl.List(pl.UInt32), "z": pl.Float64,
+                "neglog_p": pl.Float64, "cut": pl.Float64, "significant": pl.Boolean},
+        orient="row",
+    )  # fmt: skip
+    comp = pl.DataFrame({"account": [8, 9, 3, 4, 5, 6, 7], "component": [1, 1, 2, 2, 2, 2, 2]}, schema={"account": pl.UInt32, "component": pl.Int64})
+    ids = pl.DataFrame({"account": list(range(10)), "account_id": [f"acct_{i}" for i in range(10)]}, schema={"account": pl.UInt32, "account_id": pl.String})
+    near = _failed_groups(tested, webs, comp, pl.DataFrame({"component": [2]}), HuntConfig(), ids)
+    assert near.select("group", "accounts", "members").rows() == [
+        ("identity web", 3, ["acct_0", "acct_1", "acct_2"]),
+        ("linked accounts", 2, ["acct_8", "acct_9"]),
     ]
 
 

@@ -120,7 +120,8 @@ def near_misses(scored: Scored, texts: pl.DataFrame, config: HuntConfig) -> list
 
     Only a full verdict writes them, so a replay's flags between two verdicts skip this.
     """
-    near = _with_text(_failed_groups(scored.artifacts_tested, scored.webs_tested, scored.components, scored.campaigns, config), texts)
+    ids = scored.feats.select("account", "account_id")
+    near = _with_text(_failed_groups(scored.artifacts_tested, scored.webs_tested, scored.components, scored.campaigns, config, ids), texts)
     out = []
     for r in near.to_dicts():
         value = r.pop("value")
@@ -133,11 +134,20 @@ def near_misses(scored: Scored, texts: pl.DataFrame, config: HuntConfig) -> list
 
 
 def _failed_groups(
-    tested: pl.DataFrame, web_stats: pl.DataFrame, comp: pl.DataFrame, camp: pl.DataFrame, config: HuntConfig, top: int = 20
+    tested: pl.DataFrame,
+    web_stats: pl.DataFrame,
+    comp: pl.DataFrame,
+    camp: pl.DataFrame,
+    config: HuntConfig,
+    ids: pl.DataFrame,
+    top: int = 20,
 ) -> pl.DataFrame:
     """Candidate groups that were not called a campaign, strongest first, with why: shared
-    artifacts and identity webs that failed the population test, and linked groups too small."""
+    artifacts and identity webs that failed the population test, and linked groups too small.
+    A web or a group has no value to look up, so its ``members`` (account ids) are listed:
+    the accounts a reviewer would watch next."""
     rows: list[dict[str, Any]] = []
+    name = dict(zip(ids["account"].to_list(), ids["account_id"].to_list(), strict=True))
     failed = tested.filter(~pl.col("significant") & (pl.col("k") >= config.link.min_carriers))
     order = ["neglog_p", "k", "kind", "value"]  # ties broken by value: the same list every run
     for r in failed.sort(order, descending=[True, True, False, False]).head(top).to_dicts():
@@ -156,13 +166,15 @@ def _failed_groups(
             rows.append({"group": "identity web", "kind": None, "value": None, "accounts": int(r["size"]),
                          "unusual": None, "neglog10_p": round(float(r["neglog_p"]), 2),
                          "why": f"mean behaviour rank z = {r['z']:.1f}{_feature_clause(r)}: chance p = 10^-{r['neglog_p']:.1f} "
-                                f"does not clear the cut 10^-{r['cut']:.1f}"})  # fmt: skip
-    small = comp.join(camp.select("component"), on="component", how="anti").group_by("component").agg(n=pl.len())
+                                f"does not clear the cut 10^-{r['cut']:.1f}",
+                         "members": sorted(name[a] for a in r["accounts"] if a in name)})  # fmt: skip
+    small = comp.join(camp.select("component"), on="component", how="anti").group_by("component").agg(n=pl.len(), members=pl.col("account"))
     for r in small.sort("n", "component", descending=[True, False]).head(top).to_dicts():
         rows.append({"group": "linked accounts", "kind": None, "value": None, "accounts": int(r["n"]), "unusual": None,
-                     "neglog10_p": None, "why": f"{r['n']} accounts, fewer than the {config.min_campaign} a campaign needs"})  # fmt: skip
-    schema = {"group": pl.String, "kind": pl.String, "value": pl.UInt64, "accounts": pl.Int64, "unusual": pl.Int64,
-              "neglog10_p": pl.Float64, "why": pl.String}  # fmt: skip
+                     "neglog10_p": None, "why": f"{r['n']} accounts, fewer than the {config.min_campaign} a campaign needs",
+                     "members": sorted(name[a] for a in r["members"] if a in name)})  # fmt: skip
+    schema: dict[str, pl.DataType] = {"group": pl.String(), "kind": pl.String(), "value": pl.UInt64(), "accounts": pl.Int64(),
+                                      "unusual": pl.Int64(), "neglog10_p": pl.Float64(), "why": pl.String(), "members": pl.List(pl.String)}  # fmt: skip
     return pl.DataFrame(rows, schema=schema)
 
 

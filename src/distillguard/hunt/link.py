@@ -190,15 +190,17 @@ def identity_components(
     (:func:`profile_neglog_p`), at half the cut.
 
     Returns ``(account, web)`` for accounts in significant webs, one row per web tested
-    (``n, u, seconded, loose, z, rank_neglog_p, feature, feature_u, feature_neglog_p, neglog_p,
+    (``n, u, seconded, loose, accounts, z, rank_neglog_p, feature, feature_u, feature_neglog_p, neglog_p,
     cut, significant``; ``seconded``: members held by one identity artifact and a script line,
-    ``loose``: by one identity artifact alone;
+    ``loose``: by one identity artifact alone; ``accounts``: every member, so a web that
+    failed can be named to a reviewer;
     ``rank_neglog_p`` the mean rank test's, ``feature*`` the profile test's, ``neglog_p`` the
     better of the two that Holm's cut judges), and the web's ties ``(account, kind, value, web)``.
     """
     empty = pl.DataFrame(schema={"account": pl.UInt32, "web": pl.Int64})
     stats_empty = pl.DataFrame(
-        schema={"web": pl.Int64, "size": pl.UInt32, "n": pl.UInt32, "u": pl.Float64, "seconded": pl.UInt32, "loose": pl.UInt32, "z": pl.Float64,
+        schema={"web": pl.Int64, "size": pl.UInt32, "n": pl.UInt32, "u": pl.Float64, "seconded": pl.UInt32, "loose": pl.UInt32,
+                "accounts": pl.List(pl.UInt32), "z": pl.Float64,
                 "rank_neglog_p": pl.Float64, "feature": pl.String, "feature_u": pl.Float64, "feature_neglog_p": pl.Float64,
                 "neglog_p": pl.Float64, "cut": pl.Float64, "significant": pl.Boolean}
     )  # fmt: skip
@@ -266,6 +268,7 @@ def identity_components(
         .agg(
             size=pl.len().cast(pl.UInt32), n=pl.col("u").count().cast(pl.UInt32), u=pl.col("u").mean(),
             seconded=pl.col("second").count().cast(pl.UInt32), loose=pl.col("loose").count().cast(pl.UInt32),
+            accounts=pl.col("account").sort(),
         )
         .with_columns(
             u=pl.col("u").fill_null(0.5),
