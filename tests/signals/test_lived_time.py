@@ -272,3 +272,22 @@ def test_a_stranger_on_a_ring_s_reissued_number_is_not_in_the_ring() -> None:
     rings = identity_rings(acc, ring_max=8)
     assert sorted(rings["account"].to_list()) == [0, 1, 2, 3] and rings["ring"].n_unique() == 1
     assert sorted(identity_rings(acc.drop("created_at"), ring_max=8)["account"].to_list()) == [0, 1, 2, 3, 4]
+
+
+def test_rings_chained_through_a_widely_held_domain_stay_rings() -> None:
+    # Two rings of four (a card each, one member of each on a mail domain that six strangers
+    # also use): chained, 14 accounts, past ring_max 12; the domain, the most held value,
+    # goes and the two cards stay rings. The strangers share nothing else: no ring.
+    n = 14
+    card = ["c-a"] * 4 + ["c-b"] * 4 + [None] * 6
+    email = ["x@free.example", None, None, None, "y@free.example", None, None, None] + [f"u{i}@free.example" for i in range(6)]
+    acc = pl.DataFrame(
+        {"account": pl.Series(range(n), dtype=pl.UInt32), "phone_hash": [None] * n, "payment_fp": card,
+         "email": email, "org_id": [None] * n},
+        schema_overrides={c: pl.String for c in ("phone_hash", "payment_fp", "email", "org_id")},
+    )  # fmt: skip
+    rings = identity_rings(acc, ring_max=12)
+    by_ring = rings.group_by("ring").agg(pl.col("account").sort()).sort("ring")["account"].to_list()
+    assert by_ring == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    # Within ring_max the chain is one ring, domain and all (nothing to take apart).
+    assert sorted(identity_rings(acc, ring_max=14)["account"].to_list()) == list(range(n))

@@ -688,9 +688,11 @@ def identity_rings(accounts: pl.DataFrame, ring_max: int, max_share: float = 0.0
     """``account, ring``: accounts joined through phones, cards or mail domains that 2 to
     ``ring_max`` accounts (and at most ``max_share`` of them, eight at the least) share,
     not all of one declared organisation (its card is its own); connected groups of 3 to
-    ``ring_max`` accounts. A webmail domain (thousands) or
-    a chain of domains that grows past ``ring_max`` joins nothing, nor does a phone number
-    the carrier reissued to someone else (:func:`~distillguard.signals.registration.phone_held`)."""
+    ``ring_max`` accounts. A webmail domain (thousands) joins nothing, nor does a phone
+    number the carrier reissued to someone else (:func:`~distillguard.signals.registration.phone_held`).
+    A group past ``ring_max`` loses its most held value (a mid-sized domain that a few
+    cells and many strangers use) and is taken apart again, up to ``HUB_PEELS`` times, so
+    the cells inside stay rings (dropped whole, a careful fleet's rings went unread)."""
     empty = pl.DataFrame(schema={"account": pl.UInt32, "ring": pl.Int64})
     a = phone_held(accounts)
     if "email_domain" in a.columns or "email" in a.columns:
@@ -720,8 +722,26 @@ def identity_rings(accounts: pl.DataFrame, ring_max: int, max_share: float = 0.0
         per.filter((pl.col("k") >= 2) & (pl.col("k") <= kmax) & ~one_org).select("value"),
         on="value",
     )
-    if edges.height == 0:
-        return empty
+    # A group past ``ring_max``: its most held value goes, the rest is taken apart again.
+    kept = empty
+    for _ in range(HUB_PEELS):
+        if edges.height == 0:
+            break
+        rings = _components(edges)
+        big = pl.len().over("ring") > ring_max
+        kept = pl.concat([kept, rings.filter(~big)])
+        inside = edges.join(rings.filter(big), on="account")
+        k = inside.group_by("value").agg(k=pl.len(), ring=pl.col("ring").first())
+        edges = inside.join(k.filter(pl.col("k") < pl.col("k").max().over("ring")).select("value"), on="value").drop("ring")
+    return kept.filter(pl.len().over("ring").is_between(3, ring_max))
+
+
+HUB_PEELS = 8
+
+
+def _components(edges: pl.DataFrame) -> pl.DataFrame:
+    """``account, ring``: connected groups of ``edges`` (``account, value``); ring labels
+    unique across calls (the smallest account of the group)."""
     nodes = edges.select("value").unique(maintain_order=True).with_row_index("node")
     accts = edges["account"].unique().sort()
     local = pl.DataFrame({"account": accts, "i": np.arange(accts.len())})
@@ -736,7 +756,7 @@ def identity_rings(accounts: pl.DataFrame, ring_max: int, max_share: float = 0.0
     )
     _, labels = connected_components(adj, directed=False)
     rings = local.select("account", ring=pl.Series(labels[: accts.len()]).cast(pl.Int64))
-    return rings.filter(pl.len().over("ring").is_between(3, ring_max))
+    return rings.with_columns(ring=pl.col("account").min().over("ring").cast(pl.Int64))
 
 
 def _single_offset(offs: tuple[float, ...], exact: bool) -> float:
