@@ -108,3 +108,19 @@ def test_no_campaign_still_a_page(tmp_path: Path, report: dict[str, Any]) -> Non
     dom = parse(render_page(empty))
     assert figures_in_dom(dom) == set()
     assert any(a.get("id") == "overview" for _, a in dom.tags)
+
+
+def test_near_misses_are_a_table_with_the_accounts_to_watch(report: dict[str, Any]) -> None:
+    report = json.loads(json.dumps(report))
+    report["overview"]["near_miss_groups"] = [
+        {"group": "shared artifact", "label": "IP prefix", "value": "10.0.0.0/24", "accounts": 3, "neglog10_p": 3.0, "why": "chance"},
+        {"group": "identity web", "accounts": 10, "neglog10_p": 1.6, "why": "mean behaviour rank z = 2.0",
+         "members": [f"acct_{i}" for i in range(9)] + ["<script>x</script>"]},
+    ]  # fmt: skip
+    html = render_page(report)
+    dom = parse(html)
+    assert any(t == "table" and a.get("id") == "overview-near-misses" for t, a in dom.tags)
+    assert "acct_7" in html and "acct_8" not in html and "and 2 more" in html  # the first eight, then how many
+    assert "IP prefix: 10.0.0.0/24" in html and "10^-3.0" in html and "<script>x" not in html
+    assert html.index("IP prefix: 10.0.0.0/24") > html.index("acct_0")  # accounts to watch first
+    assert "overview-near-misses" not in render_page(dict(report, overview=dict(report["overview"], near_miss_groups=[])))

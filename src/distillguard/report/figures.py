@@ -115,6 +115,10 @@ def overview(hunt: HuntOutput, agg: LogAggregates, logs: list[str]) -> dict[str,
         ],
         "unused_signals": hunt.unused_signals,
         "near_misses": len(hunt.near_misses),
+        # The groups themselves, so a reviewer reads what was let through and which accounts to watch.
+        "near_miss_groups": [
+            {k: n.get(k) for k in ("group", "label", "value", "accounts", "neglog10_p", "why", "members")} for n in hunt.near_misses
+        ],
     }
 
 

@@ -88,6 +88,7 @@ def _overview(ov: dict[str, Any]) -> str:
         for c in ov["campaigns"]
     )
     unused = "".join(f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in ov["unused_signals"].items())
+    near = _near_misses(ov.get("near_miss_groups") or [])
     return (
         "<section id='overview'><h2>Overview</h2>"
         f"<p>The hunt read <b>{ov['exchanges']:,}</b> exchanges of <b>{ov['accounts']:,}</b> accounts ({_e(window)}, UTC) "
@@ -99,8 +100,34 @@ def _overview(ov: dict[str, Any]) -> str:
         "this page shows what the hunt found, not ground truth.</p>"
         "<table class='dg-table' id='overview-campaigns' data-figure='campaigns'><thead><tr><th>campaign</th><th>accounts</th>"
         f"<th>exchanges</th><th>active</th><th>risk</th><th>strongest evidence</th></tr></thead><tbody>{rows}</tbody></table>"
+        + near
         + (f"<h3>Signals not used</h3><ul>{unused}</ul>" if unused else "")
         + "</section>"
+    )
+
+
+def _near_misses(groups: list[dict[str, Any]], shown: int = 8) -> str:
+    """The groups examined and not called a campaign: what they share, their chance, why, and
+    (webs and small linked groups, listed first: they name accounts to watch) the first
+    ``shown`` of their accounts."""
+    if not groups:
+        return ""
+    rows = []
+    for g in sorted(groups, key=lambda g: not g.get("members")):
+        what = f"{g['label']}: {g['value']}" if g.get("label") else g.get("group")
+        members = g.get("members") or []
+        more = f" and {len(members) - shown:,} more" if len(members) > shown else ""
+        p = g.get("neglog10_p")
+        rows.append(
+            f"<tr><td>{_e(g.get('group'))}</td><td>{_e(what)}</td><td class='num' data-v='{g.get('accounts') or 0}'>{_num(g.get('accounts'))}</td>"
+            f"<td class='num' data-v='{p if p is not None else 0}'>{_num(p, '10^-{:.1f}')}</td><td>{_e(g.get('why'))}</td>"
+            f"<td>{_e(', '.join(members[:shown]) + more)}</td></tr>"
+        )
+    return (
+        "<h3>Groups examined and not called a campaign</h3><p class='note'>Webs and small groups first, strongest first "
+        "within each kind; every account of a web or a small group is in <code>campaigns.json</code>.</p><div class='scroll'>"
+        "<table class='dg-table' id='overview-near-misses' data-figure='near_misses'><thead><tr><th>group</th><th>what</th>"
+        f"<th>accounts</th><th>chance p</th><th>why not</th><th>accounts to watch</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 
