@@ -47,7 +47,11 @@ def _hunt(out: Path) -> Path:
          "shared_artifacts": [], "evidence": ["5 accounts tied by 2 payment methods", HOSTILE]},
         {"id": "C2", "accounts": [f"acct_c2_{i}" for i in range(3)], "size": 3, "risk": 0.6, "evidence": ["3 accounts tied by 1 phone"]},
     ]  # fmt: skip
-    Verdicts(pa.Table.from_pylist(rows, schema=VERDICTS), campaigns, meta={"generated_at": "2026-04-25T00:00:00+00:00"}).write(out)
+    near = [
+        {"group": "shared artifact", "kind": "prefix", "label": "IP prefix", "value": "10.0.0.0/24", "accounts": 3, "why": "chance"},
+        {"group": "identity web", "accounts": 2, "neglog10_p": 1.2, "why": f"mean behaviour rank z = 1.0 {HOSTILE}", "members": ["acct_ok_1", "acct_ok_2"]},
+    ]  # fmt: skip
+    Verdicts(pa.Table.from_pylist(rows, schema=VERDICTS), campaigns, meta={"generated_at": "2026-04-25T00:00:00+00:00"}, near_misses=near).write(out)
     return out
 
 

@@ -218,6 +218,10 @@ def test_pages_show_evidence_escaped_and_security_headers(stack: Stack) -> None:
     assert "behaviour score 14.0" in httpx.get(stack.ui + "/accounts/acct_outlier", headers=auth).text
     assert httpx.get(stack.ui + "/campaigns/C9", headers=auth).status_code == 404
     assert "acct_ok_3" in httpx.get(stack.ui + "/accounts", params={"q": "ok_3"}, headers=auth).text
+    # A near-miss web names its accounts, each a link to its page; its why is escaped too.
+    index = httpx.get(stack.ui + "/", headers=auth).text
+    assert "accounts to watch" in index and '<a href="/accounts/acct_ok_2">acct_ok_2</a>' in index
+    assert "<script>document" not in index and "10.0.0.0/24" not in index  # an artifact names no account
 
 
 def test_the_report_route_serves_the_hunts_report_or_says_how_to_make_one(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:

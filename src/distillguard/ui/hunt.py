@@ -76,6 +76,11 @@ class Hunt:
         }
         return cls(path, accounts, campaigns, doc.get("meta", {}), doc.get("near_misses", []))
 
+    def to_watch(self) -> list[Mapping[str, Any]]:
+        """The near misses that name accounts (identity webs and small linked groups), as
+        ``campaigns.json`` orders them: the groups an analyst would look at next."""
+        return [n for n in self.near_misses if n.get("members")]
+
     def members(self, campaign: str) -> list[AccountRow]:
         c = self.campaigns[campaign]
         return sorted((self.accounts[a] for a in c.accounts if a in self.accounts), key=lambda r: -r.risk)
