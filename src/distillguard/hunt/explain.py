@@ -147,7 +147,12 @@ def _failed_groups(
     A web or a group has no value to look up, so its ``members`` (account ids) are listed:
     the accounts a reviewer would watch next."""
     rows: list[dict[str, Any]] = []
-    name = dict(zip(ids["account"].to_list(), ids["account_id"].to_list(), strict=True))
+    webs = web_stats.filter(~pl.col("significant")).sort(["neglog_p", "web"], descending=[True, False]).head(top) if web_stats.height else None
+    small = comp.join(camp.select("component"), on="component", how="anti").group_by("component").agg(n=pl.len(), members=pl.col("account"))
+    small = small.sort("n", "component", descending=[True, False]).head(top)
+    # Ids of the accounts these groups name only (a few dozen), not of the whole population.
+    named = [small.select(account=pl.col("members").explode())] + ([webs.select(account=pl.col("accounts").explode())] if webs is not None else [])
+    name = dict(ids.join(pl.concat(named).unique(), on="account").select("account", "account_id").iter_rows())
     failed = tested.filter(~pl.col("significant") & (pl.col("k") >= config.link.min_carriers))
     order = ["neglog_p", "k", "kind", "value"]  # ties broken by value: the same list every run
     for r in failed.sort(order, descending=[True, True, False, False]).head(top).to_dicts():
@@ -160,16 +165,14 @@ def _failed_groups(
         )
         rows.append({"group": "shared artifact", "kind": r["kind"], "value": r["value"], "accounts": int(r["k"]),
                      "unusual": int(r["m"]), "neglog10_p": round(float(r["neglog_p"]), 2), "why": why})  # fmt: skip
-    if web_stats.height:
-        failed_webs = web_stats.filter(~pl.col("significant")).sort(["neglog_p", "web"], descending=[True, False])
-        for r in failed_webs.head(top).to_dicts():
+    if webs is not None:
+        for r in webs.to_dicts():
             rows.append({"group": "identity web", "kind": None, "value": None, "accounts": int(r["size"]),
                          "unusual": None, "neglog10_p": round(float(r["neglog_p"]), 2),
                          "why": f"mean behaviour rank z = {r['z']:.1f}{_feature_clause(r)}: chance p = 10^-{r['neglog_p']:.1f} "
                                 f"does not clear the cut 10^-{r['cut']:.1f}",
                          "members": sorted(name[a] for a in r["accounts"] if a in name)})  # fmt: skip
-    small = comp.join(camp.select("component"), on="component", how="anti").group_by("component").agg(n=pl.len(), members=pl.col("account"))
-    for r in small.sort("n", "component", descending=[True, False]).head(top).to_dicts():
+    for r in small.to_dicts():
         rows.append({"group": "linked accounts", "kind": None, "value": None, "accounts": int(r["n"]), "unusual": None,
                      "neglog10_p": None, "why": f"{r['n']} accounts, fewer than the {config.min_campaign} a campaign needs",
                      "members": sorted(name[a] for a in r["members"] if a in name)})  # fmt: skip
