@@ -9,6 +9,14 @@ chat), how many before the campaign's first flag (only an earlier campaign saves
 rest, a faster membership), how many belong to accounts never flagged, and how many accounts had a ring-mate (the
 same card or phone in the accounts table) flagged before their own first flag: only those
 can association (``hunt/link.py``, ``associates``) flag earlier. The hunt never reads labels.
+
+Two bounds say how much a faster membership could save at most, before anyone builds one
+(an oracle: each reads the labels, which is why they live here and not in the hunt):
+``leaked_if_ring_mates_tied``, each account flagged as soon as a ring-mate was (any rank,
+any reissue: the most identity association can do), and ``leaked_if_joined_after_K_active_hours``,
+each account flagged once its campaign was and it had been active in K distinct hours (the
+most any per-account association after the campaign's first flag can do when it needs K
+hours of the account's own activity: a clock, a script, a pool).
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ from distillguard.hunt.detector import HuntDetector
 from distillguard.io import LogReader
 
 RINGS = ("payment_fp", "phone_hash")
+ACTIVE_HOURS = (6, 10, 20)  # the bounds' K: a lived-time fit needs 20 (``LivedTimeSignal.min_cells``)
+NEVER = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 def first_flags(log: Path, every: float, keep: Path | None) -> pl.DataFrame:
@@ -55,6 +65,12 @@ def leaks(log: Path, flags: pl.DataFrame, per_account: Path | None = None) -> di
     known = camp.group_by("campaign_id").agg(campaign_flagged_at=pl.col("first_flagged_at").min())
     rows = rows.join(camp.select("account_id", "campaign_id"), on="account_id").join(known, on="campaign_id")
     leaked = pl.col("first_flagged_at").is_null() | (pl.col("ts") < pl.col("first_flagged_at"))
+    # The end of each account's K-th distinct active hour.
+    hours = rows.select("account_id", hour=pl.col("ts").dt.truncate("1h")).unique().sort("account_id", "hour")
+    hours = hours.with_columns(i=pl.int_range(1, pl.len() + 1).over("account_id"))
+    for k in ACTIVE_HOURS:
+        kth = hours.filter(pl.col("i") == k).select("account_id", (pl.col("hour") + pl.duration(hours=1)).alias(f"active_{k}"))
+        rows = rows.join(kth, on="account_id", how="left")
     per = rows.group_by("account_id").agg(
         first_ts=pl.col("ts").min(),
         exchanges=pl.len(),
@@ -70,6 +86,17 @@ def leaks(log: Path, flags: pl.DataFrame, per_account: Path | None = None) -> di
         camp = camp.join(mates.group_by("account_id").agg(pl.col("first_flagged_at_m").min().alias(f"mate_{kind}")), on="account_id", how="left")
         mate_first.append(pl.col(f"mate_{kind}"))
     camp = camp.with_columns(mate=pl.min_horizontal(mate_first))
+    own = pl.col("first_flagged_at").fill_null(NEVER)
+    bound = rows.join(camp.select("account_id", "mate"), on="account_id").select(
+        "account_id",
+        mates=pl.col("ts") < pl.min_horizontal(own, pl.col("mate").fill_null(NEVER)),
+        **{
+            f"after_{k}": pl.col("ts")
+            < pl.min_horizontal(own, pl.max_horizontal(pl.col("campaign_flagged_at").fill_null(NEVER), pl.col(f"active_{k}").fill_null(NEVER)))
+            for k in ACTIVE_HOURS
+        },
+    )
+    camp = camp.join(bound.group_by("account_id").agg(pl.all().sum()), on="account_id", how="left")
     if per_account is not None:
         camp.drop(*RINGS).write_parquet(per_account)
     out: dict[str, dict[str, int]] = {}
@@ -78,6 +105,7 @@ def leaks(log: Path, flags: pl.DataFrame, per_account: Path | None = None) -> di
         helped = pl.col("mate") < pl.col("first_flagged_at").fill_null(dt.datetime.max.replace(tzinfo=dt.UTC))
         out[str(cid)] = {
             "accounts": g.height,
+            "exchanges": int(g["exchanges"].sum()),
             "leaked": int(g["leaked"].sum()),
             "leaked_warm_up": int(g["warm"].sum()),
             "leaked_before_campaign_flagged": int(g["before_campaign"].sum()),
@@ -85,6 +113,8 @@ def leaks(log: Path, flags: pl.DataFrame, per_account: Path | None = None) -> di
             "leaked_never_flagged": int(never["leaked"].sum()),
             "ring_mate_flagged_first": int(g.select(helped.fill_null(False).sum()).item()),
             "leaked_without_ring_mate_flagged_first": int(g.filter(~helped.fill_null(False))["leaked"].sum()),
+            "leaked_if_ring_mates_tied": int(g["mates"].sum()),
+            **{f"leaked_if_joined_after_{k}_active_hours": int(g[f"after_{k}"].sum()) for k in ACTIVE_HOURS},
         }
     return out
 
