@@ -32,7 +32,8 @@ would co-use them ``E = sum_A c_A * C(n_A, 2)`` times (``c_A``: how often two no
 uses of ASN ``A`` fall on one /24, which is high for a carrier NAT and low for a broadband
 ISP). That tail ``P(O | E)`` is reported, not required (where outsiders collide on an
 ASN's few /24s too, it is blind, see ``_pools``). Each pool keeps the members whose own
-networks fall on its exits more often than an outsider's do (:func:`_members`: residential exits are people's homes, so a home user can
+networks fall on its exits more often than an outsider's do and that use more operators than
+nearly every outsider (:func:`_members`: residential exits are people's homes, so a home user can
 sit on a few of them by chance), and is emitted as one ``pool`` artifact per member, for
 the link step to test by its members' behaviour.
 
@@ -291,7 +292,13 @@ def _members(uses: pl.DataFrame, exits: pl.DataFrame, outside: pl.DataFrame, alp
     Per operator, ``q`` is the share of outsiders' networks that are the pool's exits (half
     a use added to each side, so an operator no outsider uses counts as a coin flip); a
     candidate with ``x`` networks on exits where chance gives ``sum q`` stays in when the
-    Poisson tail clears ``alpha``, Bonferroni over the candidates.
+    Poisson tail clears ``alpha``, Bonferroni over the candidates. A network counts as an
+    exit when any other candidate used it, so a candidate's own use makes the exits it sits
+    on, which no outsider's can: a member must also rotate, using more operators than all
+    but ``alpha`` of the outsiders do. On variant-2026 (seed 4108) a casual user with three
+    broadband /24s, each an exit because one v-slow account used it once, passed the tail
+    test alone (three of three) and joined the fleet's campaign; outsiders' 99th percentile
+    was four operators, every member of the pool used five or more.
     """
     from scipy.stats import poisson
 
@@ -308,10 +315,11 @@ def _members(uses: pl.DataFrame, exits: pl.DataFrame, outside: pl.DataFrame, alp
         )
     )
     rows = rows.sort("account", "value")
-    per = rows.group_by("account", maintain_order=True).agg(x=pl.col("exit").sum(), lam=pl.col("q").sum())
+    per = rows.group_by("account", maintain_order=True).agg(x=pl.col("exit").sum(), lam=pl.col("q").sum(), ops=pl.col("op").n_unique())
     neglog = -poisson.logsf(per["x"].to_numpy() - 1.0, per["lam"].to_numpy()) / math.log(10.0)
     cut = -math.log10(alpha / max(per.height, 1))
-    keep = per.with_columns(neglog=pl.Series(neglog)).filter(pl.col("neglog") >= cut).select("account")
+    roams = outside.group_by("account").agg(ops=pl.col("op").n_unique())["ops"].quantile(1.0 - alpha, "higher")
+    keep = per.with_columns(neglog=pl.Series(neglog)).filter((pl.col("neglog") >= cut) & (pl.col("ops") > (roams or 0))).select("account")
     return uses.join(keep, on="account")
 
 
