@@ -41,7 +41,8 @@ On the simulated logs (``distillguard simulate``, no labels read): demo seed 11,
 of the 120 hydra accounts (all of them) and no benign account; feb-2026 at scale 0.03 seed
 5, one pool of 494 of the 510 hydra accounts; qwen-2026 at scale 0.02 seed 101, one pool of
 all 180. Carrier NAT groups (``nat_shared``), clouds and the 3,000 to 4,000 ordinary
-accounts of each log join none. Reasoning harvesters (3 to 4 datacenter exits each) form
+accounts of each log join none. With the rotation floor (:func:`_members`): demo seed 11
+still all 120, qwen-2026 at scale 0.1 seed 7 893 of its 900 hydra accounts (900 before). Reasoning harvesters (3 to 4 datacenter exits each) form
 a core of 22 in demo and feb, but their exits are /24s that outsiders use too, so no
 member clears the per-member test.
 """
