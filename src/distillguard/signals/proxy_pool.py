@@ -32,8 +32,7 @@ would co-use them ``E = sum_A c_A * C(n_A, 2)`` times (``c_A``: how often two no
 uses of ASN ``A`` fall on one /24, which is high for a carrier NAT and low for a broadband
 ISP). That tail ``P(O | E)`` is reported, not required (where outsiders collide on an
 ASN's few /24s too, it is blind, see ``_pools``). Each pool keeps the members whose own
-networks fall on its exits more often than an outsider's do and that use more operators than
-nearly every outsider (:func:`_members`: residential exits are people's homes, so a home user can
+networks fall on its exits more often than an outsider's do (:func:`_members`: residential exits are people's homes, so a home user can
 sit on a few of them by chance), and is emitted as one ``pool`` artifact per member, for
 the link step to test by its members' behaviour.
 
@@ -41,8 +40,7 @@ On the simulated logs (``distillguard simulate``, no labels read): demo seed 11,
 of the 120 hydra accounts (all of them) and no benign account; feb-2026 at scale 0.03 seed
 5, one pool of 494 of the 510 hydra accounts; qwen-2026 at scale 0.02 seed 101, one pool of
 all 180. Carrier NAT groups (``nat_shared``), clouds and the 3,000 to 4,000 ordinary
-accounts of each log join none. With the rotation floor (:func:`_members`): demo seed 11
-still all 120, qwen-2026 at scale 0.1 seed 7 893 of its 900 hydra accounts (900 before). Reasoning harvesters (3 to 4 datacenter exits each) form
+accounts of each log join none. Reasoning harvesters (3 to 4 datacenter exits each) form
 a core of 22 in demo and feb, but their exits are /24s that outsiders use too, so no
 member clears the per-member test.
 """
@@ -293,13 +291,7 @@ def _members(uses: pl.DataFrame, exits: pl.DataFrame, outside: pl.DataFrame, alp
     Per operator, ``q`` is the share of outsiders' networks that are the pool's exits (half
     a use added to each side, so an operator no outsider uses counts as a coin flip); a
     candidate with ``x`` networks on exits where chance gives ``sum q`` stays in when the
-    Poisson tail clears ``alpha``, Bonferroni over the candidates. A network counts as an
-    exit when any other candidate used it, so a candidate's own use makes the exits it sits
-    on, which no outsider's can: a member must also rotate, using more operators than all
-    but ``alpha`` of the outsiders do. On variant-2026 (seed 4108) a casual user with three
-    broadband /24s, each an exit because one v-slow account used it once, passed the tail
-    test alone (three of three) and joined the fleet's campaign; outsiders' 99th percentile
-    was four operators, every member of the pool used five or more.
+    Poisson tail clears ``alpha``, Bonferroni over the candidates.
     """
     from scipy.stats import poisson
 
@@ -316,11 +308,10 @@ def _members(uses: pl.DataFrame, exits: pl.DataFrame, outside: pl.DataFrame, alp
         )
     )
     rows = rows.sort("account", "value")
-    per = rows.group_by("account", maintain_order=True).agg(x=pl.col("exit").sum(), lam=pl.col("q").sum(), ops=pl.col("op").n_unique())
+    per = rows.group_by("account", maintain_order=True).agg(x=pl.col("exit").sum(), lam=pl.col("q").sum())
     neglog = -poisson.logsf(per["x"].to_numpy() - 1.0, per["lam"].to_numpy()) / math.log(10.0)
     cut = -math.log10(alpha / max(per.height, 1))
-    roams = outside.group_by("account").agg(ops=pl.col("op").n_unique())["ops"].quantile(1.0 - alpha, "higher")
-    keep = per.with_columns(neglog=pl.Series(neglog)).filter((pl.col("neglog") >= cut) & (pl.col("ops") > (roams or 0))).select("account")
+    keep = per.with_columns(neglog=pl.Series(neglog)).filter(pl.col("neglog") >= cut).select("account")
     return uses.join(keep, on="account")
 
 
