@@ -102,7 +102,7 @@ def leaks(log: Path, flags: pl.DataFrame, per_account: Path | None = None) -> di
     out: dict[str, dict[str, int]] = {}
     for (cid,), g in camp.sort("campaign_id").group_by(["campaign_id"], maintain_order=True):
         never = g.filter(pl.col("first_flagged_at").is_null())
-        helped = pl.col("mate") < pl.col("first_flagged_at").fill_null(dt.datetime.max.replace(tzinfo=dt.UTC))
+        helped = pl.col("mate") < own
         out[str(cid)] = {
             "accounts": g.height,
             "exchanges": int(g["exchanges"].sum()),
