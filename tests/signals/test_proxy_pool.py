@@ -146,3 +146,28 @@ def test_sketch_is_bounded_and_estimates_many_prefixes() -> None:
     r = by_id(f, idx)["rotator"]
     assert 0.7 * 400 < r["prefixes"] < 1.3 * 400  # KMV with k = 64: about 13 % error
     assert r["asns"] == len(ISPS)
+
+
+def test_a_quiet_rotator_on_members_exits_joins_the_pool_and_a_roamer_or_home_does_not() -> None:
+    """The core asks for shared exits of three operators; a quiet member that used a dozen
+    networks, two of them members' exits in two operators, is out of the core but rare
+    twice over among strangers: that many operators, and that many members' exits."""
+    log, fleet = _population(3)
+    pool = [(asn, 100 + c) for asn in ISPS for c in range(5)]
+    used = {(r["asn"], int(r["ip_prefix"].split(".")[2])) for r in log.rows if r["account_id"] in fleet}
+    exits = [next(e for e in pool if e in used and e[0] == asn) for asn in ISPS[:2]]
+    assert len(exits) == 2 and exits[0][0] != exits[1][0]
+    for asn, c in exits:
+        log.add("quiet", _net(asn, c), asn, 3)
+    for k, asn in enumerate(ISPS):  # its other networks: residential, nobody else's
+        log.add("quiet", _net(asn, 150 + k), asn, 3)
+        log.add("roamer", _net(asn, 170 + k), asn, 3)  # as many operators, no exit
+    for asn, c in exits:
+        log.add("two-exit-home", _net(asn, c), asn, 10)  # two exits, two operators
+    f, idx = finding(ProxyPoolSignal(), log.rows)
+    assert f.artifacts is not None
+    held = set(f.artifacts.join(idx, on="account")["account_id"])
+    assert held == {*fleet, "quiet"}
+    r = by_id(f, idx)
+    assert r["quiet"]["pool_size"] == len(fleet) + 1 and r["roamer"]["pool_size"] == 0
+    assert r["two-exit-home"]["pool_size"] == 0

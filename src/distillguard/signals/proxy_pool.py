@@ -33,8 +33,11 @@ uses of ASN ``A`` fall on one /24, which is high for a carrier NAT and low for a
 ISP). That tail ``P(O | E)`` is reported, not required (where outsiders collide on an
 ASN's few /24s too, it is blind, see ``_pools``). Each pool keeps the members whose own
 networks fall on its exits more often than an outsider's do (:func:`_members`: residential exits are people's homes, so a home user can
-sit on a few of them by chance), and is emitted as one ``pool`` artifact per member, for
-the link step to test by its members' behaviour.
+sit on a few of them by chance), and then, up to ``ROTATOR_ROUNDS`` times, the accounts
+outside the core that rotate like its members and land on their exits (:func:`_rotators`:
+a quiet fleet's member uses a dozen exits of a pool of thousands, two or three of them also
+a member's, too few shared operators for the core); each pool is emitted as one ``pool``
+artifact per member, for the link step to test by its members' behaviour.
 
 On the simulated logs (``distillguard simulate``, no labels read): demo seed 11, one pool
 of the 120 hydra accounts (all of them) and no benign account; feb-2026 at scale 0.03 seed
@@ -68,6 +71,7 @@ from distillguard.signals.base import (
 # Values kept per account in each sketch: exact for every ordinary account (1-5 prefixes)
 # and for rotators up to this many; a hundred-prefix rotator keeps a coordinated sample.
 SKETCH = 64
+ROTATOR_ROUNDS = 3  # rounds of _rotators: each round's new members bring their exits
 _SKETCH_DTYPES: dict[str, DType] = {"account": pl.UInt32, "value": pl.UInt64, "n": pl.Int64, "asn": pl.Int64}
 _EMPTY_FEATURES = ("n", "prefixes", "asns", "rotation", "pool_overlap", "pool_prefixes", "pool_size",
                    "pool_co_users", "pool_observed", "pool_expected", "pool_neglog_p")  # fmt: skip
@@ -234,6 +238,11 @@ class ProxyPoolSignal(Signal):
         test = test.with_columns(neglog_p=pl.Series(neglog))
         exits = per_prefix.join(test.select("pool"), on="pool").filter(pl.col("c") >= 2).select("pool", "value", "c")
         uses = _members(uses.join(test.select("pool"), on="pool"), exits, outside, self.alpha)
+        for _ in range(ROTATOR_ROUNDS):  # each round's members bring their own exits
+            more = _rotators(net, uses, self.min_asns, self.alpha)
+            if more.height == 0:
+                break
+            uses = pl.concat([uses, more])
         test = test.drop("size").join(uses.group_by("pool").agg(size=pl.col("account").n_unique()), on="pool")
         test = test.filter(pl.col("size") >= self.min_pool)
         uses = uses.join(test.select("pool"), on="pool")
@@ -313,6 +322,79 @@ def _members(uses: pl.DataFrame, exits: pl.DataFrame, outside: pl.DataFrame, alp
     cut = -math.log10(alpha / max(per.height, 1))
     keep = per.with_columns(neglog=pl.Series(neglog)).filter(pl.col("neglog") >= cut).select("account")
     return uses.join(keep, on="account")
+
+
+def _rotators(net: pl.DataFrame, members: pl.DataFrame, min_asns: int, alpha: float) -> pl.DataFrame:
+    """Accounts outside a pool's core that rotate like its members and land on its exits:
+    the rows of ``net`` of each, with the pool (``members``' columns).
+
+    The core asks every member for shared prefixes of ``min_asns`` operators, so a quiet
+    member that used a dozen exits of a pool of thousands, two or three of them also a
+    member's, stays out of it. A candidate holds two or more members' exits (counted from
+    members' use only, so a candidate's own use never makes one) and ``min_asns`` operators.
+    Against the *strangers* (accounts neither members nor candidates), two things are rare
+    together: that many operators (``p_ops``, the share of strangers with as many) and that
+    many networks on exits (the Poisson tail, ``q`` per operator from the strangers'
+    networks, as in :func:`_members`). A candidate joins where
+
+    * it uses more operators than all but ``alpha`` of the strangers and the two tails,
+      combined as the product of two independent p-values is (``t (1 - ln t)``), clear
+      ``alpha`` Bonferroni over the candidates; or
+    * it uses more operators than all but ``alpha / 10`` of them and the tail of its networks
+      on *rare* exits (used by at most one stranger: a carrier NAT /24 that is also an exit
+      is everyone's) clears ``alpha``: at most ``alpha / 10`` of the strangers are tested
+      this way, so chance admits about ``alpha^2 / 10`` of them (0.4 of 40,000).
+
+    A home user on three exits of a big pool uses three operators, as many strangers do
+    (``test_home_user_whose_networks_are_all_exits_of_a_big_pool_stays_out``).
+    """
+    exits = members.select("pool", "value").unique()
+    out = net.join(members.select("account").unique(), on="account", how="anti")
+    ops = net.group_by("account").agg(ops=pl.col("op").n_unique())
+    cand = (
+        out.join(exits, on="value")
+        .group_by("pool", "account")
+        .agg(x=pl.col("value").n_unique())
+        .filter(pl.col("x") >= 2)
+        .join(ops.filter(pl.col("ops") >= min_asns), on="account")
+        .sort("pool", "account")
+    )
+    if cand.height == 0:
+        return members.clear()
+    strangers = out.join(cand.select("account").unique(), on="account", how="anti")
+    seen = np.sort(strangers.group_by("account").agg(ops=pl.col("op").n_unique())["ops"].to_numpy())
+    p_ops = (len(seen) - np.searchsorted(seen, cand["ops"].to_numpy(), side="left") + 1.0) / (len(seen) + 1.0)
+    popular = strangers.group_by("value").agg(k=pl.len()).filter(pl.col("k") >= 2)
+    rare = exits.join(popular, on="value", how="anti")
+    t = np.maximum(p_ops * _exit_tail(cand, out, strangers, exits), 1e-300)
+    passed = (p_ops <= alpha) & (t * (1.0 - np.log(t)) <= alpha / cand.height)
+    passed |= (p_ops <= alpha / 10) & (_exit_tail(cand, out, strangers, rare) <= alpha)
+    keep = cand.filter(pl.Series(passed)).select("pool", "account")
+    return net.join(keep, on="account").select(members.columns)
+
+
+def _exit_tail(cand: pl.DataFrame, out: pl.DataFrame, strangers: pl.DataFrame, exits: pl.DataFrame) -> np.ndarray:
+    """Per row of ``cand`` (sorted ``pool, account``), the Poisson tail of how many of its
+    networks are the pool's ``exits``, where each network is one with the share of the
+    strangers' networks of its operator that are exits (half a use added to each side)."""
+    from scipy.stats import poisson
+
+    per_op = strangers.group_by("op").agg(tot=pl.len())
+    hits = strangers.join(exits, on="value").group_by("pool", "op").agg(hit=pl.len())
+    rows = cand.select("pool", "account").join(out.select("account", "value", "op"), on="account")
+    per = (
+        rows.join(exits.with_columns(on=pl.lit(1)), on=["pool", "value"], how="left")
+        .join(hits, on=["pool", "op"], how="left")
+        .join(per_op, on="op", how="left")
+        .group_by("pool", "account")
+        .agg(
+            x=pl.col("on").fill_null(0).sum(),
+            lam=((pl.col("hit").fill_null(0) + 0.5) / (pl.col("tot").fill_null(0) + 1.0)).sum(),
+        )
+    )
+    per = cand.select("pool", "account").join(per, on=["pool", "account"], how="left")
+    tail: np.ndarray = np.exp(poisson.logsf(per["x"].to_numpy() - 1.0, per["lam"].to_numpy()))
+    return tail
 
 
 def _distinct_expr(name: str) -> pl.Expr:
