@@ -238,7 +238,7 @@ class ProxyPoolSignal(Signal):
         test = test.with_columns(neglog_p=pl.Series(neglog))
         exits = per_prefix.join(test.select("pool"), on="pool").filter(pl.col("c") >= 2).select("pool", "value", "c")
         uses = _members(uses.join(test.select("pool"), on="pool"), exits, outside, self.alpha)
-        for _ in range(ROTATOR_ROUNDS):  # each round's members bring their own exits
+        for _ in range(ROTATOR_ROUNDS):
             more = _rotators(net, uses, self.min_asns, self.alpha)
             if more.height == 0:
                 break
