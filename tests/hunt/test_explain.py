@@ -176,18 +176,22 @@ def test_a_campaign_says_how_many_accounts_joined_by_each_route(explained: Expla
 
     scored, findings, texts, config, *_ = explained
     comp = int(scored.campaigns["component"][0])
-    outside = scored.feats.join(scored.components, on="account", how="anti")["account"].head(3).to_list()
-    rows = [(outside[0], "phone_hash", 1), (outside[1], "script_line", 2), (outside[1], "script_line", 3),
-            (outside[2], "script_line", 2), (outside[2], "payment_fp", 4)]  # fmt: skip
+    outside = scored.feats.join(scored.components, on="account", how="anti")["account"].head(4).to_list()
+    rows = [(outside[0], "phone_hash", 1, False), (outside[1], "script_line", 2, False), (outside[1], "script_line", 3, False),
+            (outside[2], "script_line", 2, False), (outside[2], "payment_fp", 4, False), (outside[3], "payment_fp", 6, True)]  # fmt: skip
     assoc = pl.DataFrame(
-        [(a, comp, k, v, 5, 3) for a, k, v in rows],
-        schema={"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64, "k": pl.UInt32, "inside": pl.UInt32},
+        [(a, comp, k, v, 5, 3, False, rot) for a, k, v, rot in rows],
+        schema={"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64, "k": pl.UInt32, "inside": pl.UInt32,
+                "by_tenure": pl.Boolean, "by_rotation": pl.Boolean},
         orient="row",
-    )
-    _, (camp,) = explain(dataclasses.replace(scored, associated=assoc), findings, texts, config)
-    head = [line for line in camp["evidence"] if " more accounts joined through " in line]
-    assert len(head) == 2 and head[0].startswith("2 more accounts joined through a phone, card, device or small mail domain")
-    assert head[1].startswith("1 more accounts joined through 2 or more of this campaign's script lines")
+    )  # fmt: skip
+    rings = {"observed": 27, "expected": 0.0014, "neglog10_p": 105.1, "joined": 1}
+    _, (camp,) = explain(dataclasses.replace(scored, associated=assoc, meta={**scored.meta, "rotating_rings": rings}), findings, texts, config)
+    head = [line for line in camp["evidence"] if " more accounts joined " in line]
+    assert len(head) == 3 and head[0].startswith("1 more accounts joined as holders of 27 small phone, card, device or mail-domain rings")
+    assert "chance gives 0.0014 such rings" in head[0]
+    assert head[1].startswith("2 more accounts joined through a phone, card, device or small mail domain")
+    assert head[2].startswith("1 more accounts joined through 2 or more of this campaign's script lines")
 
 
 def test_a_web_says_how_many_members_hold_one_shared_artifact_and_a_script_line(explained: Explained) -> None:
@@ -314,10 +318,27 @@ def test_an_account_joined_on_a_number_held_within_a_week_says_why_its_behaviour
                 "inside": pl.UInt32, "by_tenure": pl.Boolean},
     )  # fmt: skip
     texts = pl.DataFrame({"value": [7, 8], "text": ["+1-555-0107", "+1-555-0108"]}, schema=TEXT_SPEC_DTYPES)
-    lines = _association_lines(assoc, texts)
+    lines = _association_lines(assoc, texts, 0.99)
     assert lines[1] == [
         "joined the campaign through a phone number \u201c+1-555-0107\u201d held by 2 accounts, 1 of them members, taken up "
         "within a week of an earlier holder's sign-up (one subscriber's number, not a reissue to a stranger), so its "
         "behaviour, ordinary so far, does not keep it out"
     ]
     assert lines[2] == ["joined the campaign through a phone number \u201c+1-555-0108\u201d held by 3 accounts, 2 of them members"]
+
+
+def test_an_account_joined_with_a_ring_of_rotators_says_so() -> None:
+    """A ring of rotators that joined (hunt/link.py, ``_rotating_rings``) names its card, its
+    holders and the rate it beat, with no member in it."""
+    from distillguard.hunt.explain import _association_lines
+
+    assoc = pl.DataFrame(
+        {"account": [3], "component": [0], "kind": ["payment_fp"], "value": [9], "k": [2], "inside": [0],
+         "by_tenure": [False], "by_rotation": [True]},
+        schema={"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64, "k": pl.UInt32,
+                "inside": pl.UInt32, "by_tenure": pl.Boolean, "by_rotation": pl.Boolean},
+    )  # fmt: skip
+    texts = pl.DataFrame({"value": [9], "text": ["card 4242"]}, schema=TEXT_SPEC_DTYPES)
+    (line,) = _association_lines(assoc, texts, 0.99)[3]
+    assert "held by 2 accounts, 0 of them members" in line
+    assert "more operators' networks than 99% of ordinary accounts" in line

@@ -195,7 +195,7 @@ def test_association_gives_no_new_account_pass_to_a_tie_through_a_reissued_numbe
     rows += [(a, "phone_hash", 5) for a in (63, 40)]
     no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
     reissued = pl.DataFrame({"account": [201, 202, 40], "kind": ["phone_hash"] * 3}, schema={"account": pl.UInt32, "kind": pl.String})
-    got, held = associates(_arts(rows), members, behaviour, no_orgs, LinkParams(), reissued=reissued)
+    got, held, _ = associates(_arts(rows), members, behaviour, no_orgs, LinkParams(), reissued=reissued)
     assert got["account"].unique().sort().to_list() == [40, 200, 202]
     # 201 is what the rule alone kept out, for the reviewer: its tie to the campaign.
     assert held.select("account", "component", "kind", "value", "inside").rows() == [(201, 1, "phone_hash", 2, 1)]
@@ -485,3 +485,57 @@ def test_rings_of_one_card_or_one_phone_are_one_web_and_a_stranger_on_a_recycled
     behaviour = behaviour.with_columns(b=pl.Series(b))
     webs, _, _ = identity_components(_arts(rows), behaviour, no_orgs, LinkParams())
     assert set(webs["account"].to_list()) == (set(fleet) - {42}) | {n - 1}
+
+
+def _operators(n: dict[int, float], default: float, accounts: range) -> pl.DataFrame:
+    """``account, n``: operators per account, ``default`` but where ``n`` says otherwise."""
+    return pl.DataFrame({"account": list(accounts), "n": [n.get(a, default) for a in accounts]}, schema={"account": pl.UInt32, "n": pl.Float64})
+
+
+def test_a_rotator_on_a_members_card_passes_the_rank_guard_unless_the_number_was_reissued_to_it() -> None:
+    from distillguard.hunt.link import associates
+
+    # 2,000 ordinary accounts ranked by b = account, 2,000-2,039 one campaign. 20 and 21 rank
+    # far under the ordinary median, each on a member's card; 20 uses 12 operators where
+    # ordinary accounts use one or two: it joins; 21, on two, stays out. 22 rotates too but
+    # holds a member's number reissued to it weeks after its holder: a stranger, out.
+    accounts = range(2040)
+    behaviour = pl.DataFrame({"account": list(accounts), "b": [float(a) for a in accounts]}, schema={"account": pl.UInt32, "b": pl.Float64})
+    members = pl.DataFrame({"account": np.arange(2000, 2040), "component": [1] * 40}, schema={"account": pl.UInt32, "component": pl.Int64})
+    rows = [(a, "payment_fp", 1) for a in (2000, 20)] + [(a, "payment_fp", 2) for a in (2001, 21)] + [(a, "phone_hash", 3) for a in (2002, 22)]
+    ops = _operators({20: 12.0, 22: 12.0}, 2.0, accounts)
+    no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
+    reissued = pl.DataFrame({"account": [22], "kind": ["phone_hash"]}, schema={"account": pl.UInt32, "kind": pl.String})
+    got = associates(_arts(rows), members, behaviour, no_orgs, LinkParams(), reissued=reissued, operators=ops).joined
+    assert got["account"].to_list() == [20]
+    assert associates(_arts(rows), members, behaviour, no_orgs, LinkParams(), reissued=reissued).joined.height == 0
+
+
+def test_rings_of_rotators_join_the_rotating_campaign_when_more_than_the_rate_of_rotation_explains() -> None:
+    from distillguard.hunt.link import associates
+
+    # 2,000 ordinary accounts on one or two operators, in 600 card pairs; a campaign 2,000-2,039
+    # on ten. Outside it, three small rings whose every holder rotates (10-11, 12-14 on a
+    # phone, 15-16), one ring with one rotator (17 beside 30), and a lone rotator (18): nine
+    # rotators of 2,000 (r = 0.0045), so chance gives about 604 r^2 = 0.012 such rings and
+    # three are seen: the three rings join, nothing else does.
+    accounts = range(2040)
+    behaviour = pl.DataFrame({"account": list(accounts), "b": [float(a % 997) for a in accounts]}, schema={"account": pl.UInt32, "b": pl.Float64})
+    members = pl.DataFrame({"account": np.arange(2000, 2040), "component": [1] * 40}, schema={"account": pl.UInt32, "component": pl.Int64})
+    rotating = {a: 9.0 for a in (10, 11, 12, 13, 14, 15, 16, 17, 18)} | {a: 10.0 for a in range(2000, 2040)}
+    rows = [(a, "payment_fp", 1000 + a // 2) for a in range(800, 2000)]  # 600 ordinary pairs
+    rows += [(a, "payment_fp", 1) for a in (10, 11)] + [(a, "phone_hash", 2) for a in (12, 13, 14)] + [(a, "payment_fp", 3) for a in (15, 16)]
+    rows += [(a, "payment_fp", 4) for a in (17, 30)]
+    no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
+    got = associates(_arts(rows), members, behaviour, no_orgs, LinkParams(), operators=_operators(rotating, 1.0, accounts))
+    assert sorted(got.joined["account"].to_list()) == [10, 11, 12, 13, 14, 15, 16]
+    assert got.joined["by_rotation"].all() and set(got.joined["component"].to_list()) == {1}
+    assert got.rings is not None and got.rings.observed == 3 and got.rings.expected < 0.02 and got.rings.neglog_p > 5
+    # One such ring among the pairs is chance (11 lone rotators more: r = 0.0085, chance 0.04 rings, p 0.04).
+    one = [r for r in rows if r[2] != 2 and r[2] != 3]
+    more = rotating | {a: 9.0 for a in range(40, 51)}
+    got = associates(_arts(one), members, behaviour, no_orgs, LinkParams(), operators=_operators(more, 1.0, accounts))
+    assert got.joined.height == 0 and got.rings is not None and got.rings.observed == 1
+    # A campaign that does not rotate takes no ring in: rings never make a campaign of their own.
+    still = {a: n for a, n in rotating.items() if a < 2000}
+    assert associates(_arts(rows), members, behaviour, no_orgs, LinkParams(), operators=_operators(still, 1.0, accounts)).joined.height == 0

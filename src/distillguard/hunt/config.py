@@ -78,6 +78,10 @@ class LinkParams:
     # campaign when this many of the signatures it carries are each carried mostly by the
     # campaign's members, and it ranks at or above ``link_quantile`` of ordinary accounts.
     signature_min_ties: int = 2
+    # Association by rotation: an account that uses more operators' networks than all but
+    # ``1 - rotator_quantile`` of the ordinary accounts (those outside every campaign) passes
+    # the rank guard as a ranked one does (:func:`distillguard.hunt.link.associates`).
+    rotator_quantile: float = 0.99
     merge_ratio: float = 0.1
     merge_bridge: float = 1.0
     min_part_share: float = 0.05

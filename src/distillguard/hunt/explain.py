@@ -43,11 +43,19 @@ def explain(
     explainers = {name: f.explain for name, f in findings.items() if f.explain is not None}
     art_lines = _artifact_lines(comp_arts, camp, texts, config.link)
     signed = pl.col("kind").is_in(list(config.link.signature))
-    routes = assoc.group_by("component", "account").agg(signed=signed.all()).group_by("component")
-    for comp_id, n_ident, n_signed in routes.agg(
-        n_ident=(~pl.col("signed")).sum(), n_signed=pl.col("signed").sum()
+    routes = assoc.group_by("component", "account").agg(signed=signed.all(), rotating=pl.col("by_rotation").all()).group_by("component")
+    rings = scored.meta.get("rotating_rings") or {}
+    for comp_id, n_ident, n_signed, n_rotating in routes.agg(
+        n_ident=(~pl.col("signed") & ~pl.col("rotating")).sum(), n_signed=pl.col("signed").sum(), n_rotating=pl.col("rotating").sum()
     ).sort("component").iter_rows():
         joined: list[str] = []
+        if n_rotating:
+            joined.append(
+                f"{n_rotating:,} more accounts joined as holders of {rings.get('observed', 0):,} small phone, card, device or mail-domain "
+                "rings outside every campaign whose every holder rotates through more operators' networks than "
+                f"{config.link.rotator_quantile:.0%} of ordinary accounts, as most of this campaign's members do (chance gives {rings.get('expected', 0.0):.2g} such "
+                f"rings; p = {_sig(float(rings.get('neglog10_p', 0.0)))})"
+            )
         if n_ident:
             joined.append(
                 f"{n_ident:,} more accounts joined through a phone, card, device or small mail domain that "
@@ -71,7 +79,7 @@ def explain(
     taken_out = pl.col("account").is_in([*unlike_lines, *reissue_lines])
     interesting = feats.filter(pl.col("flagged") | (pl.col("decision") != "allow") | (near & (pl.col("b") > 0)) | taken_out)
     own = _own_rows(interesting, explainers)
-    assoc_lines = _association_lines(assoc, texts)
+    assoc_lines = _association_lines(assoc, texts, config.link.rotator_quantile)
     member_lines = _member_lines(scored.member_artifacts, interesting.filter(pl.col("campaign").is_not_null()).select("account"), texts)
     linked = comp.group_by("component").agg(n=pl.len())
     linked_n = dict(zip(linked["component"].to_list(), linked["n"].to_list(), strict=True))
@@ -223,7 +231,7 @@ def _with_text(df: pl.DataFrame, texts: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(text=pl.lit(None, pl.String))
 
 
-def _association_lines(assoc: pl.DataFrame, texts: pl.DataFrame) -> dict[int, list[str]]:
+def _association_lines(assoc: pl.DataFrame, texts: pl.DataFrame, rotator_quantile: float) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     for r in _with_text(assoc, texts).to_dicts():
         out.setdefault(r["account"], []).append(
@@ -233,6 +241,12 @@ def _association_lines(assoc: pl.DataFrame, texts: pl.DataFrame) -> dict[int, li
                 ", taken up within a week of an earlier holder's sign-up (one subscriber's number, not a reissue to a "
                 "stranger), so its behaviour, ordinary so far, does not keep it out"
                 if r.get("by_tenure")
+                else ""
+            )
+            + (
+                f", every one of them rotating through more operators' networks than {rotator_quantile:.0%} of ordinary "
+                "accounts, as most of the campaign's members do (such rings are far more than the rate of rotation explains)"
+                if r.get("by_rotation")
                 else ""
             )
         )

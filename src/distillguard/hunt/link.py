@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
-from scipy.stats import binom, norm
+from scipy.stats import binom, norm, poisson
 
 from distillguard.hunt.config import LinkParams
 
@@ -558,10 +558,23 @@ def _signature_ties(signed: pl.DataFrame, members: pl.DataFrame, ranked: pl.Data
 
 class Association(NamedTuple):
     """What :func:`associates` found: ties that joined accounts to campaigns, and ties the
-    reissue rule alone held back (both ``account, component, kind, value, k, inside, by_tenure``)."""
+    reissue rule alone held back (both ``account, component, kind, value, k, inside, by_tenure,
+    by_rotation``); and the count test of rings of rotators (:func:`_rotating_rings`)."""
 
     joined: pl.DataFrame
     reissue_only: pl.DataFrame
+    rings: RingCount | None = None
+
+
+class RingCount(NamedTuple):
+    """Small identity rings outside every campaign whose every holder rotates: how many
+    (``observed``), how many the ordinary rate of rotation gives (``expected``), the Poisson
+    tail of the first given the second (``neglog_p``) and the campaign they joined, if any."""
+
+    observed: int
+    expected: float
+    neglog_p: float
+    component: int | None
 
 
 def associates(
@@ -573,6 +586,7 @@ def associates(
     shared: tuple[pl.DataFrame, pl.DataFrame] | None = None,
     reissued: pl.DataFrame | None = None,
     tenured: tuple[str, ...] = (),
+    operators: pl.DataFrame | None = None,
 ) -> Association:
     """Accounts outside every campaign tied to one by a small identity artifact its members hold.
 
@@ -604,6 +618,16 @@ def associates(
     ``associate_rounds`` rounds): on demo seed 11 two stealth accounts join in the fourth
     round, past the old fixed three.
 
+    An account that rotates passes the rank guard as a ranked one does (``operators``:
+    ``account, n``, the operators whose networks it used): more of them than all but
+    ``1 - rotator_quantile`` of the ordinary accounts and at least three (home and mobile
+    make two). A quiet fleet behind a residential pool reads as ordinary people, request
+    by request, and lands on a member's exit no more than chance in a pool of tens of
+    thousands, but no ordinary holder of a card rotates through ten operators: on
+    variant-2027 at 0.5 (seed 4206) 192 of the 198 attacking accounts left out rotate
+    above the ordinary 99th percentile (four operators) and no benign account does. A
+    number reissued to the account still needs a second tie.
+
     An operator's signatures (script lines, :attr:`ArtifactKind.signature`) tie too, more
     narrowly: an account that carries ``signature_min_ties`` of them, each carried by at
     least half campaign members, and that ranks at or above the ordinary link quantile,
@@ -620,7 +644,7 @@ def associates(
     that the reissue rule alone kept out (what a reviewer of a near miss asks first).
     """
     out_schema = {"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64,
-                  "k": pl.UInt32, "inside": pl.UInt32, "by_tenure": pl.Boolean}  # fmt: skip
+                  "k": pl.UInt32, "inside": pl.UInt32, "by_tenure": pl.Boolean, "by_rotation": pl.Boolean}  # fmt: skip
     if artifacts.height == 0 or members.height == 0:
         return Association(pl.DataFrame(schema=out_schema), pl.DataFrame(schema=out_schema))
     ident, per = _shared_identity(artifacts, orgs, p, p.identity_testable, shared)
@@ -630,6 +654,7 @@ def associates(
     ordinary = behaviour.join(members.select("account"), on="account", how="anti")
     q_link = ordinary["b"].quantile(p.link_quantile) if ordinary.height else None
     ranked = behaviour.select("account", ok=pl.col("b") >= (q_link if q_link is not None else 0.0))
+    ranked = ranked.join(_rotators(operators, members, p), on="account", how="full", coalesce=True).with_columns(pl.col("rot").fill_null(False))
     held = ident.select("account", "kind", "value").join(per.select("kind", "value", "k"), on=["kind", "value"])
     signed = (
         artifacts.filter(pl.col("kind").is_in(list(p.signature)))
@@ -644,8 +669,8 @@ def associates(
     found: list[pl.DataFrame] = []
     for _ in range(p.associate_rounds):
         candidates = _identity_ties(held, members, ranked, late, p, tenured)
-        ties = candidates.filter("joins").drop("joins", "reissue_only")
-        ties = pl.concat([ties, _signature_ties(signed, members, ranked, p).with_columns(by_tenure=pl.lit(False)).select(ties.columns)])
+        ties = candidates.filter("joins").drop("joins", "reissue_only").with_columns(by_rotation=pl.lit(False))
+        ties = pl.concat([ties, _signature_ties(signed, members, ranked, p).with_columns(by_tenure=pl.lit(False), by_rotation=pl.lit(False)).select(ties.columns)])
         if ties.height == 0:
             break
         best = (
@@ -655,12 +680,78 @@ def associates(
             .unique("account", keep="first")
             .select("account", "component")
         )
-        found.append(ties.join(best, on=["account", "component"]))
+        found.append(ties.join(best, on=["account", "component"]).select(list(out_schema)))
         members = pl.concat([members.select("account", "component"), best])
+    rings, count = _rotating_rings(held, members, ranked, p)
+    if rings.height:
+        found.append(rings.with_columns(by_tenure=pl.lit(False), by_rotation=pl.lit(True)).select(list(out_schema)))
+        members = pl.concat([members.select("account", "component"), rings.select("account", "component").unique()])
     # Left out by the reissue rule alone, for the reviewer (against the final campaigns).
-    reissue_only = _identity_ties(held, members, ranked, late, p, tenured).filter("reissue_only").select(list(out_schema)).cast(out_schema)  # type: ignore[arg-type]
+    reissue_only = (
+        _identity_ties(held, members, ranked, late, p, tenured).filter("reissue_only").with_columns(by_rotation=pl.lit(False))
+        .select(list(out_schema)).cast(out_schema)  # type: ignore[arg-type]
+    )  # fmt: skip
     joined = pl.concat(found).select(list(out_schema)).cast(out_schema) if found else pl.DataFrame(schema=out_schema)  # type: ignore[arg-type]
-    return Association(joined.sort("account", "kind", "value"), reissue_only.sort("account", "kind", "value"))
+    return Association(joined.sort("account", "kind", "value"), reissue_only.sort("account", "kind", "value"), count)
+
+
+def _rotating_rings(held: pl.DataFrame, members: pl.DataFrame, ranked: pl.DataFrame, p: LinkParams) -> tuple[pl.DataFrame, RingCount | None]:
+    """Ties ``(account, kind, value, k, inside, component)`` of the holders of small identity
+    artifacts (``held``: ``account, kind, value, k``) that no member holds and every holder of
+    which rotates (``ranked.rot``, :func:`_rotators`), joined to the campaign most of whose
+    members rotate, when such rings are more than the ordinary rate of rotation explains.
+
+    Why: a careful operator cuts its cards and numbers into rings of two to four and rotates
+    every account through a residential pool so large that two accounts rarely meet on one
+    exit; association needs a member in the ring, and a ring of stragglers has none. But a
+    ring whose every holder rotates is a coincidence of rate ``r ** k`` (``r``: the share of
+    ordinary accounts that rotate), and a fleet makes many: on variant-2027 at 0.5 (seed
+    4206) the accounts left out hold 26 such rings where chance gives about 0.01. The test is
+    one Poisson tail of the count against the sum of ``r ** k``, held to ``alpha``; the
+    rings join the campaign whose members rotate most (at least half of them), never make
+    one of their own.
+    """
+    empty = pl.DataFrame(schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "k": pl.UInt32,
+                                 "inside": pl.UInt32, "component": pl.Int64})  # fmt: skip
+    rot = ranked.select("account", "rot")
+    ordinary = rot.join(members.select("account"), on="account", how="anti")
+    if held.height == 0 or ordinary.height == 0 or members.height == 0:
+        return empty, None
+    r = int(ordinary["rot"].sum()) / ordinary.height
+    rings = (
+        held.join(members.select("account"), on="account", how="anti")
+        .join(rot, on="account", how="left")
+        .group_by("kind", "value")
+        .agg(pl.col("k").first(), n=pl.len(), nrot=pl.col("rot").fill_null(False).sum())
+        .filter(pl.col("n") == pl.col("k"))  # no member holds it
+    )
+    every = rings.filter(pl.col("nrot") == pl.col("k"))
+    observed = every.height
+    expected = float((r ** rings["k"].cast(pl.Float64).to_numpy()).sum()) if rings.height else 0.0
+    neglog_p = float(min(-poisson.logsf(observed - 1, expected) / np.log(10.0), 300.0)) if observed and expected > 0 else (300.0 if observed else 0.0)
+    share = (
+        members.select("account", "component").join(rot, on="account", how="left")
+        .group_by("component").agg(share=pl.col("rot").fill_null(False).mean())
+        .sort(["share", "component"], descending=[True, False])
+    )  # fmt: skip
+    component = int(share["component"][0]) if share.height and float(share["share"][0]) >= 0.5 else None
+    count = RingCount(observed, expected, neglog_p, component)
+    if component is None or observed == 0 or neglog_p < -np.log10(p.alpha):
+        return empty, count
+    ties = held.join(every.select("kind", "value"), on=["kind", "value"])
+    return ties.select("account", "kind", "value", "k", inside=pl.lit(0, pl.UInt32), component=pl.lit(component, pl.Int64)), count
+
+
+def _rotators(operators: pl.DataFrame | None, members: pl.DataFrame, p: LinkParams) -> pl.DataFrame:
+    """``account, rot``: accounts that use more operators than all but ``1 - rotator_quantile``
+    of the ordinary accounts (campaign members left out: a fleet lifts the quantile it is
+    measured against) and at least three."""
+    if operators is None or operators.height == 0:
+        return pl.DataFrame(schema={"account": pl.UInt32, "rot": pl.Boolean})
+    ordinary = operators.join(members.select("account"), on="account", how="anti")
+    q = ordinary["n"].quantile(p.rotator_quantile) if ordinary.height else None
+    bar = max(float(q) if q is not None else 0.0, 2.0)
+    return operators.select("account", rot=pl.col("n") > bar)
 
 
 def _identity_ties(
@@ -676,7 +767,7 @@ def _identity_ties(
     inside, outside = _inside_outside(held, members)
     outside = outside.join(ranked, on="account", how="left")
     # A ring of the campaign's stragglers, not strangers: no carrier outside it ranks below the ordinary median.
-    ring = outside.group_by("kind", "value").agg(ring=pl.col("ok").fill_null(True).all())
+    ring = outside.group_by("kind", "value").agg(ring=(pl.col("ok") | pl.col("rot")).fill_null(True).all())
     many = pl.len().over("account", "component") >= p.identity_min_ties
     return (
         outside.join(inside, on=["kind", "value"])
@@ -685,10 +776,10 @@ def _identity_ties(
         .join(late, on=["account", "kind"], how="left")
         .with_columns(held=pl.col("kind").is_in(list(tenured)) & pl.col("late").is_null())  # one subscriber's number
         .with_columns(
-            joins=pl.col("ok").fill_null(pl.col("late").is_null()) | many | pl.col("held"),
+            joins=pl.col("ok").fill_null(pl.col("late").is_null()) | (pl.col("rot").fill_null(False) & pl.col("late").is_null()) | many | pl.col("held"),
             reissue_only=pl.col("ok").is_null() & pl.col("late").is_not_null() & ~many,
             # joined only for holding a number within a week of its earlier holder: said in the evidence
             by_tenure=(~pl.col("ok")).fill_null(False) & ~many & pl.col("held"),
         )
-        .drop("ok", "ring", "late", "held")
+        .drop("ok", "rot", "ring", "late", "held")
     )

@@ -46,6 +46,7 @@ __all__ = ["VOLUME", "Scored", "accounts_table", "join_features", "score"]
 # Features the hunt itself reads, by their namespaced names (the temporal signal's).
 VOLUME = "temporal.n"  # exchanges per account: below ``score.min_exchanges`` an account is not ranked
 REISSUED = "registration.reissued"  # signed up on a phone number a week after its last earlier holder
+ROTATION = "proxy_pool.rotation"  # operators whose networks an account used, once it sent enough to tell
 
 
 @dataclass
@@ -253,9 +254,11 @@ def score(
     with stage(timings, "rescore.link.associates"):
         reissued = feats.filter(pl.col(REISSUED)).select("account", kind=pl.lit(RegistrationSignal.reissued_kind)) if REISSUED in feats.columns else None
         tenured = (RegistrationSignal.reissued_kind,) if reissued is not None else ()
-        assoc, reissue_only = associates(
-            artifacts, comp.join(camp.select("component"), on="component"), behaviour, orgs, config.link, shared, reissued, tenured
-        )
+        operators = feats.select("account", n=pl.col(ROTATION)) if ROTATION in feats.columns else None
+        assoc, reissue_only, rings = associates(
+            artifacts, comp.join(camp.select("component"), on="component"), behaviour, orgs, config.link, shared, reissued, tenured,
+            operators,
+        )  # fmt: skip
     if assoc.height:
         comp = pl.concat([comp.join(assoc, on="account", how="anti"), assoc.select("account", "component").unique()])
         members = comp.join(feats.select("account", "account_id", "b"), on="account")
@@ -292,6 +295,11 @@ def score(
         "artifacts_significant": sig.height,
         "identity_webs_significant": web_sig.height,
         "accounts_associated": assoc["account"].n_unique(),
+        # Rings of rotators outside every campaign against the ordinary rate (``link._rotating_rings``).
+        "rotating_rings": None if rings is None else {
+            "observed": rings.observed, "expected": round(rings.expected, 6), "neglog10_p": round(rings.neglog_p, 2),
+            "joined": int(assoc.filter("by_rotation")["account"].n_unique()),
+        },
         "behaviour_quantile_high": float(tested["q_high"][0]) if tested.height else None,
         "params": {
             "target_fpr": config.target_fpr,
