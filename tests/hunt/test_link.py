@@ -539,38 +539,3 @@ def test_rings_of_rotators_join_the_rotating_campaign_when_more_than_the_rate_of
     # A campaign that does not rotate takes no ring in: rings never make a campaign of their own.
     still = {a: n for a, n in rotating.items() if a < 2000}
     assert associates(_arts(rows), members, behaviour, no_orgs, LinkParams(), operators=_operators(still, 1.0, accounts)).joined.height == 0
-
-
-def test_an_unusual_account_on_two_small_networks_of_a_campaign_joins_it_and_an_ordinary_neighbour_does_not() -> None:
-    from distillguard.hunt.link import associates
-
-    # 1,000 ordinary accounts ranked by b = account (the top tenth is 900 and up); 2,000-2,009
-    # one campaign. Each /24 below comes with the same holders' sign-up network (a wave sends
-    # from the /24 it signed up from): two ties. Two members and 950: it joins. A member and
-    # 500 (an ordinary neighbour): out. A member and two unusual stragglers (960, 970): both
-    # join, as a ring of stragglers. A member, 980 and 100: no ring, 980 stays out (one of
-    # three). A /24 of eleven: too big to tell. 940 shares a member's /24 but signed up
-    # elsewhere: one tie, out (a busy neighbour on a residential exit); 945 shares two /24s
-    # sent from, each with one member, and signed up elsewhere: out. A small lived time zone
-    # is no network: out.
-    behaviour = pl.DataFrame({"account": np.arange(1000), "b": np.arange(1000.0)}, schema={"account": pl.UInt32, "b": pl.Float64})
-    members = pl.DataFrame({"account": np.arange(2000, 2010), "component": [1] * 10}, schema={"account": pl.UInt32, "component": pl.Int64})
-    groups = {1: (2000, 2001, 950), 2: (2002, 500), 3: (2003, 960, 970), 4: (2004, 980, 100),
-              5: (2005, 2006, 2007, 2008, 2009, 2000, 2001, 2002, 2003, 2004, 990)}  # fmt: skip
-    rows = [(a, kind, v + off) for v, held in groups.items() for a in held for kind, off in (("prefix", 0), ("signup_prefix", 100))]
-    rows += [(a, "prefix", 7) for a in (2005, 2006, 940)]
-    rows += [(a, "prefix", 8) for a in (2007, 945)] + [(a, "prefix", 9) for a in (2008, 945)]  # two /24s sent from: one kind, out
-    rows += [(a, "lived_tz", 6) for a in (2005, 2006, 991)]
-    no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
-    got = associates(_arts(rows), members, behaviour, no_orgs, LinkParams()).joined
-    assert got.select("account", "kind", "value", "k", "inside").sort("account", "kind").rows() == [
-        (950, "prefix", 1, 3, 2),
-        (950, "signup_prefix", 101, 3, 2),
-        (960, "prefix", 3, 3, 1),
-        (960, "signup_prefix", 103, 3, 1),
-        (970, "prefix", 3, 3, 1),
-        (970, "signup_prefix", 103, 3, 1),
-    ]
-    # A network one declared organisation holds is its office: no tie.
-    orgs = pl.DataFrame({"account": [2000, 2001, 950], "org_id": ["acme"] * 3}, schema={"account": pl.UInt32, "org_id": pl.String})
-    assert 950 not in associates(_arts(rows), members, behaviour, orgs, LinkParams()).joined["account"].to_list()

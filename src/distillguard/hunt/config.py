@@ -98,7 +98,6 @@ class LinkParams:
     group: tuple[str, ...] = field(default_factory=lambda: _roles()[3])
     joining: tuple[str, ...] = field(default_factory=lambda: _roles()[4])
     signature: tuple[str, ...] = field(default_factory=lambda: _roles()[5])
-    network: tuple[str, ...] = field(default_factory=lambda: _roles()[6])
 
 
 def _roles() -> tuple[tuple[str, ...], ...]:
@@ -112,7 +111,6 @@ def _roles() -> tuple[tuple[str, ...], ...]:
         tuple(k for k, a in kinds.items() if a.group),
         tuple(k for k, a in kinds.items() if a.joins),
         tuple(k for k, a in kinds.items() if a.signature),
-        tuple(k for k, a in kinds.items() if a.network),
     )
 
 

@@ -79,7 +79,7 @@ def explain(
     taken_out = pl.col("account").is_in([*unlike_lines, *reissue_lines])
     interesting = feats.filter(pl.col("flagged") | (pl.col("decision") != "allow") | (near & (pl.col("b") > 0)) | taken_out)
     own = _own_rows(interesting, explainers)
-    assoc_lines = _association_lines(assoc, texts, config.link)
+    assoc_lines = _association_lines(assoc, texts, config.link.rotator_quantile)
     member_lines = _member_lines(scored.member_artifacts, interesting.filter(pl.col("campaign").is_not_null()).select("account"), texts)
     linked = comp.group_by("component").agg(n=pl.len())
     linked_n = dict(zip(linked["component"].to_list(), linked["n"].to_list(), strict=True))
@@ -231,7 +231,7 @@ def _with_text(df: pl.DataFrame, texts: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(text=pl.lit(None, pl.String))
 
 
-def _association_lines(assoc: pl.DataFrame, texts: pl.DataFrame, link: LinkParams) -> dict[int, list[str]]:
+def _association_lines(assoc: pl.DataFrame, texts: pl.DataFrame, rotator_quantile: float) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     for r in _with_text(assoc, texts).to_dicts():
         out.setdefault(r["account"], []).append(
@@ -244,15 +244,9 @@ def _association_lines(assoc: pl.DataFrame, texts: pl.DataFrame, link: LinkParam
                 else ""
             )
             + (
-                f", every one of them rotating through more operators' networks than {link.rotator_quantile:.0%} of ordinary "
+                f", every one of them rotating through more operators' networks than {rotator_quantile:.0%} of ordinary "
                 "accounts, as most of the campaign's members do (such rings are far more than the rate of rotation explains)"
                 if r.get("by_rotation")
-                else ""
-            )
-            + (
-                f", and it behaves more unusually than {link.high_quantile:.0%} of the accounts outside every campaign "
-                "(people share a network by chance, so its holder must stand out on its own)"
-                if r["kind"] in link.network
                 else ""
             )
         )

@@ -25,7 +25,6 @@ links into campaigns.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -629,10 +628,6 @@ def associates(
     above the ordinary 99th percentile (four operators) and no benign account does. A
     number reissued to the account still needs a second tie.
 
-    Networks (a /24 sent from, a sign-up network and week) tie an account that behaves more
-    unusually than ``high_quantile`` of the ordinary accounts, through both kinds
-    (:func:`_network_ties`): a disposable wave's straggler, not a neighbour.
-
     An operator's signatures (script lines, :attr:`ArtifactKind.signature`) tie too, more
     narrowly: an account that carries ``signature_min_ties`` of them, each carried by at
     least half campaign members, and that ranks at or above the ordinary link quantile,
@@ -643,11 +638,10 @@ def associates(
     popular line ("thanks", "explain more") has too many ordinary carriers to count.
 
     Returns :class:`Association`: ``joined``, ``account, component, kind, value, k, inside,
-    by_tenure, by_rotation`` (the tie joined an account under the median through a ``tenured``
-    value; the account joined as a holder of a ring of rotators), one row per tie, every tie of an associated account to the campaign it joins (the one it
+    by_tenure`` (the tie joined an account under the median through a ``tenured`` value), one
+    row per tie, every tie of an associated account to the campaign it joins (the one it
     shares most artifacts with); ``reissue_only``, the same columns, the ties of accounts
-    that the reissue rule alone kept out (what a reviewer of a near miss asks first);
-    ``rings``, the count test of :func:`_rotating_rings`.
+    that the reissue rule alone kept out (what a reviewer of a near miss asks first).
     """
     out_schema = {"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64,
                   "k": pl.UInt32, "inside": pl.UInt32, "by_tenure": pl.Boolean, "by_rotation": pl.Boolean}  # fmt: skip
@@ -659,13 +653,9 @@ def associates(
     # busy log), and a straggler at the ordinary median would stay out.
     ordinary = behaviour.join(members.select("account"), on="account", how="anti")
     q_link = ordinary["b"].quantile(p.link_quantile) if ordinary.height else None
-    q_high = ordinary["b"].quantile(p.high_quantile) if ordinary.height else None
-    ranked = behaviour.select(
-        "account", ok=pl.col("b") >= (q_link if q_link is not None else 0.0), unusual=pl.col("b") > (q_high if q_high is not None else math.inf)
-    )
+    ranked = behaviour.select("account", ok=pl.col("b") >= (q_link if q_link is not None else 0.0))
     ranked = ranked.join(_rotators(operators, members, p), on="account", how="full", coalesce=True).with_columns(pl.col("rot").fill_null(False))
     held = ident.select("account", "kind", "value").join(per.select("kind", "value", "k"), on=["kind", "value"])
-    networks = _small_networks(artifacts, orgs, p)
     signed = (
         artifacts.filter(pl.col("kind").is_in(list(p.signature)))
         .select("account", "kind", "value")
@@ -680,8 +670,7 @@ def associates(
     for _ in range(p.associate_rounds):
         candidates = _identity_ties(held, members, ranked, late, p, tenured)
         ties = candidates.filter("joins").drop("joins", "reissue_only").with_columns(by_rotation=pl.lit(False))
-        more = [_signature_ties(signed, members, ranked, p), _network_ties(networks, members, ranked, p)]
-        ties = pl.concat([ties, *(t.with_columns(by_tenure=pl.lit(False), by_rotation=pl.lit(False)).select(ties.columns) for t in more)])
+        ties = pl.concat([ties, _signature_ties(signed, members, ranked, p).with_columns(by_tenure=pl.lit(False), by_rotation=pl.lit(False)).select(ties.columns)])
         if ties.height == 0:
             break
         best = (
@@ -704,50 +693,6 @@ def associates(
     )  # fmt: skip
     joined = pl.concat(found).select(list(out_schema)).cast(out_schema) if found else pl.DataFrame(schema=out_schema)  # type: ignore[arg-type]
     return Association(joined.sort("account", "kind", "value"), reissue_only.sort("account", "kind", "value"), count)
-
-
-def _small_networks(artifacts: pl.DataFrame, orgs: pl.DataFrame, p: LinkParams) -> pl.DataFrame:
-    """``account, kind, value, k``: networks (:attr:`LinkParams.network`: a /24 sent from, a
-    sign-up network) held by two to ``identity_testable`` accounts, not all one declared
-    organisation's."""
-    net = artifacts.filter(pl.col("kind").is_in(list(p.network))).select("account", "kind", "value").unique().join(orgs, on="account", how="left")
-    per = _shared_of(net).filter(pl.col("k") <= p.identity_testable)
-    return net.select("account", "kind", "value").join(per, on=["kind", "value"])
-
-
-def _network_ties(networks: pl.DataFrame, members: pl.DataFrame, ranked: pl.DataFrame, p: LinkParams) -> pl.DataFrame:
-    """Network ties ``(account, kind, value, k, inside, component)`` of accounts outside every
-    campaign on small networks of ``bystander_min_ties`` kinds (:func:`_small_networks`: a /24
-    it sends from and one it signed up from) at least half of whose holders (or all but
-    unusual stragglers) are one campaign's members, where the
-    account itself behaves unusually: above the ``high_quantile`` of the ordinary accounts,
-    as the link test counts a carrier unusual.
-
-    Why: a disposable wave sends from a /24 or two of its own, and a wave member the link
-    step left out (one network tie, where it asks two of a bystander kind) sits on a /24
-    with two to eight of its wave and no one else: on variant-2027 seed 4205 (held out)
-    12 of w-waves' 50 accounts. But a /24 is a home network too: at the median bar, nine
-    casual users on residential /24s of demo seed 11's proxy fleet joined (ranked at the
-    11th to 72nd percentile), and no wave member ranked under the 97th; at that bar with one
-    tie, 1-32 busy people per log at ``--scale 0.1`` and 0.5 joined (q01 0.12 % of its benign
-    accounts), each on one residential /24 a fleet's exits share, where the wave members hold
-    two: the /24 they send from and the /24 they signed up from that week (two /24s sent
-    from joined a developer on q01, each held by it and one member). Networks only: a
-    small lived time zone (a clock and a few billing countries) joined eight busy developers
-    and agent users to careful fleets on four logs.
-    """
-    inside, outside = _inside_outside(networks, members)
-    outside = outside.join(ranked.select("account", "unusual"), on="account", how="left").with_columns(pl.col("unusual").fill_null(False))
-    # Or a network of the campaign's unusual stragglers: every holder outside it behaves unusually.
-    ring = outside.group_by("kind", "value").agg(ring=pl.col("unusual").all())
-    return (
-        outside.filter("unusual").drop("unusual")
-        .join(inside, on=["kind", "value"])
-        .join(ring, on=["kind", "value"])
-        .filter((pl.col("inside") >= p.associate_min) & ((2 * pl.col("inside") >= pl.col("k")) | pl.col("ring")))
-        .drop("ring")
-        .filter(pl.col("kind").n_unique().over("account", "component") >= p.bystander_min_ties)
-    )  # fmt: skip
 
 
 def _rotating_rings(held: pl.DataFrame, members: pl.DataFrame, ranked: pl.DataFrame, p: LinkParams) -> tuple[pl.DataFrame, RingCount | None]:
@@ -820,7 +765,7 @@ def _identity_ties(
     too new to rank, one tie, through a reissued number) and ``by_tenure`` (it joins only
     through the ``tenured`` rule: ranked under the median, one tie)."""
     inside, outside = _inside_outside(held, members)
-    outside = outside.join(ranked.select("account", "ok", "rot"), on="account", how="left")
+    outside = outside.join(ranked, on="account", how="left")
     # A ring of the campaign's stragglers, not strangers: no carrier outside it ranks below the ordinary median.
     ring = outside.group_by("kind", "value").agg(ring=(pl.col("ok") | pl.col("rot")).fill_null(True).all())
     many = pl.len().over("account", "component") >= p.identity_min_ties

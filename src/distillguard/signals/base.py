@@ -277,9 +277,7 @@ class ArtifactKind:
     ``signature``: the operator's own wording (a scripted follow-up): an account outside
     every campaign that carries ``link.signature_min_ties`` (2) of one campaign's signatures,
     each carried mostly by that campaign's members, joins it (:func:`distillguard.hunt.link.associates`),
-    though one such value links nobody. ``network``: a network the account sends or signs up
-    from (a /24): an account outside every campaign on a small one, most of whose holders are
-    one campaign's members, joins it where it behaves unusually itself (:func:`distillguard.hunt.link.associates`).
+    though one such value links nobody.
     """
 
     label: str
@@ -289,7 +287,6 @@ class ArtifactKind:
     group: bool = False
     joins: bool = False
     signature: bool = False
-    network: bool = False
 
 
 @dataclass

@@ -62,7 +62,7 @@ class InfrastructureSignal(Signal):
         "text": TableSpec(("value",), {"text": "min"}, TEXT_SPEC_DTYPES),
     }
     artifact_kinds: ClassVar[dict[str, ArtifactKind]] = {
-        "prefix": ArtifactKind("IP prefix", bystander=True, network=True),
+        "prefix": ArtifactKind("IP prefix", bystander=True),
         "device": ArtifactKind("device fingerprint", bystander=True, identity=True),
         "ua": ArtifactKind("user agent", links=False),
     }
