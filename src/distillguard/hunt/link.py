@@ -638,10 +638,12 @@ def associates(
     popular line ("thanks", "explain more") has too many ordinary carriers to count.
 
     Returns :class:`Association`: ``joined``, ``account, component, kind, value, k, inside,
-    by_tenure`` (the tie joined an account under the median through a ``tenured`` value), one
-    row per tie, every tie of an associated account to the campaign it joins (the one it
-    shares most artifacts with); ``reissue_only``, the same columns, the ties of accounts
-    that the reissue rule alone kept out (what a reviewer of a near miss asks first).
+    by_tenure, by_rotation`` (the tie joined an account under the median through a ``tenured``
+    value; the account joined as a holder of a ring of rotators), one row per tie, every tie
+    of an associated account to the campaign it joins (the one it shares most artifacts with);
+    ``reissue_only``, the same columns, the ties of accounts that the reissue rule alone kept
+    out (what a reviewer of a near miss asks first); ``rings``, the count test of
+    :func:`_rotating_rings`.
     """
     out_schema = {"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64,
                   "k": pl.UInt32, "inside": pl.UInt32, "by_tenure": pl.Boolean, "by_rotation": pl.Boolean}  # fmt: skip
@@ -706,7 +708,7 @@ def _rotating_rings(held: pl.DataFrame, members: pl.DataFrame, ranked: pl.DataFr
     exit; association needs a member in the ring, and a ring of stragglers has none. But a
     ring whose every holder rotates is a coincidence of rate ``r ** k`` (``r``: the share of
     ordinary accounts that rotate), and a fleet makes many: on variant-2027 at 0.5 (seed
-    4206) the accounts left out hold 26 such rings where chance gives about 0.01. The test is
+    4206) the accounts left out hold 27 such rings where chance gives 0.0014. The test is
     one Poisson tail of the count against the sum of ``r ** k``, held to ``alpha``; the
     rings join the campaign whose members rotate most (at least half of them), never make
     one of their own.
