@@ -568,13 +568,12 @@ class Association(NamedTuple):
 
 class RingCount(NamedTuple):
     """Small identity rings outside every campaign whose every holder rotates: how many
-    (``observed``), how many the ordinary rate of rotation gives (``expected``), the Poisson
-    tail of the first given the second (``neglog_p``) and the campaign they joined, if any."""
+    (``observed``), how many the ordinary rate of rotation gives (``expected``) and the Poisson
+    tail of the first given the second (``neglog_p``)."""
 
     observed: int
     expected: float
     neglog_p: float
-    component: int | None
 
 
 def associates(
@@ -737,7 +736,7 @@ def _rotating_rings(held: pl.DataFrame, members: pl.DataFrame, ranked: pl.DataFr
         .sort(["share", "component"], descending=[True, False])
     )  # fmt: skip
     component = int(share["component"][0]) if share.height and float(share["share"][0]) >= 0.5 else None
-    count = RingCount(observed, expected, neglog_p, component)
+    count = RingCount(observed, expected, neglog_p)
     if component is None or observed == 0 or neglog_p < -np.log10(p.alpha):
         return empty, count
     ties = held.join(every.select("kind", "value"), on=["kind", "value"])
