@@ -176,9 +176,10 @@ def test_a_campaign_says_how_many_accounts_joined_by_each_route(explained: Expla
 
     scored, findings, texts, config, *_ = explained
     comp = int(scored.campaigns["component"][0])
-    outside = scored.feats.join(scored.components, on="account", how="anti")["account"].head(4).to_list()
+    outside = scored.feats.join(scored.components, on="account", how="anti")["account"].head(5).to_list()
     rows = [(outside[0], "phone_hash", 1, False), (outside[1], "script_line", 2, False), (outside[1], "script_line", 3, False),
-            (outside[2], "script_line", 2, False), (outside[2], "payment_fp", 4, False), (outside[3], "payment_fp", 6, True)]  # fmt: skip
+            (outside[2], "script_line", 2, False), (outside[2], "payment_fp", 4, False), (outside[3], "payment_fp", 6, True),
+            (outside[4], "script_line", 7, True)]  # fmt: skip
     assoc = pl.DataFrame(
         [(a, comp, k, v, 5, 3, False, rot) for a, k, v, rot in rows],
         schema={"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64, "k": pl.UInt32, "inside": pl.UInt32,
@@ -186,12 +187,16 @@ def test_a_campaign_says_how_many_accounts_joined_by_each_route(explained: Expla
         orient="row",
     )  # fmt: skip
     rings = {"observed": 27, "expected": 0.0014, "neglog10_p": 105.1, "joined": 1}
-    _, (camp,) = explain(dataclasses.replace(scored, associated=assoc, meta={**scored.meta, "rotating_rings": rings}), findings, texts, config)
+    senders = {"observed": 34, "expected": 0.0011, "neglog10_p": 99.0, "joined": 1}
+    meta = {**scored.meta, "rotating_rings": rings, "rotating_senders": senders}
+    _, (camp,) = explain(dataclasses.replace(scored, associated=assoc, meta=meta), findings, texts, config)
     head = [line for line in camp["evidence"] if " more accounts joined " in line]
-    assert len(head) == 3 and head[0].startswith("1 more accounts joined as holders of 27 small phone, card, device or mail-domain rings")
-    assert "chance gives 0.0014 such rings" in head[0]
-    assert head[1].startswith("2 more accounts joined through a phone, card, device or small mail domain")
-    assert head[2].startswith("1 more accounts joined through 2 or more of this campaign's script lines")
+    assert len(head) == 4 and head[0].startswith("1 more accounts joined as accounts outside every campaign that rotate")
+    assert "34 such rotators where the other accounts' rate of sending one gives 0.0011" in head[0]
+    assert head[1].startswith("1 more accounts joined as holders of 27 small phone, card, device or mail-domain rings")
+    assert "chance gives 0.0014 such rings" in head[1]
+    assert head[2].startswith("2 more accounts joined through a phone, card, device or small mail domain")
+    assert head[3].startswith("1 more accounts joined through 2 or more of this campaign's script lines")
 
 
 def test_a_web_says_how_many_members_hold_one_shared_artifact_and_a_script_line(explained: Explained) -> None:
@@ -342,3 +347,21 @@ def test_an_account_joined_with_a_ring_of_rotators_says_so() -> None:
     (line,) = _association_lines(assoc, texts, 0.99)[3]
     assert "held by 2 accounts, 0 of them members" in line
     assert "more operators' networks than 99% of ordinary accounts" in line
+
+
+def test_a_rotator_joined_by_one_script_line_says_so() -> None:
+    """A rotator that joined by one of a campaign's lines (hunt/link.py, ``_rotating_senders``)
+    names the line and its senders and says the rotation is the second tie."""
+    from distillguard.hunt.explain import _association_lines
+
+    assoc = pl.DataFrame(
+        {"account": [4], "component": [0], "kind": ["script_line"], "value": [8], "k": [5], "inside": [4],
+         "by_tenure": [False], "by_rotation": [True]},
+        schema={"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64, "k": pl.UInt32,
+                "inside": pl.UInt32, "by_tenure": pl.Boolean, "by_rotation": pl.Boolean},
+    )  # fmt: skip
+    texts = pl.DataFrame({"value": [8], "text": ["Can you explain further?"]}, schema=TEXT_SPEC_DTYPES)
+    (line,) = _association_lines(assoc, texts, 0.99, ("script_line",))[4]
+    assert "\u201cCan you explain further?\u201d held by 5 accounts, 4 of them members" in line
+    assert "and rotates through more operators' networks than 99% of ordinary accounts" in line
+    assert "every one of them" not in line

@@ -195,7 +195,7 @@ def test_association_gives_no_new_account_pass_to_a_tie_through_a_reissued_numbe
     rows += [(a, "phone_hash", 5) for a in (63, 40)]
     no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
     reissued = pl.DataFrame({"account": [201, 202, 40], "kind": ["phone_hash"] * 3}, schema={"account": pl.UInt32, "kind": pl.String})
-    got, held, _ = associates(_arts(rows), members, behaviour, no_orgs, LinkParams(), reissued=reissued)
+    got, held, *_ = associates(_arts(rows), members, behaviour, no_orgs, LinkParams(), reissued=reissued)
     assert got["account"].unique().sort().to_list() == [40, 200, 202]
     # 201 is what the rule alone kept out, for the reviewer: its tie to the campaign.
     assert held.select("account", "component", "kind", "value", "inside").rows() == [(201, 1, "phone_hash", 2, 1)]
@@ -539,3 +539,29 @@ def test_rings_of_rotators_join_the_rotating_campaign_when_more_than_the_rate_of
     # A campaign that does not rotate takes no ring in: rings never make a campaign of their own.
     still = {a: n for a, n in rotating.items() if a < 2000}
     assert associates(_arts(rows), members, behaviour, no_orgs, LinkParams(), operators=_operators(still, 1.0, accounts)).joined.height == 0
+
+
+def test_rotators_that_send_a_campaigns_script_line_join_when_more_than_the_rate_of_sending_one_explains() -> None:
+    from distillguard.hunt.link import associates
+
+    # A campaign 2,000-2,039 sends 200 script lines, each from two members. Outside it, four
+    # accounts rotate (10, 11, 12, 18) of 2,000; 10, 11 and 12 send one line each, 100 and
+    # 101 (on one operator) one each: two of 1,996 others send one (rate 0.00125), so four
+    # rotators give 0.005 senders and three are seen. The three join; 100 and 101 do not.
+    accounts = range(2040)
+    behaviour = pl.DataFrame({"account": list(accounts), "b": [float(a % 997) for a in accounts]}, schema={"account": pl.UInt32, "b": pl.Float64})
+    members = pl.DataFrame({"account": np.arange(2000, 2040), "component": [1] * 40}, schema={"account": pl.UInt32, "component": pl.Int64})
+    rotating = {a: 9.0 for a in (10, 11, 12, 18)}
+    lines = [(2000 + (2 * v) % 40, "script_line", 5000 + v) for v in range(200)] + [(2001 + (2 * v) % 40, "script_line", 5000 + v) for v in range(200)]
+    outside = [(10, "script_line", 5000), (11, "script_line", 5001), (12, "script_line", 5002), (100, "script_line", 5003), (101, "script_line", 5004)]
+    no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
+    got = associates(_arts(lines + outside), members, behaviour, no_orgs, LinkParams(), operators=_operators(rotating, 1.0, accounts))
+    assert sorted(got.joined["account"].to_list()) == [10, 11, 12]
+    assert got.joined["by_rotation"].all() and set(got.joined["kind"].to_list()) == {"script_line"} and set(got.joined["component"].to_list()) == {1}
+    assert got.senders is not None and got.senders.observed == 3 and got.senders.expected < 0.01 and got.senders.neglog_p > 5
+    # Where a tenth of the other accounts send one of the lines too, one rotator sending one is chance.
+    common = [(200 + v, "script_line", 5000 + v) for v in range(3, 200)]
+    got = associates(_arts(lines + outside[:1] + common), members, behaviour, no_orgs, LinkParams(), operators=_operators(rotating, 1.0, accounts))
+    assert got.joined.height == 0 and got.senders is not None and got.senders.observed == 1 and got.senders.neglog_p < 2
+    # Without rotation there is nothing to count: one line is not a tie.
+    assert associates(_arts(lines + outside), members, behaviour, no_orgs, LinkParams()).joined.height == 0

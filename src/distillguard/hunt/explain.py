@@ -45,10 +45,19 @@ def explain(
     signed = pl.col("kind").is_in(list(config.link.signature))
     routes = assoc.group_by("component", "account").agg(signed=signed.all(), rotating=pl.col("by_rotation").all()).group_by("component")
     rings = scored.meta.get("rotating_rings") or {}
-    for comp_id, n_ident, n_signed, n_rotating in routes.agg(
-        n_ident=(~pl.col("signed") & ~pl.col("rotating")).sum(), n_signed=pl.col("signed").sum(), n_rotating=pl.col("rotating").sum()
+    senders = scored.meta.get("rotating_senders") or {}
+    for comp_id, n_ident, n_signed, n_rotating, n_sending in routes.agg(
+        n_ident=(~pl.col("signed") & ~pl.col("rotating")).sum(), n_signed=(pl.col("signed") & ~pl.col("rotating")).sum(),
+        n_rotating=(~pl.col("signed") & pl.col("rotating")).sum(), n_sending=(pl.col("signed") & pl.col("rotating")).sum(),
     ).sort("component").iter_rows():
         joined: list[str] = []
+        if n_sending:
+            joined.append(
+                f"{n_sending:,} more accounts joined as accounts outside every campaign that rotate through more operators' "
+                f"networks than {config.link.rotator_quantile:.0%} of ordinary accounts and send one of this campaign's script "
+                f"lines: {senders.get('observed', 0):,} such rotators where the other accounts' rate of sending one gives "
+                f"{senders.get('expected', 0.0):.2g} (p = {_sig(float(senders.get('neglog10_p', 0.0)))})"
+            )
         if n_rotating:
             joined.append(
                 f"{n_rotating:,} more accounts joined as holders of {rings.get('observed', 0):,} small phone, card, device or mail-domain "
@@ -79,7 +88,7 @@ def explain(
     taken_out = pl.col("account").is_in([*unlike_lines, *reissue_lines])
     interesting = feats.filter(pl.col("flagged") | (pl.col("decision") != "allow") | (near & (pl.col("b") > 0)) | taken_out)
     own = _own_rows(interesting, explainers)
-    assoc_lines = _association_lines(assoc, texts, config.link.rotator_quantile)
+    assoc_lines = _association_lines(assoc, texts, config.link.rotator_quantile, config.link.signature)
     member_lines = _member_lines(scored.member_artifacts, interesting.filter(pl.col("campaign").is_not_null()).select("account"), texts)
     linked = comp.group_by("component").agg(n=pl.len())
     linked_n = dict(zip(linked["component"].to_list(), linked["n"].to_list(), strict=True))
@@ -231,7 +240,9 @@ def _with_text(df: pl.DataFrame, texts: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(text=pl.lit(None, pl.String))
 
 
-def _association_lines(assoc: pl.DataFrame, texts: pl.DataFrame, rotator_quantile: float) -> dict[int, list[str]]:
+def _association_lines(
+    assoc: pl.DataFrame, texts: pl.DataFrame, rotator_quantile: float, signature: tuple[str, ...] = ()
+) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     for r in _with_text(assoc, texts).to_dicts():
         out.setdefault(r["account"], []).append(
@@ -244,8 +255,13 @@ def _association_lines(assoc: pl.DataFrame, texts: pl.DataFrame, rotator_quantil
                 else ""
             )
             + (
-                f", every one of them rotating through more operators' networks than {rotator_quantile:.0%} of ordinary "
-                "accounts, as most of the campaign's members do (such rings are far more than the rate of rotation explains)"
+                (
+                    f", and rotates through more operators' networks than {rotator_quantile:.0%} of ordinary accounts "
+                    "(rotators left out send this campaign's lines far more often than other accounts do)"
+                    if r["kind"] in signature
+                    else f", every one of them rotating through more operators' networks than {rotator_quantile:.0%} of ordinary "
+                    "accounts, as most of the campaign's members do (such rings are far more than the rate of rotation explains)"
+                )
                 if r.get("by_rotation")
                 else ""
             )

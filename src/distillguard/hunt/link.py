@@ -559,21 +559,30 @@ def _signature_ties(signed: pl.DataFrame, members: pl.DataFrame, ranked: pl.Data
 class Association(NamedTuple):
     """What :func:`associates` found: ties that joined accounts to campaigns, and ties the
     reissue rule alone held back (both ``account, component, kind, value, k, inside, by_tenure,
-    by_rotation``); and the count test of rings of rotators (:func:`_rotating_rings`)."""
+    by_rotation``); and the count tests of rings of rotators (:func:`_rotating_rings`) and of
+    rotators that send a campaign's script line (:func:`_rotating_senders`)."""
 
     joined: pl.DataFrame
     reissue_only: pl.DataFrame
-    rings: RingCount | None = None
+    rings: CountTest | None = None
+    senders: CountTest | None = None
 
 
-class RingCount(NamedTuple):
-    """Small identity rings outside every campaign whose every holder rotates: how many
-    (``observed``), how many the ordinary rate of rotation gives (``expected``) and the Poisson
-    tail of the first given the second (``neglog_p``)."""
+class CountTest(NamedTuple):
+    """A count of coincidences against chance: how many were seen (``observed``), how many
+    the ordinary rates give (``expected``) and the Poisson tail of the first given the second
+    (``neglog_p``, ``-log10``)."""
 
     observed: int
     expected: float
     neglog_p: float
+
+    @classmethod
+    def of(cls, observed: int, expected: float) -> CountTest:
+        if not observed:
+            return cls(0, expected, 0.0)
+        tail = -poisson.logsf(observed - 1, expected) / np.log(10.0) if expected > 0 else 300.0
+        return cls(observed, expected, float(min(tail, 300.0)))
 
 
 def associates(
@@ -668,6 +677,10 @@ def associates(
     late = pl.DataFrame(schema={"account": pl.UInt32, "kind": pl.String}) if reissued is None else reissued.select("account", "kind")
     late = late.unique().with_columns(late=pl.lit(True))
     found: list[pl.DataFrame] = []
+    senders, sent = _rotating_senders(signed, members, ranked, p)
+    if senders.height:
+        found.append(senders.with_columns(by_tenure=pl.lit(False), by_rotation=pl.lit(True)).select(list(out_schema)))
+        members = pl.concat([members.select("account", "component"), senders.select("account", "component").unique()])
     for _ in range(p.associate_rounds):
         candidates = _identity_ties(held, members, ranked, late, p, tenured)
         ties = candidates.filter("joins").drop("joins", "reissue_only").with_columns(by_rotation=pl.lit(False))
@@ -693,10 +706,54 @@ def associates(
         .select(list(out_schema)).cast(out_schema)  # type: ignore[arg-type]
     )  # fmt: skip
     joined = pl.concat(found).select(list(out_schema)).cast(out_schema) if found else pl.DataFrame(schema=out_schema)  # type: ignore[arg-type]
-    return Association(joined.sort("account", "kind", "value"), reissue_only.sort("account", "kind", "value"), count)
+    return Association(joined.sort("account", "kind", "value"), reissue_only.sort("account", "kind", "value"), count, sent)
 
 
-def _rotating_rings(held: pl.DataFrame, members: pl.DataFrame, ranked: pl.DataFrame, p: LinkParams) -> tuple[pl.DataFrame, RingCount | None]:
+def _rotating_senders(signed: pl.DataFrame, members: pl.DataFrame, ranked: pl.DataFrame, p: LinkParams) -> tuple[pl.DataFrame, CountTest | None]:
+    """Ties ``(account, kind, value, k, inside, component)`` of rotators (``ranked.rot``,
+    :func:`_rotators`) outside every campaign that send one of a campaign's script lines (at
+    least ``associate_min`` of its senders are members, and half), when more rotators send one
+    than the ordinary rate of sending one explains.
+
+    Why: one line is a coincidence (a person who also asks "can you explain further?"), and
+    one rotating account is too (a traveller, a VPN), so each needs a second tie; but the
+    two are independent in ordinary accounts, so among them rotators send a campaign's line
+    at the rate the others do. A quiet fleet's stragglers rotate and send its script: on
+    variant-2027 (seed 50) 34 of the 76 rotators left out send one of its lines and no other
+    account left out sends any. The test is one Poisson tail of the rotating senders against
+    the rotators times the share of the other accounts outside that send one (half an
+    account added, so a log where none does still expects some), held to ``alpha``; each
+    sender joins the campaign whose lines it sends most."""
+    empty = pl.DataFrame(schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "k": pl.UInt32,
+                                 "inside": pl.UInt32, "component": pl.Int64})  # fmt: skip
+    if signed.height == 0 or members.height == 0:
+        return empty, None
+    rot = ranked.select("account", rot=pl.col("rot").fill_null(False)).join(members.select("account"), on="account", how="anti")
+    n_rot = int(rot["rot"].sum())
+    if n_rot == 0:
+        return empty, None
+    inside, outside = _inside_outside(signed, members)
+    lines = inside.join(signed.select("kind", "value", "k").unique(["kind", "value"]), on=["kind", "value"]).filter(
+        (pl.col("inside") >= p.associate_min) & (2 * pl.col("inside") >= pl.col("k"))
+    )
+    ties = outside.drop("k").join(lines, on=["kind", "value"]).join(rot, on="account")
+    sending = ties.select("account", "rot").unique()
+    observed = int(sending["rot"].sum())
+    others = rot.height - n_rot
+    share = (sending.height - observed + 0.5) / (others + 1.0)
+    count = CountTest.of(observed, n_rot * share)
+    if observed == 0 or count.neglog_p < -np.log10(p.alpha):
+        return empty, count
+    ties = ties.filter("rot").drop("rot")
+    best = (
+        ties.group_by("account", "component").agg(n=pl.len())
+        .sort(["account", "n", "component"], descending=[False, True, False])
+        .unique("account", keep="first").select("account", "component")
+    )  # fmt: skip
+    return ties.join(best, on=["account", "component"]).select(empty.columns).cast(empty.schema), count  # type: ignore[arg-type]
+
+
+def _rotating_rings(held: pl.DataFrame, members: pl.DataFrame, ranked: pl.DataFrame, p: LinkParams) -> tuple[pl.DataFrame, CountTest | None]:
     """Ties ``(account, kind, value, k, inside, component)`` of the holders of small identity
     artifacts (``held``: ``account, kind, value, k``) that no member holds and every holder of
     which rotates (``ranked.rot``, :func:`_rotators`), joined to the campaign most of whose
@@ -729,15 +786,14 @@ def _rotating_rings(held: pl.DataFrame, members: pl.DataFrame, ranked: pl.DataFr
     every = rings.filter(pl.col("nrot") == pl.col("k"))
     observed = every.height
     expected = float((r ** rings["k"].cast(pl.Float64).to_numpy()).sum()) if rings.height else 0.0
-    neglog_p = float(min(-poisson.logsf(observed - 1, expected) / np.log(10.0), 300.0)) if observed and expected > 0 else (300.0 if observed else 0.0)
     share = (
         members.select("account", "component").join(rot, on="account", how="left")
         .group_by("component").agg(share=pl.col("rot").fill_null(False).mean())
         .sort(["share", "component"], descending=[True, False])
     )  # fmt: skip
     component = int(share["component"][0]) if share.height and float(share["share"][0]) >= 0.5 else None
-    count = RingCount(observed, expected, neglog_p)
-    if component is None or observed == 0 or neglog_p < -np.log10(p.alpha):
+    count = CountTest.of(observed, expected)
+    if component is None or observed == 0 or count.neglog_p < -np.log10(p.alpha):
         return empty, count
     ties = held.join(every.select("kind", "value"), on=["kind", "value"])
     return ties.select("account", "kind", "value", "k", inside=pl.lit(0, pl.UInt32), component=pl.lit(component, pl.Int64)), count

@@ -31,6 +31,7 @@ from distillguard.errors import ConfigError
 from distillguard.hunt.cluster import components, drop_unlike_bystanders, rejoin_same_profile
 from distillguard.hunt.config import HuntConfig
 from distillguard.hunt.link import (
+    CountTest,
     associates,
     declared_organisations,
     identity_components,
@@ -172,6 +173,14 @@ def _link(
     return Linked(tested, webs, web_stats, ties, comp, unlike)
 
 
+def _count_meta(test: CountTest | None, joined: pl.DataFrame) -> dict[str, Any] | None:
+    """A count test of association (``link.CountTest``) as ``campaigns.json`` meta carries it."""
+    if test is None:
+        return None
+    return {"observed": test.observed, "expected": round(test.expected, 6), "neglog10_p": round(test.neglog_p, 2),
+            "joined": int(joined["account"].n_unique())}  # fmt: skip
+
+
 def score(
     findings: dict[str, Finding],
     accounts: pl.DataFrame,
@@ -255,7 +264,7 @@ def score(
         reissued = feats.filter(pl.col(REISSUED)).select("account", kind=pl.lit(RegistrationSignal.reissued_kind)) if REISSUED in feats.columns else None
         tenured = (RegistrationSignal.reissued_kind,) if reissued is not None else ()
         operators = feats.select("account", n=pl.col(ROTATION)) if ROTATION in feats.columns else None
-        assoc, reissue_only, rings = associates(
+        assoc, reissue_only, rings, senders = associates(
             artifacts, comp.join(camp.select("component"), on="component"), behaviour, orgs, config.link, shared, reissued, tenured,
             operators,
         )  # fmt: skip
@@ -295,11 +304,11 @@ def score(
         "artifacts_significant": sig.height,
         "identity_webs_significant": web_sig.height,
         "accounts_associated": assoc["account"].n_unique(),
-        # Rings of rotators outside every campaign against the ordinary rate (``link._rotating_rings``).
-        "rotating_rings": None if rings is None else {
-            "observed": rings.observed, "expected": round(rings.expected, 6), "neglog10_p": round(rings.neglog_p, 2),
-            "joined": int(assoc.filter("by_rotation")["account"].n_unique()),
-        },
+        # Rings of rotators outside every campaign against the ordinary rate (``link._rotating_rings``),
+        # and rotators sending a campaign's script line against the ordinary rate of sending one
+        # (``link._rotating_senders``).
+        "rotating_rings": _count_meta(rings, assoc.filter(pl.col("by_rotation") & ~pl.col("kind").is_in(list(config.link.signature)))),
+        "rotating_senders": _count_meta(senders, assoc.filter(pl.col("by_rotation") & pl.col("kind").is_in(list(config.link.signature)))),
         "behaviour_quantile_high": float(tested["q_high"][0]) if tested.height else None,
         "params": {
             "target_fpr": config.target_fpr,
