@@ -194,7 +194,9 @@ def test_a_campaign_says_how_many_accounts_joined_by_each_route(explained: Expla
     assert len(head) == 4 and head[0].startswith("1 more accounts joined as accounts outside every campaign that rotate")
     assert "34 such rotators where the other accounts' rate of sending one gives 0.0011" in head[0]
     assert head[1].startswith("1 more accounts joined as holders of 27 small phone, card, device or mail-domain rings")
-    assert "chance gives 0.0014 such rings" in head[1]
+    assert "chance gives 0.0014 such rings" in head[1] and "rings outside every campaign at least half of whose holders rotate" in head[1]
+    _, (camp,) = explain(dataclasses.replace(scored, associated=assoc, meta=meta | {"rotating_rings": rings | {"counted": "every"}}), findings, texts, config)
+    assert any("rings outside every campaign whose every holder rotates through" in line for line in camp["evidence"])
     assert head[2].startswith("2 more accounts joined through a phone, card, device or small mail domain")
     assert head[3].startswith("1 more accounts joined through 2 or more of this campaign's script lines")
 

@@ -531,37 +531,45 @@ def test_rings_of_rotators_join_the_rotating_campaign_when_more_than_the_rate_of
     assert sorted(got.joined["account"].to_list()) == [10, 11, 12, 13, 14, 15, 16]
     assert got.joined["by_rotation"].all() and set(got.joined["component"].to_list()) == {1}
     assert got.rings is not None and got.rings.observed == 3 and got.rings.expected < 0.02 and got.rings.neglog_p > 5
+    # Counted as rings at least half rotating, 17 and 30 would be a fourth, but 604 pairs give 5.4 of those by chance.
+    assert got.rings.counted == "every"
     # One such ring among the pairs is chance (11 lone rotators more: r = 0.0085, chance 0.04 rings, p 0.04).
     one = [r for r in rows if r[2] != 2 and r[2] != 3]
     more = rotating | {a: 9.0 for a in range(40, 51)}
     got = associates(_arts(one), members, behaviour, no_orgs, LinkParams(), operators=_operators(more, 1.0, accounts))
     assert got.joined.height == 0 and got.rings is not None and got.rings.observed == 1
-    # A campaign that does not rotate takes no ring in: rings never make a campaign of their own.
+    # A campaign that does not rotate takes no ring in; given a component of their own, the rings make it.
     still = {a: n for a, n in rotating.items() if a < 2000}
     assert associates(_arts(rows), members, behaviour, no_orgs, LinkParams(), operators=_operators(still, 1.0, accounts)).joined.height == 0
+    made = associates(_arts(rows), members, behaviour, no_orgs, LinkParams(), operators=_operators(still, 1.0, accounts), new_component=7).joined
+    assert sorted(made["account"].to_list()) == [10, 11, 12, 13, 14, 15, 16] and set(made["component"].to_list()) == {7}
 
 
-def test_rotators_that_send_a_campaigns_script_line_join_when_more_than_the_rate_of_sending_one_explains() -> None:
+def test_rings_half_of_whose_holders_rotate_make_a_campaign_before_any_member_is_flagged() -> None:
     from distillguard.hunt.link import associates
 
-    # A campaign 2,000-2,039 sends 200 script lines, each from two members. Outside it, four
-    # accounts rotate (10, 11, 12, 18) of 2,000; 10, 11 and 12 send one line each, 100 and
-    # 101 (on one operator) one each: two of 1,996 others send one (rate 0.00125), so four
-    # rotators give 0.005 senders and three are seen. The three join; 100 and 101 do not.
-    accounts = range(2040)
+    # A log's first days: 2,000 accounts, no campaign yet, 40 ordinary card pairs and 20
+    # office cards of eight, none rotating; two lone rotators (1, 2). A fleet's six card
+    # triples (100-117) each have two rotators and one account too new to rotate yet: six
+    # rings at least half rotating, where 14 rotators in 2,000 (the fleet's own among them:
+    # no campaign yet) give 0.56 by chance. All eighteen holders make one campaign; no
+    # triple has every holder rotating.
+    accounts = range(2000)
     behaviour = pl.DataFrame({"account": list(accounts), "b": [float(a % 997) for a in accounts]}, schema={"account": pl.UInt32, "b": pl.Float64})
-    members = pl.DataFrame({"account": np.arange(2000, 2040), "component": [1] * 40}, schema={"account": pl.UInt32, "component": pl.Int64})
-    rotating = {a: 9.0 for a in (10, 11, 12, 18)}
-    lines = [(2000 + (2 * v) % 40, "script_line", 5000 + v) for v in range(200)] + [(2001 + (2 * v) % 40, "script_line", 5000 + v) for v in range(200)]
-    outside = [(10, "script_line", 5000), (11, "script_line", 5001), (12, "script_line", 5002), (100, "script_line", 5003), (101, "script_line", 5004)]
+    none = pl.DataFrame(schema={"account": pl.UInt32, "component": pl.Int64})
+    rotating = {a: 9.0 for a in (1, 2)} | {a: 9.0 for a in range(100, 118) if (a - 100) % 3 != 2}
+    fleet = [(a, "payment_fp", 3000 + (a - 100) // 3) for a in range(100, 118)]
+    rows = [(a, "payment_fp", 1000 + a // 2) for a in range(1000, 1080)] + [(a, "payment_fp", 2000 + a // 8) for a in range(1200, 1360)]
     no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
-    got = associates(_arts(lines + outside), members, behaviour, no_orgs, LinkParams(), operators=_operators(rotating, 1.0, accounts))
-    assert sorted(got.joined["account"].to_list()) == [10, 11, 12]
-    assert got.joined["by_rotation"].all() and set(got.joined["kind"].to_list()) == {"script_line"} and set(got.joined["component"].to_list()) == {1}
-    assert got.senders is not None and got.senders.observed == 3 and got.senders.expected < 0.01 and got.senders.neglog_p > 5
-    # Where a tenth of the other accounts send one of the lines too, one rotator sending one is chance.
-    common = [(200 + v, "script_line", 5000 + v) for v in range(3, 200)]
-    got = associates(_arts(lines + outside[:1] + common), members, behaviour, no_orgs, LinkParams(), operators=_operators(rotating, 1.0, accounts))
-    assert got.joined.height == 0 and got.senders is not None and got.senders.observed == 1 and got.senders.neglog_p < 2
-    # Without rotation there is nothing to count: one line is not a tie.
-    assert associates(_arts(lines + outside), members, behaviour, no_orgs, LinkParams()).joined.height == 0
+    ops = _operators(rotating, 1.0, accounts)
+    got = associates(_arts(rows + fleet), none, behaviour, no_orgs, LinkParams(), operators=ops, new_component=0)
+    assert sorted(got.joined["account"].unique().to_list()) == list(range(100, 118)) and set(got.joined["component"].to_list()) == {0}
+    assert got.rings is not None and got.rings.counted == "half" and got.rings.observed == 6 and got.rings.neglog_p > 4
+    # Without a component of their own and with no campaign to join, nothing joins.
+    assert associates(_arts(rows + fleet), none, behaviour, no_orgs, LinkParams(), operators=ops).joined.height == 0
+    # Where 800 ordinary pairs hold one rotator each at the population's rate (40 of them),
+    # the fleet's six triples are chance no more: nothing joins.
+    pairs = [(a, "payment_fp", 5000 + a // 2) for a in range(200, 1800)]
+    busy = rotating | {a: 9.0 for a in range(200, 280, 2)}
+    got = associates(_arts(pairs + fleet), none, behaviour, no_orgs, LinkParams(), operators=_operators(busy, 1.0, accounts), new_component=0)
+    assert got.rings is not None and got.rings.counted == "every" and got.rings.observed == 0 and got.joined.height == 0

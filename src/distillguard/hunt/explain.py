@@ -59,11 +59,15 @@ def explain(
                 f"{senders.get('expected', 0.0):.2g} (p = {_sig(float(senders.get('neglog10_p', 0.0)))})"
             )
         if n_rotating:
+            whose = "whose every holder rotates" if rings.get("counted") == "every" else "at least half of whose holders rotate"
+            # A campaign with no shared artifact or identity web of its own: the rings made it.
+            made = comp_id not in set(comp_arts["component"].to_list()) | set(comp_webs["component"].to_list())
             joined.append(
-                f"{n_rotating:,} more accounts joined as holders of {rings.get('observed', 0):,} small phone, card, device or mail-domain "
-                "rings outside every campaign whose every holder rotates through more operators' networks than "
-                f"{config.link.rotator_quantile:.0%} of ordinary accounts, as most of this campaign's members do (chance gives {rings.get('expected', 0.0):.2g} such "
-                f"rings; p = {_sig(float(rings.get('neglog10_p', 0.0)))})"
+                (f"{n_rotating:,} accounts, tied by nothing else that makes a campaign, hold" if made else f"{n_rotating:,} more accounts joined as holders of")
+                + f" {rings.get('observed', 0):,} small phone, card, device or mail-domain rings outside every campaign {whose} "
+                f"through more operators' networks than {config.link.rotator_quantile:.0%} of ordinary accounts"
+                + ("" if made else ", as most of this campaign's members do")
+                + f" (chance gives {rings.get('expected', 0.0):.2g} such rings; p = {_sig(float(rings.get('neglog10_p', 0.0)))})"
             )
         if n_ident:
             joined.append(
@@ -259,8 +263,8 @@ def _association_lines(
                     f", and rotates through more operators' networks than {rotator_quantile:.0%} of ordinary accounts "
                     "(rotators left out send this campaign's lines far more often than other accounts do)"
                     if r["kind"] in signature
-                    else f", every one of them rotating through more operators' networks than {rotator_quantile:.0%} of ordinary "
-                    "accounts, as most of the campaign's members do (such rings are far more than the rate of rotation explains)"
+                    else f", at least half of them rotating through more operators' networks than {rotator_quantile:.0%} of ordinary "
+                    "accounts (such rings are far more than the rate of rotation explains)"
                 )
                 if r.get("by_rotation")
                 else ""

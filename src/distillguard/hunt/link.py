@@ -576,13 +576,14 @@ class CountTest(NamedTuple):
     observed: int
     expected: float
     neglog_p: float
+    counted: str = ""  # what was counted, where a test chooses between two counts
 
     @classmethod
-    def of(cls, observed: int, expected: float) -> CountTest:
+    def of(cls, observed: int, expected: float, counted: str = "") -> CountTest:
         if not observed:
-            return cls(0, expected, 0.0)
+            return cls(0, expected, 0.0, counted)
         tail = -poisson.logsf(observed - 1, expected) / np.log(10.0) if expected > 0 else 300.0
-        return cls(observed, expected, float(min(tail, 300.0)))
+        return cls(observed, expected, float(min(tail, 300.0)), counted)
 
 
 def associates(
@@ -595,6 +596,7 @@ def associates(
     reissued: pl.DataFrame | None = None,
     tenured: tuple[str, ...] = (),
     operators: pl.DataFrame | None = None,
+    new_component: int | None = None,
 ) -> Association:
     """Accounts outside every campaign tied to one by a small identity artifact its members hold.
 
@@ -645,17 +647,22 @@ def associates(
     ordinary one. A person who happens to send one of a fleet's lines stays out, and a
     popular line ("thanks", "explain more") has too many ordinary carriers to count.
 
+    Before those rounds, two counts against the ordinary rate of rotation: rings of rotators
+    outside every campaign (:func:`_rotating_rings`; they make a campaign of their own,
+    ``new_component``, where none rotates) and rotators sending one of a campaign's lines
+    (:func:`_rotating_senders`); what joins there brings its siblings in the rounds.
+
     Returns :class:`Association`: ``joined``, ``account, component, kind, value, k, inside,
     by_tenure, by_rotation`` (the tie joined an account under the median through a ``tenured``
-    value; the account joined as a holder of a ring of rotators), one row per tie, every tie
-    of an associated account to the campaign it joins (the one it shares most artifacts with);
-    ``reissue_only``, the same columns, the ties of accounts that the reissue rule alone kept
-    out (what a reviewer of a near miss asks first); ``rings``, the count test of
-    :func:`_rotating_rings`.
+    value; the account joined by one of the two counts: a ring's holder, or a rotator sending
+    a line), one row per tie, every tie of an associated account to the campaign it joins
+    (the one it shares most artifacts with); ``reissue_only``, the same columns, the ties of
+    accounts that the reissue rule alone kept out (what a reviewer of a near miss asks
+    first); ``rings`` and ``senders``, the two count tests.
     """
     out_schema = {"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64,
                   "k": pl.UInt32, "inside": pl.UInt32, "by_tenure": pl.Boolean, "by_rotation": pl.Boolean}  # fmt: skip
-    if artifacts.height == 0 or members.height == 0:
+    if artifacts.height == 0 or (members.height == 0 and new_component is None):
         return Association(pl.DataFrame(schema=out_schema), pl.DataFrame(schema=out_schema))
     ident, per = _shared_identity(artifacts, orgs, p, p.identity_testable, shared)
     # The bar is the ordinary account's: campaign members, scripted by definition, would
@@ -677,6 +684,10 @@ def associates(
     late = pl.DataFrame(schema={"account": pl.UInt32, "kind": pl.String}) if reissued is None else reissued.select("account", "kind")
     late = late.unique().with_columns(late=pl.lit(True))
     found: list[pl.DataFrame] = []
+    rings, count = _rotating_rings(held, members, ranked, p, new_component)
+    if rings.height:
+        found.append(rings.with_columns(by_tenure=pl.lit(False), by_rotation=pl.lit(True)).select(list(out_schema)))
+        members = pl.concat([members.select("account", "component"), rings.select("account", "component").unique()])
     senders, sent = _rotating_senders(signed, members, ranked, p)
     if senders.height:
         found.append(senders.with_columns(by_tenure=pl.lit(False), by_rotation=pl.lit(True)).select(list(out_schema)))
@@ -696,10 +707,6 @@ def associates(
         )
         found.append(ties.join(best, on=["account", "component"]).select(list(out_schema)))
         members = pl.concat([members.select("account", "component"), best])
-    rings, count = _rotating_rings(held, members, ranked, p)
-    if rings.height:
-        found.append(rings.with_columns(by_tenure=pl.lit(False), by_rotation=pl.lit(True)).select(list(out_schema)))
-        members = pl.concat([members.select("account", "component"), rings.select("account", "component").unique()])
     # Left out by the reissue rule alone, for the reviewer (against the final campaigns).
     reissue_only = (
         _identity_ties(held, members, ranked, late, p, tenured).filter("reissue_only").with_columns(by_rotation=pl.lit(False))
@@ -753,27 +760,37 @@ def _rotating_senders(signed: pl.DataFrame, members: pl.DataFrame, ranked: pl.Da
     return ties.join(best, on=["account", "component"]).select(empty.columns).cast(empty.schema), count  # type: ignore[arg-type]
 
 
-def _rotating_rings(held: pl.DataFrame, members: pl.DataFrame, ranked: pl.DataFrame, p: LinkParams) -> tuple[pl.DataFrame, CountTest | None]:
+def _rotating_rings(
+    held: pl.DataFrame, members: pl.DataFrame, ranked: pl.DataFrame, p: LinkParams, new_component: int | None = None
+) -> tuple[pl.DataFrame, CountTest | None]:
     """Ties ``(account, kind, value, k, inside, component)`` of the holders of small identity
-    artifacts (``held``: ``account, kind, value, k``) that no member holds and every holder of
-    which rotates (``ranked.rot``, :func:`_rotators`), joined to the campaign most of whose
-    members rotate, when such rings are more than the ordinary rate of rotation explains.
+    artifacts (``held``: ``account, kind, value, k``) that no member holds and at least half
+    of whose holders rotate (``ranked.rot``, :func:`_rotators`), when such rings are more
+    than the ordinary rate of rotation explains: they join the campaign most of whose members
+    rotate (at least half of them), or, where none does, make one of their own
+    (``new_component``; None: they join none).
 
     Why: a careful operator cuts its cards and numbers into rings of two to four and rotates
     every account through a residential pool so large that two accounts rarely meet on one
-    exit; association needs a member in the ring, and a ring of stragglers has none. But a
-    ring whose every holder rotates is a coincidence of rate ``r ** k`` (``r``: the share of
-    ordinary accounts that rotate), and a fleet makes many: on variant-2027 at 0.5 (seed
-    4206) the accounts left out hold 27 such rings where chance gives 0.0014. The test is
-    one Poisson tail of the count against the sum of ``r ** k``, held to ``alpha``; the
-    rings join the campaign whose members rotate most (at least half of them), never make
-    one of their own.
+    exit; association needs a member in the ring, and a ring of stragglers has none, nor has
+    a fleet none of whose accounts is flagged yet. But a ring at least half of whose holders
+    rotate is a coincidence of rate ``P(Binomial(k, r) >= k / 2)`` (``r``: the share of
+    ordinary accounts that rotate; ``2r`` for a pair, about ``3r^2`` for three), and a fleet
+    makes many: on variant-2027 at 0.5 (seed 4206) the accounts left out hold 82 such rings
+    where chance gives 2.1, and on seed 4202 hunted on its first 96 hours, before any of
+    the slow fleet's accounts is flagged, 8 where chance gives 0.2. The test is one Poisson
+    tail of the count against the sum of those rates over the rings outside every campaign,
+    held to half of ``alpha``; every holder of a ring that passes joins, as it shares the
+    ring. Rings as large as a family's or an office's card rarely reach half rotating by
+    chance, so the pairs and triples of ordinary people carry the expected count; where
+    they are many, a fleet's few rings stand out only as rings *every* holder of which
+    rotates (rate ``r ** k``), the second count, held to the other half of ``alpha``.
     """
     empty = pl.DataFrame(schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "k": pl.UInt32,
                                  "inside": pl.UInt32, "component": pl.Int64})  # fmt: skip
     rot = ranked.select("account", "rot")
     ordinary = rot.join(members.select("account"), on="account", how="anti")
-    if held.height == 0 or ordinary.height == 0 or members.height == 0:
+    if held.height == 0 or ordinary.height == 0 or (members.height == 0 and new_component is None):
         return empty, None
     r = int(ordinary["rot"].sum()) / ordinary.height
     rings = (
@@ -782,20 +799,26 @@ def _rotating_rings(held: pl.DataFrame, members: pl.DataFrame, ranked: pl.DataFr
         .group_by("kind", "value")
         .agg(pl.col("k").first(), n=pl.len(), nrot=pl.col("rot").fill_null(False).sum())
         .filter(pl.col("n") == pl.col("k"))  # no member holds it
+        .with_columns(need=(pl.col("k") + 1) // 2)
     )
-    every = rings.filter(pl.col("nrot") == pl.col("k"))
-    observed = every.height
-    expected = float((r ** rings["k"].cast(pl.Float64).to_numpy()).sum()) if rings.height else 0.0
+    # Two counts, each held to half of ``alpha``: rings at least half rotating (more of them,
+    # and more by chance: pairs with one rotator), and rings every holder of which rotates
+    # (fewer, and far fewer by chance: a fleet's few rings among thousands of ordinary pairs).
+    chosen = rings.filter(pl.col("nrot") >= pl.col("need"))
+    k = rings["k"].to_numpy()
+    count = CountTest.of(chosen.height, float(binom.sf(rings["need"].to_numpy() - 1, k, r).sum()), "half")
+    if count.neglog_p < -np.log10(p.alpha / 2):
+        chosen = rings.filter(pl.col("nrot") == pl.col("k"))
+        count = CountTest.of(chosen.height, float((r ** k.astype(np.float64)).sum()), "every")
     share = (
         members.select("account", "component").join(rot, on="account", how="left")
         .group_by("component").agg(share=pl.col("rot").fill_null(False).mean())
         .sort(["share", "component"], descending=[True, False])
     )  # fmt: skip
-    component = int(share["component"][0]) if share.height and float(share["share"][0]) >= 0.5 else None
-    count = CountTest.of(observed, expected)
-    if component is None or observed == 0 or count.neglog_p < -np.log10(p.alpha):
+    component = int(share["component"][0]) if share.height and float(share["share"][0]) >= 0.5 else new_component
+    if component is None or chosen.height == 0 or count.neglog_p < -np.log10(p.alpha / 2):
         return empty, count
-    ties = held.join(every.select("kind", "value"), on=["kind", "value"])
+    ties = held.join(chosen.select("kind", "value"), on=["kind", "value"])
     return ties.select("account", "kind", "value", "k", inside=pl.lit(0, pl.UInt32), component=pl.lit(component, pl.Int64)), count
 
 

@@ -177,8 +177,9 @@ def _count_meta(test: CountTest | None, joined: pl.DataFrame) -> dict[str, Any] 
     """A count test of association (``link.CountTest``) as ``campaigns.json`` meta carries it."""
     if test is None:
         return None
-    return {"observed": test.observed, "expected": round(test.expected, 6), "neglog10_p": round(test.neglog_p, 2),
-            "joined": int(joined["account"].n_unique())}  # fmt: skip
+    out = {"observed": test.observed, "expected": round(test.expected, 6), "neglog10_p": round(test.neglog_p, 2),
+           "joined": int(joined["account"].n_unique())}  # fmt: skip
+    return out | ({"counted": test.counted} if test.counted else {})
 
 
 def score(
@@ -259,19 +260,24 @@ def score(
     ).group_by("component").agg(strength=pl.col("neglog_p").max(), margin=pl.col("margin").max())
     camp = sizes.join(strength, on="component").filter(pl.col("size") >= config.min_campaign)
     # Accounts that slipped through join the campaign whose members hold their phone, card,
-    # device or small mail domain (campaigns are fixed first: association never makes one).
+    # device or small mail domain (campaigns are fixed first: only rings of rotators make one, link._rotating_rings).
     with stage(timings, "rescore.link.associates"):
         reissued = feats.filter(pl.col(REISSUED)).select("account", kind=pl.lit(RegistrationSignal.reissued_kind)) if REISSUED in feats.columns else None
         tenured = (RegistrationSignal.reissued_kind,) if reissued is not None else ()
         operators = feats.select("account", n=pl.col(ROTATION)) if ROTATION in feats.columns else None
+        own = int(comp.select(pl.col("component").max()).item() or 0) + 1 if comp.height else 0  # a campaign of rotating rings, where none rotates
         assoc, reissue_only, rings, senders = associates(
             artifacts, comp.join(camp.select("component"), on="component"), behaviour, orgs, config.link, shared, reissued, tenured,
-            operators,
+            operators, own,
         )  # fmt: skip
     if assoc.height:
         comp = pl.concat([comp.join(assoc, on="account", how="anti"), assoc.select("account", "component").unique()])
         members = comp.join(feats.select("account", "account_id", "b"), on="account")
-        camp = camp.drop("size").join(members.group_by("component").agg(size=pl.len()), on="component")
+        if rings is not None and assoc.filter(pl.col("component") == own).height:
+            # Its strength is the rings' count test, its margin how far that clears ``alpha``.
+            made = pl.DataFrame({"component": [own], "size": [0], "strength": [rings.neglog_p], "margin": [rings.neglog_p + math.log10(config.link.alpha)]})
+            camp = pl.concat([camp, made.cast(camp.schema)])  # type: ignore[arg-type]
+        camp = camp.drop("size").join(members.group_by("component").agg(size=pl.len()), on="component").filter(pl.col("size") >= config.min_campaign)
     camp = (
         camp.join(members.group_by("component").agg(first_id=pl.col("account_id").min()), on="component")
         .sort(["size", "first_id"], descending=[True, False])
