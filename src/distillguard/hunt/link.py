@@ -556,6 +556,11 @@ def _signature_ties(signed: pl.DataFrame, members: pl.DataFrame, ranked: pl.Data
     )
 
 
+# A tie of an account outside every campaign to one: the artifact, its holders, how many of
+# them are the campaign's members.
+_TIE_SCHEMA = {"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "k": pl.UInt32, "inside": pl.UInt32, "component": pl.Int64}
+
+
 class Association(NamedTuple):
     """What :func:`associates` found: ties that joined accounts to campaigns, and ties the
     reissue rule alone held back (both ``account, component, kind, value, k, inside, by_tenure,
@@ -698,13 +703,7 @@ def associates(
         ties = pl.concat([ties, _signature_ties(signed, members, ranked, p).with_columns(by_tenure=pl.lit(False), by_rotation=pl.lit(False)).select(ties.columns)])
         if ties.height == 0:
             break
-        best = (
-            ties.group_by("account", "component")
-            .agg(n=pl.len())
-            .sort(["account", "n", "component"], descending=[False, True, False])
-            .unique("account", keep="first")
-            .select("account", "component")
-        )
+        best = _best_campaign(ties)
         found.append(ties.join(best, on=["account", "component"]).select(list(out_schema)))
         members = pl.concat([members.select("account", "component"), best])
     # Left out by the reissue rule alone, for the reviewer (against the final campaigns).
@@ -731,8 +730,7 @@ def _rotating_senders(signed: pl.DataFrame, members: pl.DataFrame, ranked: pl.Da
     the rotators times the share of the other accounts outside that send one (half an
     account added, so a log where none does still expects some), held to ``alpha``; each
     sender joins the campaign whose lines it sends most."""
-    empty = pl.DataFrame(schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "k": pl.UInt32,
-                                 "inside": pl.UInt32, "component": pl.Int64})  # fmt: skip
+    empty = pl.DataFrame(schema=_TIE_SCHEMA)
     if signed.height == 0 or members.height == 0:
         return empty, None
     rot = ranked.select("account", rot=pl.col("rot").fill_null(False)).join(members.select("account"), on="account", how="anti")
@@ -752,12 +750,17 @@ def _rotating_senders(signed: pl.DataFrame, members: pl.DataFrame, ranked: pl.Da
     if observed == 0 or count.neglog_p < -np.log10(p.alpha):
         return empty, count
     ties = ties.filter("rot").drop("rot")
-    best = (
+    return ties.join(_best_campaign(ties), on=["account", "component"]).select(empty.columns).cast(empty.schema), count  # type: ignore[arg-type]
+
+
+def _best_campaign(ties: pl.DataFrame) -> pl.DataFrame:
+    """``account, component``: for each account of ``ties``, the campaign it has most ties
+    to (the lowest component among equals)."""
+    return (
         ties.group_by("account", "component").agg(n=pl.len())
         .sort(["account", "n", "component"], descending=[False, True, False])
         .unique("account", keep="first").select("account", "component")
     )  # fmt: skip
-    return ties.join(best, on=["account", "component"]).select(empty.columns).cast(empty.schema), count  # type: ignore[arg-type]
 
 
 def _rotating_rings(
@@ -786,8 +789,7 @@ def _rotating_rings(
     they are many, a fleet's few rings stand out only as rings *every* holder of which
     rotates (rate ``r ** k``), the second count, held to the other half of ``alpha``.
     """
-    empty = pl.DataFrame(schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "k": pl.UInt32,
-                                 "inside": pl.UInt32, "component": pl.Int64})  # fmt: skip
+    empty = pl.DataFrame(schema=_TIE_SCHEMA)
     rot = ranked.select("account", "rot")
     ordinary = rot.join(members.select("account"), on="account", how="anti")
     if held.height == 0 or ordinary.height == 0 or (members.height == 0 and new_component is None):
