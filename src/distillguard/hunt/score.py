@@ -274,8 +274,8 @@ def score(
         comp = pl.concat([comp.join(assoc, on="account", how="anti"), assoc.select("account", "component").unique()])
         members = comp.join(feats.select("account", "account_id", "b"), on="account")
         if rings is not None and assoc.filter(pl.col("component") == own).height:
-            # Its strength is the rings' count test, its margin how far that clears ``alpha``.
-            made = pl.DataFrame({"component": [own], "size": [0], "strength": [rings.neglog_p], "margin": [rings.neglog_p + math.log10(config.link.alpha)]})
+            # Its strength is the rings' count test, its margin how far that clears its cut (half of ``alpha``).
+            made = pl.DataFrame({"component": [own], "size": [0], "strength": [rings.neglog_p], "margin": [rings.neglog_p + math.log10(config.link.alpha / 2)]})
             camp = pl.concat([camp, made.cast(camp.schema)])  # type: ignore[arg-type]
         camp = camp.drop("size").join(members.group_by("component").agg(size=pl.len()), on="component").filter(pl.col("size") >= config.min_campaign)
     camp = (
