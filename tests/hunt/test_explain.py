@@ -334,17 +334,22 @@ def test_an_account_joined_on_a_number_held_within_a_week_says_why_its_behaviour
     assert lines[2] == ["joined the campaign through a phone number \u201c+1-555-0108\u201d held by 3 accounts, 2 of them members"]
 
 
+def _rotation_tie(account: int, kind: str, value: int, k: int, inside: int) -> pl.DataFrame:
+    """One association tie made by a count of rotators (``by_rotation``), as ``associates`` returns it."""
+    return pl.DataFrame(
+        {"account": [account], "component": [0], "kind": [kind], "value": [value], "k": [k], "inside": [inside],
+         "by_tenure": [False], "by_rotation": [True]},
+        schema={"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64, "k": pl.UInt32,
+                "inside": pl.UInt32, "by_tenure": pl.Boolean, "by_rotation": pl.Boolean},
+    )  # fmt: skip
+
+
 def test_an_account_joined_with_a_ring_of_rotators_says_so() -> None:
     """A ring of rotators that joined (hunt/link.py, ``_rotating_rings``) names its card, its
     holders and the rate it beat, with no member in it."""
     from distillguard.hunt.explain import _association_lines
 
-    assoc = pl.DataFrame(
-        {"account": [3], "component": [0], "kind": ["payment_fp"], "value": [9], "k": [2], "inside": [0],
-         "by_tenure": [False], "by_rotation": [True]},
-        schema={"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64, "k": pl.UInt32,
-                "inside": pl.UInt32, "by_tenure": pl.Boolean, "by_rotation": pl.Boolean},
-    )  # fmt: skip
+    assoc = _rotation_tie(3, "payment_fp", 9, k=2, inside=0)
     texts = pl.DataFrame({"value": [9], "text": ["card 4242"]}, schema=TEXT_SPEC_DTYPES)
     (line,) = _association_lines(assoc, texts, 0.99)[3]
     assert "held by 2 accounts, 0 of them members" in line
@@ -356,12 +361,7 @@ def test_a_rotator_joined_by_one_script_line_says_so() -> None:
     names the line and its senders and says the rotation is the second tie."""
     from distillguard.hunt.explain import _association_lines
 
-    assoc = pl.DataFrame(
-        {"account": [4], "component": [0], "kind": ["script_line"], "value": [8], "k": [5], "inside": [4],
-         "by_tenure": [False], "by_rotation": [True]},
-        schema={"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64, "k": pl.UInt32,
-                "inside": pl.UInt32, "by_tenure": pl.Boolean, "by_rotation": pl.Boolean},
-    )  # fmt: skip
+    assoc = _rotation_tie(4, "script_line", 8, k=5, inside=4)
     texts = pl.DataFrame({"value": [8], "text": ["Can you explain further?"]}, schema=TEXT_SPEC_DTYPES)
     (line,) = _association_lines(assoc, texts, 0.99, ("script_line",))[4]
     assert "\u201cCan you explain further?\u201d held by 5 accounts, 4 of them members" in line
