@@ -18,10 +18,13 @@ waits for it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import multiprocessing
 import os
 import secrets
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -213,6 +216,9 @@ class _Service:
             self.conns.remove(conn)
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
 def _yield_cpu() -> None:
     """Run the scorer only on CPU time nobody else wants: Linux's ``SCHED_IDLE`` (a waking
     worker preempts it at once, where a nice-19 task can keep the core for a scheduler
@@ -224,8 +230,23 @@ def _yield_cpu() -> None:
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this process when its parent dies (``PR_SET_PDEATHSIG``).
+
+    Why: at ``SCHED_IDLE`` the scorer gets almost no CPU while the host is busy, so noticing a
+    parent killed with -9 and shutting down in Python could take minutes (a busy host is when
+    a gateway is killed); a kernel signal needs no time of its own. Elsewhere the polling loop
+    in :func:`_scorer_main` is the only watch."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 def _scorer_main(address: str, authkey: bytes, policy: Policy | None, every_s: float, parent: int) -> None:
     """The scorer process: one :class:`LiveScorer` fed by every worker, until its parent goes."""
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent went before the kernel was asked to watch it
+        return
     _yield_cpu()
     scorer = LiveScorer(policy, every_s=every_s)
     listener = Listener(address, family="AF_UNIX", authkey=authkey)
