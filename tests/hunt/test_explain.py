@@ -176,10 +176,10 @@ def test_a_campaign_says_how_many_accounts_joined_by_each_route(explained: Expla
 
     scored, findings, texts, config, *_ = explained
     comp = int(scored.campaigns["component"][0])
-    outside = scored.feats.join(scored.components, on="account", how="anti")["account"].head(5).to_list()
+    outside = scored.feats.join(scored.components, on="account", how="anti")["account"].head(6).to_list()
     rows = [(outside[0], "phone_hash", 1, False), (outside[1], "script_line", 2, False), (outside[1], "script_line", 3, False),
             (outside[2], "script_line", 2, False), (outside[2], "payment_fp", 4, False), (outside[3], "payment_fp", 6, True),
-            (outside[4], "script_line", 7, True)]  # fmt: skip
+            (outside[4], "script_line", 7, True), (outside[5], "signup_prefix", 8, False)]  # fmt: skip
     assoc = pl.DataFrame(
         [(a, comp, k, v, 5, 3, False, rot) for a, k, v, rot in rows],
         schema={"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64, "k": pl.UInt32, "inside": pl.UInt32,
@@ -188,9 +188,14 @@ def test_a_campaign_says_how_many_accounts_joined_by_each_route(explained: Expla
     )  # fmt: skip
     rings = {"observed": 27, "expected": 0.0014, "neglog10_p": 105.1, "joined": 1}
     senders = {"observed": 34, "expected": 0.0011, "neglog10_p": 99.0, "joined": 1}
-    meta = {**scored.meta, "rotating_rings": rings, "rotating_senders": senders}
+    cohorts = {"observed": 10, "expected": 0.056, "neglog10_p": 19.1, "joined": 1}
+    meta = {**scored.meta, "rotating_rings": rings, "rotating_senders": senders, "signup_cohorts": cohorts}
     _, (camp,) = explain(dataclasses.replace(scored, associated=assoc, meta=meta), findings, texts, config)
     head = [line for line in camp["evidence"] if " more accounts joined " in line]
+    cohort_line = head.pop(0)
+    assert cohort_line.startswith("1 more accounts joined as accounts outside every campaign that rank in the top 10% of ordinary behaviour")
+    assert "signed up from a network a member of this campaign signed up from that week: 10 such accounts where" in cohort_line
+    assert "gives 0.056 (p = " in cohort_line
     assert len(head) == 4 and head[0].startswith("1 more accounts joined as accounts outside every campaign that rotate")
     assert "34 such rotators where the other accounts' rate of sending one gives 0.0011" in head[0]
     assert head[1].startswith("1 more accounts joined as holders of 27 small phone, card, device or mail-domain rings")
@@ -334,11 +339,11 @@ def test_an_account_joined_on_a_number_held_within_a_week_says_why_its_behaviour
     assert lines[2] == ["joined the campaign through a phone number \u201c+1-555-0108\u201d held by 3 accounts, 2 of them members"]
 
 
-def _rotation_tie(account: int, kind: str, value: int, k: int, inside: int) -> pl.DataFrame:
-    """One association tie made by a count of rotators (``by_rotation``), as ``associates`` returns it."""
+def _count_tie(account: int, kind: str, value: int, k: int, inside: int, by_rotation: bool = True) -> pl.DataFrame:
+    """One association tie made by a count test (of rotators: ``by_rotation``), as ``associates`` returns it."""
     return pl.DataFrame(
         {"account": [account], "component": [0], "kind": [kind], "value": [value], "k": [k], "inside": [inside],
-         "by_tenure": [False], "by_rotation": [True]},
+         "by_tenure": [False], "by_rotation": [by_rotation]},
         schema={"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64, "k": pl.UInt32,
                 "inside": pl.UInt32, "by_tenure": pl.Boolean, "by_rotation": pl.Boolean},
     )  # fmt: skip
@@ -349,7 +354,7 @@ def test_an_account_joined_with_a_ring_of_rotators_says_so() -> None:
     holders and the rate it beat, with no member in it."""
     from distillguard.hunt.explain import _association_lines
 
-    assoc = _rotation_tie(3, "payment_fp", 9, k=2, inside=0)
+    assoc = _count_tie(3, "payment_fp", 9, k=2, inside=0)
     texts = pl.DataFrame({"value": [9], "text": ["card 4242"]}, schema=TEXT_SPEC_DTYPES)
     (line,) = _association_lines(assoc, texts, 0.99)[3]
     assert "held by 2 accounts, 0 of them members" in line
@@ -361,9 +366,23 @@ def test_a_rotator_joined_by_one_script_line_says_so() -> None:
     names the line and its senders and says the rotation is the second tie."""
     from distillguard.hunt.explain import _association_lines
 
-    assoc = _rotation_tie(4, "script_line", 8, k=5, inside=4)
+    assoc = _count_tie(4, "script_line", 8, k=5, inside=4)
     texts = pl.DataFrame({"value": [8], "text": ["Can you explain further?"]}, schema=TEXT_SPEC_DTYPES)
     (line,) = _association_lines(assoc, texts, 0.99, ("script_line",))[4]
     assert "\u201cCan you explain further?\u201d held by 5 accounts, 4 of them members" in line
     assert "and rotates through more operators' networks than 99% of ordinary accounts" in line
     assert "every one of them" not in line
+
+
+def test_an_account_joined_by_signing_up_beside_a_member_says_so() -> None:
+    """An account that joined by the sign-up count (hunt/link.py, ``_signup_cohorts``) names
+    the network and week, its holders, and that its rank is the second tie."""
+    from distillguard.hunt.explain import _association_lines
+
+    assoc = _count_tie(5, "signup_prefix", 6, k=4, inside=1, by_rotation=False)
+    texts = pl.DataFrame({"value": [6], "text": ["15.178.166.0/24 in the week of 2026-07-06"]}, schema=TEXT_SPEC_DTYPES)
+    (line,) = _association_lines(assoc, texts, 0.99, ("script_line",), ("signup_prefix",), 0.9)[5]
+    assert "\u201c15.178.166.0/24 in the week of 2026-07-06\u201d held by 4 accounts, 1 of them members" in line
+    assert line.endswith("and ranks in the top 10% of ordinary behaviour (accounts that rank so high sign up beside "
+                         "this campaign's members far more often than other accounts do)")
+    assert "rotates" not in line

@@ -573,3 +573,56 @@ def test_rings_half_of_whose_holders_rotate_make_a_campaign_before_any_member_is
     busy = rotating | {a: 9.0 for a in range(200, 280, 2)}
     got = associates(_arts(pairs + fleet), none, behaviour, no_orgs, LinkParams(), operators=_operators(busy, 1.0, accounts), new_component=0)
     assert got.rings is not None and got.rings.counted == "every" and got.rings.observed == 0 and got.joined.height == 0
+
+
+def test_rotators_that_send_a_campaigns_script_line_join_when_more_than_the_rate_of_sending_one_explains() -> None:
+    from distillguard.hunt.link import associates
+
+    # A campaign 2,000-2,039 sends 200 script lines, each from two members. Outside it, four
+    # accounts rotate (10, 11, 12, 18) of 2,000; 10, 11 and 12 send one line each, 100 and
+    # 101 (on one operator) one each: two of 1,996 others send one (rate 0.00125), so four
+    # rotators give 0.005 senders and three are seen. The three join; 100 and 101 do not.
+    accounts = range(2040)
+    behaviour = pl.DataFrame({"account": list(accounts), "b": [float(a % 997) for a in accounts]}, schema={"account": pl.UInt32, "b": pl.Float64})
+    members = pl.DataFrame({"account": np.arange(2000, 2040), "component": [1] * 40}, schema={"account": pl.UInt32, "component": pl.Int64})
+    rotating = {a: 9.0 for a in (10, 11, 12, 18)}
+    lines = [(2000 + (2 * v) % 40, "script_line", 5000 + v) for v in range(200)] + [(2001 + (2 * v) % 40, "script_line", 5000 + v) for v in range(200)]
+    outside = [(10, "script_line", 5000), (11, "script_line", 5001), (12, "script_line", 5002), (100, "script_line", 5003), (101, "script_line", 5004)]
+    no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
+    got = associates(_arts(lines + outside), members, behaviour, no_orgs, LinkParams(), operators=_operators(rotating, 1.0, accounts))
+    assert sorted(got.joined["account"].to_list()) == [10, 11, 12]
+    assert got.joined["by_rotation"].all() and set(got.joined["kind"].to_list()) == {"script_line"} and set(got.joined["component"].to_list()) == {1}
+    assert got.senders is not None and got.senders.observed == 3 and got.senders.expected < 0.01 and got.senders.neglog_p > 5
+    # Where a tenth of the other accounts send one of the lines too, one rotator sending one is chance.
+    common = [(200 + v, "script_line", 5000 + v) for v in range(3, 200)]
+    got = associates(_arts(lines + outside[:1] + common), members, behaviour, no_orgs, LinkParams(), operators=_operators(rotating, 1.0, accounts))
+    assert got.joined.height == 0 and got.senders is not None and got.senders.observed == 1 and got.senders.neglog_p < 2
+    # Without rotation there is nothing to count: one line is not a tie.
+    assert associates(_arts(lines + outside), members, behaviour, no_orgs, LinkParams()).joined.height == 0
+
+
+def test_high_ranked_accounts_that_signed_up_beside_a_member_join_when_more_than_the_others_rate_explains() -> None:
+    from distillguard.hunt.link import associates
+
+    # 2,000 ordinary accounts ranked by b = account (the top tenth from 1,800), a campaign
+    # 2,000-2,039, each member signed up from its own network (value 7,000 + i). Outside it,
+    # 1,900-1,902 rank high and each signed up beside a member; 100, ranked low, did too: one
+    # of 1,800 others (rate 0.0008), so 200 high-ranked accounts give 0.17 and three are seen.
+    # 1,903 signed up beside a member of its own declared organisation, and 1,904 from a
+    # network eleven accounts used (an office, a campus): neither counts.
+    accounts = range(2040)
+    behaviour = pl.DataFrame({"account": list(accounts), "b": [float(a) for a in accounts]}, schema={"account": pl.UInt32, "b": pl.Float64})
+    members = pl.DataFrame({"account": np.arange(2000, 2040), "component": [1] * 40}, schema={"account": pl.UInt32, "component": pl.Int64})
+    signups = [(2000 + i, "signup_prefix", 7000 + i) for i in range(40)]
+    beside = [(1900, "signup_prefix", 7000), (1901, "signup_prefix", 7001), (1902, "signup_prefix", 7002), (100, "signup_prefix", 7003)]
+    beside += [(1903, "signup_prefix", 7004)] + [(a, "signup_prefix", 7010) for a in (1904, *range(200, 210))]
+    orgs = pl.DataFrame({"account": [1903, 2004], "org_id": ["acme", "acme"]}, schema={"account": pl.UInt32, "org_id": pl.String})
+    got = associates(_arts(signups + beside), members, behaviour, orgs, LinkParams())
+    assert sorted(got.joined["account"].to_list()) == [1900, 1901, 1902]
+    assert set(got.joined["kind"].to_list()) == {"signup_prefix"} and set(got.joined["component"].to_list()) == {1}
+    assert not got.joined["by_rotation"].any()
+    assert got.cohorts is not None and got.cohorts.observed == 3 and 0.1 < got.cohorts.expected < 0.2 and got.cohorts.neglog_p > 2
+    # Where 180 of the others signed up beside a member too (a tenth), three high-ranked ones are chance.
+    crowd = [(300 + i, "signup_prefix", 8000 + i) for i in range(180)] + [(2000 + i % 40, "signup_prefix", 8000 + i) for i in range(180)]
+    got = associates(_arts(signups + beside + crowd), members, behaviour, orgs, LinkParams())
+    assert got.joined.height == 0 and got.cohorts is not None and got.cohorts.observed == 3 and got.cohorts.neglog_p < 1

@@ -98,6 +98,7 @@ class LinkParams:
     group: tuple[str, ...] = field(default_factory=lambda: _roles()[3])
     joining: tuple[str, ...] = field(default_factory=lambda: _roles()[4])
     signature: tuple[str, ...] = field(default_factory=lambda: _roles()[5])
+    cohort: tuple[str, ...] = field(default_factory=lambda: _roles()[6])
 
 
 def _roles() -> tuple[tuple[str, ...], ...]:
@@ -111,6 +112,7 @@ def _roles() -> tuple[tuple[str, ...], ...]:
         tuple(k for k, a in kinds.items() if a.group),
         tuple(k for k, a in kinds.items() if a.joins),
         tuple(k for k, a in kinds.items() if a.signature),
+        tuple(k for k, a in kinds.items() if a.cohort),
     )
 
 
@@ -127,7 +129,7 @@ class ScoreParams:
 
 
 _DERIVED = {
-    "alpha": "target_fpr", "min_campaign": "min_campaign", "supporting": None, "bystander": None, "identity": None, "group": None, "joining": None, "signature": None,
+    "alpha": "target_fpr", "min_campaign": "min_campaign", "supporting": None, "bystander": None, "identity": None, "group": None, "joining": None, "signature": None, "cohort": None,
 }  # fmt: skip
 
 

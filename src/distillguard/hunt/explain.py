@@ -43,14 +43,26 @@ def explain(
     explainers = {name: f.explain for name, f in findings.items() if f.explain is not None}
     art_lines = _artifact_lines(comp_arts, camp, texts, config.link)
     signed = pl.col("kind").is_in(list(config.link.signature))
-    routes = assoc.group_by("component", "account").agg(signed=signed.all(), rotating=pl.col("by_rotation").all()).group_by("component")
+    routes = assoc.group_by("component", "account").agg(
+        signed=signed.all(), rotating=pl.col("by_rotation").all(), cohort=pl.col("kind").is_in(list(config.link.cohort)).all()
+    ).group_by("component")
     rings = scored.meta.get("rotating_rings") or {}
     senders = scored.meta.get("rotating_senders") or {}
-    for comp_id, n_ident, n_signed, n_rotating, n_sending in routes.agg(
-        n_ident=(~pl.col("signed") & ~pl.col("rotating")).sum(), n_signed=(pl.col("signed") & ~pl.col("rotating")).sum(),
+    cohorts = scored.meta.get("signup_cohorts") or {}
+    for comp_id, n_ident, n_signed, n_rotating, n_sending, n_cohort in routes.agg(
+        n_ident=(~pl.col("signed") & ~pl.col("rotating") & ~pl.col("cohort")).sum(), n_signed=(pl.col("signed") & ~pl.col("rotating")).sum(),
         n_rotating=(~pl.col("signed") & pl.col("rotating")).sum(), n_sending=(pl.col("signed") & pl.col("rotating")).sum(),
+        n_cohort=pl.col("cohort").sum(),
     ).sort("component").iter_rows():
         joined: list[str] = []
+        if n_cohort:
+            joined.append(
+                f"{n_cohort:,} more accounts joined as accounts outside every campaign that rank in the top "
+                f"{1 - config.link.high_quantile:.0%} of ordinary behaviour and signed up from a network a member of this "
+                f"campaign signed up from that week: {cohorts.get('observed', 0):,} such accounts where the other accounts' "
+                f"rate of signing up beside a member gives {cohorts.get('expected', 0.0):.2g} "
+                f"(p = {_sig(float(cohorts.get('neglog10_p', 0.0)))})"
+            )
         if n_sending:
             joined.append(
                 f"{n_sending:,} more accounts joined as accounts outside every campaign that rotate through more operators' "
@@ -92,7 +104,7 @@ def explain(
     taken_out = pl.col("account").is_in([*unlike_lines, *reissue_lines])
     interesting = feats.filter(pl.col("flagged") | (pl.col("decision") != "allow") | (near & (pl.col("b") > 0)) | taken_out)
     own = _own_rows(interesting, explainers)
-    assoc_lines = _association_lines(assoc, texts, config.link.rotator_quantile, config.link.signature)
+    assoc_lines = _association_lines(assoc, texts, config.link.rotator_quantile, config.link.signature, config.link.cohort, config.link.high_quantile)
     member_lines = _member_lines(scored.member_artifacts, interesting.filter(pl.col("campaign").is_not_null()).select("account"), texts)
     linked = comp.group_by("component").agg(n=pl.len())
     linked_n = dict(zip(linked["component"].to_list(), linked["n"].to_list(), strict=True))
@@ -245,7 +257,8 @@ def _with_text(df: pl.DataFrame, texts: pl.DataFrame) -> pl.DataFrame:
 
 
 def _association_lines(
-    assoc: pl.DataFrame, texts: pl.DataFrame, rotator_quantile: float, signature: tuple[str, ...] = ()
+    assoc: pl.DataFrame, texts: pl.DataFrame, rotator_quantile: float, signature: tuple[str, ...] = (),
+    cohort: tuple[str, ...] = (), high_quantile: float = 0.9,
 ) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     for r in _with_text(assoc, texts).to_dicts():
@@ -267,6 +280,12 @@ def _association_lines(
                     "accounts (such rings are far more than the rate of rotation explains)"
                 )
                 if r.get("by_rotation")
+                else ""
+            )
+            + (
+                f", and ranks in the top {1 - high_quantile:.0%} of ordinary behaviour (accounts that rank so high sign up "
+                "beside this campaign's members far more often than other accounts do)"
+                if r["kind"] in cohort
                 else ""
             )
         )

@@ -564,13 +564,15 @@ _TIE_SCHEMA = {"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "k":
 class Association(NamedTuple):
     """What :func:`associates` found: ties that joined accounts to campaigns, and ties the
     reissue rule alone held back (both ``account, component, kind, value, k, inside, by_tenure,
-    by_rotation``); and the count tests of rings of rotators (:func:`_rotating_rings`) and of
-    rotators that send a campaign's script line (:func:`_rotating_senders`)."""
+    by_rotation``); and the count tests of rings of rotators (:func:`_rotating_rings`), of
+    rotators that send a campaign's script line (:func:`_rotating_senders`) and of accounts
+    that rank high and signed up beside a member (:func:`_signup_cohorts`)."""
 
     joined: pl.DataFrame
     reissue_only: pl.DataFrame
     rings: CountTest | None = None
     senders: CountTest | None = None
+    cohorts: CountTest | None = None
 
 
 class CountTest(NamedTuple):
@@ -655,7 +657,10 @@ def associates(
     Before those rounds, two counts against the ordinary rate of rotation: rings of rotators
     outside every campaign (:func:`_rotating_rings`; they make a campaign of their own,
     ``new_component``, where none rotates) and rotators sending one of a campaign's lines
-    (:func:`_rotating_senders`); what joins there brings its siblings in the rounds.
+    (:func:`_rotating_senders`); and one against the ordinary rate of signing up beside a
+    member: accounts that rank high and registered from a member's network that week
+    (:func:`_signup_cohorts`, a wave's siblings); what joins there brings its siblings in
+    the rounds.
 
     Returns :class:`Association`: ``joined``, ``account, component, kind, value, k, inside,
     by_tenure, by_rotation`` (the tie joined an account under the median through a ``tenured``
@@ -663,7 +668,7 @@ def associates(
     a line), one row per tie, every tie of an associated account to the campaign it joins
     (the one it shares most artifacts with); ``reissue_only``, the same columns, the ties of
     accounts that the reissue rule alone kept out (what a reviewer of a near miss asks
-    first); ``rings`` and ``senders``, the two count tests.
+    first); ``rings``, ``senders`` and ``cohorts``, the three count tests.
     """
     out_schema = {"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64,
                   "k": pl.UInt32, "inside": pl.UInt32, "by_tenure": pl.Boolean, "by_rotation": pl.Boolean}  # fmt: skip
@@ -697,6 +702,10 @@ def associates(
     if senders.height:
         found.append(senders.with_columns(by_tenure=pl.lit(False), by_rotation=pl.lit(True)).select(list(out_schema)))
         members = pl.concat([members.select("account", "component"), senders.select("account", "component").unique()])
+    cohort, grouped = _signup_cohorts(artifacts, orgs, members, ordinary.join(members.select("account"), on="account", how="anti"), p)
+    if cohort.height:
+        found.append(cohort.with_columns(by_tenure=pl.lit(False), by_rotation=pl.lit(False)).select(list(out_schema)))
+        members = pl.concat([members.select("account", "component"), cohort.select("account", "component").unique()])
     for _ in range(p.associate_rounds):
         candidates = _identity_ties(held, members, ranked, late, p, tenured)
         ties = candidates.filter("joins").drop("joins", "reissue_only").with_columns(by_rotation=pl.lit(False))
@@ -712,7 +721,7 @@ def associates(
         .select(list(out_schema)).cast(out_schema)  # type: ignore[arg-type]
     )  # fmt: skip
     joined = pl.concat(found).select(list(out_schema)).cast(out_schema) if found else pl.DataFrame(schema=out_schema)  # type: ignore[arg-type]
-    return Association(joined.sort("account", "kind", "value"), reissue_only.sort("account", "kind", "value"), count, sent)
+    return Association(joined.sort("account", "kind", "value"), reissue_only.sort("account", "kind", "value"), count, sent, grouped)
 
 
 def _rotating_senders(signed: pl.DataFrame, members: pl.DataFrame, ranked: pl.DataFrame, p: LinkParams) -> tuple[pl.DataFrame, CountTest | None]:
@@ -750,6 +759,47 @@ def _rotating_senders(signed: pl.DataFrame, members: pl.DataFrame, ranked: pl.Da
     if observed == 0 or count.neglog_p < -np.log10(p.alpha):
         return empty, count
     ties = ties.filter("rot").drop("rot")
+    return ties.join(_best_campaign(ties), on=["account", "component"]).select(empty.columns).cast(empty.schema), count  # type: ignore[arg-type]
+
+
+def _signup_cohorts(
+    artifacts: pl.DataFrame, orgs: pl.DataFrame, members: pl.DataFrame, ordinary: pl.DataFrame, p: LinkParams
+) -> tuple[pl.DataFrame, CountTest | None]:
+    """Ties ``(account, kind, value, k, inside, component)`` of accounts outside every campaign
+    that rank at or above ``high_quantile`` of the ordinary accounts (``ordinary``: ``account,
+    b``, members left out) and signed up from a network a campaign member signed up from
+    that week (:attr:`LinkParams.cohort` kinds, at most ``identity_testable`` holders, not
+    one declared organisation's), when more of them did than the other accounts' rate of
+    signing up beside a member explains.
+
+    Why: a wave of disposable accounts registers from a few networks within hours, and those
+    given no shared phone or card hold nothing else of the wave's; one such sign-up is a
+    coincidence (a neighbour, an office), and one busy account is another, so neither links.
+    But the two are independent in ordinary accounts: on variant-2027 (seed 4205) 10 of the
+    12 wave accounts left out rank in the top tenth and signed up beside a member, where
+    the accounts below give 0.06; on the large logs (variant-2027 at 0.5, traps, tactics)
+    the top tenth does so at the rate of the rest. The test is one Poisson tail of the
+    count against the high-ranked accounts times the share of the others that signed up
+    beside a member (half an account added), held to ``alpha``; each joins the campaign it
+    shares most sign-up networks with."""
+    empty = pl.DataFrame(schema=_TIE_SCHEMA)
+    rows = artifacts.filter(pl.col("kind").is_in(list(p.cohort))).select("account", "kind", "value").unique()
+    if rows.height == 0 or members.height == 0 or ordinary.height == 0:
+        return empty, None
+    rows = rows.join(orgs, on="account", how="left")
+    per = _org_counts(rows).filter((pl.col("k") >= 2) & (pl.col("k") <= p.identity_testable) & ~pl.col("one_org"))
+    inside, outside = _inside_outside(rows.select("account", "kind", "value").join(per.select("kind", "value", "k"), on=["kind", "value"]), members)
+    beside = outside.join(inside.filter(pl.col("inside") >= p.associate_min), on=["kind", "value"])
+    high = ordinary.select("account", high=pl.col("b") >= ordinary["b"].quantile(p.high_quantile))
+    flags = high.join(beside.select("account").unique().with_columns(beside=pl.lit(True)), on="account", how="left")
+    flags = flags.with_columns(pl.col("beside").fill_null(False))
+    n_high = int(flags["high"].sum())
+    observed = int((flags["high"] & flags["beside"]).sum())
+    share = (int((~flags["high"] & flags["beside"]).sum()) + 0.5) / (flags.height - n_high + 1.0)
+    count = CountTest.of(observed, n_high * share)
+    if observed == 0 or count.neglog_p < -np.log10(p.alpha):
+        return empty, count
+    ties = beside.join(high.filter("high").select("account"), on="account")
     return ties.join(_best_campaign(ties), on=["account", "component"]).select(empty.columns).cast(empty.schema), count  # type: ignore[arg-type]
 
 

@@ -266,7 +266,7 @@ def score(
         tenured = (RegistrationSignal.reissued_kind,) if reissued is not None else ()
         operators = feats.select("account", n=pl.col(ROTATION)) if ROTATION in feats.columns else None
         own = int(comp.select(pl.col("component").max()).item() or 0) + 1 if comp.height else 0  # a campaign of rotating rings, where none rotates
-        assoc, reissue_only, rings, senders = associates(
+        assoc, reissue_only, rings, senders, cohorts = associates(
             artifacts, comp.join(camp.select("component"), on="component"), behaviour, orgs, config.link, shared, reissued, tenured,
             operators, own,
         )  # fmt: skip
@@ -315,6 +315,8 @@ def score(
         # (``link._rotating_senders``).
         "rotating_rings": _count_meta(rings, assoc.filter(pl.col("by_rotation") & ~pl.col("kind").is_in(list(config.link.signature)))),
         "rotating_senders": _count_meta(senders, assoc.filter(pl.col("by_rotation") & pl.col("kind").is_in(list(config.link.signature)))),
+        # High-ranked accounts that signed up beside a member against the others' rate (``link._signup_cohorts``).
+        "signup_cohorts": _count_meta(cohorts, assoc.filter(pl.col("kind").is_in(list(config.link.cohort)))),
         "behaviour_quantile_high": float(tested["q_high"][0]) if tested.height else None,
         "params": {
             "target_fpr": config.target_fpr,

@@ -277,7 +277,10 @@ class ArtifactKind:
     ``signature``: the operator's own wording (a scripted follow-up): an account outside
     every campaign that carries ``link.signature_min_ties`` (2) of one campaign's signatures,
     each carried mostly by that campaign's members, joins it (:func:`distillguard.hunt.link.associates`),
-    though one such value links nobody.
+    though one such value links nobody. ``cohort``: accounts that signed up together (one
+    network, one week): an account outside every campaign that ranks high and signed up
+    beside a member joins it when more such accounts did than chance explains
+    (:func:`distillguard.hunt.link._signup_cohorts`).
     """
 
     label: str
@@ -287,6 +290,7 @@ class ArtifactKind:
     group: bool = False
     joins: bool = False
     signature: bool = False
+    cohort: bool = False
 
 
 @dataclass

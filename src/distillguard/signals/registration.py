@@ -81,7 +81,7 @@ class RegistrationSignal(Signal):
         # The network and the week: a wave registered from one proxy /24 within hours shares
         # it; a home user who signed up from that /24 months before the fleet used it as an
         # exit does not (counted as a second tie beside the /24 itself, it flagged such users).
-        "signup_prefix": ArtifactKind("sign-up network and week", bystander=True),
+        "signup_prefix": ArtifactKind("sign-up network and week", bystander=True, cohort=True),
         "signup_burst": ArtifactKind("sign-up hour", links=False),
     }
 
