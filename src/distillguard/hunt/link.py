@@ -592,6 +592,15 @@ class CountTest(NamedTuple):
         tail = -poisson.logsf(observed - 1, expected) / np.log(10.0) if expected > 0 else 300.0
         return cls(observed, expected, float(min(tail, 300.0)), counted)
 
+    @classmethod
+    def among(cls, chosen: pl.Series, tied: pl.Series) -> CountTest:
+        """Of accounts (two boolean columns, a row each): the ``chosen`` ones that are ``tied``,
+        against the chosen times the share of the others that are (half an account added, so
+        a population where none is still expects some)."""
+        n = int(chosen.sum())
+        share = (int((~chosen & tied).sum()) + 0.5) / (chosen.len() - n + 1.0)
+        return cls.of(int((chosen & tied).sum()), n * share)
+
 
 def associates(
     artifacts: pl.DataFrame,
@@ -751,12 +760,8 @@ def _rotating_senders(signed: pl.DataFrame, members: pl.DataFrame, ranked: pl.Da
         (pl.col("inside") >= p.associate_min) & (2 * pl.col("inside") >= pl.col("k"))
     )
     ties = outside.drop("k").join(lines, on=["kind", "value"]).join(rot, on="account")
-    sending = ties.select("account", "rot").unique()
-    observed = int(sending["rot"].sum())
-    others = rot.height - n_rot
-    share = (sending.height - observed + 0.5) / (others + 1.0)
-    count = CountTest.of(observed, n_rot * share)
-    if observed == 0 or count.neglog_p < -np.log10(p.alpha):
+    count = CountTest.among(rot["rot"], rot["account"].is_in(ties["account"].implode()))
+    if count.observed == 0 or count.neglog_p < -np.log10(p.alpha):
         return empty, count
     ties = ties.filter("rot").drop("rot")
     return ties.join(_best_campaign(ties), on=["account", "component"]).select(empty.columns).cast(empty.schema), count  # type: ignore[arg-type]
@@ -790,14 +795,9 @@ def _signup_cohorts(
     per = _org_counts(rows).filter((pl.col("k") >= 2) & (pl.col("k") <= p.identity_testable) & ~pl.col("one_org"))
     inside, outside = _inside_outside(rows.select("account", "kind", "value").join(per.select("kind", "value", "k"), on=["kind", "value"]), members)
     beside = outside.join(inside.filter(pl.col("inside") >= p.associate_min), on=["kind", "value"])
-    high = ordinary.select("account", high=pl.col("b") >= ordinary["b"].quantile(p.high_quantile))
-    flags = high.join(beside.select("account").unique().with_columns(beside=pl.lit(True)), on="account", how="left")
-    flags = flags.with_columns(pl.col("beside").fill_null(False))
-    n_high = int(flags["high"].sum())
-    observed = int((flags["high"] & flags["beside"]).sum())
-    share = (int((~flags["high"] & flags["beside"]).sum()) + 0.5) / (flags.height - n_high + 1.0)
-    count = CountTest.of(observed, n_high * share)
-    if observed == 0 or count.neglog_p < -np.log10(p.alpha):
+    high = ordinary.select("account", high=(pl.col("b") >= ordinary["b"].quantile(p.high_quantile)).fill_null(False))
+    count = CountTest.among(high["high"], high["account"].is_in(beside["account"].implode()))
+    if count.observed == 0 or count.neglog_p < -np.log10(p.alpha):
         return empty, count
     ties = beside.join(high.filter("high").select("account"), on="account")
     return ties.join(_best_campaign(ties), on=["account", "component"]).select(empty.columns).cast(empty.schema), count  # type: ignore[arg-type]
