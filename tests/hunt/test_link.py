@@ -626,3 +626,12 @@ def test_high_ranked_accounts_that_signed_up_beside_a_member_join_when_more_than
     crowd = [(300 + i, "signup_prefix", 8000 + i) for i in range(180)] + [(2000 + i % 40, "signup_prefix", 8000 + i) for i in range(180)]
     got = associates(_arts(signups + beside + crowd), members, behaviour, orgs, LinkParams())
     assert got.joined.height == 0 and got.cohorts is not None and got.cohorts.observed == 3 and got.cohorts.neglog_p < 1
+    # Where 18 of the others did (expected 2.05 among the high-ranked), ten high-ranked ones beat chance (p 5e-5), but
+    # chance accounts for a fifth of them: none joins, as two of the ten would be strangers. Twenty-five would join.
+    some = [(300 + i, "signup_prefix", 7000 + i) for i in range(5, 23)]
+    ten = [(1890 + i, "signup_prefix", 7000 + i) for i in range(23, 33)]
+    got = associates(_arts(signups + some + ten), members, behaviour, orgs, LinkParams())
+    assert got.cohorts is not None and got.cohorts.observed == 10 and got.cohorts.neglog_p > 4 and got.joined.height == 0
+    more = [(1850 + i, "signup_prefix", 7000 + i % 40) for i in range(25)]
+    got = associates(_arts(signups + some + more), members, behaviour, orgs, LinkParams())
+    assert got.cohorts is not None and got.cohorts.observed == 25 and got.joined["account"].n_unique() == 25

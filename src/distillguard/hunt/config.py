@@ -82,6 +82,11 @@ class LinkParams:
     # ``1 - rotator_quantile`` of the ordinary accounts (those outside every campaign) passes
     # the rank guard as a ranked one does (:func:`distillguard.hunt.link.associates`).
     rotator_quantile: float = 0.99
+    # Association's count tests (rings of rotators, rotating senders, sign-ups beside a
+    # member) join everything they counted, so a count also needs chance to account for at
+    # most this share of it: a count of 44 where 21 are expected clears any p-value and
+    # would let about 21 strangers in (:meth:`distillguard.hunt.link.CountTest.passes`).
+    count_chance_share: float = 0.1
     merge_ratio: float = 0.1
     merge_bridge: float = 1.0
     min_part_share: float = 0.05
