@@ -793,8 +793,10 @@ def _signup_cohorts(
     the accounts below give 0.06; on the large logs (variant-2027 at 0.5, traps, tactics)
     the top tenth does so at the rate of the rest. The test is one Poisson tail of the
     count against the high-ranked accounts times the share of the others that signed up
-    beside a member (half an account added), held to ``alpha``; each joins the campaign it
-    shares most sign-up networks with."""
+    beside a member (half an account added), held to ``alpha`` and to ``count_chance_share``
+    (:meth:`CountTest.passes`: at full-scale qwen-2026 developers and agent users sign up
+    beside members twice as often as the accounts below them, 44 against 21); each joins
+    the campaign it shares most sign-up networks with."""
     empty = pl.DataFrame(schema=_TIE_SCHEMA)
     rows = artifacts.filter(pl.col("kind").is_in(list(p.cohort))).select("account", "kind", "value").unique()
     if rows.height == 0 or members.height == 0 or ordinary.height == 0:
