@@ -238,6 +238,31 @@ def test_a_web_says_how_many_members_hold_one_shared_artifact_and_a_script_line(
     assert "; 3 hold one of them alone, and are members only where their own behaviour ranks at or above the median;" in line
 
 
+def test_webs_that_began_together_say_so_and_name_the_day(explained: Explained) -> None:
+    """A union of webs too weak alone (link.began_together) says how many webs, the day they
+    began and that it was tested as a second family; its day tie is not listed as a thing shared."""
+    import dataclasses
+
+    from distillguard.hunt.link import BEGAN_KIND
+
+    scored, findings, texts, config, *_ = explained
+    comp = int(scored.campaigns["component"][0])
+    members = scored.components.filter(pl.col("component") == comp)["account"].head(5).to_list()
+    webs = pl.DataFrame(
+        [(7, comp, 5, 5, 0.8, 3.7, 3.9, 1.3, 3, 20645)],
+        schema={"web": pl.Int64, "component": pl.Int64, "size": pl.UInt32, "n": pl.UInt32, "u": pl.Float64, "z": pl.Float64,
+                "neglog_p": pl.Float64, "margin": pl.Float64, "joined": pl.UInt32, "began": pl.Int32},
+        orient="row",
+    )  # fmt: skip
+    day = pl.DataFrame({"account": members, "kind": BEGAN_KIND, "value": 20645, "web": 7},
+                       schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "web": pl.Int64})  # fmt: skip
+    ties = pl.concat([_card_ties(members, web=7), day.select(_card_ties(members, web=7).columns)])
+    _, (camp,) = explain(dataclasses.replace(scored, campaign_webs=webs, web_ties=ties), findings, texts, config)
+    (line,) = [x for x in camp["evidence"] if x.startswith("5 accounts in 3 webs too weak to test alone")]
+    assert "(2 payment methods (5 accounts)) and nothing across, that all began on 2026-07-11; tested together" in line
+    assert BEGAN_KIND not in line and "p = 0.00013 (z = 3.7)" in line
+
+
 def test_a_web_kept_by_one_behaviour_score_names_it_and_its_chance(explained: Explained) -> None:
     """The web's sentence gives the mean rank test's own chance, then the score the profile
     test found, where that test is what kept the web; otherwise it says nothing of it."""

@@ -119,6 +119,47 @@ def test_a_webmail_domain_does_not_join_two_operators_identity_webs() -> None:
     assert set(webs["account"].to_list()) == set(range(60))
 
 
+def test_cells_too_small_to_test_that_began_on_one_day_are_tested_together() -> None:
+    from distillguard.hunt.link import BEGAN_KIND, identity_components
+
+    n = 1000
+    behaviour = pl.DataFrame({"account": np.arange(n), "b": np.linspace(0.0, 10.0, n)},
+                             schema={"account": pl.UInt32, "b": pl.Float64})  # fmt: skip  # rank = account / n
+    # Five cells of three (too few to test alone), each sharing a phone and a card, nothing
+    # across cells; their members rank about the 80th percentile. A family began on the same
+    # day: one busy member shares a phone with one relative and a card with another, and the
+    # three average below the median.
+    cells = [[750 + 20 * c + i for i in range(3)] for c in range(5)]
+    family = [880, 280, 281]
+    rows = [(a, kind, 100 * c + v) for c, cell in enumerate(cells) for a in cell for kind, v in (("phone_hash", 1), ("payment_fp", 2))]
+    rows += [(880, "phone_hash", 9001), (280, "phone_hash", 9001), (880, "payment_fp", 9002), (281, "payment_fp", 9002)]
+    no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
+    cell_accounts = {a for cell in cells for a in cell}
+
+    def began(days: list[int]) -> pl.DataFrame:
+        acc = [a for cell in cells for a in cell] + family
+        day = [d for d, cell in zip(days, cells, strict=True) for _ in cell] + [days[0]] * len(family)
+        return pl.DataFrame({"account": acc, "day": day}, schema={"account": pl.UInt32, "day": pl.Int32})
+
+    alone, stats, _ = identity_components(_arts(rows), behaviour, no_orgs, LinkParams())
+    assert alone.height == 0 and stats.filter("significant").height == 0  # each cell fails alone
+
+    webs, stats, ties = identity_components(_arts(rows), behaviour, no_orgs, LinkParams(), began=began([20000] * 5))
+    assert set(webs["account"].to_list()) == cell_accounts  # the family is tested with them, not taken in
+    union = stats.filter(pl.col("joined").is_not_null())
+    assert union.height == 1 and union["significant"][0] and union["joined"][0] == 6 and union["began"][0] == 20000
+    assert union["size"][0] == 18 and union["cut"][0] > stats.filter(pl.col("joined").is_null())["cut"].max()  # half alpha
+    began_ties = ties.filter(pl.col("kind") == BEGAN_KIND)
+    assert set(began_ties["account"].to_list()) == cell_accounts and began_ties["value"].unique().to_list() == [20000]
+    assert webs["web"].n_unique() == 1
+
+    # The same cells put to work five days apart share nothing: the one union left (the first
+    # cell and the family) fails, and no campaign is made.
+    webs, stats, _ = identity_components(_arts(rows), behaviour, no_orgs, LinkParams(), began=began([20000, 20003, 20006, 20009, 20012]))
+    union = stats.filter(pl.col("joined").is_not_null())
+    assert webs.height == 0 and union["joined"].to_list() == [2] and not union["significant"].any()
+
+
 def test_association_joins_accounts_tied_to_a_campaign_by_a_small_identity_artifact() -> None:
     from distillguard.hunt.link import associates
 

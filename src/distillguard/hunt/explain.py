@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from distillguard.hunt.config import HuntConfig, LinkParams
+from distillguard.hunt.link import BEGAN_KIND
 from distillguard.hunt.score import VOLUME, Scored
 from distillguard.signals import artifact_kinds
 from distillguard.signals.base import Finding
@@ -350,7 +351,7 @@ def _web_lines(comp_webs: pl.DataFrame, ties: pl.DataFrame, comp: pl.DataFrame) 
     out: dict[int, list[str]] = {}
     # Strongest web first; ties by web number, so every run and engine lists them alike.
     for w in comp_webs.sort(["component", "neglog_p", "web"], descending=[False, True, False]).to_dicts():
-        t = ties.filter(pl.col("web") == w["web"]).group_by("kind").agg(
+        t = ties.filter((pl.col("web") == w["web"]) & (pl.col("kind") != BEGAN_KIND)).group_by("kind").agg(
             values=pl.col("value").n_unique(), accounts=pl.col("account").n_unique()
         )
         held = ", ".join(
@@ -365,8 +366,14 @@ def _web_lines(comp_webs: pl.DataFrame, ties: pl.DataFrame, comp: pl.DataFrame) 
             held += (f"; {w['loose']:,} hold one of them alone, and are members only where their own behaviour ranks "
                      "at or above the median")  # fmt: skip
         rank_p = w.get("rank_neglog_p", w["neglog_p"])
+        tied = f"{w['size']:,} accounts tied to each other by what they share: {held}; "
+        if w.get("joined"):  # webs that failed alone, tested together (link.began_together)
+            day = dt.date(1970, 1, 1) + dt.timedelta(days=int(w["began"]))
+            tied = (f"{w['size']:,} accounts in {w['joined']} webs too weak to test alone, each tied inside by what it "
+                    f"shares ({held}) and nothing across, that all began on {day.isoformat()}; tested together (a second "
+                    "family of tests, held to half the cut), ")  # fmt: skip
         line = (
-            f"{w['size']:,} accounts tied to each other by what they share: {held}; "
+            f"{tied}"
             f"the behaviour ranks of the {w['n']:,} with enough traffic to rank average the "
             f"{_ordinal(round(100 * w['u']))} percentile of the population, "
             f"which ordinary accounts would reach by chance with p = {_sig(rank_p)} (z = {w['z']:.1f})"

@@ -170,6 +170,7 @@ def identity_components(
     p: LinkParams,
     shared: tuple[pl.DataFrame, pl.DataFrame] | None = None,
     profile: pl.DataFrame | None = None,
+    began: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Webs of accounts that share identity artifacts, kept when their members behave unusually.
 
@@ -187,7 +188,9 @@ def identity_components(
     gives ``z = (U - 1/2) sqrt(12 n)``, held to Holm's step-down over the webs tested
     (:func:`holm`). Where ``profile`` (``account`` and one column per behaviour feature) is
     given, the web is also tested on the one feature its members share most
-    (:func:`profile_neglog_p`), at half the cut.
+    (:func:`profile_neglog_p`), at half the cut. Where ``began`` (``account, day``: the day
+    of its first request) is given, webs that fail alone and began on one day are then tested
+    together (:func:`began_together`).
 
     Returns ``(account, web)`` for accounts in significant webs, one row per web tested
     (``n, u, seconded, loose, accounts, z, rank_neglog_p, feature, feature_u, feature_neglog_p, neglog_p,
@@ -202,7 +205,7 @@ def identity_components(
         schema={"web": pl.Int64, "size": pl.UInt32, "n": pl.UInt32, "u": pl.Float64, "seconded": pl.UInt32, "loose": pl.UInt32,
                 "accounts": pl.List(pl.UInt32), "z": pl.Float64,
                 "rank_neglog_p": pl.Float64, "feature": pl.String, "feature_u": pl.Float64, "feature_neglog_p": pl.Float64,
-                "neglog_p": pl.Float64, "cut": pl.Float64, "significant": pl.Boolean}
+                "neglog_p": pl.Float64, "cut": pl.Float64, "significant": pl.Boolean, "joined": pl.UInt32, "began": pl.Int32}
     )  # fmt: skip
     ties_empty = pl.DataFrame(schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "web": pl.Int64})
     n_pop = behaviour.height
@@ -282,10 +285,76 @@ def identity_components(
     # test beside the tail test in :func:`test_artifacts`).
     best = np.maximum(neglog_p, stats["feature_neglog_p"].fill_null(0.0).to_numpy() - np.log10(2.0))
     stats = holm(stats.with_columns(neglog_p=pl.Series(best), testable=testable), p.alpha)
+    together, joined = began_together(stats, began, p)
+    stats = pl.concat([stats_empty, stats, together], how="diagonal_relaxed").select(stats_empty.columns)
+    if together.height:
+        webs = pl.concat([webs, joined.select("account", "web")])
     sig = stats.filter("significant").select("web")
     members = _drop_ordinary_loose(webs.join(sig, on="web"), loose, ranks, p)
     ties = edges.join(members, on="account")
+    if together.height:
+        # The day the union's webs began is what ties them: the one value all of them hold.
+        day = joined.join(members, on=["account", "web"]).select("account", kind=pl.lit(BEGAN_KIND), value=pl.col("day").cast(pl.UInt64), web="web")
+        ties = pl.concat([ties, day.cast(dict(ties.schema))])  # type: ignore[arg-type]
     return members, stats, ties
+
+
+# The tie that joins the webs :func:`began_together` unites: the day they began.
+BEGAN_KIND = "began_on_day"
+
+
+def began_together(stats: pl.DataFrame, began: pl.DataFrame | None, p: LinkParams) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Webs that failed alone (``stats``: every web's test, with ``accounts``), tested as one
+    where they began on the same day (``began``: ``account, day`` of each account's first
+    request; a web's day is its members' median).
+
+    Why: an operator that cuts its identities into cells of two to six accounts, none
+    sharing anything with another, leaves each cell a web too small to clear the test (on
+    variant-2027, seed 4202, the office fleet's 24 first active accounts made five webs of two
+    to six, mean ranks 0.67 to 0.79, none significant at hour 150) and nothing joins the
+    cells (:func:`join_rings` needs a pool, a script line or a clock they share). Cells put to
+    work at once begin on one day. Which webs are united is fixed by the day alone, never
+    by their ranks, so under the null the union's members rank uniformly and the mean rank
+    test holds; the unions are a second family of tests, held by Holm to half of ``alpha``.
+    A union that passes takes in its webs whose own members average above the median (a
+    family's card that began that day does not ride in on the fleet's test).
+
+    Returns the unions' test rows (``web`` numbered after every web, ``joined``: the webs
+    united, ``began``: the day; ``significant`` where they passed) and, for the unions that
+    passed, ``account, web, day`` of the members they take in.
+    """
+    joined_empty = pl.DataFrame(schema={"account": pl.UInt32, "web": pl.Int64, "day": pl.Int32})
+    if began is None or stats.height < 2:
+        return stats.clear(), joined_empty
+    failed = stats.filter(~pl.col("significant") & (pl.col("size") >= 2) & (pl.col("n") >= 1))
+    day = (
+        failed.select("web", account="accounts").explode("account")
+        .join(began.select("account", "day"), on="account")
+        .group_by("web").agg(day=pl.col("day").median().floor().cast(pl.Int32))
+    )  # fmt: skip
+    cells = failed.join(day, on="web").filter(pl.len().over("day") >= 2)
+    if cells.height == 0:
+        return stats.clear(), joined_empty
+    first = int(stats["web"].max() or 0) + 1  # type: ignore[arg-type]
+    unions = (
+        cells.group_by("day")
+        .agg(
+            size=pl.col("size").sum(), n=pl.col("n").sum(), u=(pl.col("u") * pl.col("n")).sum() / pl.col("n").sum(),
+            seconded=pl.col("seconded").sum(), loose=pl.col("loose").sum(), joined=pl.len().cast(pl.UInt32),
+            accounts=pl.col("accounts").explode().sort(),
+        )
+        .sort("day")
+        .with_row_index("web", offset=first)
+        .with_columns(pl.col("web").cast(pl.Int64), z=(pl.col("u") - 0.5) * (12.0 * pl.col("n").cast(pl.Float64)).sqrt())
+    )
+    neglog_p = mean_rank_neglog_p(unions["u"].to_numpy(), unions["n"].to_numpy().astype(np.float64))
+    unions = unions.with_columns(rank_neglog_p=pl.Series(neglog_p), neglog_p=pl.Series(neglog_p))
+    testable = (pl.col("size") >= p.min_campaign) & (pl.col("n") >= 2)
+    unions = holm(unions.with_columns(testable=testable), p.alpha / 2).rename({"day": "began"})
+    passed = unions.filter("significant").select("web", day="began")
+    taken = cells.filter(pl.col("u") > 0.5).select(cell="web", account="accounts", day="day").join(passed, on="day")
+    joined = taken.explode("account").select("account", "web", "day")
+    return unions.cast({"size": pl.UInt32, "n": pl.UInt32, "seconded": pl.UInt32, "loose": pl.UInt32}), joined
 
 
 def _held_firmly(edges: pl.DataFrame, signed: pl.DataFrame, p: LinkParams) -> pl.DataFrame:

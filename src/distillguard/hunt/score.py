@@ -46,6 +46,7 @@ __all__ = ["VOLUME", "Scored", "accounts_table", "join_features", "score"]
 
 # Features the hunt itself reads, by their namespaced names (the temporal signal's).
 VOLUME = "temporal.n"  # exchanges per account: below ``score.min_exchanges`` an account is not ranked
+FIRST_DAY = "temporal.first_day"  # the day of an account's first request
 REISSUED = "registration.reissued"  # signed up on a phone number a week after its last earlier holder
 ROTATION = "proxy_pool.rotation"  # operators whose networks an account used, once it sent enough to tell
 
@@ -159,12 +160,14 @@ def _link(
     config: HuntConfig,
     shared: tuple[pl.DataFrame, pl.DataFrame] | None,
     timings: dict[str, float] | None,
+    began: pl.DataFrame | None = None,
 ) -> Linked:
-    """Test the artifacts and identity webs against ``behaviour``'s population, then cluster."""
+    """Test the artifacts and identity webs against ``behaviour``'s population, then cluster
+    (``began``: each account's first day, for :func:`~distillguard.hunt.link.began_together`)."""
     with stage(timings, "rescore.link.artifacts"):
         tested = declared_organisations(test_artifacts(artifacts, behaviour, config.link), artifacts, orgs)
     with stage(timings, "rescore.link.identity"):
-        webs, web_stats, ties = identity_components(artifacts, behaviour, orgs, config.link, shared, profile)
+        webs, web_stats, ties = identity_components(artifacts, behaviour, orgs, config.link, shared, profile, began)
     with stage(timings, "rescore.cluster"):
         comp = components(artifacts, tested, behaviour, config.link, ties=ties)
         own = comp.select("account", "own")
@@ -213,7 +216,8 @@ def score(
     with stage(timings, "rescore.link.identity"):
         shared = shared_identity(artifacts, orgs, config.link)
     profile = feats.select("account", *ts_cols)
-    linked = _link(artifacts, behaviour, orgs, profile, config, shared, timings)
+    began = feats.select("account", day=pl.col(FIRST_DAY)).drop_nulls() if FIRST_DAY in feats.columns else None
+    linked = _link(artifacts, behaviour, orgs, profile, config, shared, timings, began)
     # Second pass, without the campaigns found: their members fill the top of the population
     # that every test measures against (in a log's first hours, or wherever campaigns are a
     # tenth of the active accounts), so a second campaign's accounts cannot look unusual
@@ -226,7 +230,7 @@ def score(
         rest = _link(
             artifacts.join(inside, on="account", how="anti"),
             behaviour.join(inside, on="account", how="anti"),
-            orgs, profile, config, shared_rest, timings,
+            orgs, profile, config, shared_rest, timings, began,
         )  # fmt: skip
         linked = linked.with_second_pass(rest, config.min_campaign)
     tested, webs, web_stats, ties, comp = linked.tested, linked.webs, linked.web_stats, linked.ties, linked.comp
@@ -248,7 +252,7 @@ def score(
     # Strength: how far the strongest evidence clears its own significance cut (-log10 units).
     margin_a = sig.select("kind", "value", margin=pl.col("neglog_p") - pl.col("cut"))
     web_sig = web_stats.filter("significant").select(
-        "web", "size", "n", "u", "seconded", "loose", "z", "rank_neglog_p", "feature", "feature_u", "feature_neglog_p", "neglog_p",
+        "web", "size", "n", "u", "seconded", "loose", "z", "rank_neglog_p", "feature", "feature_u", "feature_neglog_p", "neglog_p", "joined", "began",
         margin=pl.col("neglog_p") - pl.col("cut"),
     )
     comp_webs = webs.join(comp, on="account").select("web", "component").unique().join(web_sig, on="web")
@@ -309,6 +313,8 @@ def score(
         "artifacts_tested": int((tested["k"] >= config.link.min_carriers).sum()) if tested.height else 0,
         "artifacts_significant": sig.height,
         "identity_webs_significant": web_sig.height,
+        # Of those, unions of webs too weak alone that began on one day (``link.began_together``).
+        "identity_webs_began_together": web_sig.filter(pl.col("joined").is_not_null()).height,
         "accounts_associated": assoc["account"].n_unique(),
         # Rings of rotators outside every campaign against the ordinary rate (``link._rotating_rings``),
         # and rotators sending a campaign's script line against the ordinary rate of sending one
