@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from bench_rescore import machine
-from distillguard.hunt.budget import MemoryBudget
+from distillguard.hunt.budget import MemoryBudget, parse_size
 from distillguard.hunt.detector import HuntDetector
 from distillguard.hunt.engines.polars import PolarsEngine
 from distillguard.io import LogReader
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--seed", type=int, default=101)
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--memory", default="auto", help="the embedded engine's budget (hunt --memory): 8G, auto (the default), none")
+    ap.add_argument("--pending", help="the budget's share for piles waiting to be folded, where not a tenth of it (e.g. 82M)")
     args = ap.parse_args(argv)
     log = args.log
     name = log.name if log else f"{args.scenario}-{args.scale:g}-s{args.seed}"
@@ -85,7 +86,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     threading.Thread(target=sample, daemon=True).start()
     host = machine()  # the host a VM lands on moves throughput more than most changes: say which
     t0 = time.perf_counter()
-    det = HuntDetector(budget=MemoryBudget.of(args.memory))
+    budget = MemoryBudget.of(args.memory)
+    if budget is not None and args.pending:
+        budget = MemoryBudget(budget.total, pending=parse_size(args.pending, "--pending", floor=1))
+    det = HuntDetector(budget=budget)
     reader = LogReader(log)
     det.observe_accounts(reader.accounts())
     PolarsEngine().aggregate([reader], det.state)  # as `distillguard hunt` reads: pieces on a budget
@@ -118,6 +122,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         },
         "minor_page_faults_by_thread": faults_by_thread(),
         "memory": args.memory,
+        "pending_bytes": det.state.budget.pending_bytes if det.state.budget is not None else None,
         "exchanges": n,
         "accounts": verdicts.accounts.num_rows,
         "flagged": sum(verdicts.accounts["flagged"].to_pylist()),

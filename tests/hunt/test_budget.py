@@ -101,3 +101,10 @@ def test_cli_memory_errors(log: Path, tmp_path: Path) -> None:
         [CLI, "hunt", str(log), "--out", str(tmp_path / "o"), "--engine", "spark", "--memory", "4G"], capture_output=True, text=True
     )
     assert spark.returncode != 0 and "--memory is a setting of the embedded engine" in spark.stdout + spark.stderr
+
+
+def test_the_piles_share_is_a_tenth_of_the_budget_unless_given() -> None:
+    """A benchmark gives a small log a large log's fold pressure (bench_fold_pressure.py)."""
+    assert MemoryBudget(8 * 2**30).pending_bytes == 8 * 2**30 // 10
+    squeezed = MemoryBudget(8 * 2**30, pending=82 * 2**20)
+    assert squeezed.pending_bytes == 82 * 2**20 and squeezed.chunk_bytes == MemoryBudget(8 * 2**30).chunk_bytes
