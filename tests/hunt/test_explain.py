@@ -341,6 +341,10 @@ def test_a_failed_web_and_a_small_group_name_their_members() -> None:
         ("identity web", 3, ["acct_0", "acct_1", "acct_2"]),
         ("linked accounts", 2, ["acct_8", "acct_9"]),
     ]
+    # Webs that began on one day and failed together say so (link.began_together).
+    union = webs.with_columns(joined=pl.Series([2, None], dtype=pl.UInt32), began=pl.Series([20645, None], dtype=pl.Int32))
+    near = _failed_groups(tested, union, comp, pl.DataFrame({"component": [2]}), HuntConfig(), ids)
+    assert near["why"][0] == "2 webs that began on 2026-07-11, tested together: mean behaviour rank z = 1.3: chance p = 10^-1.0 does not clear the cut 10^-2.0"
 
 
 def test_an_account_joined_on_a_number_held_within_a_week_says_why_its_behaviour_did_not_keep_it_out() -> None:

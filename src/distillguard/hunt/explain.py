@@ -201,9 +201,11 @@ def _failed_groups(
                      "unusual": int(r["m"]), "neglog10_p": round(float(r["neglog_p"]), 2), "why": why})  # fmt: skip
     if webs is not None:
         for r in webs.to_dicts():
+            together = (f"{r['joined']} webs that began on {dt.date(1970, 1, 1) + dt.timedelta(days=int(r['began']))}, tested "
+                        "together: " if r.get("joined") else "")  # fmt: skip
             rows.append({"group": "identity web", "kind": None, "value": None, "accounts": int(r["size"]),
                          "unusual": None, "neglog10_p": round(float(r["neglog_p"]), 2),
-                         "why": f"mean behaviour rank z = {r['z']:.1f}{_feature_clause(r)}: chance p = 10^-{r['neglog_p']:.1f} "
+                         "why": f"{together}mean behaviour rank z = {r['z']:.1f}{_feature_clause(r)}: chance p = 10^-{r['neglog_p']:.1f} "
                                 f"does not clear the cut 10^-{r['cut']:.1f}",
                          "members": sorted(name[a] for a in r["accounts"] if a in name)})  # fmt: skip
     for r in small.to_dicts():
