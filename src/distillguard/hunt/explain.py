@@ -201,8 +201,7 @@ def _failed_groups(
                      "unusual": int(r["m"]), "neglog10_p": round(float(r["neglog_p"]), 2), "why": why})  # fmt: skip
     if webs is not None:
         for r in webs.to_dicts():
-            together = (f"{r['joined']} webs that began on {dt.date(1970, 1, 1) + dt.timedelta(days=int(r['began']))}, tested "
-                        "together: " if r.get("joined") else "")  # fmt: skip
+            together = f"{r['joined']} webs that began on {_day(r['began'])}, tested together: " if r.get("joined") else ""
             rows.append({"group": "identity web", "kind": None, "value": None, "accounts": int(r["size"]),
                          "unusual": None, "neglog10_p": round(float(r["neglog_p"]), 2),
                          "why": f"{together}mean behaviour rank z = {r['z']:.1f}{_feature_clause(r)}: chance p = 10^-{r['neglog_p']:.1f} "
@@ -370,9 +369,8 @@ def _web_lines(comp_webs: pl.DataFrame, ties: pl.DataFrame, comp: pl.DataFrame) 
         rank_p = w.get("rank_neglog_p", w["neglog_p"])
         tied = f"{w['size']:,} accounts tied to each other by what they share: {held}; "
         if w.get("joined"):  # webs that failed alone, tested together (link.began_together)
-            day = dt.date(1970, 1, 1) + dt.timedelta(days=int(w["began"]))
             tied = (f"{w['size']:,} accounts in {w['joined']} webs too weak to test alone, each tied inside by what it "
-                    f"shares ({held}) and nothing across, that all began on {day.isoformat()}; tested together (a second "
+                    f"shares ({held}) and nothing across, that all began on {_day(w['began'])}; tested together (a second "
                     "family of tests, held to half the cut), ")  # fmt: skip
         line = (
             f"{tied}"

@@ -352,7 +352,7 @@ def began_together(stats: pl.DataFrame, began: pl.DataFrame | None, p: LinkParam
     testable = (pl.col("size") >= p.min_campaign) & (pl.col("n") >= 2)
     unions = holm(unions.with_columns(testable=testable), p.alpha / 2).rename({"day": "began"})
     passed = unions.filter("significant").select("web", day="began")
-    taken = cells.filter(pl.col("u") > 0.5).select(cell="web", account="accounts", day="day").join(passed, on="day")
+    taken = cells.filter(pl.col("u") > 0.5).select(account="accounts", day="day").join(passed, on="day")
     joined = taken.explode("account").select("account", "web", "day")
     return unions.cast({"size": pl.UInt32, "n": pl.UInt32, "seconded": pl.UInt32, "loose": pl.UInt32}), joined
 
