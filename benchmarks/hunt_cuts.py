@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -35,13 +36,22 @@ def cut_counts(log: Path, hours: float) -> dict[str, object]:
         raise SystemExit(f"{log}: no labels/ to count campaigns against")
     det = HuntDetector()
     det.observe_accounts(reader.accounts())
-    batches = list(reader.exchange_batches(columns=det.columns))
-    first = min(pc.min(b["ts"]).as_py() for b in batches if b.num_rows)
-    cut = first.replace(hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(hours=hours)
-    for b in batches:
+    cut = stop = None
+    # Days come in order (a day perhaps in several pieces), so the log's first day is in its
+    # first batch and no day after the cut's is read: a full-scale log cut early fits in memory.
+    for b in reader.exchange_batches(columns=det.columns):
+        if not b.num_rows:
+            continue
+        if cut is None or stop is None:
+            start = pc.min(b["ts"]).as_py().replace(hour=0, minute=0, second=0, microsecond=0)
+            cut, stop = start + dt.timedelta(hours=hours), start + dt.timedelta(days=math.ceil(hours / 24))
+        if pc.min(b["ts"]).as_py() >= stop:
+            break
         kept = b.filter(pc.less(b["ts"], pa.scalar(cut, b["ts"].type)))
         if kept.num_rows:
             det.observe(kept)
+    if cut is None:
+        raise SystemExit(f"{log}: no exchanges")
     findings, orgs = det.findings(cut)
     scored = score(findings, orgs, det.state.index, det.config, cut)
     table = pl.from_arrow(labels)
