@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         },
         "minor_page_faults_by_thread": faults_by_thread(),
         "memory": args.memory,
-        "pending_bytes": det.state.budget.pending_bytes if det.state.budget is not None else None,
+        "pending_bytes": budget.pending_bytes if budget is not None else None,
         "exchanges": n,
         "accounts": verdicts.accounts.num_rows,
         "flagged": sum(verdicts.accounts["flagged"].to_pylist()),

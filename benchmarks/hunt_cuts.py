@@ -36,21 +36,20 @@ def cut_counts(log: Path, hours: float) -> dict[str, object]:
         raise SystemExit(f"{log}: no labels/ to count campaigns against")
     det = HuntDetector()
     det.observe_accounts(reader.accounts())
-    cut = stop = None
+    start = None
     # Days come in order (a day perhaps in several pieces), so the log's first day is in its
     # first batch and no day after the cut's is read: a full-scale log cut early fits in memory.
     for b in reader.exchange_batches(columns=det.columns):
         if not b.num_rows:
             continue
-        if cut is None or stop is None:
-            start = pc.min(b["ts"]).as_py().replace(hour=0, minute=0, second=0, microsecond=0)
-            cut, stop = start + dt.timedelta(hours=hours), start + dt.timedelta(days=math.ceil(hours / 24))
-        if pc.min(b["ts"]).as_py() >= stop:
+        start = start or pc.min(b["ts"]).as_py().replace(hour=0, minute=0, second=0, microsecond=0)
+        cut = start + dt.timedelta(hours=hours)
+        if pc.min(b["ts"]).as_py() >= start + dt.timedelta(days=math.ceil(hours / 24)):
             break
         kept = b.filter(pc.less(b["ts"], pa.scalar(cut, b["ts"].type)))
         if kept.num_rows:
             det.observe(kept)
-    if cut is None:
+    if start is None:
         raise SystemExit(f"{log}: no exchanges")
     findings, orgs = det.findings(cut)
     scored = score(findings, orgs, det.state.index, det.config, cut)
