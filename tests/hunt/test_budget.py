@@ -90,8 +90,11 @@ def test_budgeted_hunt_resumes_with_the_same_answer(log: Path, tmp_path: Path) -
     assert cp.resumed_days >= days // 2 - 1
     det3 = HuntDetector(budget=MemoryBudget(budget))
     PolarsEngine().aggregate([LogReader(log)], det3.state)
-    a, b = det2.verdicts().accounts, det3.verdicts().accounts
-    assert pl.from_arrow(a).sort("account_id").equals(pl.from_arrow(b).sort("account_id"))
+    a, b = (pl.DataFrame(pl.from_arrow(d.verdicts().accounts)).sort("account_id") for d in (det2, det3))
+    # Everything but the risk to the bit; the risk to float tolerance (a parallel group-by's
+    # sums may add in another order run to run: 1e-9 apart at most, seen once in three CI runs).
+    assert a.drop("risk").equals(b.drop("risk"))
+    assert (a["risk"] - b["risk"]).abs().max() < 1e-9
 
 
 def test_cli_memory_errors(log: Path, tmp_path: Path) -> None:
