@@ -94,6 +94,19 @@ def test_leaked_exchanges(result: BenchResult) -> None:
     assert result.leaked_exchanges_all == {"count": 10, "share": pytest.approx(10 / 14), "total": 14}
 
 
+def test_leaked_before_the_campaign_was_first_flagged(result: BenchResult) -> None:
+    """The part of the leak only an earlier campaign saves: before its first flag (C1 01:00, c1a)."""
+    before = result.leaked_before_campaign_flagged
+    # C1: c1a at 00:10 and 00:20, c1b at 00:40 (c1b's 01:50 and c1c's two came after C1 was known).
+    assert before["C1"] == {"count": 3, "share": pytest.approx(3 / 9), "total": 9}
+    assert before["C2"] == {"count": 2, "share": pytest.approx(2 / 3), "total": 3}  # c2a before 02:00
+    assert before["C3"] == {"count": 2, "share": 1.0, "total": 2}  # never flagged: all of it
+    assert result.leaked_before_campaign_flagged_all == {"count": 7, "share": pytest.approx(7 / 14), "total": 14}
+    assert "7 were served before any account of their campaign was flagged" in " ".join(
+        str(t.caption) for t in result.tables() if t.caption
+    )
+
+
 def test_no_attack_account_was_cleared_so_unflagged_equals_leaked(result: BenchResult) -> None:
     assert result.leaked_while_unflagged == result.leaked_exchanges
     assert result.leaked_while_unflagged_all == result.leaked_exchanges_all

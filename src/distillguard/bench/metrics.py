@@ -266,8 +266,11 @@ def scan_attack_exchanges(
     changes and the two counts agree). Memory stays bounded by the number of campaigns and
     the flag changes, whatever the size of the log.
 
-    Returns ``campaign_id, total, leaked, unflagged, first_ts`` and the same from harvest
-    start on: ``harvest_total, harvest_leaked, harvest_unflagged, harvest_ts``.
+    Returns ``campaign_id, total, leaked, unflagged, before_campaign, first_ts`` and the same
+    from harvest start on: ``harvest_total, harvest_leaked, harvest_unflagged, harvest_ts``.
+    ``before_campaign``: served before any account of the campaign was first flagged (all of
+    them leaked): the part of the leak only an earlier campaign saves, where the rest is a
+    faster membership's to save.
     """
     cols = ["account_id", "campaign_id", "first_flagged_at"]
     attack = truth.filter(pl.col("attack")).select(cols + (["harvest_start"] if "harvest_start" in truth.columns else []))
@@ -282,6 +285,8 @@ def scan_attack_exchanges(
             pl.col("account_id").cast(pl.String), pl.col("at").cast(_TS), pl.col("flagged").alias("flagged_now")
         )
     changes = changes.join(attack.select("account_id"), on="account_id", how="semi").sort("at")
+    # The campaign's first flag: what its accounts sent before it, no faster membership saves.
+    attack = attack.with_columns(campaign_flagged_at=pl.col("first_flagged_at").min().over("campaign_id"))
     parts: list[pl.DataFrame] = []
     for batch in batches:
         if batch.num_rows == 0:
@@ -299,11 +304,13 @@ def scan_attack_exchanges(
         leaked = pl.col("first_flagged_at").is_null() | (pl.col("ts") < pl.col("first_flagged_at"))
         unflagged = ~pl.col("flagged_now").fill_null(False)
         harvest = pl.col("harvest_start").is_null() | (pl.col("ts") >= pl.col("harvest_start"))
+        unknown = pl.col("campaign_flagged_at").is_null() | (pl.col("ts") < pl.col("campaign_flagged_at"))
         parts.append(
             joined.group_by("campaign_id").agg(
                 pl.len().alias("total"),
                 leaked.sum().alias("leaked"),
                 unflagged.sum().alias("unflagged"),
+                unknown.sum().alias("before_campaign"),
                 pl.col("ts").min().alias("first_ts"),
                 harvest.sum().alias("harvest_total"),
                 (harvest & leaked).sum().alias("harvest_leaked"),
@@ -313,7 +320,7 @@ def scan_attack_exchanges(
         )
     schema = pl.Schema(
         {"campaign_id": pl.String(), "total": pl.Int64(), "leaked": pl.Int64(), "unflagged": pl.Int64(),
-         "first_ts": _TS, "harvest_total": pl.Int64(), "harvest_leaked": pl.Int64(),
+         "before_campaign": pl.Int64(), "first_ts": _TS, "harvest_total": pl.Int64(), "harvest_leaked": pl.Int64(),
          "harvest_unflagged": pl.Int64(), "harvest_ts": _TS}
     )  # fmt: skip
     if not parts:
@@ -378,7 +385,8 @@ def time_to_detect(truth: pl.DataFrame, scan: pl.DataFrame, share: float = 0.9) 
 
 def leaked_exchanges(truth: pl.DataFrame, scan: pl.DataFrame, count: str = "leaked") -> dict[str, dict[str, Any]]:
     """``campaign -> {count, share, total}``: exchanges a campaign got before being flagged
-    (``count="unflagged"``: while not flagged, a cleared flag included)."""
+    (``count="unflagged"``: while not flagged, a cleared flag included; ``"before_campaign"``:
+    before any of its accounts was flagged)."""
     got = {cid: (int(total), int(leaked)) for cid, total, leaked in scan.select("campaign_id", "total", count).iter_rows()}
     campaigns = sorted(set(truth.filter(pl.col("attack"))["campaign_id"].to_list()))
     out: dict[str, dict[str, Any]] = {}

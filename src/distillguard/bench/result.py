@@ -98,6 +98,10 @@ class BenchResult:
     # the next flag (``leaked_exchanges`` counts only the first); keyed as ``leaked_exchanges``.
     leaked_while_unflagged: dict[str, dict[str, Any]] = field(default_factory=dict)
     leaked_while_unflagged_all: dict[str, Any] = field(default_factory=dict)
+    # Served before any account of the campaign was flagged (part of ``leaked_exchanges``): only
+    # an earlier campaign saves these, the rest a faster membership; keyed as ``leaked_exchanges``.
+    leaked_before_campaign_flagged: dict[str, dict[str, Any]] = field(default_factory=dict)
+    leaked_before_campaign_flagged_all: dict[str, Any] = field(default_factory=dict)
     # Per campaign, from its harvest start (labels' optional ``harvest_start``): start, first, p90, leaked.
     harvest: dict[str, dict[str, Any]] = field(default_factory=dict)
     replay: dict[str, Any] = field(default_factory=dict)
@@ -205,7 +209,9 @@ class BenchResult:
                 "its exchanges served before their account was flagged "
                 f"(all campaigns: {allv.get('count', 0):,} of {allv.get('total', 0):,}); unfl.: "
                 "served while it was not flagged, a cleared flag's time included"
-                f" (all: {unfl.get('count', 0):,})."
+                f" (all: {unfl.get('count', 0):,}). Of the leak, "
+                f"{self.leaked_before_campaign_flagged_all.get('count', 0):,} were served before any account of "
+                "their campaign was flagged."
             ),
             title_justify="left",
             caption_justify="left",
