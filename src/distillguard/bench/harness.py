@@ -64,7 +64,7 @@ def evaluate(
     scan = m.scan_attack_exchanges(reader.exchange_batches(columns=["account_id", "ts"]), truth, rep.flag_changes)
     leaked = m.leaked_exchanges(truth, scan)
     unflagged = m.leaked_exchanges(truth, scan, "unflagged")
-    unknown = m.leaked_exchanges(truth, scan, "before_campaign")
+    before_campaign = m.leaked_exchanges(truth, scan, "before_campaign")
     cleared = rep.flag_changes.filter(pc.invert(rep.flag_changes["flagged"]))
     lost = getattr(reader, "lost", None)
     kept = {"exchanges": rep.exchanges, "accounts": len(rep.account_ids)}
@@ -91,8 +91,8 @@ def evaluate(
         leaked_exchanges_all=m.leaked_total(leaked),
         leaked_while_unflagged=unflagged,
         leaked_while_unflagged_all=m.leaked_total(unflagged),
-        leaked_before_campaign_flagged=unknown,
-        leaked_before_campaign_flagged_all=m.leaked_total(unknown),
+        leaked_before_campaign_flagged=before_campaign,
+        leaked_before_campaign_flagged_all=m.leaked_total(before_campaign),
         harvest=m.harvest_metrics(truth, scan),
         flagged_by_decision=m.flagged_by_decision(truth),
         replay={

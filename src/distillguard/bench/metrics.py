@@ -304,13 +304,13 @@ def scan_attack_exchanges(
         leaked = pl.col("first_flagged_at").is_null() | (pl.col("ts") < pl.col("first_flagged_at"))
         unflagged = ~pl.col("flagged_now").fill_null(False)
         harvest = pl.col("harvest_start").is_null() | (pl.col("ts") >= pl.col("harvest_start"))
-        unknown = pl.col("campaign_flagged_at").is_null() | (pl.col("ts") < pl.col("campaign_flagged_at"))
+        before_campaign = pl.col("campaign_flagged_at").is_null() | (pl.col("ts") < pl.col("campaign_flagged_at"))
         parts.append(
             joined.group_by("campaign_id").agg(
                 pl.len().alias("total"),
                 leaked.sum().alias("leaked"),
                 unflagged.sum().alias("unflagged"),
-                unknown.sum().alias("before_campaign"),
+                before_campaign.sum().alias("before_campaign"),
                 pl.col("ts").min().alias("first_ts"),
                 harvest.sum().alias("harvest_total"),
                 (harvest & leaked).sum().alias("harvest_leaked"),
