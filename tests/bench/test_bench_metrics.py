@@ -102,9 +102,13 @@ def test_leaked_before_the_campaign_was_first_flagged(result: BenchResult) -> No
     assert before["C2"] == {"count": 2, "share": pytest.approx(2 / 3), "total": 3}  # c2a before 02:00
     assert before["C3"] == {"count": 2, "share": 1.0, "total": 2}  # never flagged: all of it
     assert result.leaked_before_campaign_flagged_all == {"count": 7, "share": pytest.approx(7 / 14), "total": 14}
-    assert "7 were served before any account of their campaign was flagged" in " ".join(
-        str(t.caption) for t in result.tables() if t.caption
-    )
+    def captions(r: BenchResult) -> str:
+        return " ".join(str(t.caption) for t in r.tables() if t.caption)
+
+    assert "7 were served before any account of their campaign was flagged" in captions(result)
+    # A result written before the count existed says nothing of it (not "0 were served ...").
+    old = BenchResult.from_dict({k: v for k, v in result.to_dict().items() if not k.startswith("leaked_before_campaign")})
+    assert "before any account of their campaign" not in captions(old)
 
 
 def test_no_attack_account_was_cleared_so_unflagged_equals_leaked(result: BenchResult) -> None:

@@ -198,7 +198,7 @@ class BenchResult:
         return t
 
     def _campaign_table(self) -> Table:
-        allv, unfl = self.leaked_exchanges_all, self.leaked_while_unflagged_all
+        allv, unfl, before = self.leaked_exchanges_all, self.leaked_while_unflagged_all, self.leaked_before_campaign_flagged_all
         t = Table(
             title="campaigns",
             caption=(
@@ -209,9 +209,12 @@ class BenchResult:
                 "its exchanges served before their account was flagged "
                 f"(all campaigns: {allv.get('count', 0):,} of {allv.get('total', 0):,}); unfl.: "
                 "served while it was not flagged, a cleared flag's time included"
-                f" (all: {unfl.get('count', 0):,}). Of the leak, "
-                f"{self.leaked_before_campaign_flagged_all.get('count', 0):,} were served before any account of "
-                "their campaign was flagged."
+                f" (all: {unfl.get('count', 0):,})."
+                + (  # absent from results written before it was counted
+                    f" Of the leak, {before['count']:,} were served before any account of their campaign was flagged."
+                    if before
+                    else ""
+                )
             ),
             title_justify="left",
             caption_justify="left",
