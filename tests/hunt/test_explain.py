@@ -47,7 +47,10 @@ def test_evidence_and_campaign_summaries(explained: Explained) -> None:
     scored, findings, _, config, arche, evidence, campaigns = explained
 
     acted = scored.feats.filter(pl.col("flagged") | (pl.col("decision") != "allow"))
-    assert set(evidence["account"].to_list()) == set(acted["account"].to_list())
+    # The acted-on accounts, and the top 1 % of the ones let through (below: why).
+    let_through = scored.feats.filter(~pl.col("flagged")).sort(["risk", "account"], descending=[True, False])
+    next_up = let_through.head(-(-let_through.height // 100)).filter(pl.col("b") > 0)
+    assert set(evidence["account"].to_list()) == set(acted["account"].to_list()) | set(next_up["account"].to_list())
     by_id = dict(zip(scored.feats["account"].to_list(), scored.feats["account_id"].to_list(), strict=True))
     for acct, lines in evidence.iter_rows():
         assert lines and all(isinstance(x, str) and x for x in lines)
@@ -62,6 +65,21 @@ def test_evidence_and_campaign_summaries(explained: Explained) -> None:
     # Without readable texts, values are shown by a short digest instead.
     _, bare = explain(scored, findings, pl.DataFrame(schema=TEXT_SPEC_DTYPES), config)
     assert any("#" in line for line in bare[0]["evidence"])
+
+
+def test_the_top_of_the_accounts_let_through_say_why(explained: Explained) -> None:
+    """Where flagged accounts fill the population's top 1 % of risk, the nearest misses are below
+    it: the top 1 % of the accounts let through carry their evidence too, saying why."""
+    feats, lines = explained.scored.feats, dict(explained.evidence.iter_rows())
+    top = feats["risk"].quantile(0.99)
+    assert feats.filter(pl.col("risk") >= top)["flagged"].all()  # the population's top 1 % is all flagged here
+    let_through = feats.filter(~pl.col("flagged")).sort(["risk", "account"], descending=[True, False])
+    next_up = let_through.head(-(-let_through.height // 100)).filter(pl.col("b") > 0)
+    assert next_up.height >= 1
+    for acct in next_up["account"].to_list():
+        assert lines[acct][0].startswith("not flagged: ") and lines[acct][-1].startswith("behaviour score ")
+    below = let_through.slice(let_through.height // 100 + 1).filter(pl.col("decision") == "allow")
+    assert not set(below["account"].to_list()) & set(lines)  # the rest of the allowed stay without
 
 
 def test_near_misses_say_why_they_were_let_through() -> None:
