@@ -43,13 +43,18 @@ def explained() -> Explained:
     return _explained()
 
 
+def _let_through(feats: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The accounts let through, riskiest first, and the top 1 % of them with a behaviour score."""
+    let_through = feats.filter(~pl.col("flagged")).sort(["risk", "account"], descending=[True, False])
+    return let_through, let_through.head(-(-let_through.height // 100)).filter(pl.col("b") > 0)
+
+
 def test_evidence_and_campaign_summaries(explained: Explained) -> None:
     scored, findings, _, config, arche, evidence, campaigns = explained
 
     acted = scored.feats.filter(pl.col("flagged") | (pl.col("decision") != "allow"))
     # The acted-on accounts, and the top 1 % of the ones let through (below: why).
-    let_through = scored.feats.filter(~pl.col("flagged")).sort(["risk", "account"], descending=[True, False])
-    next_up = let_through.head(-(-let_through.height // 100)).filter(pl.col("b") > 0)
+    _, next_up = _let_through(scored.feats)
     assert set(evidence["account"].to_list()) == set(acted["account"].to_list()) | set(next_up["account"].to_list())
     by_id = dict(zip(scored.feats["account"].to_list(), scored.feats["account_id"].to_list(), strict=True))
     for acct, lines in evidence.iter_rows():
@@ -73,8 +78,7 @@ def test_the_top_of_the_accounts_let_through_say_why(explained: Explained) -> No
     feats, lines = explained.scored.feats, dict(explained.evidence.iter_rows())
     top = feats["risk"].quantile(0.99)
     assert feats.filter(pl.col("risk") >= top)["flagged"].all()  # the population's top 1 % is all flagged here
-    let_through = feats.filter(~pl.col("flagged")).sort(["risk", "account"], descending=[True, False])
-    next_up = let_through.head(-(-let_through.height // 100)).filter(pl.col("b") > 0)
+    let_through, next_up = _let_through(feats)
     assert next_up.height >= 1
     for acct in next_up["account"].to_list():
         assert lines[acct][0].startswith("not flagged: ") and lines[acct][-1].startswith("behaviour score ")
