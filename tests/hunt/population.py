@@ -19,8 +19,11 @@ def _human_ts(rng: random.Random, days: int, tz: int) -> dt.datetime:
     return T0 + dt.timedelta(days=day, hours=hour, minutes=rng.randrange(60), seconds=rng.randrange(60))
 
 
-def population(seed: int = 0, days: int = 3, campaign: int = 30, casual: int = 300) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, str]]:
-    """Exchanges, accounts and the archetype of each account (the labels, kept apart)."""
+def population(
+    seed: int = 0, days: int = 3, campaign: int = 30, casual: int = 300, wave: int = 0
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, str]]:
+    """Exchanges, accounts and the archetype of each account (the labels, kept apart).
+    ``wave``: a disposable wave's first accounts, too few for a campaign."""
     rng = random.Random(seed)
     ex: list[dict[str, Any]] = []
     acc: list[dict[str, Any]] = []
@@ -85,6 +88,17 @@ def population(seed: int = 0, days: int = 3, campaign: int = 30, casual: int = 3
                 ip_prefix=f"45.77.{i % 6}.0/24", asn=20473, device_fp=f"bot-{rng.randrange(3)}",
                 max_tokens=4096, output_tokens=4096, stop_reason="max_tokens",
                 user_agent="python-requests/2.31")  # fmt: skip
+    # A disposable wave: signed up an hour apart on one network, each used hard for a day with
+    # one template, long worked answers harvested.
+    for i in range(wave):
+        aid = f"u{rng.getrandbits(40):010x}"
+        add_account(aid, "disposable", email_domain="hotmail.com", created_at=T0 + dt.timedelta(hours=i),
+                    signup_ip=f"31.51.178.{10 + i}")  # fmt: skip
+        for _ in range(400):
+            add(aid, T0 + dt.timedelta(hours=i, seconds=rng.randrange(86400)),
+                "Solve the following problem and give a complete worked solution: " + " ".join(rng.choices(WORDS, k=12)),
+                ip_prefix="31.51.178.0/24", asn=45102, device_fp=f"dev-{aid}", max_tokens=8192,
+                output_tokens=rng.randint(2500, 4000), user_agent="python-httpx/0.27")  # fmt: skip
     exchanges = pl.DataFrame(ex, infer_schema_length=None).sort("ts")
     accounts = pl.DataFrame(acc, infer_schema_length=None)
     return exchanges, accounts, arche

@@ -437,3 +437,26 @@ def test_an_account_joined_by_signing_up_beside_a_member_says_so() -> None:
     assert line.endswith("and ranks in the top 10% of ordinary behaviour (accounts that rank so high sign up beside "
                          "this campaign's members far more often than other accounts do)")
     assert "rotates" not in line
+
+
+def test_a_waves_first_two_accounts_make_a_campaign_and_a_labs_two_benchmark_runners_do_not() -> None:
+    """Two accounts at the top of 2,400 people that share one template and one /24 (hunt/link.py,
+    ``outlier_pairs``): a lab's two benchmark runners, asking for one-word answers, are not a
+    campaign; a wave's first two, harvesting long answers, are one of two that says why."""
+    lab = _explained(campaign=0, casual=2400)
+    feats = lab.scored.feats.with_columns(kind=pl.col("account_id").replace_strict(lab.arche))
+    assert feats.filter(pl.col("kind") == "eval_runner")["outlier"].all()  # the top of the population
+    assert not feats["flagged"].any() and lab.scored.outlier_pairs.height == 0
+
+    e = _explained(campaign=0, casual=2400, wave=2)
+    feats = e.scored.feats.with_columns(kind=pl.col("account_id").replace_strict(e.arche))
+    flagged = feats.filter("flagged")
+    assert flagged["kind"].to_list() == ["disposable"] * 2 and flagged["campaign"].n_unique() == 1
+    assert e.scored.meta["outlier_pairs"]["observed"] == 1 and e.scored.meta["outlier_pairs"]["expected"] < 0.01
+    ev = dict(zip(e.evidence["account"].to_list(), e.evidence["evidence"].to_list(), strict=True))
+    for a in flagged["account"].to_list():
+        assert any(x.startswith("shares an IP prefix \u201c31.51.178.0/24\u201d, held by 2 accounts, with 1 other account") for x in ev[a])
+        assert any(x.startswith("shares a prompt template (same opening words)") for x in ev[a])
+    (camp,) = e.campaigns
+    assert camp["size"] == 2 and camp["evidence"][0].startswith("2 accounts, tied by nothing else that makes a campaign, rank in the top 0.1%")
+    assert "1 such pair where" in camp["evidence"][0]

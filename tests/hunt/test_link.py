@@ -676,3 +676,38 @@ def test_high_ranked_accounts_that_signed_up_beside_a_member_join_when_more_than
     more = [(1850 + i, "signup_prefix", 7000 + i % 40) for i in range(25)]
     got = associates(_arts(signups + some + more), members, behaviour, orgs, LinkParams())
     assert got.cohorts is not None and got.cohorts.observed == 25 and got.joined["account"].n_unique() == 25
+
+
+def test_the_top_accounts_paired_by_a_rare_wording_and_origin_make_a_campaign_and_an_office_does_not() -> None:
+    from distillguard.hunt.link import outlier_pairs
+
+    # 4,000 accounts outside every campaign; at the top by behaviour: 7 and 8, a wave's first
+    # two (one template, one sign-up network, one /24, long answers harvested), and 9 and 10,
+    # a lab's two benchmark runners (its answer format and its cloud /24, one-word answers).
+    accounts = range(4000)
+    b = {a: 1.0 + a / 10_000 for a in accounts} | {7: 25.0, 8: 24.0, 9: 23.0, 10: 22.0}
+    harvest = {a: a in (7, 8) or a % 7 == 0 for a in accounts}
+    outside = pl.DataFrame(
+        {"account": list(accounts), "b": [b[a] for a in accounts], "harvest": [harvest[a] for a in accounts]},
+        schema={"account": pl.UInt32, "b": pl.Float64, "harvest": pl.Boolean},
+    )
+    wave = [(7, "tpl_head", 1), (8, "tpl_head", 1), (7, "signup_prefix", 2), (8, "signup_prefix", 2), (7, "prefix", 3), (8, "prefix", 3)]
+    # Offices of ten: one network and one internal template each, ordinary people.
+    offices = [(a, kind, 100 + a // 10 + off) for a in range(1000, 1600) for kind, off in (("prefix", 0), ("tpl_head", 10_000))]
+    lab = [(a, kind, v) for a in (9, 10) for kind, v in (("tpl_head", 50), ("prefix", 60))]
+    p = LinkParams(alpha=0.01)
+    ties, count = outlier_pairs(_arts(wave + offices + lab), outside, 0.001, p, new_component=4)
+    assert count is not None and count.observed == 1 and count.expected < 0.01 and count.passes(p.alpha / 2, p.count_chance_share)
+    assert sorted(ties["account"].unique().to_list()) == [7, 8] and set(ties["component"].to_list()) == {4}
+    assert set(ties.filter(pl.col("account") == 7).select("kind", "value").iter_rows()) == {("tpl_head", 1), ("signup_prefix", 2), ("prefix", 3)}
+    # A wording alone (or an origin alone) pairs nobody.
+    only_words = [r for r in wave if r[1] == "tpl_head"]
+    assert outlier_pairs(_arts(only_words + offices), outside, 0.001, p, new_component=4)[0].height == 0
+    only_place = [r for r in wave if r[1] != "tpl_head"]
+    assert outlier_pairs(_arts(only_place + offices), outside, 0.001, p, new_component=4)[0].height == 0
+    # Where the top accounts are tied to ordinary accounts as often (their office's template
+    # and network shared with nine colleagues each), two of them in one office are chance.
+    b2 = b | {1002: 26.0, 1003: 26.0, 1015: 26.0}  # 1002 and 1003 share an office; 1015 is in the next one
+    outside2 = outside.with_columns(b=pl.Series([b2[a] for a in accounts]), harvest=pl.Series([harvest[a] or a in (1002, 1003, 1015) for a in accounts]))
+    ties, count = outlier_pairs(_arts(offices), outside2, 0.002, p, new_component=4)
+    assert count is not None and count.observed == 1 and not count.passes(p.alpha / 2, p.count_chance_share) and ties.height == 0

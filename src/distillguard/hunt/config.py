@@ -104,6 +104,8 @@ class LinkParams:
     joining: tuple[str, ...] = field(default_factory=lambda: _roles()[4])
     signature: tuple[str, ...] = field(default_factory=lambda: _roles()[5])
     cohort: tuple[str, ...] = field(default_factory=lambda: _roles()[6])
+    wording: tuple[str, ...] = field(default_factory=lambda: _roles()[7])
+    origin: tuple[str, ...] = field(default_factory=lambda: _roles()[8])
 
 
 def _roles() -> tuple[tuple[str, ...], ...]:
@@ -118,6 +120,8 @@ def _roles() -> tuple[tuple[str, ...], ...]:
         tuple(k for k, a in kinds.items() if a.joins),
         tuple(k for k, a in kinds.items() if a.signature),
         tuple(k for k, a in kinds.items() if a.cohort),
+        tuple(k for k, a in kinds.items() if a.wording),
+        tuple(k for k, a in kinds.items() if a.origin),
     )
 
 
@@ -134,7 +138,7 @@ class ScoreParams:
 
 
 _DERIVED = {
-    "alpha": "target_fpr", "min_campaign": "min_campaign", "supporting": None, "bystander": None, "identity": None, "group": None, "joining": None, "signature": None, "cohort": None,
+    "alpha": "target_fpr", "min_campaign": "min_campaign", "supporting": None, "bystander": None, "identity": None, "group": None, "joining": None, "signature": None, "cohort": None, "wording": None, "origin": None,
 }  # fmt: skip
 
 

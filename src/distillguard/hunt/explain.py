@@ -96,6 +96,14 @@ def explain(
         art_lines.setdefault(comp_id, [])[:0] = joined
     for comp_id, web_lines in _web_lines(comp_webs, ties, comp).items():
         art_lines.setdefault(comp_id, [])[:0] = web_lines
+    pairs = scored.meta.get("outlier_pairs") or {}
+    for comp_id, n in scored.outlier_pairs.group_by("component").agg(n=pl.col("account").n_unique()).sort("component").iter_rows():
+        art_lines.setdefault(comp_id, [])[:0] = [
+            f"{n:,} accounts, tied by nothing else that makes a campaign, rank in the top {config.target_fpr:.1%} of "
+            "behaviour among the accounts outside every campaign and share, pair by pair, a rare wording of their "
+            f"requests and a rare origin: {pairs.get('observed', 0):,} such pair{'s' if pairs.get('observed', 0) != 1 else ''} where the top accounts' ties to all "
+            f"the others give {pairs.get('expected', 0.0):.2g} (p = {_sig(float(pairs.get('neglog10_p', 0.0)))})"
+        ]
     camp_info = {r["component"]: r for r in camp.to_dicts()}
     # Near misses too: a reviewer sees why an account in the population's top 1 % of risk
     # was let through, not only why the flagged ones were flagged; and why the top 1 % of
@@ -116,6 +124,8 @@ def explain(
     interesting = feats.filter(pl.col("flagged") | (pl.col("decision") != "allow") | (near & (pl.col("b") > 0)) | taken_out)
     own = _own_rows(interesting, explainers)
     assoc_lines = _association_lines(assoc, texts, config.link.rotator_quantile, config.link.signature, config.link.cohort, config.link.high_quantile)
+    for a, pair_lines in _pair_lines(scored.outlier_pairs, texts).items():
+        assoc_lines.setdefault(a, []).extend(pair_lines)
     member_lines = _member_lines(scored.member_artifacts, interesting.filter(pl.col("campaign").is_not_null()).select("account"), texts)
     linked = comp.group_by("component").agg(n=pl.len())
     linked_n = dict(zip(linked["component"].to_list(), linked["n"].to_list(), strict=True))
@@ -300,6 +310,17 @@ def _association_lines(
                 if r["kind"] in cohort
                 else ""
             )
+        )
+    return out
+
+
+def _pair_lines(pairs: pl.DataFrame, texts: pl.DataFrame) -> dict[int, list[str]]:
+    """What an account of a campaign of top accounts in pairs shares with the others (``link.outlier_pairs``)."""
+    out: dict[int, list[str]] = {}
+    for r in _with_text(pairs.sort("account", "kind", "value"), texts).to_dicts():
+        out.setdefault(r["account"], []).append(
+            f"shares {_a(_label(r['kind'], r['kind']))} {_value(r)}, held by {r['k']:,} accounts, with "
+            f"{r['inside'] - 1:,} other account{'s' if r['inside'] > 2 else ''} of this campaign at the top of the population"
         )
     return out
 

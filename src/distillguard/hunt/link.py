@@ -994,3 +994,68 @@ def _identity_ties(
         )
         .drop("ok", "rot", "ring", "late", "held")
     )
+
+
+def outlier_pairs(
+    artifacts: pl.DataFrame, outside: pl.DataFrame, top_share: float, p: LinkParams, new_component: int
+) -> tuple[pl.DataFrame, CountTest | None]:
+    """Ties ``(account, kind, value, k, inside, component)`` of accounts at the very top of the
+    accounts outside every campaign (``outside``: ``account, b, harvest``; behaviour ``b`` in
+    the top ``top_share``, the hunt's false-positive target) that harvest (``harvest``: long or
+    targeted outputs, elicited reasoning) and share with another such account a rare value of
+    the requests' wording and a rare value of their origin (:attr:`ArtifactKind.wording`,
+    :attr:`ArtifactKind.origin`; rare: at most ``identity_testable`` holders), when such pairs
+    are more than the top accounts' ties to everyone else explain. Each group of them tied
+    pair by pair makes a campaign of its own, numbered from ``new_component``.
+
+    Why: a disposable wave's first accounts are too few for a campaign (``min_campaign``) and
+    too new to share anything with a flagged one, yet used hard from the first hour they are
+    the top two of the population, on one sign-up network with one template (variant-2027
+    seed 4202: two accounts from hour 38, flagged only at hour 59 when the next wave made
+    five; 549 exchanges served). Two accounts of one lab running a benchmark are as loud and as
+    alike (its answer format, its cloud /24) but ask for one-word answers: harvesting keeps
+    them out. Chance: each top account's ties (a wording value and an origin value, both rare)
+    to accounts outside every campaign, each of which is another top account at the rate top
+    accounts are among the others, halved (a pair is seen from both ends). A Poisson tail of
+    the pairs seen against that, held to half of ``alpha`` and to ``count_chance_share``, as
+    association's other counts are (:meth:`CountTest.passes`).
+    """
+    empty = pl.DataFrame(schema=_TIE_SCHEMA)
+    ranked = outside.filter(pl.col("b") > 0)
+    n = ranked.height
+    q = ranked["b"].quantile(1.0 - top_share) if n else None
+    if q is None or not p.wording or not p.origin:
+        return empty, None
+    top = ranked.filter((pl.col("b") >= q) & pl.col("harvest")).select("account")
+    m = top.height
+    if m < 2 or n < 3:
+        return empty, None
+    arts = artifacts.filter(pl.col("kind").is_in([*p.wording, *p.origin])).select("account", "kind", "value")
+    mine = arts.join(top, on="account").unique()
+    holders = arts.join(mine.select("kind", "value").unique(), on=["kind", "value"]).unique()
+    rare = holders.group_by("kind", "value").agg(k=pl.len().cast(pl.UInt32)).filter(pl.col("k") <= p.identity_testable)
+    mine = mine.join(rare, on=["kind", "value"])
+    others = holders.join(rare.select("kind", "value"), on=["kind", "value"]).join(outside.select("account"), on="account")
+    ties = (
+        mine.join(others.rename({"account": "other"}), on=["kind", "value"])
+        .filter(pl.col("other") != pl.col("account"))
+        .with_columns(said=pl.col("kind").is_in(list(p.wording)))
+    )
+    pairs = ties.group_by("account", "other").agg(said=pl.col("said").any(), came=(~pl.col("said")).any())
+    pairs = pairs.filter(pl.col("said") & pl.col("came")).select("account", "other")
+    expected = pairs.height * (m - 1) / (n - 1) / 2
+    both = pairs.join(top.rename({"account": "other"}), on="other")
+    count = CountTest.of(both.filter(pl.col("account") < pl.col("other")).height, expected)
+    if not count.passes(p.alpha / 2, p.count_chance_share):
+        return empty, count
+    ids = pl.concat([both["account"], both["other"]]).unique().sort()
+    at = {a: i for i, a in enumerate(ids.to_list())}
+    graph = sparse.coo_matrix(
+        (np.ones(both.height), ([at[a] for a in both["account"].to_list()], [at[a] for a in both["other"].to_list()])),
+        shape=(len(at), len(at)),
+    )
+    _, label = connected_components(graph, directed=False)
+    groups = pl.DataFrame({"account": ids, "component": (label + new_component).astype(np.int64)})
+    out = ties.join(both, on=["account", "other"]).select("account", "kind", "value", "k").unique()
+    out = out.join(groups, on="account").with_columns(inside=pl.len().over("component", "kind", "value").cast(pl.UInt32))
+    return out.select(list(_TIE_SCHEMA)).sort("component", "account", "kind", "value"), count

@@ -35,6 +35,7 @@ from distillguard.hunt.link import (
     associates,
     declared_organisations,
     identity_components,
+    outlier_pairs,
     shared_identity,
     shared_identity_without,
     test_artifacts,
@@ -48,6 +49,11 @@ __all__ = ["VOLUME", "Scored", "accounts_table", "join_features", "score"]
 VOLUME = "temporal.n"  # exchanges per account: below ``score.min_exchanges`` an account is not ranked
 FIRST_DAY = "temporal.first_day"  # the day of an account's first request
 REISSUED = "registration.reissued"  # signed up on a phone number a week after its last earlier holder
+# Tail scores that say an account harvests outputs (long, long for their prompt, in a targeted
+# capability, reasoning or structure asked for): a pair of top accounts must (``link.outlier_pairs``).
+HARVEST = ("output_harvesting.ts_mean_out", "output_harvesting.ts_out_in", "capability.ts_target",
+           "elicitation.ts_elicit", "elicitation.ts_struct")  # fmt: skip
+HARVEST_TAIL = 1.0  # -log10 units: the population's top tenth
 ROTATION = "proxy_pool.rotation"  # operators whose networks an account used, once it sent enough to tell
 
 
@@ -82,6 +88,10 @@ class Scored:
     # too new to rank on a campaign's number they took up a week after its last earlier holder
     # (``account, campaign, kind, value, k, inside``).
     reissue_only: pl.DataFrame
+    # Campaigns of accounts at the very top of those outside every campaign, paired by a rare
+    # wording and a rare origin (:func:`~distillguard.hunt.link.outlier_pairs`): ``account,
+    # kind, value, k, inside, component``.
+    outlier_pairs: pl.DataFrame
 
 
 def join_features(findings: dict[str, Finding], index: pl.DataFrame) -> pl.DataFrame:
@@ -282,6 +292,24 @@ def score(
             made = pl.DataFrame({"component": [own], "size": [0], "strength": [rings.neglog_p], "margin": [rings.neglog_p + math.log10(config.link.alpha / 2)]})
             camp = pl.concat([camp, made.cast(camp.schema)])  # type: ignore[arg-type]
         camp = camp.drop("size").join(members.group_by("component").agg(size=pl.len()), on="component").filter(pl.col("size") >= config.min_campaign)
+    # The very top of the accounts left, in pairs that share a rare wording and a rare origin
+    # (a disposable wave's first accounts, fewer than a campaign): each group a campaign.
+    with stage(timings, "rescore.link.outlier_pairs"):
+        outside = behaviour.join(comp.join(camp.select("component"), on="component"), on="account", how="anti")
+        first = int(comp.select(pl.col("component").max()).item() or 0) + 1 if comp.height else 0
+        harvest = [pl.col(c).fill_null(0.0) >= HARVEST_TAIL for c in HARVEST if c in feats.columns]
+        outside = outside.join(feats.select("account", harvest=pl.any_horizontal(harvest) if harvest else pl.lit(False)), on="account")
+        pairs, pair_count = outlier_pairs(artifacts, outside, config.target_fpr, config.link, max(first, own + 1))
+    if pairs.height:
+        made = pairs.select("account", "component").unique()
+        comp = pl.concat([comp.join(made, on="account", how="anti"), made])
+        members = comp.join(feats.select("account", "account_id", "b"), on="account")
+        assert pair_count is not None
+        margin = pair_count.neglog_p + math.log10(config.link.alpha / 2)
+        pair_camps = made.group_by("component").agg(size=pl.len()).with_columns(
+            strength=pl.lit(pair_count.neglog_p), margin=pl.lit(margin)
+        )
+        camp = pl.concat([camp, pair_camps.select(camp.columns).cast(camp.schema)])  # type: ignore[arg-type]
     camp = (
         camp.join(members.group_by("component").agg(first_id=pl.col("account_id").min()), on="component")
         .sort(["size", "first_id"], descending=[True, False])
@@ -323,6 +351,8 @@ def score(
         "rotating_senders": _count_meta(senders, assoc.filter(pl.col("by_rotation") & pl.col("kind").is_in(list(config.link.signature)))),
         # High-ranked accounts that signed up beside a member against the others' rate (``link._signup_cohorts``).
         "signup_cohorts": _count_meta(cohorts, assoc.filter(pl.col("kind").is_in(list(config.link.cohort)))),
+        # Accounts at the top of those outside every campaign, paired by a rare wording and origin (``link.outlier_pairs``).
+        "outlier_pairs": _count_meta(pair_count, pairs),
         "behaviour_quantile_high": float(tested["q_high"][0]) if tested.height else None,
         "params": {
             "target_fpr": config.target_fpr,
@@ -343,7 +373,7 @@ def score(
     meta["accounts_held_on_reissued_numbers"] = reissue_only["account"].n_unique()
     return Scored(
         feats, camp, comp, comp_arts, member_arts, comp_webs, ties, assoc, meta, tested, web_stats,
-        unlike.select("account", "campaign", "distance", "spread", "feature"), unlike_arts, reissue_only,
+        unlike.select("account", "campaign", "distance", "spread", "feature"), unlike_arts, reissue_only, pairs,
     )  # fmt: skip
 
 

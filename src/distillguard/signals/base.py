@@ -280,7 +280,11 @@ class ArtifactKind:
     though one such value links nobody. ``cohort``: accounts that signed up together (one
     network, one week): an account outside every campaign that ranks high and signed up
     beside a member joins it when more such accounts did than chance explains
-    (:func:`distillguard.hunt.link._signup_cohorts`).
+    (:func:`distillguard.hunt.link._signup_cohorts`). ``wording``: the text of the requests
+    (a template, an identical or reworded prompt, a scripted turn); ``origin``: where an
+    account comes from (a network, a device, a card, a phone, a small mail domain, the network
+    it signed up from). Two accounts at the very top of the population that share a rare
+    value of each are tested as a pair (:func:`distillguard.hunt.link.outlier_pairs`).
     """
 
     label: str
@@ -291,6 +295,8 @@ class ArtifactKind:
     joins: bool = False
     signature: bool = False
     cohort: bool = False
+    wording: bool = False
+    origin: bool = False
 
 
 @dataclass

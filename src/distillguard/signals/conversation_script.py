@@ -83,7 +83,7 @@ class ConversationScriptSignal(Signal):
     artifact_kinds: ClassVar[dict[str, ArtifactKind]] = {
         # Joins identity webs (cells of one operator sending one script), links nobody alone:
         # ordinary people send a fleet's lines too ("Go on.", "Explain why this works.").
-        "script_line": ArtifactKind("scripted follow-up (reworded)", links=False, joins=True, signature=True),
+        "script_line": ArtifactKind("scripted follow-up (reworded)", links=False, joins=True, signature=True, wording=True),
     }
 
     def __init__(

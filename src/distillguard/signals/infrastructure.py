@@ -62,8 +62,8 @@ class InfrastructureSignal(Signal):
         "text": TableSpec(("value",), {"text": "min"}, TEXT_SPEC_DTYPES),
     }
     artifact_kinds: ClassVar[dict[str, ArtifactKind]] = {
-        "prefix": ArtifactKind("IP prefix", bystander=True),
-        "device": ArtifactKind("device fingerprint", bystander=True, identity=True),
+        "prefix": ArtifactKind("IP prefix", bystander=True, origin=True),
+        "device": ArtifactKind("device fingerprint", bystander=True, identity=True, origin=True),
         "ua": ArtifactKind("user agent", links=False),
     }
 

@@ -80,10 +80,10 @@ class ParaphraseSignal(Signal):
         "acct": TableSpec(("account",), {"n": "sum"}, {"account": pl.UInt32}),
     }
     artifact_kinds: ClassVar[dict[str, ArtifactKind]] = {
-        "para_cluster": ArtifactKind("reworded prompt template (near-duplicate prompts)"),
+        "para_cluster": ArtifactKind("reworded prompt template (near-duplicate prompts)", wording=True),
         # Evidence only: on the demo log, developers' popular coding questions collide with
         # harvesters' coding tasks, and linking on these keys tied 18 of them into campaigns.
-        "para_shared": ArtifactKind("task reworded across accounts (near-duplicate prompt)", links=False),
+        "para_shared": ArtifactKind("task reworded across accounts (near-duplicate prompt)", links=False, wording=True),
     }
 
     def __init__(

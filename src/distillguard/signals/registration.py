@@ -75,13 +75,13 @@ class RegistrationSignal(Signal):
     # stranger's; association asks such an account to behave like the campaign first.
     features: ClassVar[tuple[str, ...]] = ("created_at", "email_domain", "verified", "org_id", "reissued")
     artifact_kinds: ClassVar[dict[str, ArtifactKind]] = {
-        "email_domain": ArtifactKind("email domain", identity=True),
-        "phone_hash": ArtifactKind("phone number", identity=True),
-        "payment_fp": ArtifactKind("payment method", identity=True),
+        "email_domain": ArtifactKind("email domain", identity=True, origin=True),
+        "phone_hash": ArtifactKind("phone number", identity=True, origin=True),
+        "payment_fp": ArtifactKind("payment method", identity=True, origin=True),
         # The network and the week: a wave registered from one proxy /24 within hours shares
         # it; a home user who signed up from that /24 months before the fleet used it as an
         # exit does not (counted as a second tie beside the /24 itself, it flagged such users).
-        "signup_prefix": ArtifactKind("sign-up network and week", bystander=True, cohort=True),
+        "signup_prefix": ArtifactKind("sign-up network and week", bystander=True, cohort=True, origin=True),
         "signup_burst": ArtifactKind("sign-up hour", links=False),
     }
 

@@ -84,9 +84,9 @@ class TemplateSignal(Signal):
         "text": TableSpec(("value",), {"text": "min"}, {"value": pl.UInt64, "text": pl.String}),
     }
     artifact_kinds: ClassVar[dict[str, ArtifactKind]] = {
-        "tpl_head": ArtifactKind("prompt template (same opening words)"),
-        "tpl_tail": ArtifactKind("prompt template (same closing words)"),
-        "tpl_exact": ArtifactKind("identical prompt"),
+        "tpl_head": ArtifactKind("prompt template (same opening words)", wording=True),
+        "tpl_tail": ArtifactKind("prompt template (same closing words)", wording=True),
+        "tpl_exact": ArtifactKind("identical prompt", wording=True),
     }
 
     def __init__(self, k: int = 6, min_words: int = 8, min_count: int = 5, min_share: float = 0.2) -> None:
