@@ -8,7 +8,7 @@ there. Per cut and campaign (labels read only to count, never by the hunt): acco
 flagged accounts and the hunt's campaigns they are in; benign accounts flagged. The hourly
 replay (``distillguard bench --replay-every 1``) says when each account is first flagged;
 this says when a campaign stays flagged, which the replay's first flag does not (a
-transient campaign counts there).
+transient campaign counts there). ``counts``: the cut's association and pair count tests.
 """
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ def cut_counts(log: Path, hours: float) -> dict[str, object]:
         )
         .sort("group")
     )
-    return {"hours": hours, "cut": cut.isoformat(), "groups": {r.pop("group"): r for r in per.to_dicts()}}
+    # The association's and the pairs' count tests (``campaigns.json`` meta): what made the cut's small campaigns.
+    counts = {k: scored.meta.get(k) for k in ("rotating_rings", "rotating_senders", "signup_cohorts", "outlier_pairs")}
+    return {"hours": hours, "cut": cut.isoformat(), "groups": {r.pop("group"): r for r in per.to_dicts()}, "counts": counts}
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
