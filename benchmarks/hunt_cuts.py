@@ -67,7 +67,7 @@ def cut_counts(log: Path, hours: float) -> dict[str, object]:
         .sort("group")
     )
     # The association's and the pairs' count tests (``campaigns.json`` meta): what made the cut's small campaigns.
-    counts = {k: scored.meta.get(k) for k in ("rotating_rings", "rotating_senders", "signup_cohorts", "outlier_pairs")}
+    counts = {k: scored.meta.get(k) for k in ("rotating_rings", "roaming_rings", "rotating_senders", "signup_cohorts", "outlier_pairs")}
     return {"hours": hours, "cut": cut.isoformat(), "groups": {r.pop("group"): r for r in per.to_dicts()}, "counts": counts}
 
 

@@ -202,18 +202,24 @@ def test_a_campaign_says_how_many_accounts_joined_by_each_route(explained: Expla
     rows = [(outside[0], "phone_hash", 1, False), (outside[1], "script_line", 2, False), (outside[1], "script_line", 3, False),
             (outside[2], "script_line", 2, False), (outside[2], "payment_fp", 4, False), (outside[3], "payment_fp", 6, True),
             (outside[4], "script_line", 7, True), (outside[5], "signup_prefix", 8, False)]  # fmt: skip
+    extra = scored.feats.join(scored.components, on="account", how="anti")["account"][6]
     assoc = pl.DataFrame(
-        [(a, comp, k, v, 5, 3, False, rot) for a, k, v, rot in rows],
+        [(a, comp, k, v, 5, 3, False, rot, False) for a, k, v, rot in rows] + [(extra, comp, "payment_fp", 9, 3, 0, False, True, True)],
         schema={"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64, "k": pl.UInt32, "inside": pl.UInt32,
-                "by_tenure": pl.Boolean, "by_rotation": pl.Boolean},
+                "by_tenure": pl.Boolean, "by_rotation": pl.Boolean, "by_roaming": pl.Boolean},
         orient="row",
     )  # fmt: skip
     rings = {"observed": 27, "expected": 0.0014, "neglog10_p": 105.1, "joined": 1}
     senders = {"observed": 34, "expected": 0.0011, "neglog10_p": 99.0, "joined": 1}
     cohorts = {"observed": 10, "expected": 0.056, "neglog10_p": 19.1, "joined": 1}
-    meta = {**scored.meta, "rotating_rings": rings, "rotating_senders": senders, "signup_cohorts": cohorts}
+    roaming = {"observed": 3, "expected": 0.032, "neglog10_p": 5.3, "joined": 1, "counted": "every>=3"}
+    meta = {**scored.meta, "rotating_rings": rings, "rotating_senders": senders, "signup_cohorts": cohorts, "roaming_rings": roaming}
     _, (camp,) = explain(dataclasses.replace(scored, associated=assoc, meta=meta), findings, texts, config)
     head = [line for line in camp["evidence"] if " more accounts joined " in line]
+    roamed = [line for line in head if "3 small phone, card, device or mail-domain rings" in line]
+    assert len(roamed) == 1 and roamed[0].startswith("1 more accounts joined as holders of 3 small")
+    assert "whose every holder used 3 or more operators' networks" in roamed[0] and "chance gives 0.032 such rings" in roamed[0]
+    head.remove(roamed[0])
     cohort_line = head.pop(0)
     assert cohort_line.startswith("1 more accounts joined as accounts outside every campaign that rank in the top 10% of ordinary behaviour")
     assert "signed up from a network a member of this campaign signed up from that week: 10 such accounts where" in cohort_line
@@ -390,13 +396,14 @@ def test_an_account_joined_on_a_number_held_within_a_week_says_why_its_behaviour
     assert lines[2] == ["joined the campaign through a phone number \u201c+1-555-0108\u201d held by 3 accounts, 2 of them members"]
 
 
-def _count_tie(account: int, kind: str, value: int, k: int, inside: int, by_rotation: bool = True) -> pl.DataFrame:
-    """One association tie made by a count test (of rotators: ``by_rotation``), as ``associates`` returns it."""
+def _count_tie(account: int, kind: str, value: int, k: int, inside: int, by_rotation: bool = True, by_roaming: bool = False) -> pl.DataFrame:
+    """One association tie made by a count test (of rotators: ``by_rotation``; of roaming rings:
+    ``by_roaming`` too), as ``associates`` returns it."""
     return pl.DataFrame(
         {"account": [account], "component": [0], "kind": [kind], "value": [value], "k": [k], "inside": [inside],
-         "by_tenure": [False], "by_rotation": [by_rotation]},
+         "by_tenure": [False], "by_rotation": [by_rotation], "by_roaming": [by_roaming]},
         schema={"account": pl.UInt32, "component": pl.Int64, "kind": pl.String, "value": pl.UInt64, "k": pl.UInt32,
-                "inside": pl.UInt32, "by_tenure": pl.Boolean, "by_rotation": pl.Boolean},
+                "inside": pl.UInt32, "by_tenure": pl.Boolean, "by_rotation": pl.Boolean, "by_roaming": pl.Boolean},
     )  # fmt: skip
 
 
@@ -410,6 +417,18 @@ def test_an_account_joined_with_a_ring_of_rotators_says_so() -> None:
     (line,) = _association_lines(assoc, texts, 0.99)[3]
     assert "held by 2 accounts, 0 of them members" in line
     assert "more operators' networks than 99% of ordinary accounts" in line
+
+
+def test_an_account_joined_with_a_roaming_ring_says_at_which_bar() -> None:
+    """A ring every holder of which used as many operators' networks as a bar below the
+    rotators' (hunt/link.py, ``_roaming_rings``) says the bar, not that its holders rotate."""
+    from distillguard.hunt.explain import _association_lines
+
+    assoc = _count_tie(3, "payment_fp", 9, k=3, inside=0, by_roaming=True)
+    texts = pl.DataFrame({"value": [9], "text": ["card 4242"]}, schema=TEXT_SPEC_DTYPES)
+    (line,) = _association_lines(assoc, texts, 0.99, roamed="3")[3]
+    assert "held by 3 accounts, 0 of them members, every one of them using 3 or more operators' networks" in line
+    assert "rotat" not in line
 
 
 def test_a_rotator_joined_by_one_script_line_says_so() -> None:

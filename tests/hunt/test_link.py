@@ -586,6 +586,41 @@ def test_rings_of_rotators_join_the_rotating_campaign_when_more_than_the_rate_of
     assert sorted(made["account"].to_list()) == [10, 11, 12, 13, 14, 15, 16] and set(made["component"].to_list()) == {7}
 
 
+def test_rings_every_holder_of_which_uses_three_networks_join_when_chance_gives_fewer() -> None:
+    from distillguard.hunt.link import associates
+
+    # 2,000 ordinary accounts, most on one operator's network; 100 use three, 15 four, 5 six
+    # (the rotators: over the 99th percentile, four). A rotating campaign 2,000-2,039. Outside
+    # it, 40 ordinary card pairs and 20 office cards of eight, and a fleet's three card triples
+    # (10-18) whose holders each used three networks, none of them a rotator: the rings of
+    # rotators count nothing, but with 6.4 % of the accounts outside on three or more, chance
+    # gives 0.17 rings every holder of which is (Bonferroni over the two bars below the
+    # rotators'), and three are seen: the fleet joins, nothing else does.
+    accounts = range(2040)
+    behaviour = pl.DataFrame({"account": list(accounts), "b": [float(a % 997) for a in accounts]}, schema={"account": pl.UInt32, "b": pl.Float64})
+    members = pl.DataFrame({"account": np.arange(2000, 2040), "component": [1] * 40}, schema={"account": pl.UInt32, "component": pl.Int64})
+    used = {a: 3.0 for a in range(100, 200)} | {a: 4.0 for a in range(200, 215)} | {a: 6.0 for a in range(215, 220)}
+    used |= {a: 3.0 for a in range(10, 19)} | {a: 10.0 for a in range(2000, 2040)}
+    rows = [(a, "payment_fp", 1000 + a // 2) for a in range(800, 880)] + [(a, "payment_fp", 5000 + a // 8) for a in range(880, 1040)]
+    fleet = [(a, "payment_fp", 1 + (a - 10) // 3) for a in range(10, 19)]
+    no_orgs = pl.DataFrame(schema={"account": pl.UInt32, "org_id": pl.String})
+    got = associates(_arts(rows + fleet), members, behaviour, no_orgs, LinkParams(), operators=_operators(used, 1.0, accounts))
+    assert sorted(got.joined["account"].to_list()) == list(range(10, 19))
+    assert got.joined["by_roaming"].all() and got.joined["by_rotation"].all() and set(got.joined["component"].to_list()) == {1}
+    assert got.rings is not None and got.rings.observed == 0
+    assert got.roaming_rings is not None and got.roaming_rings.counted == "every>=3" and got.roaming_rings.observed == 3
+    assert 0.1 < got.roaming_rings.expected < 0.2
+    # One such triple, and an ordinary pair both of whose holders use three (two developers of
+    # a small company): two rings where chance gives 0.17 (p 0.013, twice that over the bars).
+    pair = {a: 3.0 for a in (800, 801)}
+    got = associates(_arts(rows + fleet[:3]), members, behaviour, no_orgs, LinkParams(), operators=_operators(used | pair, 1.0, accounts))
+    assert got.joined.height == 0 and got.roaming_rings is not None and got.roaming_rings.observed == 2
+    # Home and mobile make two: holders on two networks each are no ring of this count at all.
+    two = {a: 2.0 for a in range(10, 19)}
+    got = associates(_arts(rows + fleet), members, behaviour, no_orgs, LinkParams(), operators=_operators(used | two, 1.0, accounts))
+    assert got.joined.height == 0 and got.roaming_rings is not None and got.roaming_rings.observed == 0
+
+
 def test_rings_half_of_whose_holders_rotate_make_a_campaign_before_any_member_is_flagged() -> None:
     from distillguard.hunt.link import associates
 

@@ -46,17 +46,29 @@ def explain(
     art_lines = _artifact_lines(comp_arts, camp, texts, config.link)
     signed = pl.col("kind").is_in(list(config.link.signature))
     routes = assoc.group_by("component", "account").agg(
-        signed=signed.all(), rotating=pl.col("by_rotation").all(), cohort=pl.col("kind").is_in(list(config.link.cohort)).all()
+        signed=signed.all(), rotating=pl.col("by_rotation").all(), cohort=pl.col("kind").is_in(list(config.link.cohort)).all(),
+        roaming=pl.col("by_roaming").all(),
     ).group_by("component")
     rings = scored.meta.get("rotating_rings") or {}
     senders = scored.meta.get("rotating_senders") or {}
     cohorts = scored.meta.get("signup_cohorts") or {}
-    for comp_id, n_ident, n_signed, n_rotating, n_sending, n_cohort in routes.agg(
+    roaming = scored.meta.get("roaming_rings") or {}
+    for comp_id, n_ident, n_signed, n_rotating, n_sending, n_cohort, n_roaming in routes.agg(
         n_ident=(~pl.col("signed") & ~pl.col("rotating") & ~pl.col("cohort")).sum(), n_signed=(pl.col("signed") & ~pl.col("rotating")).sum(),
-        n_rotating=(~pl.col("signed") & pl.col("rotating")).sum(), n_sending=(pl.col("signed") & pl.col("rotating")).sum(),
-        n_cohort=pl.col("cohort").sum(),
+        n_rotating=(~pl.col("signed") & pl.col("rotating") & ~pl.col("roaming")).sum(), n_sending=(pl.col("signed") & pl.col("rotating")).sum(),
+        n_cohort=pl.col("cohort").sum(), n_roaming=pl.col("roaming").sum(),
     ).sort("component").iter_rows():
         joined: list[str] = []
+        # A campaign with no shared artifact or identity web of its own: the rings made it.
+        made = comp_id not in set(comp_arts["component"].to_list()) | set(comp_webs["component"].to_list())
+        if n_roaming:
+            joined.append(
+                (f"{n_roaming:,} accounts, tied by nothing else that makes a campaign, hold" if made and not n_rotating else f"{n_roaming:,} more accounts joined as holders of")
+                + f" {roaming.get('observed', 0):,} small phone, card, device or mail-domain rings outside every campaign whose "
+                f"every holder used {_roamed(roaming)} or more operators' networks, fewer than a rotator's but more than most "
+                f"ordinary accounts use (chance gives {roaming.get('expected', 0.0):.2g} such rings; p = "
+                f"{_sig(float(roaming.get('neglog10_p', 0.0)))}, counted at the bar of the ordinary accounts' that beats chance most)"
+            )
         if n_cohort:
             joined.append(
                 f"{n_cohort:,} more accounts joined as accounts outside every campaign that rank in the top "
@@ -74,8 +86,6 @@ def explain(
             )
         if n_rotating:
             whose = "whose every holder rotates" if rings.get("counted") == "every" else "at least half of whose holders rotate"
-            # A campaign with no shared artifact or identity web of its own: the rings made it.
-            made = comp_id not in set(comp_arts["component"].to_list()) | set(comp_webs["component"].to_list())
             joined.append(
                 (f"{n_rotating:,} accounts, tied by nothing else that makes a campaign, hold" if made else f"{n_rotating:,} more accounts joined as holders of")
                 + f" {rings.get('observed', 0):,} small phone, card, device or mail-domain rings outside every campaign {whose} "
@@ -123,7 +133,10 @@ def explain(
     taken_out = pl.col("account").is_in([*unlike_lines, *reissue_lines])
     interesting = feats.filter(pl.col("flagged") | (pl.col("decision") != "allow") | (near & (pl.col("b") > 0)) | taken_out)
     own = _own_rows(interesting, explainers)
-    assoc_lines = _association_lines(assoc, texts, config.link.rotator_quantile, config.link.signature, config.link.cohort, config.link.high_quantile)
+    assoc_lines = _association_lines(
+        assoc, texts, config.link.rotator_quantile, config.link.signature, config.link.cohort, config.link.high_quantile,
+        _roamed(scored.meta.get("roaming_rings") or {}),
+    )
     for a, pair_lines in _pair_lines(scored.outlier_pairs, texts).items():
         assoc_lines.setdefault(a, []).extend(pair_lines)
     member_lines = _member_lines(scored.member_artifacts, interesting.filter(pl.col("campaign").is_not_null()).select("account"), texts)
@@ -280,7 +293,7 @@ def _with_text(df: pl.DataFrame, texts: pl.DataFrame) -> pl.DataFrame:
 
 def _association_lines(
     assoc: pl.DataFrame, texts: pl.DataFrame, rotator_quantile: float, signature: tuple[str, ...] = (),
-    cohort: tuple[str, ...] = (), high_quantile: float = 0.9,
+    cohort: tuple[str, ...] = (), high_quantile: float = 0.9, roamed: str = "",
 ) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     for r in _with_text(assoc, texts).to_dicts():
@@ -298,6 +311,9 @@ def _association_lines(
                     f", and rotates through more operators' networks than {rotator_quantile:.0%} of ordinary accounts "
                     "(rotators left out send this campaign's lines far more often than other accounts do)"
                     if r["kind"] in signature
+                    else f", every one of them using {roamed} or more operators' networks (such rings are far more than the "
+                    "ordinary accounts' rate of using as many explains)"
+                    if r.get("by_roaming")
                     else f", at least half of them rotating through more operators' networks than {rotator_quantile:.0%} of ordinary "
                     "accounts (such rings are far more than the rate of rotation explains)"
                 )
@@ -312,6 +328,11 @@ def _association_lines(
             )
         )
     return out
+
+
+def _roamed(test: dict[str, Any]) -> str:
+    """The operators' bar of the roaming rings' count (``counted``: ``every>=m``; ``link._roaming_rings``)."""
+    return str(test.get("counted", "")).removeprefix("every>=")
 
 
 def _pair_lines(pairs: pl.DataFrame, texts: pl.DataFrame) -> dict[int, list[str]]:

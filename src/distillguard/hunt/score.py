@@ -280,16 +280,17 @@ def score(
         tenured = (RegistrationSignal.reissued_kind,) if reissued is not None else ()
         operators = feats.select("account", n=pl.col(ROTATION)) if ROTATION in feats.columns else None
         own = int(comp.select(pl.col("component").max()).item() or 0) + 1 if comp.height else 0  # a campaign of rotating rings, where none rotates
-        assoc, reissue_only, rings, senders, cohorts = associates(
+        assoc, reissue_only, rings, senders, cohorts, roaming = associates(
             artifacts, comp.join(camp.select("component"), on="component"), behaviour, orgs, config.link, shared, reissued, tenured,
             operators, own,
         )  # fmt: skip
     if assoc.height:
         comp = pl.concat([comp.join(assoc, on="account", how="anti"), assoc.select("account", "component").unique()])
         members = comp.join(feats.select("account", "account_id", "b"), on="account")
-        if rings is not None and assoc.filter(pl.col("component") == own).height:
-            # Its strength is the rings' count test, its margin how far that clears its cut (half of ``alpha``).
-            made = pl.DataFrame({"component": [own], "size": [0], "strength": [rings.neglog_p], "margin": [rings.neglog_p + math.log10(config.link.alpha / 2)]})
+        made_by = [t.neglog_p for t in (rings, roaming) if t is not None and t.passes(config.link.alpha / 2, config.link.count_chance_share)]
+        if made_by and assoc.filter(pl.col("component") == own).height:
+            # Its strength is the rings' count test (the stronger of the two that passed), its margin how far that clears its cut (half of ``alpha``).
+            made = pl.DataFrame({"component": [own], "size": [0], "strength": [max(made_by)], "margin": [max(made_by) + math.log10(config.link.alpha / 2)]})
             camp = pl.concat([camp, made.cast(camp.schema)])  # type: ignore[arg-type]
         camp = camp.drop("size").join(members.group_by("component").agg(size=pl.len()), on="component").filter(pl.col("size") >= config.min_campaign)
     # The very top of the accounts left, in pairs that share a rare wording and a rare origin
@@ -347,7 +348,9 @@ def score(
         # Rings of rotators outside every campaign against the ordinary rate (``link._rotating_rings``),
         # and rotators sending a campaign's script line against the ordinary rate of sending one
         # (``link._rotating_senders``).
-        "rotating_rings": _count_meta(rings, assoc.filter(pl.col("by_rotation") & ~pl.col("kind").is_in(list(config.link.signature)))),
+        "rotating_rings": _count_meta(rings, assoc.filter(pl.col("by_rotation") & ~pl.col("by_roaming") & ~pl.col("kind").is_in(list(config.link.signature)))),
+        # Rings left by that count every holder of which used as many operators' networks as a bar below the rotators' (``link._roaming_rings``).
+        "roaming_rings": _count_meta(roaming, assoc.filter(pl.col("by_roaming"))),
         "rotating_senders": _count_meta(senders, assoc.filter(pl.col("by_rotation") & pl.col("kind").is_in(list(config.link.signature)))),
         # High-ranked accounts that signed up beside a member against the others' rate (``link._signup_cohorts``).
         "signup_cohorts": _count_meta(cohorts, assoc.filter(pl.col("kind").is_in(list(config.link.cohort)))),
