@@ -61,14 +61,6 @@ def explain(
         joined: list[str] = []
         # A campaign with no shared artifact or identity web of its own: the rings made it.
         made = comp_id not in set(comp_arts["component"].to_list()) | set(comp_webs["component"].to_list())
-        if n_roaming:
-            joined.append(
-                (f"{n_roaming:,} accounts, tied by nothing else that makes a campaign, hold" if made and not n_rotating else f"{n_roaming:,} more accounts joined as holders of")
-                + f" {roaming.get('observed', 0):,} small phone, card, device or mail-domain rings outside every campaign whose "
-                f"every holder used {_roamed(roaming)} or more operators' networks, fewer than a rotator's but more than most "
-                f"ordinary accounts use (chance gives {roaming.get('expected', 0.0):.2g} such rings; p = "
-                f"{_sig(float(roaming.get('neglog10_p', 0.0)))}, counted at the bar of the ordinary accounts' that beats chance most)"
-            )
         if n_cohort:
             joined.append(
                 f"{n_cohort:,} more accounts joined as accounts outside every campaign that rank in the top "
@@ -92,6 +84,14 @@ def explain(
                 f"through more operators' networks than {config.link.rotator_quantile:.0%} of ordinary accounts"
                 + ("" if made else ", as most of this campaign's members do")
                 + f" (chance gives {rings.get('expected', 0.0):.2g} such rings; p = {_sig(float(rings.get('neglog10_p', 0.0)))})"
+            )
+        if n_roaming:
+            joined.append(
+                (f"{n_roaming:,} accounts, tied by nothing else that makes a campaign, hold" if made and not n_rotating else f"{n_roaming:,} more accounts joined as holders of")
+                + f" {roaming.get('observed', 0):,} small phone, card, device or mail-domain rings outside every campaign whose "
+                f"every holder used {_roamed(roaming)} or more operators' networks, fewer than a rotator's but more than most "
+                f"ordinary accounts use (chance gives {roaming.get('expected', 0.0):.2g} such rings; p = "
+                f"{_sig(float(roaming.get('neglog10_p', 0.0)))} at the bar that beats chance most, Bonferroni over the bars)"
             )
         if n_ident:
             joined.append(
