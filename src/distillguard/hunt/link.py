@@ -1006,11 +1006,12 @@ def _roaming_rings(
     )  # fmt: skip
     rings = rings.join(least, on=["kind", "value"])
     k = rings["k"].to_numpy().astype(np.float64)
-    bars = [m for m in range(3, int(n.max(initial=0)) + 2) if float((n >= m).mean()) > r]
+    reach = {m: float((n >= m).mean()) for m in range(3, int(n.max(initial=0)) + 2)}
+    bars = [m for m, r_m in reach.items() if r_m > r]
     best: tuple[pl.DataFrame, CountTest | None] = (rings.clear(), None)
     for m in bars:
         chosen = rings.filter(pl.col("least") >= m)
-        test = CountTest.of(chosen.height, float((float((n >= m).mean()) ** k).sum()), f"every>={m}")
+        test = CountTest.of(chosen.height, float((reach[m] ** k).sum()), f"every>={m}")
         test = test._replace(neglog_p=max(0.0, test.neglog_p - float(np.log10(len(bars)))))
         if best[1] is None or test.neglog_p > best[1].neglog_p:
             best = (chosen, test)
