@@ -159,6 +159,37 @@ def test_cells_too_small_to_test_that_began_on_one_day_are_tested_together() -> 
     union = stats.filter(pl.col("joined").is_not_null())
     assert webs.height == 0 and union["joined"].to_list() == [2] and not union["significant"].any()
 
+    # The same day, but the day the log opened, for accounts registered before it (``dated``
+    # false: they may have been busy for months) at times spread like strangers' (an
+    # organisation's members, who joined it over years): no union is made, nothing joins.
+    def undated(dated: list[int], registered: pl.Expr) -> pl.DataFrame:
+        return began([20000] * 5).with_columns(dated=pl.col("account").is_in(dated), registered=registered)
+
+    apart = (pl.col("account") % 20).cast(pl.Float64) * 0.3 - 2.9  # 0.1, 0.4, 0.7 within each cell
+    webs, stats, _ = identity_components(_arts(rows), behaviour, no_orgs, LinkParams(), began=undated([750, 770], apart))
+    assert webs.height == 0 and stats.filter(pl.col("joined").is_not_null()).height == 0  # one of three dated in two cells
+    # Two of three in every cell began in the log: their days count, and the union passes as before.
+    webs, stats, _ = identity_components(_arts(rows), behaviour, no_orgs, LinkParams(), began=undated([a for a in cell_accounts if a % 20 != 12], apart))
+    assert set(webs["account"].to_list()) == cell_accounts
+    # None began in the log, but each cell's three registered within a thousandth of the
+    # population's registrations of each other (an aged fleet's batch): the union passes.
+    close = 0.3 + pl.col("account").cast(pl.Float64) * 1e-5
+    webs, stats, _ = identity_components(_arts(rows), behaviour, no_orgs, LinkParams(), began=undated([], close))
+    assert set(webs["account"].to_list()) == cell_accounts
+
+
+def test_registered_together_is_the_chance_of_so_narrow_a_range_of_random_registrations() -> None:
+    """``link.registered_together``: uniform for strangers, the range of ``n`` uniform draws."""
+    from distillguard.hunt.link import registered_together
+
+    rng = np.random.default_rng(3)
+    u = rng.random((20000, 4))
+    frame = pl.DataFrame({"n": [4] * len(u), "spread": u.max(axis=1) - u.min(axis=1)})
+    p = frame.select(registered_together(pl.col("n"), pl.col("spread")))["n"].to_numpy()
+    assert abs(float(np.mean(p <= 0.01)) - 0.01) < 0.003 and abs(float(np.mean(p <= 0.5)) - 0.5) < 0.02
+    one = pl.DataFrame({"n": [1, 0], "spread": [0.0, None]}, schema={"n": pl.UInt32, "spread": pl.Float64})
+    assert one.select(registered_together(pl.col("n"), pl.col("spread")))["n"].to_list() == [1.0, 1.0]
+
 
 def test_association_joins_accounts_tied_to_a_campaign_by_a_small_identity_artifact() -> None:
     from distillguard.hunt.link import associates

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import polars as pl
 import pytest
@@ -9,7 +11,7 @@ import pytest
 from distillguard.errors import ConfigError
 from distillguard.hunt.config import HuntConfig
 from distillguard.hunt.detector import HuntDetector
-from distillguard.hunt.score import Scored, join_features, score
+from distillguard.hunt.score import Scored, first_requests, join_features, score
 from distillguard.policy import Policy
 from distillguard.signals.base import Finding
 from tests.hunt.graphs import arts
@@ -103,3 +105,28 @@ def test_a_second_campaign_is_measured_against_the_accounts_outside_the_first() 
     tested = s.artifacts_tested.filter(pl.col("kind") == "tpl_head").sort("value")
     assert tested["significant"].to_list() == [True, True, False]
     assert tested["k"].to_list()[:2] == [25, 20]  # B's template as tested in the second pass
+
+
+def test_a_first_request_dates_an_account_only_where_it_registered_inside_the_log() -> None:
+    """An account registered before the log's first day may have been busy before it: its
+    first request in the log is when the log opened, not when it began (``link.began_together``
+    would otherwise unite every old account's web on the log's first days)."""
+    day = 20000  # days since the epoch
+    ts = lambda d, h=0: dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=d, hours=h)  # noqa: E731
+    feats = pl.DataFrame(
+        {
+            "account": [0, 1, 2, 3, 4],
+            "temporal.first_day": [day, day, day + 3, day + 3, None],
+            # long before; the log's first day, late in it; before the log, first used on day 3; on day 2; never used
+            "registration.created_at": [ts(day - 400), ts(day, 23), ts(day - 1), ts(day + 2), ts(day + 1)],
+        },
+        schema={"account": pl.UInt32, "temporal.first_day": pl.Int32, "registration.created_at": pl.Datetime("us", "UTC")},
+    )
+    got = first_requests(feats)
+    assert got is not None
+    assert got.sort("account").select("account", "day", "dated").rows() == [(0, day, False), (1, day, True), (2, day + 3, False), (3, day + 3, True)]
+    # registration times as quantiles among every account's (the never-used one too)
+    assert got.sort("account")["registered"].to_list() == pytest.approx([0.2, 0.6, 0.4, 1.0])
+    assert first_requests(feats.drop("temporal.first_day")) is None
+    # Without a registration time nothing is dated: no union can be made.
+    assert not first_requests(feats.drop("registration.created_at"))["dated"].any()  # type: ignore[index]

@@ -87,6 +87,10 @@ class LinkParams:
     # most this share of it: a count of 44 where 21 are expected clears any p-value and
     # would let about 21 strangers in (:meth:`distillguard.hunt.link.CountTest.passes`).
     count_chance_share: float = 0.1
+    # Webs of accounts registered before the log opened are united by the day their requests
+    # began (``link.began_together``) only where their registrations lie closer together
+    # than this share of random draws from the population's would.
+    registered_together: float = 0.01
     merge_ratio: float = 0.1
     merge_bridge: float = 1.0
     min_part_share: float = 0.05

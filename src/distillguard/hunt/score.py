@@ -48,6 +48,7 @@ __all__ = ["VOLUME", "Scored", "accounts_table", "join_features", "score"]
 # Features the hunt itself reads, by their namespaced names (the temporal signal's).
 VOLUME = "temporal.n"  # exchanges per account: below ``score.min_exchanges`` an account is not ranked
 FIRST_DAY = "temporal.first_day"  # the day of an account's first request
+CREATED = "registration.created_at"  # when the account registered
 REISSUED = "registration.reissued"  # signed up on a phone number a week after its last earlier holder
 # Tail scores that say an account harvests outputs (long, long for their prompt, in a targeted
 # capability, reasoning or structure asked for): a pair of top accounts must (``link.outlier_pairs``).
@@ -186,6 +187,37 @@ def _link(
     return Linked(tested, webs, web_stats, ties, comp, unlike)
 
 
+def first_requests(feats: pl.DataFrame) -> pl.DataFrame | None:
+    """``account, day, dated, registered``: the day of each account's first request in the
+    log; whether that is the day it began (``dated``: it registered on or after the first day
+    the log shows, so no request of it came before); and when it registered, as its quantile
+    among every account's registration time (``registered``, null where unknown).
+
+    An account registered earlier may have been busy for months before the log opens: its
+    requests start on the log's first days because the log does, and every such account
+    "begins" there together. On variant-2027 at 0.5 (seed 4206) with the accounts table's
+    ``org_id`` left empty, as a provider that records no organisations would have it, 1,144
+    members of organisations (each a web of a company domain and card, ranking at the 66th
+    percentile) joined campaigns as webs that "began" on the log's first three days
+    (:func:`~distillguard.hunt.link.began_together`, which asks such webs for registrations
+    close together as well).
+    """
+    if FIRST_DAY not in feats.columns:
+        return None
+    out = feats.select("account", day=pl.col(FIRST_DAY)).drop_nulls()
+    if CREATED not in feats.columns or out.height == 0:
+        return out.with_columns(dated=pl.lit(False), registered=pl.lit(None, pl.Float64))
+    opened = out["day"].min()
+    created = pl.col(CREATED)
+    known = feats.select(created.is_not_null().sum()).item()
+    reg = feats.select(
+        "account",
+        dated=((created.dt.epoch("s") // 86400) >= opened).fill_null(False),
+        registered=created.rank("average") / max(int(known), 1),
+    )
+    return out.join(reg, on="account", how="left").with_columns(pl.col("dated").fill_null(False))
+
+
 def _count_meta(test: CountTest | None, joined: pl.DataFrame) -> dict[str, Any] | None:
     """A count test of association (``link.CountTest``) as ``campaigns.json`` meta carries it."""
     if test is None:
@@ -226,7 +258,7 @@ def score(
     with stage(timings, "rescore.link.identity"):
         shared = shared_identity(artifacts, orgs, config.link)
     profile = feats.select("account", *ts_cols)
-    began = feats.select("account", day=pl.col(FIRST_DAY)).drop_nulls() if FIRST_DAY in feats.columns else None
+    began = first_requests(feats)
     linked = _link(artifacts, behaviour, orgs, profile, config, shared, timings, began)
     # Second pass, without the campaigns found: their members fill the top of the population
     # that every test measures against (in a log's first hours, or wherever campaigns are a
@@ -262,7 +294,7 @@ def score(
     # Strength: how far the strongest evidence clears its own significance cut (-log10 units).
     margin_a = sig.select("kind", "value", margin=pl.col("neglog_p") - pl.col("cut"))
     web_sig = web_stats.filter("significant").select(
-        "web", "size", "n", "u", "seconded", "loose", "z", "rank_neglog_p", "feature", "feature_u", "feature_neglog_p", "neglog_p", "joined", "began",
+        "web", "size", "n", "u", "seconded", "loose", "z", "rank_neglog_p", "feature", "feature_u", "feature_neglog_p", "neglog_p", "joined", "began", "registered",
         margin=pl.col("neglog_p") - pl.col("cut"),
     )
     comp_webs = webs.join(comp, on="account").select("web", "component").unique().join(web_sig, on="web")
