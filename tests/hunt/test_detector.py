@@ -151,3 +151,16 @@ def test_flags_are_the_verdicts_without_evidence() -> None:
     cols = ["account_id", "risk", "flagged", "campaign", "decision"]
     assert flags.select(cols).equals(full.select(cols)) and any(full["flagged"].to_pylist())
     assert all(len(e) == 0 for e in flags["evidence"].to_pylist())
+
+
+def test_an_accounts_table_that_declares_no_organisation_is_said_to() -> None:
+    """``org_id`` is optional; without it a company's shared card and domain are tested as a
+    fleet's ring would be, so the verdicts say so (where the hunt says what it could not use)."""
+    ex, acc, _ = population(seed=5, casual=30, campaign=6)
+    said = []
+    for accounts in (acc, acc.with_columns(org_id=pl.when(pl.int_range(pl.len()) < 3).then(pl.lit("org_a")))):
+        det = HuntDetector()
+        det.observe_accounts(accounts.to_arrow())
+        det.observe(ex.to_arrow())
+        said.append(det.verdicts().unused_signals.get("org_id", ""))
+    assert "declares no organisation" in said[0] and said[1] == ""

@@ -171,5 +171,11 @@ class HuntDetector(Detector):
         v.unused_signals = self.state.unused()
         if not self.accounts.height:
             v.unused_signals["registration"] = "the log has no accounts table"
+        elif "org_id" not in self.accounts.columns or self.accounts["org_id"].null_count() == self.accounts.height:
+            # Said, not refused: the column is optional, and a provider may keep no organisations.
+            v.unused_signals["org_id"] = (
+                "the accounts table declares no organisation, so a company's accounts sharing a card and a domain "
+                "are tested as a web like a fleet's ring (benchmarks/undeclared_orgs.py measures what that costs)"
+            )
         v.meta["exchanges"] = self.state.n_exchanges
         return v
