@@ -307,9 +307,9 @@ BEGAN_KIND = "began_on_day"
 def began_together(stats: pl.DataFrame, began: pl.DataFrame | None, p: LinkParams) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Webs that failed alone (``stats``: every web's test, with ``accounts``), tested as one
     where they began on the same day (``began``: ``account, day`` of each account's first
-    request; ``dated``: that day is when it began, not when the log opened; ``registered``:
-    its registration time's quantile, see :func:`~distillguard.hunt.score.first_requests`;
-    a web's day is its members' median).
+    request, null before it; ``dated``: that day is when it began, not when the log opened;
+    ``registered``: its registration time's quantile, see
+    :func:`~distillguard.hunt.score.first_requests`; a web's day is its members' median).
 
     Why: an operator that cuts its identities into cells of two to six accounts, none
     sharing anything with another, leaves each cell a web too small to clear the test (on
@@ -352,7 +352,7 @@ def began_together(stats: pl.DataFrame, began: pl.DataFrame | None, p: LinkParam
         # Half its members began in the log, or (registered before it opened, so their
         # first day in it may be the log's, not theirs) they registered together.
         .with_columns(registered=pl.col("dated") < 0.5)
-        .filter(~pl.col("registered") | (pl.col("together") <= p.registered_together))
+        .filter(pl.col("day").is_not_null() & (~pl.col("registered") | (pl.col("together") <= p.registered_together)))
         .select("web", "day", "registered")
     )  # fmt: skip
     cells = failed.join(day, on="web").filter(pl.len().over("day") >= 2)

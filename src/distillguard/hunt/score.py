@@ -189,9 +189,10 @@ def _link(
 
 def first_requests(feats: pl.DataFrame) -> pl.DataFrame | None:
     """``account, day, dated, registered``: the day of each account's first request in the
-    log; whether that is the day it began (``dated``: it registered on or after the first day
-    the log shows, so no request of it came before); and when it registered, as its quantile
-    among every account's registration time (``registered``, null where unknown).
+    log (null before its first); whether that is the day it began (``dated``: it registered
+    on or after the first day the log shows, so no request of it came before; null before
+    its first); and when it registered, as its quantile among every account's registration
+    time (``registered``, null where unknown).
 
     An account registered earlier may have been busy for months before the log opens: its
     requests start on the log's first days because the log does, and every such account
@@ -204,18 +205,17 @@ def first_requests(feats: pl.DataFrame) -> pl.DataFrame | None:
     """
     if FIRST_DAY not in feats.columns:
         return None
-    out = feats.select("account", day=pl.col(FIRST_DAY)).drop_nulls()
-    if CREATED not in feats.columns or out.height == 0:
-        return out.with_columns(dated=pl.lit(False), registered=pl.lit(None, pl.Float64))
+    day = pl.col(FIRST_DAY)
+    out = feats.select("account", day=day)
+    if CREATED not in feats.columns:
+        return out.with_columns(dated=pl.when(pl.col("day").is_not_null()).then(False), registered=pl.lit(None, pl.Float64))
     opened = out["day"].min()
     created = pl.col(CREATED)
-    known = feats.select(created.is_not_null().sum()).item()
-    reg = feats.select(
-        "account",
-        dated=((created.dt.epoch("s") // 86400) >= opened).fill_null(False),
-        registered=created.rank("average") / max(int(known), 1),
+    known = max(int(feats.select(created.is_not_null().sum()).item()), 1)
+    began = (created.dt.epoch("s") // 86400 >= opened).fill_null(False) if opened is not None else pl.lit(False)
+    return feats.select(
+        "account", day=day, dated=pl.when(day.is_not_null()).then(began), registered=created.rank("average") / known
     )
-    return out.join(reg, on="account", how="left").with_columns(pl.col("dated").fill_null(False))
 
 
 def _count_meta(test: CountTest | None, joined: pl.DataFrame) -> dict[str, Any] | None:
