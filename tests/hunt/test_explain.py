@@ -290,7 +290,7 @@ def test_webs_that_began_together_say_so_and_name_the_day(explained: Explained) 
     assert "(2 payment methods (5 accounts)) and nothing across, that all began on 2026-07-11; tested together" in line
     assert BEGAN_KIND not in line and "p = 0.00013 (z = 3.7)" in line
     # Two of the three webs united by registering together before the log opened: said so.
-    webs = webs.with_columns(registered=pl.lit(2, pl.UInt32))
+    webs = webs.with_columns(by_registration=pl.lit(2, pl.UInt32))
     _, (camp,) = explain(dataclasses.replace(scored, campaign_webs=webs, web_ties=ties), findings, texts, config)
     (line,) = [x for x in camp["evidence"] if x.startswith("5 accounts in 3 webs too weak to test alone")]
     assert ("that all began on 2026-07-11 (2 of them of accounts registered before the log opened, each web's members "

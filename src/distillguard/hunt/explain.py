@@ -421,12 +421,12 @@ def _web_lines(comp_webs: pl.DataFrame, ties: pl.DataFrame, comp: pl.DataFrame) 
         rank_p = w.get("rank_neglog_p", w["neglog_p"])
         tied = f"{w['size']:,} accounts tied to each other by what they share: {held}; "
         if w.get("joined"):  # webs that failed alone, tested together (link.began_together)
-            old = ""
-            if w.get("registered"):
-                old = (f" ({w['registered']} of them of accounts registered before the log opened, each web's members "
-                       "closer together in registration than chance puts random accounts, `link.registered_together`)")  # fmt: skip
+            aged = ""
+            if w.get("by_registration"):
+                aged = (f" ({w['by_registration']} of them of accounts registered before the log opened, each web's members "
+                        "closer together in registration than chance puts random accounts, `link.registered_together`)")  # fmt: skip
             tied = (f"{w['size']:,} accounts in {w['joined']} webs too weak to test alone, each tied inside by what it "
-                    f"shares ({held}) and nothing across, that all began on {_day(w['began'])}{old}; tested together (a "
+                    f"shares ({held}) and nothing across, that all began on {_day(w['began'])}{aged}; tested together (a "
                     "second family of tests, held to half the cut), ")  # fmt: skip
         line = (
             f"{tied}"

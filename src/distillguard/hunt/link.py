@@ -206,7 +206,7 @@ def identity_components(
                 "accounts": pl.List(pl.UInt32), "z": pl.Float64,
                 "rank_neglog_p": pl.Float64, "feature": pl.String, "feature_u": pl.Float64, "feature_neglog_p": pl.Float64,
                 "neglog_p": pl.Float64, "cut": pl.Float64, "significant": pl.Boolean, "joined": pl.UInt32, "began": pl.Int32,
-                "registered": pl.UInt32}
+                "by_registration": pl.UInt32}
     )  # fmt: skip
     ties_empty = pl.DataFrame(schema={"account": pl.UInt32, "kind": pl.String, "value": pl.UInt64, "web": pl.Int64})
     n_pop = behaviour.height
@@ -332,7 +332,7 @@ def began_together(stats: pl.DataFrame, began: pl.DataFrame | None, p: LinkParam
     without that condition.
 
     Returns the unions' test rows (``web`` numbered after every web, ``joined``: the webs
-    united, ``registered``: how many of them by registering together, ``began``: the day;
+    united, ``by_registration``: how many of them by registering together, ``began``: the day;
     ``significant`` where they passed) and, for the unions that
     passed, ``account, web, day`` of the members they take in.
     """
@@ -351,9 +351,9 @@ def began_together(stats: pl.DataFrame, began: pl.DataFrame | None, p: LinkParam
         )
         # Half its members began in the log, or (registered before it opened, so their
         # first day in it may be the log's, not theirs) they registered together.
-        .with_columns(registered=pl.col("dated") < 0.5)
-        .filter(pl.col("day").is_not_null() & (~pl.col("registered") | (pl.col("together") <= p.registered_together)))
-        .select("web", "day", "registered")
+        .with_columns(by_registration=pl.col("dated") < 0.5)
+        .filter(pl.col("day").is_not_null() & (~pl.col("by_registration") | (pl.col("together") <= p.registered_together)))
+        .select("web", "day", "by_registration")
     )  # fmt: skip
     cells = failed.join(day, on="web").filter(pl.len().over("day") >= 2)
     if cells.height == 0:
@@ -364,7 +364,7 @@ def began_together(stats: pl.DataFrame, began: pl.DataFrame | None, p: LinkParam
         .agg(
             size=pl.col("size").sum(), n=pl.col("n").sum(), u=(pl.col("u") * pl.col("n")).sum() / pl.col("n").sum(),
             seconded=pl.col("seconded").sum(), loose=pl.col("loose").sum(), joined=pl.len().cast(pl.UInt32),
-            registered=pl.col("registered").sum().cast(pl.UInt32),
+            by_registration=pl.col("by_registration").sum().cast(pl.UInt32),
             accounts=pl.col("accounts").explode().sort(),
         )
         .sort("day")

@@ -294,7 +294,7 @@ def score(
     # Strength: how far the strongest evidence clears its own significance cut (-log10 units).
     margin_a = sig.select("kind", "value", margin=pl.col("neglog_p") - pl.col("cut"))
     web_sig = web_stats.filter("significant").select(
-        "web", "size", "n", "u", "seconded", "loose", "z", "rank_neglog_p", "feature", "feature_u", "feature_neglog_p", "neglog_p", "joined", "began", "registered",
+        "web", "size", "n", "u", "seconded", "loose", "z", "rank_neglog_p", "feature", "feature_u", "feature_neglog_p", "neglog_p", "joined", "began", "by_registration",
         margin=pl.col("neglog_p") - pl.col("cut"),
     )
     comp_webs = webs.join(comp, on="account").select("web", "component").unique().join(web_sig, on="web")
