@@ -212,9 +212,9 @@ def first_requests(feats: pl.DataFrame) -> pl.DataFrame | None:
     opened = out["day"].min()
     created = pl.col(CREATED)
     known = max(int(feats.select(created.is_not_null().sum()).item()), 1)
-    began = (created.dt.epoch("s") // 86400 >= opened).fill_null(False) if opened is not None else pl.lit(False)
+    inside = (created.dt.epoch("s") // 86400 >= opened).fill_null(False) if opened is not None else pl.lit(False)
     return feats.select(
-        "account", day=day, dated=pl.when(day.is_not_null()).then(began), registered=created.rank("average") / known
+        "account", day=day, dated=pl.when(day.is_not_null()).then(inside), registered=created.rank("average") / known
     )
 
 
